@@ -1,0 +1,20 @@
+//! The library every xero-sync function shares.
+//!
+//! Function crates stay thin: they read [`Config`] once, build [`aws::AwsClients`] once per
+//! process and hand borrowed references to handlers that live in libraries, so tests call the
+//! same code the Lambda runtime does.
+
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod model;
+pub mod notify;
+pub mod settings;
+pub mod store;
+pub mod time;
+pub mod tokens;
+pub mod vault;
+
+pub use config::{Config, ConfigError, Env};
+pub use error::{AwsError, Error};

@@ -1,0 +1,326 @@
+//! The data xero-sync keeps, independent of how it is stored (see [`crate::store`]).
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Why an identifier from outside was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{kind} {reason}")]
+pub struct InvalidId {
+    pub kind: &'static str,
+    pub reason: &'static str,
+}
+
+/// Identifiers chosen by the platform. They become parts of DynamoDB keys, where `#` separates
+/// components, so the alphabet is closed rather than escaped.
+macro_rules! platform_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub const MAX_LEN: usize = 128;
+
+            pub fn parse(raw: impl Into<String>) -> Result<Self, InvalidId> {
+                let raw = raw.into();
+                if raw.is_empty() {
+                    return Err(InvalidId { kind: $kind, reason: "is empty" });
+                }
+                if raw.len() > Self::MAX_LEN {
+                    return Err(InvalidId { kind: $kind, reason: "is longer than 128 characters" });
+                }
+                if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b)) {
+                    return Err(InvalidId { kind: $kind, reason: "may hold only letters, digits and - _ . : @" });
+                }
+                Ok(Self(raw))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(raw: String) -> Result<Self, InvalidId> {
+                Self::parse(raw)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0)
+            }
+        }
+    };
+}
+
+platform_id!(
+    /// The platform account (a field-service company) that connects to Xero.
+    AccountId,
+    "account id"
+);
+platform_id!(
+    /// The platform's id of an invoice.
+    PlatformInvoiceId,
+    "invoice id"
+);
+platform_id!(
+    /// The platform's id of a customer.
+    PlatformCustomerId,
+    "customer id"
+);
+
+/// Identifiers Xero issues are UUIDs.
+macro_rules! xero_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            pub fn parse(raw: &str) -> Result<Self, InvalidId> {
+                Uuid::parse_str(raw)
+                    .map(Self)
+                    .map_err(|_| InvalidId { kind: stringify!($name), reason: "is not a UUID" })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0)
+            }
+        }
+    };
+}
+
+xero_id!(
+    /// A Xero organisation (`xero-tenant-id`).
+    TenantId
+);
+xero_id!(
+    /// One consent: Xero's `authentication_event_id`. Its token set is one secret.
+    GrantId
+);
+xero_id!(
+    /// Xero's id of the link between our app and a tenant (`DELETE /connections/{id}`).
+    XeroConnectionId
+);
+
+/// One Xero organisation as connected by one platform account.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConnectionKey {
+    pub account_id: AccountId,
+    pub tenant_id: TenantId,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConnectionStatus {
+    Connected,
+    /// Xero refused the refresh token; nothing syncs until the account reconnects.
+    NeedsReconnect,
+    /// The account disconnected.
+    Disconnected,
+    /// The inactivity sweep disconnected it.
+    DisconnectedInactive,
+}
+
+impl ConnectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connected => "CONNECTED",
+            Self::NeedsReconnect => "NEEDS_RECONNECT",
+            Self::Disconnected => "DISCONNECTED",
+            Self::DisconnectedInactive => "DISCONNECTED_INACTIVE",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    pub account_id: AccountId,
+    pub tenant_id: TenantId,
+    pub xero_connection_id: XeroConnectionId,
+    pub grant_id: GrantId,
+    pub status: ConnectionStatus,
+    pub organisation_name: String,
+    /// Where account emails go; personal data, never logged.
+    #[serde(default)]
+    pub notify_email: Option<String>,
+    #[serde(with = "crate::time::fixed")]
+    pub connected_at: DateTime<Utc>,
+    /// What the inactivity sweep measures; see [`crate::store`] for what counts as activity.
+    #[serde(with = "crate::time::fixed")]
+    pub last_activity_at: DateTime<Utc>,
+    #[serde(with = "crate::time::fixed_opt", default)]
+    pub last_sync_at: Option<DateTime<Utc>>,
+    #[serde(with = "crate::time::fixed")]
+    pub status_changed_at: DateTime<Utc>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+impl Connection {
+    pub fn key(&self) -> ConnectionKey {
+        ConnectionKey { account_id: self.account_id.clone(), tenant_id: self.tenant_id }
+    }
+}
+
+/// A consent in progress: single use, bound to the account and where it returns to.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OAuthState {
+    /// The random `state` value sent to Xero.
+    pub state: String,
+    pub account_id: AccountId,
+    #[serde(default)]
+    pub return_to: Option<String>,
+    /// PKCE verifier; oauth2's type prints `[redacted]`.
+    pub pkce_verifier: oauth2::PkceCodeVerifier,
+    #[serde(default)]
+    pub notify_email: Option<String>,
+    #[serde(with = "crate::time::fixed")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::time::fixed")]
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SyncStatus {
+    /// Accepted, not yet in Xero.
+    Pending,
+    /// Waiting for the account to reconnect.
+    Parked,
+    Synced,
+    /// Xero refused it for a reason a retry cannot fix.
+    Failed,
+}
+
+/// A platform invoice and what became of it in Xero. Writes are conditional on `version`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRecord {
+    pub account_id: AccountId,
+    pub tenant_id: TenantId,
+    pub invoice_id: PlatformInvoiceId,
+    pub invoice_number: String,
+    #[serde(default)]
+    pub xero_invoice_id: Option<Uuid>,
+    pub status: SyncStatus,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Hash of the content last written to Xero: unchanged content makes no Xero call.
+    #[serde(default)]
+    pub content_hash: Option<String>,
+    #[serde(with = "crate::time::fixed")]
+    pub updated_at: DateTime<Utc>,
+    /// 0 before the first write.
+    #[serde(default)]
+    pub version: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ContactMatch {
+    Created,
+    ContactNumber,
+    Email,
+    Name,
+}
+
+/// A platform customer and the Xero contact that stands for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactMapping {
+    pub customer_id: PlatformCustomerId,
+    pub xero_contact_id: Uuid,
+    pub matched_by: ContactMatch,
+    #[serde(with = "crate::time::fixed")]
+    pub mapped_at: DateTime<Utc>,
+}
+
+/// How far the import of one resource has come for one connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportCursor {
+    pub resource: String,
+    /// The newest UpdatedDateUTC the platform has accepted; the next run asks for newer.
+    #[serde(with = "crate::time::fixed_opt", default)]
+    pub modified_since: Option<DateTime<Utc>>,
+    /// Set while a run is midway: the page to resume at.
+    #[serde(default)]
+    pub next_page: Option<u32>,
+    #[serde(with = "crate::time::fixed")]
+    pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub version: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeliveryStatus {
+    /// Recorded, not yet handed to the queue.
+    Received,
+    Enqueued,
+}
+
+/// A webhook delivery id seen recently, so a redelivery is acknowledged without a second push.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub delivery_id: String,
+    pub status: DeliveryStatus,
+    #[serde(with = "crate::time::fixed")]
+    pub received_at: DateTime<Utc>,
+    #[serde(with = "crate::time::fixed")]
+    pub expires_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_ids_refuse_key_separators_and_empties() {
+        assert!(AccountId::parse("acct_42").is_ok());
+        assert_eq!(AccountId::parse("").unwrap_err().reason, "is empty");
+        let err = AccountId::parse("a#b").unwrap_err();
+        assert_eq!(err.to_string(), "account id may hold only letters, digits and - _ . : @");
+        assert!(AccountId::parse("x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn platform_ids_are_validated_when_deserialized() {
+        let err = serde_json::from_str::<AccountId>("\"a b\"").unwrap_err();
+        assert!(err.to_string().contains("account id"), "{err}");
+    }
+
+    #[test]
+    fn xero_ids_must_be_uuids() {
+        assert!(TenantId::parse("not-a-uuid").is_err());
+        assert!(TenantId::parse("4a6b6a0a-6a5b-4f6c-9d1c-6d3c1b0f9a11").is_ok());
+    }
+}

@@ -1,0 +1,771 @@
+//! The DynamoDB adapter for [`Store`]; the only code that knows the item layout.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, ReturnValue, TransactWriteItem};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{
+    CONNECTED_SHARDS, ConnectedQuery, DeliveryClaim, Page, PageToken, StateRefusal, StatusChange, Store,
+};
+use crate::error::{AwsError, Error};
+use crate::model::{
+    AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, DeliveryStatus, ImportCursor,
+    OAuthState, PlatformCustomerId, PlatformInvoiceId, SyncRecord, TenantId,
+};
+use crate::settings::{ConnectionSettings, VersionedSettings};
+use crate::time;
+
+type Item = HashMap<String, AttributeValue>;
+
+pub const CONNECTED_INDEX: &str = "gsi1";
+const CONDITION_FAILED: &str = "ConditionalCheckFailedException";
+/// BatchGetItem takes at most 100 keys.
+const BATCH_GET_MAX: usize = 100;
+
+mod keys {
+    use super::*;
+
+    pub fn account(account: &AccountId) -> String {
+        format!("ACCOUNT#{account}")
+    }
+    pub fn connection(tenant: &TenantId) -> String {
+        format!("CONNECTION#{tenant}")
+    }
+    pub fn settings(tenant: &TenantId) -> String {
+        format!("SETTINGS#{tenant}")
+    }
+    pub fn org(key: &ConnectionKey) -> String {
+        format!("ORG#{}#{}", key.account_id, key.tenant_id)
+    }
+    pub fn invoice(id: &PlatformInvoiceId) -> String {
+        format!("INVOICE#{id}")
+    }
+    pub fn xero_invoice(id: &Uuid) -> String {
+        format!("XERO_INVOICE#{id}")
+    }
+    pub fn contact(id: &PlatformCustomerId) -> String {
+        format!("CONTACT#{id}")
+    }
+    pub fn xero_contact(id: &Uuid) -> String {
+        format!("XERO_CONTACT#{id}")
+    }
+    pub fn cursor(resource: &str) -> String {
+        format!("CURSOR#{resource}")
+    }
+    pub fn oauth_state(state: &str) -> String {
+        format!("OAUTH_STATE#{state}")
+    }
+    pub fn delivery(id: &str) -> String {
+        format!("DELIVERY#{id}")
+    }
+    pub fn lease(name: &str) -> String {
+        format!("LEASE#{name}")
+    }
+
+    /// Stable across processes and releases: a connection never moves between shards.
+    pub fn connected_shard(key: &ConnectionKey) -> u8 {
+        let digest = Sha256::new()
+            .chain_update(key.account_id.as_str())
+            .chain_update(b"#")
+            .chain_update(key.tenant_id.to_string())
+            .finalize();
+        digest[0] % CONNECTED_SHARDS
+    }
+
+    pub fn connected_partition(shard: u8) -> String {
+        format!("CONNECTED#{shard}")
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn key(pk: String, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn to_item<T: Serialize>(what: &'static str, value: &T) -> Result<Item, Error> {
+    serde_dynamo::to_item(value).map_err(|e| Error::Corrupt { what, reason: e.to_string() })
+}
+
+fn from_item<T: DeserializeOwned>(what: &'static str, item: Item) -> Result<T, Error> {
+    serde_dynamo::from_item(item).map_err(|e| Error::Corrupt { what, reason: e.to_string() })
+}
+
+fn with_keys(mut item: Item, pk: String, sk: String, kind: &str) -> Item {
+    item.insert("pk".into(), s(pk));
+    item.insert("sk".into(), s(sk));
+    item.insert("kind".into(), s(kind));
+    item
+}
+
+fn with_expiry(mut item: Item, expires_at: DateTime<Utc>) -> Item {
+    item.insert("expires_at".into(), s(time::format(expires_at)));
+    item.insert("expires_epoch".into(), n(expires_at.timestamp()));
+    item
+}
+
+fn dynamo<E: ProvideErrorMetadata, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> Error {
+    move |e| Error::Aws(AwsError::new("DynamoDB", operation, &e))
+}
+
+fn condition_failed(e: &Error) -> bool {
+    matches!(e, Error::Aws(aws) if aws.code_is(CONDITION_FAILED))
+}
+
+/// The condition that a versioned item is still where the writer read it.
+fn version_condition(expected: u64) -> (String, Option<(String, AttributeValue)>) {
+    if expected == 0 {
+        ("attribute_not_exists(pk)".into(), None)
+    } else {
+        ("#v = :expected".into(), Some((":expected".into(), n(expected))))
+    }
+}
+
+fn versioned_put(table: &str, item: Item, expected: u64) -> Result<Put, Error> {
+    let (condition, value) = version_condition(expected);
+    let mut put = Put::builder().table_name(table).set_item(Some(item)).condition_expression(condition);
+    if let Some((name, value)) = value {
+        put = put.expression_attribute_names("#v", "version").expression_attribute_values(name, value);
+    }
+    put.build().map_err(|e| Error::Corrupt { what: "transaction", reason: e.to_string() })
+}
+
+fn connection_item(c: &Connection) -> Result<Item, Error> {
+    let mut item = with_keys(
+        to_item("connection", c)?,
+        keys::account(&c.account_id),
+        keys::connection(&c.tenant_id),
+        "connection",
+    );
+    if c.status == ConnectionStatus::Connected {
+        item.insert("gsi1pk".into(), s(keys::connected_partition(keys::connected_shard(&c.key()))));
+        item.insert("gsi1sk".into(), s(time::format(c.last_activity_at)));
+    }
+    Ok(item)
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ConnectedCursor {
+    shard: u8,
+    #[serde(default)]
+    start: Option<HashMap<String, String>>,
+}
+
+impl ConnectedCursor {
+    fn encode(&self) -> PageToken {
+        PageToken(URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).expect("plain struct serialises")))
+    }
+
+    fn decode(token: &PageToken) -> Result<Self, Error> {
+        let corrupt = |reason: String| Error::Corrupt { what: "page token", reason };
+        let bytes = URL_SAFE_NO_PAD.decode(&token.0).map_err(|e| corrupt(e.to_string()))?;
+        let cursor: Self = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        if cursor.shard >= CONNECTED_SHARDS {
+            return Err(corrupt(format!("shard {} out of range", cursor.shard)));
+        }
+        Ok(cursor)
+    }
+}
+
+/// [`Store`] on one DynamoDB table laid out as the module documentation says.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    async fn get(&self, key: Item) -> Result<Option<Item>, Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(dynamo("GetItem"))?;
+        Ok(out.item)
+    }
+
+    async fn put_versioned(&self, item: Item, expected: u64, what: &str) -> Result<(), Error> {
+        let (condition, value) = version_condition(expected);
+        let mut req =
+            self.client.put_item().table_name(&self.table).set_item(Some(item)).condition_expression(condition);
+        if let Some((name, value)) = value {
+            req = req.expression_attribute_names("#v", "version").expression_attribute_values(name, value);
+        }
+        match req.send().await.map_err(dynamo("PutItem")) {
+            Err(e) if condition_failed(&e) => Err(Error::Conflict(what.to_owned())),
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn transact(&self, puts: Vec<Put>, what: &str) -> Result<(), Error> {
+        let items = puts.into_iter().map(|p| TransactWriteItem::builder().put(p).build()).collect();
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let lost_race = matches!(
+                    err.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionCanceledException(c))
+                        if c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
+                );
+                if lost_race { Err(Error::Conflict(what.to_owned())) } else { Err(dynamo("TransactWriteItems")(err)) }
+            }
+        }
+    }
+
+    /// Reads many items of one partition, 100 keys a call, until DynamoDB has returned them all.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, Error> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH_GET_MAX) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| Error::Corrupt { what: "batch keys", reason: e.to_string() })?,
+            );
+            let mut attempt = 0u32;
+            while let Some(request) = pending.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(dynamo("BatchGetItem"))?;
+                if let Some(mut responses) = out.responses {
+                    found.extend(responses.remove(&self.table).unwrap_or_default());
+                }
+                pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys.is_empty());
+                if pending.is_some() {
+                    // DynamoDB hands back unprocessed keys under load; back off before asking again.
+                    attempt += 1;
+                    if attempt > 8 {
+                        return Err(Error::Aws(AwsError {
+                            service: "DynamoDB",
+                            operation: "BatchGetItem",
+                            code: Some("UnprocessedKeys".into()),
+                            message: None,
+                            retryable: true,
+                        }));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(6))).await;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn refs(&self, key: &ConnectionKey, sks: Vec<String>, field: &str) -> Result<HashMap<Uuid, String>, Error> {
+        let pk = keys::org(key);
+        let mut unique = sks;
+        unique.sort();
+        unique.dedup();
+        let items = self.batch_get(unique.into_iter().map(|sk| self::key(pk.clone(), sk)).collect()).await?;
+        let mut out = HashMap::with_capacity(items.len());
+        for item in items {
+            let xero_id = item.get("xero_id").and_then(|v| v.as_s().ok()).and_then(|v| Uuid::parse_str(v).ok());
+            let target = item.get(field).and_then(|v| v.as_s().ok()).cloned();
+            match (xero_id, target) {
+                (Some(id), Some(target)) => {
+                    out.insert(id, target);
+                }
+                _ => return Err(Error::Corrupt { what: "Xero reference", reason: format!("missing xero_id or {field}") }),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn put_connection(&self, connection: &Connection) -> Result<(), Error> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(connection_item(connection)?))
+            .send()
+            .await
+            .map_err(dynamo("PutItem"))?;
+        Ok(())
+    }
+
+    async fn get_connection(&self, key: &ConnectionKey) -> Result<Option<Connection>, Error> {
+        let item = self.get(self::key(keys::account(&key.account_id), keys::connection(&key.tenant_id))).await?;
+        item.map(|i| from_item("connection", i)).transpose()
+    }
+
+    async fn account_connections(&self, account: &AccountId) -> Result<Vec<Connection>, Error> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(keys::account(account)))
+            .expression_attribute_values(":prefix", s("CONNECTION#"))
+            .consistent_read(true);
+        let mut start = None;
+        let mut connections = Vec::new();
+        loop {
+            let out = query.clone().set_exclusive_start_key(start).send().await.map_err(dynamo("Query"))?;
+            for item in out.items.unwrap_or_default() {
+                connections.push(from_item("connection", item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(connections);
+            }
+        }
+    }
+
+    async fn set_connection_status(&self, key: &ConnectionKey, change: &StatusChange) -> Result<Connection, Error> {
+        let mut update = String::from("SET #s = :to, status_changed_at = :at, last_error = :reason");
+        if change.to == ConnectionStatus::Connected {
+            update.push_str(", gsi1pk = :shard, gsi1sk = last_activity_at");
+        } else {
+            update.push_str(" REMOVE gsi1pk, gsi1sk");
+        }
+        let mut condition = String::from("attribute_exists(pk)");
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self::key(keys::account(&key.account_id), keys::connection(&key.tenant_id))))
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":to", s(change.to.as_str()))
+            .expression_attribute_values(":at", s(time::format(change.at)))
+            .expression_attribute_values(
+                ":reason",
+                change.reason.clone().map(AttributeValue::S).unwrap_or(AttributeValue::Null(true)),
+            )
+            .return_values(ReturnValue::AllNew);
+        if change.to == ConnectionStatus::Connected {
+            req = req.expression_attribute_values(":shard", s(keys::connected_partition(keys::connected_shard(key))));
+        }
+        if !change.only_from.is_empty() {
+            let names: Vec<String> = (0..change.only_from.len()).map(|i| format!(":from{i}")).collect();
+            condition.push_str(&format!(" AND #s IN ({})", names.join(", ")));
+            for (name, status) in names.into_iter().zip(&change.only_from) {
+                req = req.expression_attribute_values(name, s(status.as_str()));
+            }
+        }
+        let result = req.update_expression(update).condition_expression(condition).send().await;
+        match result.map_err(dynamo("UpdateItem")) {
+            Ok(out) => from_item("connection", out.attributes.unwrap_or_default()),
+            Err(e) if condition_failed(&e) => match self.get_connection(key).await? {
+                Some(current) => Err(Error::Conflict(format!("connection (now {})", current.status.as_str()))),
+                None => Err(Error::NotFound("connection".into())),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn record_activity(&self, key: &ConnectionKey, at: DateTime<Utc>) -> Result<bool, Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self::key(keys::account(&key.account_id), keys::connection(&key.tenant_id))))
+            // gsi1sk follows last activity even while not CONNECTED: without gsi1pk the item is
+            // not in the index, and a later reconnect copies the value anyway.
+            .update_expression("SET last_activity_at = :at, gsi1sk = :at")
+            .condition_expression("attribute_exists(pk) AND last_activity_at < :at")
+            .expression_attribute_values(":at", s(time::format(at)))
+            .send()
+            .await;
+        match result.map_err(dynamo("UpdateItem")) {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn record_sync(&self, key: &ConnectionKey, at: DateTime<Utc>) -> Result<(), Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self::key(keys::account(&key.account_id), keys::connection(&key.tenant_id))))
+            .update_expression("SET last_sync_at = :at")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":at", s(time::format(at)))
+            .send()
+            .await;
+        match result.map_err(dynamo("UpdateItem")) {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(Error::NotFound("connection".into())),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn connected_page(&self, query: ConnectedQuery, from: Option<&PageToken>) -> Result<Page<Connection>, Error> {
+        let cursor = match from {
+            Some(token) => ConnectedCursor::decode(token)?,
+            None => ConnectedCursor { shard: 0, start: None },
+        };
+        let mut req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(CONNECTED_INDEX)
+            .expression_attribute_values(":p", s(keys::connected_partition(cursor.shard)))
+            .limit(query.page_size.max(1));
+        req = match query.idle_before {
+            Some(before) => req
+                .key_condition_expression("gsi1pk = :p AND gsi1sk < :before")
+                .expression_attribute_values(":before", s(time::format(before))),
+            None => req.key_condition_expression("gsi1pk = :p"),
+        };
+        if let Some(start) = cursor.start {
+            req = req.set_exclusive_start_key(Some(start.into_iter().map(|(k, v)| (k, s(v))).collect()));
+        }
+        let out = req.send().await.map_err(dynamo("Query"))?;
+        let items =
+            out.items.unwrap_or_default().into_iter().map(|i| from_item("connection", i)).collect::<Result<_, _>>()?;
+        let next = match out.last_evaluated_key {
+            Some(last) => {
+                let start = last
+                    .into_iter()
+                    .map(|(k, v)| match v {
+                        AttributeValue::S(v) => Ok((k, v)),
+                        _ => Err(Error::Corrupt { what: "page token", reason: format!("{k} is not a string") }),
+                    })
+                    .collect::<Result<_, _>>()?;
+                Some(ConnectedCursor { shard: cursor.shard, start: Some(start) }.encode())
+            }
+            None if cursor.shard + 1 < CONNECTED_SHARDS => {
+                Some(ConnectedCursor { shard: cursor.shard + 1, start: None }.encode())
+            }
+            None => None,
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn create_oauth_state(&self, state: &OAuthState) -> Result<(), Error> {
+        let item = with_expiry(
+            with_keys(to_item("OAuth state", state)?, keys::oauth_state(&state.state), "OAUTH_STATE".into(), "oauth_state"),
+            state.expires_at,
+        );
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result.map_err(dynamo("PutItem")) {
+            Err(e) if condition_failed(&e) => Err(Error::Conflict("OAuth state".into())),
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn consume_oauth_state(
+        &self,
+        state: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<OAuthState, StateRefusal>, Error> {
+        // Deleting is the atomic step: of two concurrent callbacks, only one gets the old item.
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::oauth_state(state), "OAUTH_STATE")))
+            .condition_expression("attribute_exists(pk)")
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result.map_err(dynamo("DeleteItem")) {
+            Ok(out) => {
+                let found: OAuthState = from_item("OAuth state", out.attributes.unwrap_or_default())?;
+                if found.expires_at <= now { Ok(Err(StateRefusal::Expired)) } else { Ok(Ok(found)) }
+            }
+            Err(e) if condition_failed(&e) => Ok(Err(StateRefusal::Unknown)),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let mut item = with_expiry(key(keys::lease(name), "LEASE"), until);
+        item.insert("owner".into(), s(owner));
+        item.insert("kind".into(), s("lease"));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(":now", s(time::format(now)))
+            .send()
+            .await;
+        match result.map_err(dynamo("PutItem")) {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), Error> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::lease(name), "LEASE")))
+            .condition_expression("#o = :owner")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        match result.map_err(dynamo("DeleteItem")) {
+            // Expired and taken by someone else, or already gone: not ours to delete.
+            Err(e) if condition_failed(&e) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn claim_delivery(
+        &self,
+        delivery_id: &str,
+        now: DateTime<Utc>,
+        keep_for: Duration,
+    ) -> Result<DeliveryClaim, Error> {
+        let delivery = Delivery {
+            delivery_id: delivery_id.to_owned(),
+            status: DeliveryStatus::Received,
+            received_at: now,
+            expires_at: now + keep_for,
+        };
+        let item = with_expiry(
+            with_keys(to_item("delivery", &delivery)?, keys::delivery(delivery_id), "DELIVERY".into(), "delivery"),
+            delivery.expires_at,
+        );
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(":now", s(time::format(now)))
+            .send()
+            .await;
+        match result.map_err(dynamo("PutItem")) {
+            Ok(_) => Ok(DeliveryClaim::New),
+            Err(e) if condition_failed(&e) => match self.get(key(keys::delivery(delivery_id), "DELIVERY")).await? {
+                Some(item) => Ok(DeliveryClaim::Seen(from_item("delivery", item)?)),
+                // Forgotten between our write and our read: the sender will redeliver.
+                None => Err(Error::Conflict("delivery".into())),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn mark_delivery_enqueued(&self, delivery_id: &str) -> Result<(), Error> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::delivery(delivery_id), "DELIVERY")))
+            .update_expression("SET #s = :enqueued")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":enqueued", s("ENQUEUED"))
+            .send()
+            .await
+            .map_err(dynamo("UpdateItem"))
+            .map_err(|e| if condition_failed(&e) { Error::NotFound("delivery".into()) } else { e })?;
+        Ok(())
+    }
+
+    async fn forget_delivery(&self, delivery_id: &str) -> Result<(), Error> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::delivery(delivery_id), "DELIVERY")))
+            .send()
+            .await
+            .map_err(dynamo("DeleteItem"))?;
+        Ok(())
+    }
+
+    async fn get_sync_record(
+        &self,
+        key: &ConnectionKey,
+        invoice: &PlatformInvoiceId,
+    ) -> Result<Option<SyncRecord>, Error> {
+        let item = self.get(self::key(keys::org(key), keys::invoice(invoice))).await?;
+        item.map(|i| from_item("sync record", i)).transpose()
+    }
+
+    async fn save_sync_record(&self, record: &SyncRecord) -> Result<SyncRecord, Error> {
+        let mut next = record.clone();
+        next.version = record.version + 1;
+        let conn = ConnectionKey { account_id: next.account_id.clone(), tenant_id: next.tenant_id };
+        let item = with_keys(to_item("sync record", &next)?, keys::org(&conn), keys::invoice(&next.invoice_id), "sync_record");
+        match next.xero_invoice_id {
+            None => self.put_versioned(item, record.version, "sync record").await?,
+            Some(xero_id) => {
+                let mut reference = key(keys::org(&conn), keys::xero_invoice(&xero_id));
+                reference.insert("kind".into(), s("xero_invoice_ref"));
+                reference.insert("xero_id".into(), s(xero_id.to_string()));
+                reference.insert("invoice_id".into(), s(next.invoice_id.as_str()));
+                let reference = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(reference))
+                    .build()
+                    .map_err(|e| Error::Corrupt { what: "transaction", reason: e.to_string() })?;
+                let record = versioned_put(&self.table, item, record.version)?;
+                self.transact(vec![record, reference], "sync record").await?;
+            }
+        }
+        Ok(next)
+    }
+
+    async fn invoices_for_xero_ids(
+        &self,
+        key: &ConnectionKey,
+        xero_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, PlatformInvoiceId>, Error> {
+        let refs = self.refs(key, xero_ids.iter().map(keys::xero_invoice).collect(), "invoice_id").await?;
+        refs.into_iter()
+            .map(|(xero, id)| {
+                PlatformInvoiceId::parse(id)
+                    .map(|id| (xero, id))
+                    .map_err(|e| Error::Corrupt { what: "Xero invoice reference", reason: e.to_string() })
+            })
+            .collect()
+    }
+
+    async fn get_contact_mapping(
+        &self,
+        key: &ConnectionKey,
+        customer: &PlatformCustomerId,
+    ) -> Result<Option<ContactMapping>, Error> {
+        let item = self.get(self::key(keys::org(key), keys::contact(customer))).await?;
+        item.map(|i| from_item("contact mapping", i)).transpose()
+    }
+
+    async fn put_contact_mapping(&self, key: &ConnectionKey, mapping: &ContactMapping) -> Result<(), Error> {
+        let forward =
+            with_keys(to_item("contact mapping", mapping)?, keys::org(key), keys::contact(&mapping.customer_id), "contact_mapping");
+        let mut reverse = self::key(keys::org(key), keys::xero_contact(&mapping.xero_contact_id));
+        reverse.insert("kind".into(), s("xero_contact_ref"));
+        reverse.insert("xero_id".into(), s(mapping.xero_contact_id.to_string()));
+        reverse.insert("customer_id".into(), s(mapping.customer_id.as_str()));
+        let puts = [forward, reverse]
+            .into_iter()
+            .map(|item| {
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| Error::Corrupt { what: "transaction", reason: e.to_string() })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.transact(puts, "contact mapping").await
+    }
+
+    async fn customers_for_xero_ids(
+        &self,
+        key: &ConnectionKey,
+        xero_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, PlatformCustomerId>, Error> {
+        let refs = self.refs(key, xero_ids.iter().map(keys::xero_contact).collect(), "customer_id").await?;
+        refs.into_iter()
+            .map(|(xero, id)| {
+                PlatformCustomerId::parse(id)
+                    .map(|id| (xero, id))
+                    .map_err(|e| Error::Corrupt { what: "Xero contact reference", reason: e.to_string() })
+            })
+            .collect()
+    }
+
+    async fn get_cursor(&self, key: &ConnectionKey, resource: &str) -> Result<Option<ImportCursor>, Error> {
+        let item = self.get(self::key(keys::org(key), keys::cursor(resource))).await?;
+        item.map(|i| from_item("import cursor", i)).transpose()
+    }
+
+    async fn save_cursor(&self, key: &ConnectionKey, cursor: &ImportCursor) -> Result<ImportCursor, Error> {
+        let mut next = cursor.clone();
+        next.version = cursor.version + 1;
+        let item = with_keys(to_item("import cursor", &next)?, keys::org(key), keys::cursor(&next.resource), "import_cursor");
+        self.put_versioned(item, cursor.version, "import cursor").await?;
+        Ok(next)
+    }
+
+    async fn get_settings(&self, key: &ConnectionKey) -> Result<VersionedSettings, Error> {
+        let item = self.get(self::key(keys::account(&key.account_id), keys::settings(&key.tenant_id))).await?;
+        Ok(item.map(|i| from_item("settings", i)).transpose()?.unwrap_or_default())
+    }
+
+    async fn put_settings(
+        &self,
+        key: &ConnectionKey,
+        expected_version: u64,
+        settings: &ConnectionSettings,
+    ) -> Result<VersionedSettings, Error> {
+        let next = VersionedSettings { version: expected_version + 1, settings: settings.clone() };
+        let item = with_keys(
+            to_item("settings", &next)?,
+            keys::account(&key.account_id),
+            keys::settings(&key.tenant_id),
+            "settings",
+        );
+        self.put_versioned(item, expected_version, "settings").await?;
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_survive_a_round_trip_and_refuse_garbage() {
+        let cursor = ConnectedCursor { shard: 3, start: Some(HashMap::from([("pk".into(), "ACCOUNT#a".into())])) };
+        let decoded = ConnectedCursor::decode(&cursor.encode()).unwrap();
+        assert_eq!(decoded.shard, 3);
+        assert!(ConnectedCursor::decode(&PageToken("!!".into())).is_err());
+        let out_of_range = ConnectedCursor { shard: CONNECTED_SHARDS, start: None }.encode();
+        assert!(ConnectedCursor::decode(&out_of_range).is_err());
+    }
+
+    #[test]
+    fn a_connection_always_lands_in_the_same_shard() {
+        let key = ConnectionKey {
+            account_id: AccountId::parse("acct-1").unwrap(),
+            tenant_id: TenantId::parse("4a6b6a0a-6a5b-4f6c-9d1c-6d3c1b0f9a11").unwrap(),
+        };
+        assert_eq!(keys::connected_shard(&key), keys::connected_shard(&key.clone()));
+        assert!(keys::connected_shard(&key) < CONNECTED_SHARDS);
+    }
+}

@@ -1,0 +1,165 @@
+//! Everything xero-sync remembers, in one DynamoDB table.
+//!
+//! # Item layout
+//!
+//! This table is the single place the layout is described; [`dynamo`] is the only code that
+//! builds keys. Every access path is a `GetItem`, a `Query` on the table's key or on `gsi1`,
+//! or a `BatchGetItem`; nothing scans.
+//!
+//! | item              | `pk`                          | `sk`                        | `gsi1pk` / `gsi1sk`                     | `expires_epoch` |
+//! |-------------------|-------------------------------|-----------------------------|-----------------------------------------|--------------|
+//! | connection        | `ACCOUNT#{account}`           | `CONNECTION#{tenant}`       | `CONNECTED#{shard}` / last activity, only while CONNECTED | – |
+//! | settings          | `ACCOUNT#{account}`           | `SETTINGS#{tenant}`         | –                                       | –            |
+//! | sync record       | `ORG#{account}#{tenant}`      | `INVOICE#{platform id}`     | –                                       | –            |
+//! | Xero invoice ref  | `ORG#{account}#{tenant}`      | `XERO_INVOICE#{InvoiceID}`  | –                                       | –            |
+//! | contact mapping   | `ORG#{account}#{tenant}`      | `CONTACT#{customer id}`     | –                                       | –            |
+//! | Xero contact ref  | `ORG#{account}#{tenant}`      | `XERO_CONTACT#{ContactID}`  | –                                       | –            |
+//! | import cursor     | `ORG#{account}#{tenant}`      | `CURSOR#{resource}`         | –                                       | –            |
+//! | OAuth state       | `OAUTH_STATE#{state}`         | `OAUTH_STATE`               | –                                       | 10 minutes   |
+//! | webhook delivery  | `DELIVERY#{delivery id}`      | `DELIVERY`                  | –                                       | a few days   |
+//! | lease             | `LEASE#{name}`                | `LEASE`                     | –                                       | seconds      |
+//!
+//! * **Connected index.** `gsi1` holds only CONNECTED connections (the attribute is removed on
+//!   any other status), sorted by last activity as a fixed-width UTC string. "Connected
+//!   connections" (the import fan-out) reads every partition; "connected and idle since T" (the
+//!   inactivity sweep) adds `gsi1sk < T`. The partition is spread over [`CONNECTED_SHARDS`]
+//!   values by a hash of the connection, so tens of thousands of connections recording activity
+//!   do not all write to one index partition.
+//! * **Activity** is a successful push, an import that delivered changes, or an action by the
+//!   account through the connection API; each calls [`Store::record_activity`].
+//! * **Expiry.** `expires_epoch` (epoch seconds) is the table's TTL attribute, there only so
+//!   DynamoDB cleans up. It deletes expired items up to days late and moto never does, so every
+//!   read of an expiring item checks the item's own `expires_at` (a fixed-width UTC string),
+//!   and conditional writes treat an item whose `expires_at` has passed as absent.
+//! * **Exactly once.** Single use (states), first delivery (webhook ids), leases and versioned
+//!   records (sync records, cursors, settings) are conditional writes; a lost race is
+//!   [`crate::Error::Conflict`].
+//! * **Paired items.** A Xero id → platform id reference is written in the same transaction as
+//!   the record it points back to, so the import can batch-read "which of these Xero objects
+//!   are ours" without an index per entity.
+
+mod dynamo;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+pub use dynamo::DynamoStore;
+
+use crate::Error;
+use crate::model::{
+    AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, ImportCursor, OAuthState,
+    PlatformCustomerId, PlatformInvoiceId, SyncRecord,
+};
+use crate::settings::{ConnectionSettings, VersionedSettings};
+
+/// How many partitions the connected index is spread over. Changing it re-homes every
+/// connection, so it is a constant, not configuration.
+pub const CONNECTED_SHARDS: u8 = 8;
+
+/// Why an OAuth state was refused at the callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateRefusal {
+    /// Never issued, or already used (a replay).
+    Unknown,
+    /// Issued, but the consent took longer than the state lives.
+    Expired,
+}
+
+#[derive(Debug)]
+pub enum DeliveryClaim {
+    /// First sight of this delivery id: process it.
+    New,
+    /// Seen before and still remembered.
+    Seen(Delivery),
+}
+
+/// A status change and the statuses it may come from (empty: any).
+#[derive(Debug, Clone)]
+pub struct StatusChange {
+    pub to: ConnectionStatus,
+    pub only_from: Vec<ConnectionStatus>,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Which connected connections to list.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectedQuery {
+    /// Only those whose last activity is before this instant.
+    pub idle_before: Option<DateTime<Utc>>,
+    /// At most this many per page (DynamoDB's `Limit`).
+    pub page_size: i32,
+}
+
+/// Where the next page of a multi-page listing starts; opaque to callers, safe to put in a
+/// queue message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageToken(pub String);
+
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<PageToken>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    // Connections.
+    async fn put_connection(&self, connection: &Connection) -> Result<(), Error>;
+    async fn get_connection(&self, key: &ConnectionKey) -> Result<Option<Connection>, Error>;
+    async fn account_connections(&self, account: &AccountId) -> Result<Vec<Connection>, Error>;
+    /// Fails with `Conflict` when the current status is not in `only_from`, `NotFound` when
+    /// there is no such connection.
+    async fn set_connection_status(&self, key: &ConnectionKey, change: &StatusChange) -> Result<Connection, Error>;
+    /// Moves last activity forward (never back). Returns whether it moved.
+    async fn record_activity(&self, key: &ConnectionKey, at: DateTime<Utc>) -> Result<bool, Error>;
+    async fn record_sync(&self, key: &ConnectionKey, at: DateTime<Utc>) -> Result<(), Error>;
+    async fn connected_page(&self, query: ConnectedQuery, from: Option<&PageToken>) -> Result<Page<Connection>, Error>;
+
+    // OAuth states.
+    async fn create_oauth_state(&self, state: &OAuthState) -> Result<(), Error>;
+    async fn consume_oauth_state(&self, state: &str, now: DateTime<Utc>)
+    -> Result<Result<OAuthState, StateRefusal>, Error>;
+
+    // Leases: one holder at a time, until it releases or the lease expires.
+    async fn try_acquire_lease(&self, name: &str, owner: &str, until: DateTime<Utc>, now: DateTime<Utc>)
+    -> Result<bool, Error>;
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), Error>;
+
+    // Webhook deliveries.
+    async fn claim_delivery(&self, delivery_id: &str, now: DateTime<Utc>, keep_for: Duration)
+    -> Result<DeliveryClaim, Error>;
+    async fn mark_delivery_enqueued(&self, delivery_id: &str) -> Result<(), Error>;
+    /// Lets a delivery that could not be handed on be accepted again when it is redelivered.
+    async fn forget_delivery(&self, delivery_id: &str) -> Result<(), Error>;
+
+    // Sync records.
+    async fn get_sync_record(&self, key: &ConnectionKey, invoice: &PlatformInvoiceId)
+    -> Result<Option<SyncRecord>, Error>;
+    /// Writes `record` if the stored version still equals `record.version`; returns it with the
+    /// new version.
+    async fn save_sync_record(&self, record: &SyncRecord) -> Result<SyncRecord, Error>;
+    async fn invoices_for_xero_ids(&self, key: &ConnectionKey, xero_ids: &[Uuid])
+    -> Result<HashMap<Uuid, PlatformInvoiceId>, Error>;
+
+    // Contact mappings.
+    async fn get_contact_mapping(&self, key: &ConnectionKey, customer: &PlatformCustomerId)
+    -> Result<Option<ContactMapping>, Error>;
+    async fn put_contact_mapping(&self, key: &ConnectionKey, mapping: &ContactMapping) -> Result<(), Error>;
+    async fn customers_for_xero_ids(&self, key: &ConnectionKey, xero_ids: &[Uuid])
+    -> Result<HashMap<Uuid, PlatformCustomerId>, Error>;
+
+    // Import cursors.
+    async fn get_cursor(&self, key: &ConnectionKey, resource: &str) -> Result<Option<ImportCursor>, Error>;
+    /// Versioned like [`Store::save_sync_record`].
+    async fn save_cursor(&self, key: &ConnectionKey, cursor: &ImportCursor) -> Result<ImportCursor, Error>;
+
+    // Settings.
+    async fn get_settings(&self, key: &ConnectionKey) -> Result<VersionedSettings, Error>;
+    /// Replaces the settings if they are still at `expected_version`.
+    async fn put_settings(&self, key: &ConnectionKey, expected_version: u64, settings: &ConnectionSettings)
+    -> Result<VersionedSettings, Error>;
+}

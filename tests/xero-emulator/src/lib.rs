@@ -1,0 +1,32 @@
+//! An in-memory HTTP server that behaves like the parts of Xero that xero-sync uses: the OAuth 2
+//! identity service (authorize, token, revocation, connections) and the Accounting API for
+//! invoices, contacts, payments, credit notes and the reference data they depend on.
+//!
+//! Start it in-process with [`Emulator::start`] (binds 127.0.0.1 on a free port) or run the
+//! binary (`cargo run -p xero-emulator -- --port 8080 --seed demo`). Tests steer it through the
+//! Rust control API on [`Emulator`] or the JSON endpoints under `/_emulator/`.
+
+mod accounting;
+mod clock;
+mod control;
+mod documents;
+mod faults;
+mod http;
+mod identity;
+mod jwt;
+mod limits;
+mod model;
+mod query;
+mod seed;
+mod server;
+mod state;
+mod util;
+mod webhooks;
+
+pub use clock::Clock;
+pub use faults::{FaultAction, FaultRule, Faults, Gate, Trigger};
+pub use limits::LimitsConfig;
+pub use model::{Account, Currency, Item, ItemDetails, TaxComponent, TaxRate, TrackingCategory, TrackingOption};
+pub use seed::{ClientSeed, OrgSeed, Seed, UserSeed, demo};
+pub use server::{CallCount, Counters, Emulator, EmulatorConfig};
+pub use webhooks::{IntentToReceiveReport, WebhookDelivery, WebhookEvent};
