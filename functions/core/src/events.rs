@@ -100,7 +100,13 @@ impl PlatformEvent {
         occurred_at: DateTime<Utc>,
         data: serde_json::Value,
     ) -> Self {
-        let seed = format!("{}|{}|{}|{}", kind.as_str(), account_id, tenant_id.map(|t| t.to_string()).unwrap_or_default(), dedup_key);
+        let seed = format!(
+            "{}|{}|{}|{}",
+            kind.as_str(),
+            account_id,
+            tenant_id.map(|t| t.to_string()).unwrap_or_default(),
+            dedup_key
+        );
         Self { id: Uuid::new_v5(&Uuid::NAMESPACE_URL, seed.as_bytes()), kind, account_id, tenant_id, occurred_at, data }
     }
 }
@@ -123,11 +129,15 @@ impl EventBridgePublisher {
     }
 
     fn entry(&self, event: &PlatformEvent) -> Result<(PutEventsRequestEntry, usize), Error> {
-        let detail = serde_json::to_string(event).map_err(|e| Error::Corrupt { what: "event", reason: e.to_string() })?;
+        let detail =
+            serde_json::to_string(event).map_err(|e| Error::Corrupt { what: "event", reason: e.to_string() })?;
         // EventBridge's own size rule: source, detail-type, detail and resources, in bytes.
         let size = EVENT_SOURCE.len() + event.kind.as_str().len() + detail.len();
         if size > MAX_BATCH_BYTES {
-            return Err(Error::Corrupt { what: "event", reason: format!("{} is {size} bytes, over 256 KiB", event.kind.as_str()) });
+            return Err(Error::Corrupt {
+                what: "event",
+                reason: format!("{} is {size} bytes, over 256 KiB", event.kind.as_str()),
+            });
         }
         let entry = PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)

@@ -4,10 +4,12 @@
 //! process and hand borrowed references to handlers that live in libraries, so tests call the
 //! same code the Lambda runtime does.
 
+pub mod app;
 pub mod aws;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod http;
 pub mod model;
 pub mod notify;
 pub mod settings;
@@ -16,5 +18,6 @@ pub mod time;
 pub mod tokens;
 pub mod vault;
 
+pub use app::App;
 pub use config::{Config, ConfigError, Env};
 pub use error::{AwsError, Error};

@@ -39,7 +39,10 @@ impl Notice {
         for (label, value) in &self.details {
             text.push_str(&format!("{label}: {value}\n"));
         }
-        text.push_str(&format!("\nWhat to do next\n{}\n\n-- \nxero-sync, the Xero integration of your field-service platform\n", self.what_to_do));
+        text.push_str(&format!(
+            "\nWhat to do next\n{}\n\n-- \nxero-sync, the Xero integration of your field-service platform\n",
+            self.what_to_do
+        ));
         Email { to: address.into(), subject: self.subject, text }
     }
 }

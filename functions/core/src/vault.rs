@@ -44,7 +44,8 @@ impl SecretsManagerVault {
     /// The same token set always gets the same version id, so a retried write after a timeout
     /// does not add a version.
     fn version_id(tokens: &TokenSet) -> String {
-        let seed = format!("{}|{}|{}", tokens.grant_id, tokens.refresh_token.secret(), tokens.obtained_at.timestamp_micros());
+        let seed =
+            format!("{}|{}|{}", tokens.grant_id, tokens.refresh_token.secret(), tokens.obtained_at.timestamp_micros());
         Uuid::new_v5(&Uuid::NAMESPACE_OID, seed.as_bytes()).to_string()
     }
 }
@@ -58,14 +59,16 @@ impl TokenVault for SecretsManagerVault {
             Err(e) if e.code_is(NOT_FOUND) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let raw = out.secret_string.ok_or(Error::Corrupt { what: "token set", reason: "secret has no string".into() })?;
+        let raw =
+            out.secret_string.ok_or(Error::Corrupt { what: "token set", reason: "secret has no string".into() })?;
         // serde_json's messages name positions, never the input, so no token can leak here.
         serde_json::from_str(&raw).map(Some).map_err(|e| Error::Corrupt { what: "token set", reason: e.to_string() })
     }
 
     async fn store(&self, tokens: &TokenSet) -> Result<(), Error> {
         let name = self.secret_name(&tokens.grant_id);
-        let body = serde_json::to_string(tokens).map_err(|e| Error::Corrupt { what: "token set", reason: e.to_string() })?;
+        let body =
+            serde_json::to_string(tokens).map_err(|e| Error::Corrupt { what: "token set", reason: e.to_string() })?;
         let version = Self::version_id(tokens);
         // Put first: after the first refresh the secret exists, so this is one call.
         let put = |c: &Client| {
@@ -89,7 +92,9 @@ impl TokenVault for SecretsManagerVault {
         match created {
             Ok(_) => Ok(()),
             // Another writer created it between our two calls.
-            Err(e) if e.code_is(EXISTS) => put(&self.client).await.map(|_| ()).map_err(|e| secrets("PutSecretValue")(e).into()),
+            Err(e) if e.code_is(EXISTS) => {
+                put(&self.client).await.map(|_| ()).map_err(|e| secrets("PutSecretValue")(e).into())
+            }
             Err(e) => Err(e.into()),
         }
     }

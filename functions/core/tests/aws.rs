@@ -15,7 +15,7 @@ use xero_sync_core::settings::{ConnectionSettings, NewInvoiceStatus};
 use xero_sync_core::store::{ConnectedQuery, DeliveryClaim, DynamoStore, StateRefusal, StatusChange, Store};
 use xero_sync_core::tokens::{AccessToken, RefreshToken, TokenSet};
 use xero_sync_core::vault::{SecretsManagerVault, TokenVault};
-use xero_sync_testkit::{EventInbox, Moto, Stack, Template, sent_emails, unique_name};
+use xero_sync_testkit::{EventInbox, LocalAws, Moto, Stack, sent_emails};
 
 struct TestStack {
     sdk: SdkConfig,
@@ -24,8 +24,7 @@ struct TestStack {
 }
 
 async fn stack() -> TestStack {
-    let sdk = Moto::shared().sdk_config().await;
-    let stack = Template::from_repo().unwrap().provision(&sdk, &unique_name("core"), &[]).await.unwrap();
+    let LocalAws { sdk, stack } = LocalAws::provision("core").await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), stack.reference("Table"));
     TestStack { sdk, stack, store }
 }
@@ -93,7 +92,8 @@ async fn a_connection_is_stored_and_listed_under_its_account() {
         s.store.put_connection(c).await.unwrap();
     }
     assert_eq!(s.store.get_connection(&a.key()).await.unwrap(), Some(a.clone()));
-    let listed: HashSet<_> = s.store.account_connections(&account(1)).await.unwrap().into_iter().map(|c| c.tenant_id).collect();
+    let listed: HashSet<_> =
+        s.store.account_connections(&account(1)).await.unwrap().into_iter().map(|c| c.tenant_id).collect();
     assert_eq!(listed, HashSet::from([a.tenant_id, b.tenant_id]));
     let missing = ConnectionKey { account_id: account(3), tenant_id: a.tenant_id };
     assert_eq!(s.store.get_connection(&missing).await.unwrap(), None);
@@ -122,7 +122,10 @@ async fn the_connected_index_pages_through_every_connected_connection_once() {
 async fn idle_connections_are_found_by_last_activity() {
     let s = stack().await;
     for days in [13, 46, 57, 59, 60, 75] {
-        s.store.put_connection(&connection(account(days), ConnectionStatus::Connected, t0() - Duration::days(days as i64))).await.unwrap();
+        s.store
+            .put_connection(&connection(account(days), ConnectionStatus::Connected, t0() - Duration::days(days as i64)))
+            .await
+            .unwrap();
     }
     let query = ConnectedQuery { idle_before: Some(t0() - Duration::days(59)), page_size: 100 };
     let (items, _) = all_connected(&s.store, query).await;
@@ -136,16 +139,28 @@ async fn a_status_change_leaves_and_rejoins_the_connected_index() {
     let s = stack().await;
     let c = connection(account(1), ConnectionStatus::Connected, t0());
     s.store.put_connection(&c).await.unwrap();
-    let to = |to, only_from: Vec<ConnectionStatus>| StatusChange { to, only_from, reason: Some("refresh refused".into()), at: t0() };
+    let to = |to, only_from: Vec<ConnectionStatus>| StatusChange {
+        to,
+        only_from,
+        reason: Some("refresh refused".into()),
+        at: t0(),
+    };
 
-    let changed = s.store.set_connection_status(&c.key(), &to(ConnectionStatus::NeedsReconnect, vec![ConnectionStatus::Connected])).await.unwrap();
+    let changed = s
+        .store
+        .set_connection_status(&c.key(), &to(ConnectionStatus::NeedsReconnect, vec![ConnectionStatus::Connected]))
+        .await
+        .unwrap();
     assert_eq!(changed.status, ConnectionStatus::NeedsReconnect);
     assert_eq!(changed.last_error.as_deref(), Some("refresh refused"));
     let everyone = ConnectedQuery { idle_before: None, page_size: 100 };
     assert!(all_connected(&s.store, everyone).await.0.is_empty());
 
     // The second of two racing "refresh failed" handlers loses, so the account is told once.
-    let again = s.store.set_connection_status(&c.key(), &to(ConnectionStatus::NeedsReconnect, vec![ConnectionStatus::Connected])).await;
+    let again = s
+        .store
+        .set_connection_status(&c.key(), &to(ConnectionStatus::NeedsReconnect, vec![ConnectionStatus::Connected]))
+        .await;
     assert!(matches!(again, Err(Error::Conflict(_))), "{again:?}");
 
     s.store.set_connection_status(&c.key(), &to(ConnectionStatus::Connected, vec![])).await.unwrap();
@@ -308,7 +323,13 @@ async fn cursors_and_settings_refuse_stale_writes() {
     let s = stack().await;
     let key = ConnectionKey { account_id: account(1), tenant_id: TenantId(Uuid::new_v4()) };
     assert_eq!(s.store.get_cursor(&key, "Contacts").await.unwrap(), None);
-    let cursor = ImportCursor { resource: "Contacts".into(), modified_since: None, next_page: Some(3), updated_at: t0(), version: 0 };
+    let cursor = ImportCursor {
+        resource: "Contacts".into(),
+        modified_since: None,
+        next_page: Some(3),
+        updated_at: t0(),
+        version: 0,
+    };
     let saved = s.store.save_cursor(&key, &cursor).await.unwrap();
     assert!(matches!(s.store.save_cursor(&key, &cursor).await, Err(Error::Conflict(_))));
     let advanced = ImportCursor { modified_since: Some(t0()), next_page: None, ..saved };
@@ -317,10 +338,17 @@ async fn cursors_and_settings_refuse_stale_writes() {
 
     let fresh = s.store.get_settings(&key).await.unwrap();
     assert_eq!(fresh.version, 0);
-    let wanted = ConnectionSettings { default_sales_account_code: Some("200".into()), new_invoice_status: NewInvoiceStatus::Authorised, ..Default::default() };
+    let wanted = ConnectionSettings {
+        default_sales_account_code: Some("200".into()),
+        new_invoice_status: NewInvoiceStatus::Authorised,
+        ..Default::default()
+    };
     let v1 = s.store.put_settings(&key, 0, &wanted).await.unwrap();
     assert_eq!(s.store.get_settings(&key).await.unwrap(), v1);
-    assert!(matches!(s.store.put_settings(&key, 0, &wanted).await, Err(Error::Conflict(_))), "written from version 0 again");
+    assert!(
+        matches!(s.store.put_settings(&key, 0, &wanted).await, Err(Error::Conflict(_))),
+        "written from version 0 again"
+    );
     assert_eq!(s.store.put_settings(&key, 1, &ConnectionSettings::default()).await.unwrap().version, 2);
 }
 
@@ -366,7 +394,13 @@ async fn an_unreadable_secret_is_reported_as_corrupt_without_its_content() {
     let secrets = aws_sdk_secretsmanager::Client::new(&s.sdk);
     let vault = SecretsManagerVault::new(secrets.clone(), format!("xero-sync/{}/grants/", s.stack.name));
     let grant = GrantId(Uuid::new_v4());
-    secrets.create_secret().name(vault.secret_name(&grant)).secret_string("{\"refresh_token\": \"leaky\"").send().await.unwrap();
+    secrets
+        .create_secret()
+        .name(vault.secret_name(&grant))
+        .secret_string("{\"refresh_token\": \"leaky\"")
+        .send()
+        .await
+        .unwrap();
     let err = vault.load(&grant).await.unwrap_err();
     assert!(matches!(err, Error::Corrupt { what: "token set", .. }), "{err:?}");
     assert!(!err.to_string().contains("leaky"));
@@ -401,7 +435,14 @@ async fn events_reach_the_bus_in_batches_of_ten() {
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&s.sdk), s.stack.reference("EventBus"));
     let events: Vec<_> = (0..23)
         .map(|n| {
-            PlatformEvent::new(EventKind::ContactUpserted, account(1), None, &format!("contact-{n}"), t0(), serde_json::json!({"n": n}))
+            PlatformEvent::new(
+                EventKind::ContactUpserted,
+                account(1),
+                None,
+                &format!("contact-{n}"),
+                t0(),
+                serde_json::json!({"n": n}),
+            )
         })
         .collect();
     publisher.publish(&events).await.unwrap();
@@ -418,4 +459,14 @@ async fn publishing_to_a_missing_bus_fails_instead_of_dropping_events() {
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&s.sdk), "no-such-bus");
     let event = PlatformEvent::new(EventKind::InvoiceSynced, account(1), None, "inv-1", t0(), serde_json::json!({}));
     assert!(publisher.publish(&[event]).await.is_err());
+}
+
+#[tokio::test]
+async fn the_templates_function_environment_is_a_complete_configuration() {
+    let aws = LocalAws::provision("config").await;
+    let config = aws.config(&[]);
+    assert_eq!(config.aws.table_name, aws.stack.reference("Table"));
+    assert_eq!(config.aws.event_bus_name, aws.stack.reference("EventBus"));
+    assert_eq!(config.email.from, aws.stack.parameter("SenderEmail"));
+    assert_eq!(config.xero.api_url.as_str(), "https://api.xero.com/");
 }

@@ -21,13 +21,7 @@ impl EventInbox {
         let name = format!("{}-inbox", stack.name);
         let queue_url = sqs.create_queue().queue_name(&name).send().await?.queue_url.context("queue url")?;
         let queue_arn = format!("arn:aws:sqs:{}:{}:{name}", crate::moto::REGION, crate::moto::ACCOUNT);
-        events
-            .put_rule()
-            .name(&name)
-            .event_bus_name(bus)
-            .event_pattern(r#"{"source":["xero-sync"]}"#)
-            .send()
-            .await?;
+        events.put_rule().name(&name).event_bus_name(bus).event_pattern(r#"{"source":["xero-sync"]}"#).send().await?;
         events
             .put_targets()
             .rule(&name)
@@ -43,7 +37,8 @@ impl EventInbox {
     pub async fn drain(&self) -> anyhow::Result<Vec<Value>> {
         let mut out = Vec::new();
         loop {
-            let received = self.sqs.receive_message().queue_url(&self.queue_url).max_number_of_messages(10).send().await?;
+            let received =
+                self.sqs.receive_message().queue_url(&self.queue_url).max_number_of_messages(10).send().await?;
             let messages = received.messages.unwrap_or_default();
             if messages.is_empty() {
                 return Ok(out);
@@ -72,7 +67,8 @@ pub struct SentEmail {
 
 /// The emails SES was asked to send to `to`, from moto's record of them.
 pub async fn sent_emails(moto_endpoint: &str, to: &str) -> anyhow::Result<Vec<SentEmail>> {
-    let data: Value = reqwest::get(format!("{moto_endpoint}/moto-api/data.json")).await?.error_for_status()?.json().await?;
+    let data: Value =
+        reqwest::get(format!("{moto_endpoint}/moto-api/data.json")).await?.error_for_status()?.json().await?;
     let messages = data.pointer("/ses/Message").and_then(Value::as_array).cloned().unwrap_or_default();
     Ok(messages
         .iter()

@@ -3,12 +3,14 @@
 //! ([`Template`]), so there is no second, hand-kept copy of the table or the queues.
 
 mod inbox;
+mod local_aws;
 mod moto;
 mod template;
 
 use std::path::PathBuf;
 
 pub use inbox::{EventInbox, SentEmail, sent_emails};
+pub use local_aws::LocalAws;
 pub use moto::Moto;
 pub use template::{Stack, Template};
 

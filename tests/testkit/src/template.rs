@@ -139,9 +139,13 @@ impl Resolver<'_> {
                         };
                         self.sub(template, &vars).map(Value::String)
                     }
-                    _ => Ok(Value::Object(
-                        map.iter().map(|(k, v)| Ok((k.clone(), self.resolve(v)?))).collect::<Result<_, Pending>>()?,
-                    )),
+                    _ => {
+                        Ok(Value::Object(map.iter().map(|(k, v)| Ok((k.clone(), self.resolve(v)?))).collect::<Result<
+                            _,
+                            Pending,
+                        >>(
+                        )?))
+                    }
                 }
             }
             Value::Object(map) => {
@@ -442,7 +446,10 @@ mod tests {
         let refs = HashMap::new();
         let attrs = HashMap::from([("Queue.Arn".to_owned(), "arn:q".to_owned())]);
         let r = Resolver { stack: "s", parameters: &parameters, refs: &refs, attrs: &attrs };
-        assert_eq!(r.sub("${AWS::StackName}/${Stage}/${Queue.Arn}/${!Literal}", &Map::new()).unwrap(), "s/dev/arn:q/${Literal}");
+        assert_eq!(
+            r.sub("${AWS::StackName}/${Stage}/${Queue.Arn}/${!Literal}", &Map::new()).unwrap(),
+            "s/dev/arn:q/${Literal}"
+        );
         assert!(r.sub("${Missing}", &Map::new()).is_err());
     }
 }

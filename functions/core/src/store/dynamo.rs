@@ -15,9 +15,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{
-    CONNECTED_SHARDS, ConnectedQuery, DeliveryClaim, Page, PageToken, StateRefusal, StatusChange, Store,
-};
+use super::{CONNECTED_SHARDS, ConnectedQuery, DeliveryClaim, Page, PageToken, StateRefusal, StatusChange, Store};
 use crate::error::{AwsError, Error};
 use crate::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, DeliveryStatus, ImportCursor,
@@ -295,7 +293,12 @@ impl DynamoStore {
                 (Some(id), Some(target)) => {
                     out.insert(id, target);
                 }
-                _ => return Err(Error::Corrupt { what: "Xero reference", reason: format!("missing xero_id or {field}") }),
+                _ => {
+                    return Err(Error::Corrupt {
+                        what: "Xero reference",
+                        reason: format!("missing xero_id or {field}"),
+                    });
+                }
             }
         }
         Ok(out)
@@ -468,7 +471,12 @@ impl Store for DynamoStore {
 
     async fn create_oauth_state(&self, state: &OAuthState) -> Result<(), Error> {
         let item = with_expiry(
-            with_keys(to_item("OAuth state", state)?, keys::oauth_state(&state.state), "OAUTH_STATE".into(), "oauth_state"),
+            with_keys(
+                to_item("OAuth state", state)?,
+                keys::oauth_state(&state.state),
+                "OAUTH_STATE".into(),
+                "oauth_state",
+            ),
             state.expires_at,
         );
         let result = self
@@ -630,7 +638,8 @@ impl Store for DynamoStore {
         let mut next = record.clone();
         next.version = record.version + 1;
         let conn = ConnectionKey { account_id: next.account_id.clone(), tenant_id: next.tenant_id };
-        let item = with_keys(to_item("sync record", &next)?, keys::org(&conn), keys::invoice(&next.invoice_id), "sync_record");
+        let item =
+            with_keys(to_item("sync record", &next)?, keys::org(&conn), keys::invoice(&next.invoice_id), "sync_record");
         match next.xero_invoice_id {
             None => self.put_versioned(item, record.version, "sync record").await?,
             Some(xero_id) => {
@@ -675,8 +684,12 @@ impl Store for DynamoStore {
     }
 
     async fn put_contact_mapping(&self, key: &ConnectionKey, mapping: &ContactMapping) -> Result<(), Error> {
-        let forward =
-            with_keys(to_item("contact mapping", mapping)?, keys::org(key), keys::contact(&mapping.customer_id), "contact_mapping");
+        let forward = with_keys(
+            to_item("contact mapping", mapping)?,
+            keys::org(key),
+            keys::contact(&mapping.customer_id),
+            "contact_mapping",
+        );
         let mut reverse = self::key(keys::org(key), keys::xero_contact(&mapping.xero_contact_id));
         reverse.insert("kind".into(), s("xero_contact_ref"));
         reverse.insert("xero_id".into(), s(mapping.xero_contact_id.to_string()));
@@ -717,7 +730,8 @@ impl Store for DynamoStore {
     async fn save_cursor(&self, key: &ConnectionKey, cursor: &ImportCursor) -> Result<ImportCursor, Error> {
         let mut next = cursor.clone();
         next.version = cursor.version + 1;
-        let item = with_keys(to_item("import cursor", &next)?, keys::org(key), keys::cursor(&next.resource), "import_cursor");
+        let item =
+            with_keys(to_item("import cursor", &next)?, keys::org(key), keys::cursor(&next.resource), "import_cursor");
         self.put_versioned(item, cursor.version, "import cursor").await?;
         Ok(next)
     }

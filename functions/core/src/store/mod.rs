@@ -121,36 +121,60 @@ pub trait Store: Send + Sync {
 
     // OAuth states.
     async fn create_oauth_state(&self, state: &OAuthState) -> Result<(), Error>;
-    async fn consume_oauth_state(&self, state: &str, now: DateTime<Utc>)
-    -> Result<Result<OAuthState, StateRefusal>, Error>;
+    async fn consume_oauth_state(
+        &self,
+        state: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<OAuthState, StateRefusal>, Error>;
 
     // Leases: one holder at a time, until it releases or the lease expires.
-    async fn try_acquire_lease(&self, name: &str, owner: &str, until: DateTime<Utc>, now: DateTime<Utc>)
-    -> Result<bool, Error>;
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error>;
     async fn release_lease(&self, name: &str, owner: &str) -> Result<(), Error>;
 
     // Webhook deliveries.
-    async fn claim_delivery(&self, delivery_id: &str, now: DateTime<Utc>, keep_for: Duration)
-    -> Result<DeliveryClaim, Error>;
+    async fn claim_delivery(
+        &self,
+        delivery_id: &str,
+        now: DateTime<Utc>,
+        keep_for: Duration,
+    ) -> Result<DeliveryClaim, Error>;
     async fn mark_delivery_enqueued(&self, delivery_id: &str) -> Result<(), Error>;
     /// Lets a delivery that could not be handed on be accepted again when it is redelivered.
     async fn forget_delivery(&self, delivery_id: &str) -> Result<(), Error>;
 
     // Sync records.
-    async fn get_sync_record(&self, key: &ConnectionKey, invoice: &PlatformInvoiceId)
-    -> Result<Option<SyncRecord>, Error>;
+    async fn get_sync_record(
+        &self,
+        key: &ConnectionKey,
+        invoice: &PlatformInvoiceId,
+    ) -> Result<Option<SyncRecord>, Error>;
     /// Writes `record` if the stored version still equals `record.version`; returns it with the
     /// new version.
     async fn save_sync_record(&self, record: &SyncRecord) -> Result<SyncRecord, Error>;
-    async fn invoices_for_xero_ids(&self, key: &ConnectionKey, xero_ids: &[Uuid])
-    -> Result<HashMap<Uuid, PlatformInvoiceId>, Error>;
+    async fn invoices_for_xero_ids(
+        &self,
+        key: &ConnectionKey,
+        xero_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, PlatformInvoiceId>, Error>;
 
     // Contact mappings.
-    async fn get_contact_mapping(&self, key: &ConnectionKey, customer: &PlatformCustomerId)
-    -> Result<Option<ContactMapping>, Error>;
+    async fn get_contact_mapping(
+        &self,
+        key: &ConnectionKey,
+        customer: &PlatformCustomerId,
+    ) -> Result<Option<ContactMapping>, Error>;
     async fn put_contact_mapping(&self, key: &ConnectionKey, mapping: &ContactMapping) -> Result<(), Error>;
-    async fn customers_for_xero_ids(&self, key: &ConnectionKey, xero_ids: &[Uuid])
-    -> Result<HashMap<Uuid, PlatformCustomerId>, Error>;
+    async fn customers_for_xero_ids(
+        &self,
+        key: &ConnectionKey,
+        xero_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, PlatformCustomerId>, Error>;
 
     // Import cursors.
     async fn get_cursor(&self, key: &ConnectionKey, resource: &str) -> Result<Option<ImportCursor>, Error>;
@@ -160,6 +184,10 @@ pub trait Store: Send + Sync {
     // Settings.
     async fn get_settings(&self, key: &ConnectionKey) -> Result<VersionedSettings, Error>;
     /// Replaces the settings if they are still at `expected_version`.
-    async fn put_settings(&self, key: &ConnectionKey, expected_version: u64, settings: &ConnectionSettings)
-    -> Result<VersionedSettings, Error>;
+    async fn put_settings(
+        &self,
+        key: &ConnectionKey,
+        expected_version: u64,
+        settings: &ConnectionSettings,
+    ) -> Result<VersionedSettings, Error>;
 }

@@ -1,0 +1,16 @@
+use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use scheduled_import::{FanoutConfig, fan_out};
+use xero_sync_core::{App, Env};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let app = App::from_env().await?;
+    let config = FanoutConfig::from(&Env::process())?;
+    let sqs = aws_sdk_sqs::Client::new(&app.sdk);
+    run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
+        let summary = fan_out(app.services.store.as_ref(), &sqs, &config, chrono::Utc::now()).await?;
+        Ok::<_, Error>(summary)
+    }))
+    .await
+}

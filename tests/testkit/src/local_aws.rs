@@ -1,0 +1,38 @@
+//! A provisioned stack on the shared moto server, with the adapters the functions use.
+
+use aws_config::SdkConfig;
+use xero_sync_core::store::DynamoStore;
+use xero_sync_core::{Config, Env};
+
+use crate::{Moto, Stack, Template, unique_name};
+
+pub struct LocalAws {
+    pub sdk: SdkConfig,
+    pub stack: Stack,
+}
+
+impl LocalAws {
+    /// A fresh, uniquely named stack from infra/template.yaml on this test binary's moto.
+    pub async fn provision(prefix: &str) -> Self {
+        let sdk = Moto::shared().sdk_config().await;
+        let stack = Template::from_repo()
+            .expect("infra/template.yaml loads")
+            .provision(&sdk, &unique_name(prefix), &[])
+            .await
+            .expect("stack provisions on moto");
+        Self { sdk, stack }
+    }
+
+    pub fn store(&self) -> DynamoStore {
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), self.stack.reference("Table"))
+    }
+
+    /// The functions' configuration as the template sets it, with `overrides` on top (Xero's
+    /// URLs, say). The secret prefix is made unique so stacks sharing a moto do not meet.
+    pub fn config(&self, overrides: &[(&str, &str)]) -> Config {
+        let mut vars: Vec<(String, String)> = self.stack.function_env.clone().into_iter().collect();
+        vars.push(("SECRET_PREFIX".into(), format!("xero-sync/{}/grants/", self.stack.name)));
+        vars.extend(overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        Config::from(&Env::from_pairs(vars)).expect("the template's environment is a complete configuration")
+    }
+}
