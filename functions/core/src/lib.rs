@@ -13,6 +13,7 @@ pub mod http;
 pub mod model;
 pub mod notify;
 pub mod settings;
+pub mod signing;
 pub mod store;
 pub mod time;
 pub mod tokens;

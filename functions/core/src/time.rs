@@ -4,7 +4,13 @@
 //! zero fractions ("…12Z" sorts after "…12.5Z"). Every stored timestamp therefore goes through
 //! [`format`]: microseconds, always six digits, always `Z`.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+
+/// The current time at the precision it is stored with, so a value written and read back is
+/// equal to the one written.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
 
 pub fn format(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -60,6 +66,12 @@ mod tests {
         let later = whole + chrono::Duration::milliseconds(500);
         assert_eq!(format(whole), "2026-11-21T05:26:12.000000Z");
         assert!(format(whole) < format(later));
+    }
+
+    #[test]
+    fn now_survives_a_round_trip_through_storage() {
+        let t = now();
+        assert_eq!(parse(&format(t)).unwrap(), t);
     }
 
     #[test]

@@ -14,13 +14,14 @@ pub struct LocalAws {
 impl LocalAws {
     /// A fresh, uniquely named stack from infra/template.yaml on this test binary's moto.
     pub async fn provision(prefix: &str) -> Self {
-        let sdk = Moto::shared().sdk_config().await;
-        let stack = Template::from_repo()
-            .expect("infra/template.yaml loads")
-            .provision(&sdk, &unique_name(prefix), &[])
-            .await
-            .expect("stack provisions on moto");
-        Self { sdk, stack }
+        Self::provision_on(Moto::shared(), &unique_name(prefix)).await.expect("stack provisions on moto")
+    }
+
+    /// A stack named `stack_name` on a given moto server.
+    pub async fn provision_on(moto: &Moto, stack_name: &str) -> anyhow::Result<Self> {
+        let sdk = moto.sdk_config().await;
+        let stack = Template::from_repo()?.provision(&sdk, stack_name, &[]).await?;
+        Ok(Self { sdk, stack })
     }
 
     pub fn store(&self) -> DynamoStore {
@@ -30,9 +31,17 @@ impl LocalAws {
     /// The functions' configuration as the template sets it, with `overrides` on top (Xero's
     /// URLs, say). The secret prefix is made unique so stacks sharing a moto do not meet.
     pub fn config(&self, overrides: &[(&str, &str)]) -> Config {
+        Config::from(&Env::from_pairs(self.function_env(overrides)))
+            .expect("the template's environment is a complete configuration")
+    }
+
+    /// The variables a function process gets: the template's, with `overrides` on top.
+    pub fn function_env(&self, overrides: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut vars: Vec<(String, String)> = self.stack.function_env.clone().into_iter().collect();
+        vars.retain(|(k, _)| k != "SECRET_PREFIX" && !overrides.iter().any(|(o, _)| o == k));
         vars.push(("SECRET_PREFIX".into(), format!("xero-sync/{}/grants/", self.stack.name)));
         vars.extend(overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        Config::from(&Env::from_pairs(vars)).expect("the template's environment is a complete configuration")
+        vars.sort();
+        vars
     }
 }

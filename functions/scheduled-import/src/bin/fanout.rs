@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     let config = FanoutConfig::from(&Env::process())?;
     let sqs = aws_sdk_sqs::Client::new(&app.sdk);
     run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
-        let summary = fan_out(app.services.store.as_ref(), &sqs, &config, chrono::Utc::now()).await?;
+        let summary = fan_out(app.services.store.as_ref(), &sqs, &config, xero_sync_core::time::now()).await?;
         Ok::<_, Error>(summary)
     }))
     .await
