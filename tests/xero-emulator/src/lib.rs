@@ -28,5 +28,5 @@ pub use faults::{FaultAction, FaultRule, Faults, Gate, Trigger};
 pub use limits::LimitsConfig;
 pub use model::{Account, Currency, Item, ItemDetails, TaxComponent, TaxRate, TrackingCategory, TrackingOption};
 pub use seed::{ClientSeed, OrgSeed, Seed, UserSeed, demo};
-pub use server::{CallCount, Counters, Emulator, EmulatorConfig};
+pub use server::{CallCount, Counters, Emulator, EmulatorConfig, Settings};
 pub use webhooks::{IntentToReceiveReport, WebhookDelivery, WebhookEvent};

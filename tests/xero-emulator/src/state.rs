@@ -83,8 +83,7 @@ pub struct Connection {
 #[derive(Clone, Debug)]
 pub struct IdempotentResponse {
     pub fingerprint: String,
-    pub status: u16,
-    pub body: Vec<u8>,
+    pub reply: crate::http::Reply,
 }
 
 #[derive(Clone, Debug)]

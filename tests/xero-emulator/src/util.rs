@@ -24,6 +24,12 @@ pub fn date_string(d: NaiveDate) -> String {
     d.format("%Y-%m-%dT00:00:00").to_string()
 }
 
+/// The identity API's timestamps, .NET style with seven fractional digits and no zone:
+/// `2019-12-07T18:46:19.5165400`.
+pub fn dotnet_time(t: DateTime<Utc>) -> String {
+    format!("{}.{:07}", t.format("%Y-%m-%dT%H:%M:%S"), t.timestamp_subsec_nanos() / 100)
+}
+
 pub fn iso(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()
 }
@@ -32,8 +38,12 @@ pub fn iso(t: DateTime<Utc>) -> String {
 pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
     if let Some(inner) = s.strip_prefix("/Date(").and_then(|r| r.strip_suffix(")/")) {
-        let digits: String =
-            inner.chars().enumerate().take_while(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '-')).map(|(_, c)| c).collect();
+        let digits: String = inner
+            .chars()
+            .enumerate()
+            .take_while(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '-'))
+            .map(|(_, c)| c)
+            .collect();
         let ms: i64 = digits.parse().ok()?;
         return Utc.timestamp_millis_opt(ms).single();
     }
@@ -79,7 +89,9 @@ pub fn parse_decimal(v: &Value) -> Option<Decimal> {
 /// Case-insensitive field lookup, as Xero accepts `contactID` as well as `ContactID`.
 pub fn field<'a>(obj: &'a Value, name: &str) -> Option<&'a Value> {
     let map = obj.as_object()?;
-    map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)).filter(|v| !v.is_null())
+    map.get(name)
+        .or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+        .filter(|v| !v.is_null())
 }
 
 pub fn str_field(obj: &Value, name: &str) -> Option<String> {

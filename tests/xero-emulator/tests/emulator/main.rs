@@ -1,0 +1,13 @@
+//! End-to-end tests of the Xero emulator over HTTP; responses and requests are checked against
+//! Xero's OpenAPI files (see `spec`).
+
+mod helpers;
+mod spec;
+
+mod accounting;
+mod binary;
+mod control;
+mod faults;
+mod identity;
+mod limits;
+mod webhooks;
