@@ -46,8 +46,13 @@ impl Env {
         self.optional(name).ok_or(ConfigError::Missing(name))
     }
 
+    /// A URL; with an empty default the variable is required.
     pub fn url_or(&self, name: &'static str, default: &str) -> Result<Url, ConfigError> {
-        let raw = self.optional(name).unwrap_or_else(|| default.to_owned());
+        let raw = match self.optional(name) {
+            Some(raw) => raw,
+            None if default.is_empty() => return Err(ConfigError::Missing(name)),
+            None => default.to_owned(),
+        };
         let url = Url::parse(&raw).map_err(|e| ConfigError::Invalid { name, reason: e.to_string() })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(ConfigError::Invalid { name, reason: format!("scheme {} is not http(s)", url.scheme()) });
@@ -104,6 +109,100 @@ pub struct EmailConfig {
     pub reply_to: Option<String>,
 }
 
+fn is_local(url: &Url) -> bool {
+    matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+}
+
+/// Tokens and client secrets travel to these URLs: plain HTTP only to this machine (the emulator).
+fn secure(url: Url, name: &'static str) -> Result<Url, ConfigError> {
+    if url.scheme() == "https" || is_local(&url) {
+        Ok(url)
+    } else {
+        Err(ConfigError::Invalid { name, reason: "must be https (plain http is for localhost only)".into() })
+    }
+}
+
+/// Xero's granular scopes for apps created from March 2026 on; older apps set `XERO_SCOPES` to
+/// the broad ones (`accounting.transactions accounting.contacts accounting.settings ...`).
+pub const DEFAULT_XERO_SCOPES: &str = "openid profile email offline_access accounting.contacts accounting.invoices \
+     accounting.payments.read accounting.settings.read";
+
+/// What the consent flow needs (the connect link and the OAuth callback).
+#[derive(Debug, Clone)]
+pub struct OAuthConfig {
+    /// This deployment's `GET /oauth/callback`, registered with the Xero app.
+    pub redirect_uri: Url,
+    pub scopes: Vec<String>,
+    /// URL prefixes a connect link may return to; anything else is refused (no open redirect).
+    pub return_to_allowlist: Vec<Url>,
+    /// Whether one account may keep several organisations ("multiple financial companies").
+    pub multi_org: bool,
+}
+
+impl OAuthConfig {
+    pub fn from(env: &Env) -> Result<Self, ConfigError> {
+        let mut return_to_allowlist = Vec::new();
+        for raw in env.list("RETURN_TO_ALLOWLIST") {
+            let url = Url::parse(&raw)
+                .map_err(|e| ConfigError::Invalid { name: "RETURN_TO_ALLOWLIST", reason: format!("{raw}: {e}") })?;
+            if url.scheme() != "https" && !is_local(&url) {
+                return Err(ConfigError::Invalid {
+                    name: "RETURN_TO_ALLOWLIST",
+                    reason: format!("{raw} is not https (only localhost may use http)"),
+                });
+            }
+            return_to_allowlist.push(url);
+        }
+        let scopes = env.optional("XERO_SCOPES").unwrap_or_else(|| DEFAULT_XERO_SCOPES.into());
+        let scopes: Vec<String> = scopes.split_whitespace().map(str::to_owned).collect();
+        if !scopes.iter().any(|s| s == "offline_access") {
+            return Err(ConfigError::Invalid { name: "XERO_SCOPES", reason: "must include offline_access".into() });
+        }
+        Ok(Self {
+            redirect_uri: env.url_or("OAUTH_REDIRECT_URI", "")?,
+            scopes,
+            return_to_allowlist,
+            multi_org: env.parse_or("MULTI_ORG", false)?,
+        })
+    }
+
+    /// Same scheme, host and port as an allowed prefix, and a path under it.
+    pub fn return_to_allowed(&self, candidate: &Url) -> bool {
+        if candidate.username() != "" || candidate.password().is_some() {
+            return false;
+        }
+        self.return_to_allowlist.iter().any(|allowed| {
+            allowed.scheme() == candidate.scheme()
+                && allowed.host_str() == candidate.host_str()
+                && allowed.port_or_known_default() == candidate.port_or_known_default()
+                && path_is_under(candidate.path(), allowed.path())
+        })
+    }
+}
+
+fn path_is_under(path: &str, prefix: &str) -> bool {
+    if prefix.ends_with('/') {
+        path.starts_with(prefix)
+    } else {
+        path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+    }
+}
+
+/// The secrets the platform signs with; more than one while rotating.
+pub fn platform_signing_secrets(env: &Env) -> Result<Vec<crate::signing::SigningSecret>, ConfigError> {
+    let secrets = env.list("PLATFORM_SIGNING_SECRETS");
+    if secrets.is_empty() {
+        return Err(ConfigError::Missing("PLATFORM_SIGNING_SECRETS"));
+    }
+    if secrets.iter().any(|s| s.len() < 32) {
+        return Err(ConfigError::Invalid {
+            name: "PLATFORM_SIGNING_SECRETS",
+            reason: "each secret must be at least 32 characters".into(),
+        });
+    }
+    Ok(secrets.into_iter().map(|s| crate::signing::SigningSecret::new(s.into_bytes())).collect())
+}
+
 /// What every function needs. Function-specific settings are read by the function's own
 /// config type from the same [`Env`].
 #[derive(Debug, Clone)]
@@ -127,9 +226,12 @@ impl Config {
             xero: XeroConfig {
                 client_id: env.required("XERO_CLIENT_ID")?,
                 client_secret: ClientSecret::new(env.required("XERO_CLIENT_SECRET")?),
-                authorize_url: env.url_or("XERO_AUTHORIZE_URL", DEFAULT_XERO_AUTHORIZE_URL)?,
-                identity_url: env.url_or("XERO_IDENTITY_URL", DEFAULT_XERO_IDENTITY_URL)?,
-                api_url: env.url_or("XERO_API_URL", DEFAULT_XERO_API_URL)?,
+                authorize_url: secure(
+                    env.url_or("XERO_AUTHORIZE_URL", DEFAULT_XERO_AUTHORIZE_URL)?,
+                    "XERO_AUTHORIZE_URL",
+                )?,
+                identity_url: secure(env.url_or("XERO_IDENTITY_URL", DEFAULT_XERO_IDENTITY_URL)?, "XERO_IDENTITY_URL")?,
+                api_url: secure(env.url_or("XERO_API_URL", DEFAULT_XERO_API_URL)?, "XERO_API_URL")?,
             },
             aws: AwsResources {
                 table_name: env.required("TABLE_NAME")?,
@@ -191,9 +293,71 @@ mod tests {
     }
 
     #[test]
+    fn xero_urls_must_be_https_except_on_this_machine() {
+        let mut vars = complete();
+        vars.push(("XERO_API_URL", "http://api.example.com"));
+        assert!(matches!(Config::from(&Env::from_pairs(vars)), Err(ConfigError::Invalid { name: "XERO_API_URL", .. })));
+        let mut vars = complete();
+        vars.push(("XERO_API_URL", "http://127.0.0.1:8080"));
+        assert!(Config::from(&Env::from_pairs(vars)).is_ok());
+    }
+
+    #[test]
     fn the_client_secret_never_prints() {
         let config = Config::from(&Env::from_pairs(complete())).unwrap();
         assert!(!format!("{config:?}").contains("shh"));
+    }
+
+    fn oauth(allow: &str) -> OAuthConfig {
+        OAuthConfig::from(&Env::from_pairs([
+            ("OAUTH_REDIRECT_URI", "https://api.example.com/oauth/callback"),
+            ("RETURN_TO_ALLOWLIST", allow),
+        ]))
+        .unwrap()
+    }
+
+    #[test]
+    fn return_to_must_sit_under_an_allowed_prefix() {
+        let c = oauth("https://app.example.com/settings/, https://admin.example.com/xero");
+        let ok = |u: &str| c.return_to_allowed(&Url::parse(u).unwrap());
+        assert!(ok("https://app.example.com/settings/xero?tab=1"));
+        assert!(ok("https://admin.example.com/xero"));
+        assert!(ok("https://admin.example.com/xero/done"));
+        assert!(!ok("https://admin.example.com/xerox"));
+        assert!(!ok("https://app.example.com/other"));
+        assert!(!ok("http://app.example.com/settings/xero"));
+        assert!(!ok("https://app.example.com:8443/settings/xero"));
+        assert!(!ok("https://app.example.com.evil.com/settings/"));
+        assert!(!ok("https://user@app.example.com/settings/"));
+    }
+
+    #[test]
+    fn the_default_scopes_are_xeros_granular_set() {
+        let c = oauth("https://app.example.com/");
+        assert_eq!(c.scopes.join(" "), DEFAULT_XERO_SCOPES.split_whitespace().collect::<Vec<_>>().join(" "));
+        assert!(!c.multi_org);
+        let err =
+            OAuthConfig::from(&Env::from_pairs([("OAUTH_REDIRECT_URI", "https://x/cb"), ("XERO_SCOPES", "openid")]));
+        assert!(err.is_err());
+        let plain = OAuthConfig::from(&Env::from_pairs([
+            ("OAUTH_REDIRECT_URI", "https://x/cb"),
+            ("RETURN_TO_ALLOWLIST", "http://evil.com/"),
+        ]));
+        assert!(plain.is_err(), "plain http is for localhost only");
+    }
+
+    #[test]
+    fn short_signing_secrets_are_refused() {
+        assert_eq!(
+            platform_signing_secrets(&Env::from_pairs([("A", "b")])).unwrap_err(),
+            ConfigError::Missing("PLATFORM_SIGNING_SECRETS")
+        );
+        assert!(platform_signing_secrets(&Env::from_pairs([("PLATFORM_SIGNING_SECRETS", "short")])).is_err());
+        let two = format!("{},{}", "a".repeat(32), "b".repeat(40));
+        assert_eq!(
+            platform_signing_secrets(&Env::from_pairs([("PLATFORM_SIGNING_SECRETS", two.as_str())])).unwrap().len(),
+            2
+        );
     }
 
     #[test]

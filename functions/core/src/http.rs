@@ -41,8 +41,22 @@ pub enum ApiError {
     /// Well-formed, but the organisation or the current state refuses it.
     #[error("request refused")]
     Unprocessable(Vec<Problem>),
+    /// Xero failed us; retryable ones are 503, others 502.
+    #[error("Xero: {message}")]
+    Upstream { message: String, retryable: bool },
     #[error(transparent)]
     Internal(#[from] Error),
+}
+
+impl From<crate::token_provider::TokenError> for ApiError {
+    fn from(e: crate::token_provider::TokenError) -> Self {
+        use crate::token_provider::TokenError;
+        match e {
+            TokenError::Aws(e) => Self::Internal(e),
+            TokenError::Reconnect => Self::Conflict("the Xero organisation must be reconnected first".into()),
+            other => Self::Upstream { message: other.to_string(), retryable: other.is_retryable() },
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -63,6 +77,8 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Upstream { retryable: true, .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Upstream { retryable: false, .. } => StatusCode::BAD_GATEWAY,
             // A retryable failure (AWS throttling, a timeout) tells the caller to come back;
             // anything else is our fault.
             Self::Internal(e) if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
@@ -79,6 +95,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Conflict(_) => "conflict",
             Self::Unprocessable(_) => "unprocessable",
+            Self::Upstream { .. } => "upstream",
             Self::Internal(e) if e.is_retryable() => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -110,6 +127,60 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
         .header(header::CACHE_CONTROL, "no-store")
         .body(Body::Text(text))
         .expect("static headers are valid")
+}
+
+/// A small, self-contained page for the browser steps of the consent flow.
+pub fn page(status: StatusCode, title: &str, paragraphs: &[&str]) -> Response<Body> {
+    let body: String = paragraphs.iter().map(|p| format!("<p>{}</p>", escape_html(p))).collect();
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+         content=\"width=device-width, initial-scale=1\"><title>{title}</title><style>body{{font-family:system-ui,\
+         sans-serif;max-width:34rem;margin:4rem auto;padding:0 1rem;color:#1f2933;line-height:1.5}}h1{{font-size:\
+         1.4rem}}.card{{border:1px solid #d9e2ec;border-radius:8px;padding:1.5rem 2rem}}button{{font-size:1rem;\
+         padding:.5rem 1.2rem;border-radius:6px;border:0;background:#13b5ea;color:#fff;cursor:pointer}}label{{display:\
+         block;margin:.4rem 0}}</style></head><body><div class=\"card\"><h1>{title}</h1>{body}</div></body></html>",
+        title = escape_html(title),
+    );
+    html_response(status, html)
+}
+
+pub fn html_response(status: StatusCode, html: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        // The pages run no script; nothing may frame them.
+        .header(
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        )
+        .body(Body::Text(html))
+        .expect("static headers are valid")
+}
+
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A 302 to `location`, never cached.
+pub fn redirect(location: &str) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header(header::LOCATION, location)
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::Empty)
+        .expect("a location that parsed as a URL is a valid header")
 }
 
 /// The answer for a path no route serves.
@@ -157,6 +228,15 @@ mod tests {
         assert!(!body(&r).to_string().contains("xyz"));
         let r = ApiError::Internal(Error::Corrupt { what: "token set", reason: "bad".into() }).into_response();
         assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn pages_escape_what_they_show() {
+        let r = page(StatusCode::BAD_REQUEST, "Oops <b>", &["a \"quoted\" <script>"]);
+        let Body::Text(html) = r.body() else { panic!() };
+        assert!(html.contains("Oops &lt;b&gt;"));
+        assert!(html.contains("a &quot;quoted&quot; &lt;script&gt;"));
+        assert!(!html.contains("<script>"));
     }
 
     #[test]

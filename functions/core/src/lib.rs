@@ -10,14 +10,17 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod lifecycle;
 pub mod model;
 pub mod notify;
 pub mod settings;
 pub mod signing;
 pub mod store;
 pub mod time;
+pub mod token_provider;
 pub mod tokens;
 pub mod vault;
+pub mod xero;
 
 pub use app::App;
 pub use config::{Config, ConfigError, Env};

@@ -209,6 +209,30 @@ pub struct OAuthState {
     pub expires_at: DateTime<Utc>,
 }
 
+/// An organisation a consent reached.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrganisationChoice {
+    pub xero_connection_id: XeroConnectionId,
+    pub tenant_id: TenantId,
+    pub name: String,
+}
+
+/// A consent that reached several organisations while the account may keep only one: the
+/// token set is stored, and this waits (single use, like an OAuth state) for the user's pick.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingChoice {
+    pub token: String,
+    pub account_id: AccountId,
+    #[serde(default)]
+    pub return_to: Option<String>,
+    #[serde(default)]
+    pub notify_email: Option<String>,
+    pub grant_id: GrantId,
+    pub organisations: Vec<OrganisationChoice>,
+    #[serde(with = "crate::time::fixed")]
+    pub expires_at: DateTime<Utc>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SyncStatus {

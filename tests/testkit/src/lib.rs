@@ -2,6 +2,7 @@
 //! a moto server ([`Moto`]) and the stack's resources created from `infra/template.yaml`
 //! ([`Template`]), so there is no second, hand-kept copy of the table or the queues.
 
+pub mod apigw;
 mod inbox;
 mod local_aws;
 mod moto;

@@ -28,6 +28,28 @@ impl LocalAws {
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), self.stack.reference("Table"))
     }
 
+    /// How many items the table holds (a Scan: for tests checking that nothing was stored).
+    pub async fn item_count(&self) -> usize {
+        let client = aws_sdk_dynamodb::Client::new(&self.sdk);
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let out = client
+                .scan()
+                .table_name(self.stack.reference("Table"))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            count += out.count as usize;
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return count;
+            }
+        }
+    }
+
     /// The functions' configuration as the template sets it, with `overrides` on top (Xero's
     /// URLs, say). The secret prefix is made unique so stacks sharing a moto do not meet.
     pub fn config(&self, overrides: &[(&str, &str)]) -> Config {

@@ -19,7 +19,7 @@ use super::{CONNECTED_SHARDS, ConnectedQuery, DeliveryClaim, Page, PageToken, St
 use crate::error::{AwsError, Error};
 use crate::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, DeliveryStatus, ImportCursor,
-    OAuthState, PlatformCustomerId, PlatformInvoiceId, SyncRecord, TenantId,
+    OAuthState, PendingChoice, PlatformCustomerId, PlatformInvoiceId, SyncRecord, TenantId,
 };
 use crate::settings::{ConnectionSettings, VersionedSettings};
 use crate::time;
@@ -63,6 +63,9 @@ mod keys {
     }
     pub fn oauth_state(state: &str) -> String {
         format!("OAUTH_STATE#{state}")
+    }
+    pub fn choice(token: &str) -> String {
+        format!("CHOICE#{token}")
     }
     pub fn delivery(id: &str) -> String {
         format!("DELIVERY#{id}")
@@ -279,6 +282,64 @@ impl DynamoStore {
         Ok(found)
     }
 
+    async fn create_single_use(
+        &self,
+        item: Item,
+        pk: String,
+        sk: &str,
+        what: &'static str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let item = with_expiry(with_keys(item, pk, sk.to_owned(), sk), expires_at);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result.map_err(dynamo("PutItem")) {
+            Err(e) if condition_failed(&e) => Err(Error::Conflict(what.into())),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Deleting is the atomic step: of two concurrent consumers only one gets the old item.
+    async fn consume_single_use<T: DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: &str,
+        what: &'static str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<T, StateRefusal>, Error> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .condition_expression("attribute_exists(pk)")
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result.map_err(dynamo("DeleteItem")) {
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                let expires_at = item
+                    .get("expires_at")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|v| time::parse(v).ok())
+                    .ok_or(Error::Corrupt { what, reason: "no expires_at".into() })?;
+                if expires_at <= now {
+                    return Ok(Err(StateRefusal::Expired));
+                }
+                from_item(what, item).map(Ok)
+            }
+            Err(e) if condition_failed(&e) => Ok(Err(StateRefusal::Unknown)),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn refs(&self, key: &ConnectionKey, sks: Vec<String>, field: &str) -> Result<HashMap<Uuid, String>, Error> {
         let pk = keys::org(key);
         let mut unique = sks;
@@ -470,27 +531,9 @@ impl Store for DynamoStore {
     }
 
     async fn create_oauth_state(&self, state: &OAuthState) -> Result<(), Error> {
-        let item = with_expiry(
-            with_keys(
-                to_item("OAuth state", state)?,
-                keys::oauth_state(&state.state),
-                "OAUTH_STATE".into(),
-                "oauth_state",
-            ),
-            state.expires_at,
-        );
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result.map_err(dynamo("PutItem")) {
-            Err(e) if condition_failed(&e) => Err(Error::Conflict("OAuth state".into())),
-            other => other.map(|_| ()),
-        }
+        let item = to_item("OAuth state", state)?;
+        self.create_single_use(item, keys::oauth_state(&state.state), "OAUTH_STATE", "OAuth state", state.expires_at)
+            .await
     }
 
     async fn consume_oauth_state(
@@ -498,24 +541,21 @@ impl Store for DynamoStore {
         state: &str,
         now: DateTime<Utc>,
     ) -> Result<Result<OAuthState, StateRefusal>, Error> {
-        // Deleting is the atomic step: of two concurrent callbacks, only one gets the old item.
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::oauth_state(state), "OAUTH_STATE")))
-            .condition_expression("attribute_exists(pk)")
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
-        match result.map_err(dynamo("DeleteItem")) {
-            Ok(out) => {
-                let found: OAuthState = from_item("OAuth state", out.attributes.unwrap_or_default())?;
-                if found.expires_at <= now { Ok(Err(StateRefusal::Expired)) } else { Ok(Ok(found)) }
-            }
-            Err(e) if condition_failed(&e) => Ok(Err(StateRefusal::Unknown)),
-            Err(e) => Err(e),
-        }
+        self.consume_single_use(keys::oauth_state(state), "OAUTH_STATE", "OAuth state", now).await
+    }
+
+    async fn create_choice(&self, choice: &PendingChoice) -> Result<(), Error> {
+        let item = to_item("organisation choice", choice)?;
+        self.create_single_use(item, keys::choice(&choice.token), "CHOICE", "organisation choice", choice.expires_at)
+            .await
+    }
+
+    async fn consume_choice(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<PendingChoice, StateRefusal>, Error> {
+        self.consume_single_use(keys::choice(token), "CHOICE", "organisation choice", now).await
     }
 
     async fn try_acquire_lease(

@@ -16,6 +16,7 @@
 //! | Xero contact ref  | `ORG#{account}#{tenant}`      | `XERO_CONTACT#{ContactID}`  | –                                       | –            |
 //! | import cursor     | `ORG#{account}#{tenant}`      | `CURSOR#{resource}`         | –                                       | –            |
 //! | OAuth state       | `OAUTH_STATE#{state}`         | `OAUTH_STATE`               | –                                       | 10 minutes   |
+//! | pending org choice| `CHOICE#{token}`              | `CHOICE`                    | –                                       | 10 minutes   |
 //! | webhook delivery  | `DELIVERY#{delivery id}`      | `DELIVERY`                  | –                                       | a few days   |
 //! | lease             | `LEASE#{name}`                | `LEASE`                     | –                                       | seconds      |
 //!
@@ -51,7 +52,7 @@ pub use dynamo::DynamoStore;
 use crate::Error;
 use crate::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, ImportCursor, OAuthState,
-    PlatformCustomerId, PlatformInvoiceId, SyncRecord,
+    PendingChoice, PlatformCustomerId, PlatformInvoiceId, SyncRecord,
 };
 use crate::settings::{ConnectionSettings, VersionedSettings};
 
@@ -126,6 +127,14 @@ pub trait Store: Send + Sync {
         state: &str,
         now: DateTime<Utc>,
     ) -> Result<Result<OAuthState, StateRefusal>, Error>;
+
+    /// The pick-one-organisation step after a consent; single use like an OAuth state.
+    async fn create_choice(&self, choice: &PendingChoice) -> Result<(), Error>;
+    async fn consume_choice(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<PendingChoice, StateRefusal>, Error>;
 
     // Leases: one holder at a time, until it releases or the lease expires.
     async fn try_acquire_lease(

@@ -1,0 +1,161 @@
+//! The platform's connection API. Every call carries a timestamped signature bound to its
+//! method, path and body.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+use xero_sync_core::http::{ApiError, Problem, json};
+use xero_sync_core::lifecycle;
+use xero_sync_core::model::{AccountId, Connection, ConnectionKey, ConnectionStatus, TenantId};
+use xero_sync_core::signing::{SIGNATURE_HEADER, Signed, verify};
+use xero_sync_core::token_provider::TokenError;
+use xero_sync_core::xero::{ApiRequest, XeroError};
+
+use crate::Connect;
+
+/// What the platform sees of a connection: no grant, no token, no email.
+#[derive(Debug, Serialize)]
+pub struct ConnectionView<'a> {
+    pub tenant_id: String,
+    pub organisation_name: &'a str,
+    pub status: ConnectionStatus,
+    pub connected_at: String,
+    pub last_activity_at: String,
+    pub last_sync_at: Option<String>,
+    pub status_changed_at: String,
+    pub last_error: Option<&'a str>,
+}
+
+impl<'a> From<&'a Connection> for ConnectionView<'a> {
+    fn from(c: &'a Connection) -> Self {
+        use xero_sync_core::time::format;
+        Self {
+            tenant_id: c.tenant_id.to_string(),
+            organisation_name: &c.organisation_name,
+            status: c.status,
+            connected_at: format(c.connected_at),
+            last_activity_at: format(c.last_activity_at),
+            last_sync_at: c.last_sync_at.map(format),
+            status_changed_at: format(c.status_changed_at),
+            last_error: c.last_error.as_deref(),
+        }
+    }
+}
+
+fn body_bytes(request: &Request) -> &[u8] {
+    match request.body() {
+        Body::Empty => b"",
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => b"",
+    }
+}
+
+fn check_signature(connect: &Connect, request: &Request) -> Result<(), ApiError> {
+    let path_and_query = match request.uri().query() {
+        Some(q) if !q.is_empty() => format!("{}?{q}", request.raw_http_path()),
+        _ => request.raw_http_path().to_owned(),
+    };
+    let header = request.headers().get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    let signed =
+        Signed::Api { method: request.method().as_str(), path_and_query: &path_and_query, body: body_bytes(request) };
+    verify(header, &connect.secrets, connect.app.now(), &signed).map_err(|e| ApiError::Unauthorized(e.to_string()))
+}
+
+fn parse_key(account: &str, tenant: &str) -> Result<ConnectionKey, ApiError> {
+    let mut problems = Vec::new();
+    let account_id = AccountId::parse(account).map_err(|e| problems.push(Problem::new("account", e.to_string()))).ok();
+    let tenant_id = TenantId::parse(tenant)
+        .map_err(|_| problems.push(Problem::new("tenant", "is not a Xero tenant id (a UUID)")))
+        .ok();
+    match (account_id, tenant_id) {
+        (Some(account_id), Some(tenant_id)) => Ok(ConnectionKey { account_id, tenant_id }),
+        _ => Err(ApiError::BadRequest(problems)),
+    }
+}
+
+async fn connection(connect: &Connect, key: &ConnectionKey) -> Result<Connection, ApiError> {
+    connect.app.services.store.get_connection(key).await?.ok_or_else(|| {
+        ApiError::NotFound(format!("account {} has no connection to tenant {}", key.account_id, key.tenant_id))
+    })
+}
+
+pub async fn handle(
+    connect: &Connect,
+    request: &Request,
+    account: &str,
+    rest: &[&str],
+) -> Result<Response<Body>, ApiError> {
+    check_signature(connect, request)?;
+    let method = request.method().as_str();
+    match (method, rest) {
+        ("GET", []) => {
+            let account = AccountId::parse(account)
+                .map_err(|e| ApiError::BadRequest(vec![Problem::new("account", e.to_string())]))?;
+            let connections = connect.app.services.store.account_connections(&account).await?;
+            let views: Vec<ConnectionView> = connections.iter().map(ConnectionView::from).collect();
+            Ok(json(StatusCode::OK, &json!({ "account_id": account, "connections": views })))
+        }
+        ("POST", [tenant, "test"]) => test(connect, &parse_key(account, tenant)?).await,
+        ("POST", [tenant, "disconnect"]) => disconnect(connect, &parse_key(account, tenant)?).await,
+        (_, [] | [_, "test" | "disconnect"]) => Err(ApiError::MethodNotAllowed { method: method.to_owned() }),
+        _ => Err(xero_sync_core::http::no_route(method, request.raw_http_path())),
+    }
+}
+
+/// The "Test" button: can we read the organisation right now?
+async fn test(connect: &Connect, key: &ConnectionKey) -> Result<Response<Body>, ApiError> {
+    let connection = connection(connect, key).await?;
+    let outcome = connect.app.tokens.get::<Value>(&connection, &ApiRequest::new("/Organisation")).await;
+    let body = match outcome {
+        Ok(response) => {
+            let org = response.body.pointer("/Organisations/0").cloned().unwrap_or(Value::Null);
+            connect.app.services.store.record_activity(key, connect.app.now()).await?;
+            json!({
+                "ok": true,
+                "organisation": {
+                    "name": org.get("Name"),
+                    "base_currency": org.get("BaseCurrency"),
+                    "country_code": org.get("CountryCode"),
+                },
+            })
+        }
+        Err(TokenError::Reconnect) => {
+            json!({ "ok": false, "problem": "Xero needs the organisation to be reconnected." })
+        }
+        Err(TokenError::Xero(e)) => json!({ "ok": false, "problem": describe(&e), "retryable": e.is_retryable() }),
+        Err(TokenError::Busy) => {
+            json!({ "ok": false, "problem": "Busy refreshing the connection; try again.", "retryable": true })
+        }
+        Err(TokenError::Aws(e)) => return Err(e.into()),
+    };
+    Ok(json(StatusCode::OK, &body))
+}
+
+fn describe(e: &XeroError) -> String {
+    match e {
+        XeroError::Forbidden(_) => "Xero no longer allows access to this organisation.".into(),
+        other => other.to_string(),
+    }
+}
+
+/// "Disconnect": stops all syncing and keeps the data.
+async fn disconnect(connect: &Connect, key: &ConnectionKey) -> Result<Response<Body>, ApiError> {
+    let connection = connection(connect, key).await?;
+    if matches!(connection.status, ConnectionStatus::Disconnected | ConnectionStatus::DisconnectedInactive) {
+        return Ok(json(StatusCode::OK, &json!({ "connection": ConnectionView::from(&connection) })));
+    }
+    let app = &connect.app;
+    let updated = lifecycle::disconnect(
+        &app.services,
+        &app.tokens,
+        &connection,
+        ConnectionStatus::Disconnected,
+        "Disconnected by the account.",
+        app.now(),
+    )
+    .await?;
+    tracing::info!(account = %key.account_id, tenant = %key.tenant_id, "disconnected by the account");
+    Ok(json(StatusCode::OK, &json!({ "connection": ConnectionView::from(&updated) })))
+}

@@ -1,0 +1,146 @@
+//! `GET /connect`: checks the platform's signed link and sends the browser to Xero's consent.
+
+use chrono::Duration;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, RequestExt, Response};
+use oauth2::CsrfToken;
+use url::Url;
+use xero_sync_core::http::{page, redirect};
+use xero_sync_core::model::{AccountId, OAuthState};
+use xero_sync_core::signing::{SigningSecret, connect_link_signature, verify_connect_link};
+
+use crate::Connect;
+
+/// How long the consent may take, from the click to Xero's callback.
+pub const STATE_LIFETIME: Duration = Duration::minutes(10);
+/// The furthest in the future a link may say it expires: a leaked link stops working soon.
+pub const MAX_LINK_LIFETIME: Duration = Duration::hours(24);
+
+/// Builds a signed connect link, as the platform does (also used by tests and the local demo).
+pub fn connect_link(
+    base: &Url,
+    secret: &SigningSecret,
+    account_id: &str,
+    return_to: Option<&str>,
+    email: Option<&str>,
+    expires: i64,
+) -> Url {
+    let mut url = base.join("connect").expect("a fixed relative path joins");
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("account_id", account_id);
+        if let Some(r) = return_to {
+            q.append_pair("return_to", r);
+        }
+        if let Some(e) = email {
+            q.append_pair("email", e);
+        }
+        q.append_pair("expires", &expires.to_string());
+        q.append_pair("sig", &connect_link_signature(secret, account_id, return_to, email, expires));
+    }
+    url
+}
+
+fn refused(status: StatusCode, what: &str) -> Response<Body> {
+    page(status, "Xero could not be connected", &[what, "Go back to the platform and click Connect to Xero again."])
+}
+
+pub async fn start(connect: &Connect, request: &Request) -> Response<Body> {
+    let query = request.query_string_parameters();
+    let mut problems = Vec::new();
+    let account = match query.first("account_id").map(AccountId::parse) {
+        Some(Ok(a)) => Some(a),
+        Some(Err(e)) => {
+            problems.push(format!("account_id: {e}"));
+            None
+        }
+        None => {
+            problems.push("account_id is missing".to_owned());
+            None
+        }
+    };
+    let expires = match query.first("expires").map(str::parse::<i64>) {
+        Some(Ok(e)) => Some(e),
+        Some(Err(_)) => {
+            problems.push("expires is not a whole number of seconds".to_owned());
+            None
+        }
+        None => {
+            problems.push("expires is missing".to_owned());
+            None
+        }
+    };
+    let sig = query.first("sig");
+    if sig.is_none() {
+        problems.push("sig is missing".to_owned());
+    }
+    let return_to = query.first("return_to");
+    let email = query.first("email");
+    if let Some(e) = email {
+        if e.len() > 254 || !e.contains('@') || e.chars().any(char::is_whitespace) {
+            problems.push("email is not an email address".to_owned());
+        }
+    }
+    let (Some(account), Some(expires), Some(sig), true) = (account, expires, sig, problems.is_empty()) else {
+        let listed = problems.join("; ");
+        return page(
+            StatusCode::BAD_REQUEST,
+            "This link is incomplete",
+            &[
+                &format!("The Connect to Xero link is missing parts: {listed}."),
+                "Go back to the platform and click Connect to Xero again.",
+            ],
+        );
+    };
+    if !verify_connect_link(&connect.secrets, sig, account.as_str(), return_to, email, expires) {
+        return refused(
+            StatusCode::UNAUTHORIZED,
+            "This Connect to Xero link is not valid: it was not signed by the platform, or was changed.",
+        );
+    }
+    let now = connect.app.now();
+    if expires <= now.timestamp() {
+        return refused(StatusCode::UNAUTHORIZED, "This Connect to Xero link has expired.");
+    }
+    if expires > (now + MAX_LINK_LIFETIME).timestamp() {
+        return refused(StatusCode::BAD_REQUEST, "This Connect to Xero link is valid for too long (at most 24 hours).");
+    }
+    let return_to = match return_to.map(Url::parse) {
+        None => None,
+        Some(Ok(url)) if connect.oauth.return_to_allowed(&url) => Some(url.to_string()),
+        Some(_) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "This link asks to return to an address the integration does not allow.",
+            );
+        }
+    };
+    let state = CsrfToken::new_random_len(32).secret().to_owned();
+    let (authorize, verifier) =
+        match connect.app.xero.authorize_url(&connect.oauth.redirect_uri, &connect.oauth.scopes, &state) {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::error!(error = %e, "could not build Xero's authorize URL");
+                return refused(StatusCode::INTERNAL_SERVER_ERROR, "The integration is misconfigured.");
+            }
+        };
+    let record = OAuthState {
+        state,
+        account_id: account.clone(),
+        return_to,
+        pkce_verifier: verifier,
+        notify_email: email.map(str::to_owned),
+        created_at: now,
+        expires_at: now + STATE_LIFETIME,
+    };
+    if let Err(e) = connect.app.services.store.create_oauth_state(&record).await {
+        tracing::error!(error = %e, "could not store the OAuth state");
+        return page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Xero could not be connected",
+            &["Something went wrong on our side. Please try again in a minute."],
+        );
+    }
+    tracing::info!(account = %account, "consent started");
+    redirect(authorize.as_str())
+}

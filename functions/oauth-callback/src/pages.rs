@@ -1,0 +1,82 @@
+//! What the browser sees at the end of the consent: a redirect back to the platform with the
+//! outcome, or, with no return address, a small page saying what happened.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use url::Url;
+use xero_sync_core::http::{escape_html, html_response, page, redirect};
+use xero_sync_core::model::PendingChoice;
+
+use crate::Outcome;
+
+const START_AGAIN: &str = "Go back to the platform and click Connect to Xero again.";
+
+pub fn problem_page(status: StatusCode, what: &str) -> Response<Body> {
+    page(status, "Xero could not be connected", &[what, START_AGAIN])
+}
+
+pub fn outcome_response(return_to: Option<&str>, outcome: &Outcome) -> Response<Body> {
+    if let Some(mut url) = return_to.and_then(|r| Url::parse(r).ok()) {
+        {
+            let mut q = url.query_pairs_mut();
+            match outcome {
+                Outcome::Connected { tenants, .. } => {
+                    q.append_pair("xero", "connected");
+                    for t in tenants {
+                        q.append_pair("tenant_id", &t.to_string());
+                    }
+                }
+                Outcome::Denied => {
+                    q.append_pair("xero", "denied");
+                }
+                Outcome::Failed { reason, .. } => {
+                    q.append_pair("xero", "error");
+                    q.append_pair("reason", reason);
+                }
+            }
+        }
+        return redirect(url.as_str());
+    }
+    match outcome {
+        Outcome::Connected { names, .. } => page(
+            StatusCode::OK,
+            "Connected to Xero",
+            &[&format!("Your account is now connected to {}.", names.join(", ")), "You can close this window."],
+        ),
+        Outcome::Denied => page(
+            StatusCode::OK,
+            "Xero was not connected",
+            &["You chose not to give access to Xero, so nothing was connected.", START_AGAIN],
+        ),
+        Outcome::Failed { message, .. } => problem_page(StatusCode::BAD_GATEWAY, message),
+    }
+}
+
+pub fn choose_page(choice: &PendingChoice) -> Response<Body> {
+    let options: String = choice
+        .organisations
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            format!(
+                "<label><input type=\"radio\" name=\"tenant_id\" value=\"{}\"{}> {}</label>",
+                o.tenant_id,
+                if i == 0 { " checked" } else { "" },
+                escape_html(&o.name)
+            )
+        })
+        .collect();
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+         content=\"width=device-width, initial-scale=1\"><title>Choose an organisation</title><style>body{{font-family:\
+         system-ui,sans-serif;max-width:34rem;margin:4rem auto;padding:0 1rem;color:#1f2933;line-height:1.5}}.card{{\
+         border:1px solid #d9e2ec;border-radius:8px;padding:1.5rem 2rem}}label{{display:block;margin:.4rem 0}}button{{\
+         font-size:1rem;padding:.5rem 1.2rem;border-radius:6px;border:0;background:#13b5ea;color:#fff}}</style></head>\
+         <body><div class=\"card\"><h1>Choose an organisation</h1><p>You gave access to more than one Xero \
+         organisation. This account connects to one; choose which.</p><form method=\"post\" action=\"/oauth/choose\">\
+         <input type=\"hidden\" name=\"choice\" value=\"{}\">{options}<p><button type=\"submit\" id=\"keep\">Connect \
+         this organisation</button></p></form></div></body></html>",
+        escape_html(&choice.token)
+    );
+    html_response(StatusCode::OK, html)
+}

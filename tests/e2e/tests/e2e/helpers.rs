@@ -1,0 +1,175 @@
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use lambda_http::{Body, Response};
+use xero_emulator::{Emulator, EmulatorConfig, demo};
+use xero_sync_core::model::{AccountId, Connection};
+use xero_sync_core::signing::{Signed, SigningSecret, sign};
+use xero_sync_core::time::Clock;
+use xero_sync_core::token_provider::RefreshPolicy;
+use xero_sync_core::{App, Env};
+use xero_sync_testkit::apigw;
+use xero_sync_testkit::{EventInbox, LocalAws};
+
+pub const PLATFORM_SECRET: &str = "platform-secret-0123456789abcdef0123456789";
+pub const REDIRECT_URI: &str = "http://localhost:3000/oauth/callback";
+pub const RETURN_TO: &str = "https://platform.example.com/settings/xero";
+
+/// The functions read time from the emulator's clock, so moving it moves token expiry for both.
+pub struct EmulatorClock(pub xero_emulator::Clock);
+
+impl Clock for EmulatorClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.now()
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+pub struct Options {
+    pub multi_org: bool,
+}
+
+/// Xero (the emulator), AWS (moto, a fresh stack) and the two HTTP functions wired to both.
+pub struct World {
+    pub emu: Emulator,
+    pub aws: LocalAws,
+    pub connect: connect::Connect,
+    pub callback: oauth_callback::Callback,
+    pub inbox: EventInbox,
+    pub platform: SigningSecret,
+}
+
+impl World {
+    pub async fn new() -> Self {
+        Self::with(Options::default()).await
+    }
+
+    pub async fn with(options: Options) -> Self {
+        let emu =
+            Emulator::start(EmulatorConfig::default().auto_approve(true).approve_tenants(vec![demo::NZ_TENANT_ID]))
+                .await
+                .expect("the emulator starts");
+        let aws = LocalAws::provision("e2e").await;
+        let inbox = EventInbox::subscribe(&aws.sdk, &aws.stack, "EventBus").await.expect("inbox");
+        let connect = connect::Connect::new(Self::app(&emu, &aws), &Self::env(options)).expect("connect config");
+        let callback =
+            oauth_callback::Callback::new(Self::app(&emu, &aws), &Self::env(options)).expect("callback config");
+        Self { emu, aws, connect, callback, inbox, platform: SigningSecret::new(PLATFORM_SECRET.as_bytes()) }
+    }
+
+    /// One function process: its own token cache, as separate Lambdas have.
+    pub fn app(emu: &Emulator, aws: &LocalAws) -> App {
+        let base = emu.base_url();
+        let authorize = format!("{base}/identity/connect/authorize");
+        let config = aws.config(&[
+            ("XERO_CLIENT_ID", demo::CLIENT_ID),
+            ("XERO_CLIENT_SECRET", demo::CLIENT_SECRET),
+            ("XERO_AUTHORIZE_URL", &authorize),
+            ("XERO_IDENTITY_URL", &base),
+            ("XERO_API_URL", &base),
+        ]);
+        let policy = RefreshPolicy { poll_every: std::time::Duration::from_millis(20), ..RefreshPolicy::default() };
+        App::with_clock(config, &aws.sdk, Arc::new(EmulatorClock(emu.clock().clone())), policy).expect("app")
+    }
+
+    fn env(options: Options) -> Env {
+        Env::from_pairs([
+            ("PLATFORM_SIGNING_SECRETS", PLATFORM_SECRET),
+            ("OAUTH_REDIRECT_URI", REDIRECT_URI),
+            ("RETURN_TO_ALLOWLIST", "https://platform.example.com/settings/"),
+            ("MULTI_ORG", if options.multi_org { "true" } else { "false" }),
+        ])
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.emu.clock().now()
+    }
+
+    /// A connect link as the platform signs it (path and query).
+    pub fn link(&self, account: &str, return_to: Option<&str>, email: Option<&str>, expires: i64) -> String {
+        let url = connect::connect_link(
+            &url::Url::parse("https://xero-sync.test/").unwrap(),
+            &self.platform,
+            account,
+            return_to,
+            email,
+            expires,
+        );
+        format!("{}?{}", url.path(), url.query().unwrap_or_default())
+    }
+
+    pub fn valid_link(&self, account: &str) -> String {
+        self.link(account, Some(RETURN_TO), Some("owner@example.com"), self.now().timestamp() + 600)
+    }
+
+    pub async fn get_connect(&self, path_and_query: &str) -> Response<Body> {
+        connect::handle(&self.connect, apigw::request("GET", path_and_query, &[], None)).await
+    }
+
+    /// A signed call to the connection API.
+    pub async fn api(&self, method: &str, path: &str) -> Response<Body> {
+        let header = sign(&self.platform, self.now(), &Signed::Api { method, path_and_query: path, body: b"" });
+        connect::handle(&self.connect, apigw::request(method, path, &[("x-xerosync-signature", &header)], None)).await
+    }
+
+    pub async fn get_callback(&self, path_and_query: &str) -> Response<Body> {
+        oauth_callback::handle(&self.callback, apigw::request("GET", path_and_query, &[], None)).await
+    }
+
+    pub async fn post_choice(&self, form: &str) -> Response<Body> {
+        let headers = [("content-type", "application/x-www-form-urlencoded")];
+        oauth_callback::handle(&self.callback, apigw::request("POST", "/oauth/choose", &headers, Some(form))).await
+    }
+
+    /// Follows the connect link to Xero's consent (auto-approved) and returns the callback's
+    /// path and query that Xero redirected the browser to.
+    pub async fn consent(&self, link: &str) -> String {
+        let response = self.get_connect(link).await;
+        assert_eq!(response.status(), 302, "{}", apigw::body_text(&response));
+        let authorize = location(&response);
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let at_xero = http.get(&authorize).send().await.unwrap();
+        assert_eq!(at_xero.status(), 302, "the emulator approves and redirects");
+        let back = at_xero.headers()["location"].to_str().unwrap().to_owned();
+        assert!(back.starts_with(REDIRECT_URI), "{back}");
+        back[REDIRECT_URI.len() - "/oauth/callback".len()..].to_owned()
+    }
+
+    /// The whole connect flow for `account`, returning the callback's response.
+    pub async fn connect_account(&self, account: &str) -> Response<Body> {
+        let callback = self.consent(&self.valid_link(account)).await;
+        self.get_callback(&callback).await
+    }
+
+    pub async fn connections(&self, account: &str) -> Vec<Connection> {
+        self.aws.store_connections(&AccountId::parse(account).unwrap()).await
+    }
+}
+
+pub fn location(response: &Response<Body>) -> String {
+    response.headers().get("location").expect("a Location header").to_str().unwrap().to_owned()
+}
+
+pub fn body(response: &Response<Body>) -> String {
+    apigw::body_text(response)
+}
+
+pub fn json(response: &Response<Body>) -> serde_json::Value {
+    serde_json::from_str(&body(response)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", body(response)))
+}
+
+/// Events of one type that reached the platform's subscription.
+pub async fn events_of(inbox: &EventInbox, kind: &str) -> Vec<serde_json::Value> {
+    inbox.drain().await.unwrap().into_iter().filter(|e| e["detail-type"] == kind).collect()
+}
+
+pub trait StoreConnections {
+    async fn store_connections(&self, account: &AccountId) -> Vec<Connection>;
+}
+
+impl StoreConnections for LocalAws {
+    async fn store_connections(&self, account: &AccountId) -> Vec<Connection> {
+        use xero_sync_core::store::Store;
+        self.store().account_connections(account).await.unwrap()
+    }
+}
