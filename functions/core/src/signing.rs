@@ -288,6 +288,20 @@ mod tests {
     }
 
     #[test]
+    fn the_readmes_shell_recipe_gives_the_same_connect_link_signature() {
+        // printf 'connect-link.v1\n%s\n%s\n%s\n%s' acct-42 https://app.example.com/settings/xero '' 1800000000 \
+        //   | openssl dgst -sha256 -hmac s3cret -r
+        let sig = connect_link_signature(
+            &secret("s3cret"),
+            "acct-42",
+            Some("https://app.example.com/settings/xero"),
+            None,
+            1_800_000_000,
+        );
+        assert_eq!(sig, "9a519daea5c484ed1735b635e87de1209446d2359339cdde323d0a5feef54584");
+    }
+
+    #[test]
     fn secrets_never_print() {
         assert_eq!(format!("{:?}", secret("hunter2")), "SigningSecret([redacted])");
     }

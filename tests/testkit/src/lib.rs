@@ -4,6 +4,7 @@
 
 pub mod apigw;
 mod inbox;
+mod local_api;
 mod local_aws;
 mod moto;
 mod template;
@@ -11,6 +12,7 @@ mod template;
 use std::path::PathBuf;
 
 pub use inbox::{EventInbox, SentEmail, sent_emails};
+pub use local_api::{Handler, LocalApi};
 pub use local_aws::LocalAws;
 pub use moto::Moto;
 pub use template::{Stack, Template};

@@ -155,7 +155,7 @@ async fn consenting_to_two_organisations_asks_which_one_to_keep() {
 
 #[tokio::test]
 async fn multi_organisation_mode_keeps_every_organisation_consented_to() {
-    let w = World::with(Options { multi_org: true }).await;
+    let w = World::with(Options { multi_org: true, ..Options::default() }).await;
     w.emu.set_auto_approve(true, Some(vec![demo::NZ_TENANT_ID, demo::AU_TENANT_ID]));
     let response = w.connect_account("acct-multi").await;
     assert_eq!(response.status(), 302);
@@ -186,7 +186,7 @@ async fn twenty_concurrent_token_requests_at_expiry_cause_exactly_one_refresh() 
     w.connect_account("acct-race").await;
     let connection = w.connections("acct-race").await.remove(0);
     // Two warm Lambdas, each with its own cache, both about to find the token expiring.
-    let lambdas = [Arc::new(World::app(&w.emu, &w.aws)), Arc::new(World::app(&w.emu, &w.aws))];
+    let lambdas = [Arc::new(w.new_app()), Arc::new(w.new_app())];
     w.emu.clock().advance(Duration::from_secs(26 * 60));
     w.emu.reset_counters();
     let tasks: Vec<_> = (0..20)

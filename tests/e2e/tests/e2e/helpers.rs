@@ -24,9 +24,11 @@ impl Clock for EmulatorClock {
     }
 }
 
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone)]
 pub struct Options {
     pub multi_org: bool,
+    /// Where Xero sends the browser back; a client registered for it is added to the emulator.
+    pub redirect_uri: Option<String>,
 }
 
 /// Xero (the emulator), AWS (moto, a fresh stack) and the two HTTP functions wired to both.
@@ -37,6 +39,7 @@ pub struct World {
     pub callback: oauth_callback::Callback,
     pub inbox: EventInbox,
     pub platform: SigningSecret,
+    client: (String, String),
 }
 
 impl World {
@@ -51,19 +54,38 @@ impl World {
                 .expect("the emulator starts");
         let aws = LocalAws::provision("e2e").await;
         let inbox = EventInbox::subscribe(&aws.sdk, &aws.stack, "EventBus").await.expect("inbox");
-        let connect = connect::Connect::new(Self::app(&emu, &aws), &Self::env(options)).expect("connect config");
+        let redirect_uri = options.redirect_uri.clone().unwrap_or_else(|| REDIRECT_URI.to_owned());
+        let client = if redirect_uri == REDIRECT_URI {
+            (demo::CLIENT_ID.to_owned(), demo::CLIENT_SECRET.to_owned())
+        } else {
+            let client = ("E2ETESTCLIENT0000000000000000001".to_owned(), "e2e-test-client-secret".to_owned());
+            emu.add_client(xero_emulator::ClientSeed {
+                client_id: client.0.clone(),
+                client_secret: client.1.clone(),
+                redirect_uris: vec![redirect_uri.clone()],
+                name: Some("xero-sync e2e".into()),
+            })
+            .expect("client registers");
+            client
+        };
+        let env = Self::env(&options, &redirect_uri);
+        let connect = connect::Connect::new(Self::app_for(&emu, &aws, &client), &env).expect("connect config");
         let callback =
-            oauth_callback::Callback::new(Self::app(&emu, &aws), &Self::env(options)).expect("callback config");
-        Self { emu, aws, connect, callback, inbox, platform: SigningSecret::new(PLATFORM_SECRET.as_bytes()) }
+            oauth_callback::Callback::new(Self::app_for(&emu, &aws, &client), &env).expect("callback config");
+        Self { emu, aws, connect, callback, inbox, platform: SigningSecret::new(PLATFORM_SECRET.as_bytes()), client }
     }
 
-    /// One function process: its own token cache, as separate Lambdas have.
-    pub fn app(emu: &Emulator, aws: &LocalAws) -> App {
+    /// Another function process: its own token cache, as separate Lambdas have.
+    pub fn new_app(&self) -> App {
+        Self::app_for(&self.emu, &self.aws, &self.client)
+    }
+
+    fn app_for(emu: &Emulator, aws: &LocalAws, client: &(String, String)) -> App {
         let base = emu.base_url();
         let authorize = format!("{base}/identity/connect/authorize");
         let config = aws.config(&[
-            ("XERO_CLIENT_ID", demo::CLIENT_ID),
-            ("XERO_CLIENT_SECRET", demo::CLIENT_SECRET),
+            ("XERO_CLIENT_ID", &client.0),
+            ("XERO_CLIENT_SECRET", &client.1),
             ("XERO_AUTHORIZE_URL", &authorize),
             ("XERO_IDENTITY_URL", &base),
             ("XERO_API_URL", &base),
@@ -72,10 +94,10 @@ impl World {
         App::with_clock(config, &aws.sdk, Arc::new(EmulatorClock(emu.clock().clone())), policy).expect("app")
     }
 
-    fn env(options: Options) -> Env {
+    fn env(options: &Options, redirect_uri: &str) -> Env {
         Env::from_pairs([
             ("PLATFORM_SIGNING_SECRETS", PLATFORM_SECRET),
-            ("OAUTH_REDIRECT_URI", REDIRECT_URI),
+            ("OAUTH_REDIRECT_URI", redirect_uri),
             ("RETURN_TO_ALLOWLIST", "https://platform.example.com/settings/"),
             ("MULTI_ORG", if options.multi_org { "true" } else { "false" }),
         ])

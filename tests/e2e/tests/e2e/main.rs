@@ -1,5 +1,6 @@
 //! End-to-end tests: the functions' handlers, fed API Gateway events, against a real moto server
 //! and the Xero emulator. One test binary; helpers in `helpers.rs`.
 
+mod browser;
 mod connect;
 mod helpers;
