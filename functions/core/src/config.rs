@@ -91,6 +91,8 @@ pub struct XeroConfig {
     pub identity_url: Url,
     /// Base of the API: `/connections` and `/api.xro/2.0/...`.
     pub api_url: Url,
+    /// How long one call to Xero may take before it counts as lost.
+    pub request_timeout: std::time::Duration,
 }
 
 /// The AWS resources this deployment owns (the SAM template passes their names in).
@@ -232,6 +234,7 @@ impl Config {
                 )?,
                 identity_url: secure(env.url_or("XERO_IDENTITY_URL", DEFAULT_XERO_IDENTITY_URL)?, "XERO_IDENTITY_URL")?,
                 api_url: secure(env.url_or("XERO_API_URL", DEFAULT_XERO_API_URL)?, "XERO_API_URL")?,
+                request_timeout: std::time::Duration::from_secs(env.parse_or("XERO_TIMEOUT_SECONDS", 30u64)?),
             },
             aws: AwsResources {
                 table_name: env.required("TABLE_NAME")?,

@@ -25,7 +25,6 @@ use crate::model::TenantId;
 use crate::tokens::AccessToken;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const USER_AGENT: &str = concat!("xero-sync/", env!("CARGO_PKG_VERSION"));
 
 /// What Xero says is left of its limits after this call (absent headers stay `None`).
@@ -84,7 +83,7 @@ impl XeroClient {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(config.request_timeout)
             .user_agent(USER_AGENT)
             .default_headers(headers)
             .build()

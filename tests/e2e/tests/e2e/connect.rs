@@ -207,6 +207,37 @@ async fn twenty_concurrent_token_requests_at_expiry_cause_exactly_one_refresh() 
     assert_eq!(stored.access_token.secret(), &tokens[0], "the rotated set was stored");
 }
 
+#[tokio::test]
+async fn a_refresh_whose_response_was_lost_is_recovered_with_the_previous_refresh_token() {
+    let w = World::new().await;
+    w.connect_account("acct-lost").await;
+    let connection = w.connections("acct-lost").await.remove(0);
+    let before = w.connect.app.services.vault.load(&connection.grant_id).await.unwrap().unwrap();
+    w.emu.clock().advance(Duration::from_secs(31 * 60));
+    // Xero rotates the refresh token, but its answer never arrives (our timeout is 1 s).
+    w.emu.faults().timeout_after_write(Some("POST"), "/connect/token", Some(3_000));
+
+    let lost = w.connect.app.tokens.access_token(&connection).await;
+    assert!(
+        matches!(lost, Err(xero_sync_core::token_provider::TokenError::Xero(XeroError::Transport { .. }))),
+        "{lost:?}"
+    );
+    let kept = w.connect.app.services.vault.load(&connection.grant_id).await.unwrap().unwrap();
+    assert_eq!(kept.refresh_token.secret(), before.refresh_token.secret(), "nothing half-written");
+
+    let recovered = w
+        .connect
+        .app
+        .tokens
+        .access_token(&connection)
+        .await
+        .expect("the old refresh token still works within the grace period");
+    let after = w.connect.app.services.vault.load(&connection.grant_id).await.unwrap().unwrap();
+    assert_eq!(after.access_token.secret(), recovered.secret());
+    assert_ne!(after.refresh_token.secret(), before.refresh_token.secret(), "the newly rotated token is stored");
+    assert_eq!(w.connections("acct-lost").await[0].status, ConnectionStatus::Connected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_grant_marks_the_connection_for_reconnection_once() {
     let w = World::new().await;

@@ -89,6 +89,7 @@ impl World {
             ("XERO_AUTHORIZE_URL", &authorize),
             ("XERO_IDENTITY_URL", &base),
             ("XERO_API_URL", &base),
+            ("XERO_TIMEOUT_SECONDS", "1"),
         ]);
         let policy = RefreshPolicy { poll_every: std::time::Duration::from_millis(20), ..RefreshPolicy::default() };
         App::with_clock(config, &aws.sdk, Arc::new(EmulatorClock(emu.clock().clone())), policy).expect("app")
