@@ -99,7 +99,26 @@ pub async fn handle(
         }
         ("POST", [tenant, "test"]) => test(connect, &parse_key(account, tenant)?).await,
         ("POST", [tenant, "disconnect"]) => disconnect(connect, &parse_key(account, tenant)?).await,
-        (_, [] | [_, "test" | "disconnect"]) => Err(ApiError::MethodNotAllowed { method: method.to_owned() }),
+        ("GET", [tenant, "options"]) => {
+            let connection = connection(connect, &parse_key(account, tenant)?).await?;
+            crate::settings::options(connect, &connection).await
+        }
+        ("GET", [tenant, "settings"]) => {
+            let key = parse_key(account, tenant)?;
+            connection(connect, &key).await?;
+            crate::settings::get(connect, &key).await
+        }
+        ("PUT", [tenant, "settings"]) => {
+            let connection = connection(connect, &parse_key(account, tenant)?).await?;
+            crate::settings::put(connect, &connection, body_bytes(request)).await
+        }
+        ("POST", [tenant, "validate"]) => {
+            let connection = connection(connect, &parse_key(account, tenant)?).await?;
+            crate::settings::validate(connect, &connection, body_bytes(request)).await
+        }
+        (_, [] | [_, "test" | "disconnect" | "options" | "settings" | "validate"]) => {
+            Err(ApiError::MethodNotAllowed { method: method.to_owned() })
+        }
         _ => Err(xero_sync_core::http::no_route(method, request.raw_http_path())),
     }
 }

@@ -3,6 +3,7 @@
 
 mod api;
 mod link;
+mod settings;
 
 use lambda_http::{Body, Request, RequestExt, Response};
 use xero_sync_core::config::{OAuthConfig, platform_signing_secrets};

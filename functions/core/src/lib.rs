@@ -13,6 +13,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod model;
 pub mod notify;
+pub mod reference;
 pub mod settings;
 pub mod signing;
 pub mod store;

@@ -136,6 +136,18 @@ impl TaxRate {
         rate
     }
 
+    /// A rate for purchases, as Xero's INPUT types are: not offered on sales documents.
+    pub fn purchases_only(mut self) -> Self {
+        self.can_apply_to_revenue = false;
+        self
+    }
+
+    /// A rate for sales, as Xero's OUTPUT types are: not offered on purchase documents.
+    pub fn sales_only(mut self) -> Self {
+        self.can_apply_to_expenses = false;
+        self
+    }
+
     pub fn component(name: &str, rate: Decimal, is_compound: bool) -> TaxComponent {
         TaxComponent { name: name.into(), rate, is_compound, is_non_recoverable: false }
     }

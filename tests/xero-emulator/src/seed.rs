@@ -261,8 +261,10 @@ pub mod demo {
         let mut org = OrgSeed::new(t, "Demo Company (NZ)", "NZD");
         org.accounts = accounts(t, "OUTPUT2", "INPUT2", "NONE");
         org.tax_rates = vec![
-            TaxRate::new("OUTPUT2", "15% GST on Income", vec![TaxRate::component("GST", dec("15"), false)]),
-            TaxRate::new("INPUT2", "15% GST on Expenses", vec![TaxRate::component("GST", dec("15"), false)]),
+            TaxRate::new("OUTPUT2", "15% GST on Income", vec![TaxRate::component("GST", dec("15"), false)])
+                .sales_only(),
+            TaxRate::new("INPUT2", "15% GST on Expenses", vec![TaxRate::component("GST", dec("15"), false)])
+                .purchases_only(),
             TaxRate::new("NONE", "No GST", vec![TaxRate::component("GST", dec("0"), false)]),
             TaxRate::new(
                 "TAX001",
@@ -289,8 +291,9 @@ pub mod demo {
         let mut org = OrgSeed::new(t, "Demo Company (AU)", "AUD");
         org.accounts = accounts(t, "OUTPUT", "INPUT", "BASEXCLUDED");
         org.tax_rates = vec![
-            TaxRate::new("OUTPUT", "GST on Income", vec![TaxRate::component("GST", dec("10"), false)]),
-            TaxRate::new("INPUT", "GST on Expenses", vec![TaxRate::component("GST", dec("10"), false)]),
+            TaxRate::new("OUTPUT", "GST on Income", vec![TaxRate::component("GST", dec("10"), false)]).sales_only(),
+            TaxRate::new("INPUT", "GST on Expenses", vec![TaxRate::component("GST", dec("10"), false)])
+                .purchases_only(),
             TaxRate::new("EXEMPTOUTPUT", "GST Free Income", vec![TaxRate::component("GST", dec("0"), false)]),
             TaxRate::new("BASEXCLUDED", "BAS Excluded", vec![TaxRate::component("GST", dec("0"), false)]),
             TaxRate::new(

@@ -21,6 +21,7 @@ use crate::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, DeliveryStatus, ImportCursor,
     OAuthState, PendingChoice, PlatformCustomerId, PlatformInvoiceId, SyncRecord, TenantId,
 };
+use crate::reference::ReferenceData;
 use crate::settings::{ConnectionSettings, VersionedSettings};
 use crate::time;
 
@@ -28,6 +29,8 @@ type Item = HashMap<String, AttributeValue>;
 
 pub const CONNECTED_INDEX: &str = "gsi1";
 const CONDITION_FAILED: &str = "ConditionalCheckFailedException";
+/// DynamoDB items hold 400 KB; leave room for keys and attribute names.
+const MAX_SNAPSHOT_BYTES: usize = 350 * 1024;
 /// BatchGetItem takes at most 100 keys.
 const BATCH_GET_MAX: usize = 100;
 
@@ -774,6 +777,32 @@ impl Store for DynamoStore {
             with_keys(to_item("import cursor", &next)?, keys::org(key), keys::cursor(&next.resource), "import_cursor");
         self.put_versioned(item, cursor.version, "import cursor").await?;
         Ok(next)
+    }
+
+    async fn get_reference_data(&self, key: &ConnectionKey) -> Result<Option<ReferenceData>, Error> {
+        let Some(item) = self.get(self::key(keys::org(key), "REFDATA")).await? else { return Ok(None) };
+        let json = item
+            .get("data")
+            .and_then(|v| v.as_s().ok())
+            .ok_or(Error::Corrupt { what: "reference data", reason: "no data attribute".into() })?;
+        serde_json::from_str(json)
+            .map(Some)
+            .map_err(|e| Error::Corrupt { what: "reference data", reason: e.to_string() })
+    }
+
+    async fn put_reference_data(&self, key: &ConnectionKey, data: &ReferenceData) -> Result<bool, Error> {
+        let json = serde_json::to_string(data)
+            .map_err(|e| Error::Corrupt { what: "reference data", reason: e.to_string() })?;
+        if json.len() > MAX_SNAPSHOT_BYTES {
+            tracing::info!(bytes = json.len(), "reference data too large to keep; it will be read from Xero each time");
+            return Ok(false);
+        }
+        let mut item = self::key(keys::org(key), "REFDATA");
+        item.insert("kind".into(), s("reference_data"));
+        item.insert("read_at".into(), s(time::format(data.read_at)));
+        item.insert("data".into(), s(json));
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(dynamo("PutItem"))?;
+        Ok(true)
     }
 
     async fn get_settings(&self, key: &ConnectionKey) -> Result<VersionedSettings, Error> {

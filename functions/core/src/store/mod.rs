@@ -15,6 +15,7 @@
 //! | contact mapping   | `ORG#{account}#{tenant}`      | `CONTACT#{customer id}`     | –                                       | –            |
 //! | Xero contact ref  | `ORG#{account}#{tenant}`      | `XERO_CONTACT#{ContactID}`  | –                                       | –            |
 //! | import cursor     | `ORG#{account}#{tenant}`      | `CURSOR#{resource}`         | –                                       | –            |
+//! | reference data    | `ORG#{account}#{tenant}`      | `REFDATA`                   | –                                       | –            |
 //! | OAuth state       | `OAUTH_STATE#{state}`         | `OAUTH_STATE`               | –                                       | 10 minutes   |
 //! | pending org choice| `CHOICE#{token}`              | `CHOICE`                    | –                                       | 10 minutes   |
 //! | webhook delivery  | `DELIVERY#{delivery id}`      | `DELIVERY`                  | –                                       | a few days   |
@@ -54,6 +55,7 @@ use crate::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, ImportCursor, OAuthState,
     PendingChoice, PlatformCustomerId, PlatformInvoiceId, SyncRecord,
 };
+use crate::reference::ReferenceData;
 use crate::settings::{ConnectionSettings, VersionedSettings};
 
 /// How many partitions the connected index is spread over. Changing it re-homes every
@@ -189,6 +191,12 @@ pub trait Store: Send + Sync {
     async fn get_cursor(&self, key: &ConnectionKey, resource: &str) -> Result<Option<ImportCursor>, Error>;
     /// Versioned like [`Store::save_sync_record`].
     async fn save_cursor(&self, key: &ConnectionKey, cursor: &ImportCursor) -> Result<ImportCursor, Error>;
+
+    // The organisation's reference data, as last read (see [`crate::reference`]).
+    async fn get_reference_data(&self, key: &ConnectionKey) -> Result<Option<ReferenceData>, Error>;
+    /// Keeps a snapshot; one too large for an item (over ~350 KB of JSON) is not kept and
+    /// `false` is returned, so readers go to Xero instead.
+    async fn put_reference_data(&self, key: &ConnectionKey, data: &ReferenceData) -> Result<bool, Error>;
 
     // Settings.
     async fn get_settings(&self, key: &ConnectionKey) -> Result<VersionedSettings, Error>;

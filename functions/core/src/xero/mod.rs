@@ -8,6 +8,7 @@
 
 mod error;
 mod identity;
+pub mod model;
 
 use std::time::Duration;
 

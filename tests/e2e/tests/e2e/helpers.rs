@@ -135,6 +135,14 @@ impl World {
         connect::handle(&self.connect, apigw::request(method, path, &[("x-xerosync-signature", &header)], None)).await
     }
 
+    /// A signed call to the connection API with a JSON body.
+    pub async fn api_json(&self, method: &str, path: &str, body: &str) -> Response<Body> {
+        let header =
+            sign(&self.platform, self.now(), &Signed::Api { method, path_and_query: path, body: body.as_bytes() });
+        let headers = [("x-xerosync-signature", header.as_str()), ("content-type", "application/json")];
+        connect::handle(&self.connect, apigw::request(method, path, &headers, Some(body))).await
+    }
+
     pub async fn get_callback(&self, path_and_query: &str) -> Response<Body> {
         oauth_callback::handle(&self.callback, apigw::request("GET", path_and_query, &[], None)).await
     }

@@ -4,3 +4,4 @@
 mod browser;
 mod connect;
 mod helpers;
+mod settings;

@@ -1,0 +1,167 @@
+//! Sync settings over the connection API: what can be chosen (options), what is chosen
+//! (settings, versioned), and whether what is chosen still exists in Xero (validate).
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use serde::Deserialize;
+use serde_json::json;
+use xero_sync_core::http::{ApiError, Problem, json};
+use xero_sync_core::model::{Connection, ConnectionKey};
+use xero_sync_core::reference::{ReferenceData, read_from_xero};
+use xero_sync_core::settings::{ConnectionSettings, check, validate_in_use};
+
+use crate::Connect;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsWrite {
+    /// The version the admin's form was based on (0 for never written).
+    version: u64,
+    settings: ConnectionSettings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValidateRequest {
+    /// GL account codes the platform uses itself (say, on products), checked too.
+    #[serde(default)]
+    account_codes: Vec<String>,
+}
+
+/// Parses a JSON body, naming the exact field that is missing or of the wrong type.
+fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::BadRequest(vec![Problem::new(field, e.into_inner().to_string())])
+    })
+}
+
+/// From the latest snapshot while fresh, else from Xero (and kept for next time).
+async fn reference_data(
+    connect: &Connect,
+    connection: &Connection,
+    prefer_snapshot: bool,
+) -> Result<(ReferenceData, &'static str), ApiError> {
+    let app = &connect.app;
+    let key = connection.key();
+    if prefer_snapshot {
+        if let Some(snapshot) = app.services.store.get_reference_data(&key).await? {
+            if snapshot.is_fresh(app.now()) {
+                return Ok((snapshot, "snapshot"));
+            }
+        }
+    }
+    let data = read_from_xero(&app.tokens, connection, app.now()).await?;
+    app.services.store.put_reference_data(&key, &data).await?;
+    Ok((data, "xero"))
+}
+
+pub async fn options(connect: &Connect, connection: &Connection) -> Result<Response<Body>, ApiError> {
+    let (data, source) = reference_data(connect, connection, true).await?;
+    let tax_rates: Vec<_> = data
+        .tax_rates
+        .iter()
+        .filter(|t| t.usable_for_sales())
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "tax_type": t.tax_type,
+                "effective_rate": t.effective().normalize().to_string(),
+                "components": t.tax_components.iter().map(|c| json!({"name": c.name, "rate": c.rate.normalize().to_string(), "compound": c.is_compound})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let accounts: Vec<_> = data
+        .accounts
+        .iter()
+        .filter(|a| a.usable_for_sales())
+        .map(|a| json!({"code": a.code, "name": a.name, "type": a.account_type, "class": a.class, "payments_enabled": a.enable_payments_to_account}))
+        .collect();
+    let tracking: Vec<_> = data
+        .tracking_categories
+        .iter()
+        .filter(|c| c.is_active())
+        .map(|c| {
+            let options: Vec<_> = c
+                .options
+                .iter()
+                .filter(|o| o.status.as_deref().is_none_or(|s| s == "ACTIVE"))
+                .map(|o| &o.name)
+                .collect();
+            json!({"id": c.tracking_category_id, "name": c.name, "options": options})
+        })
+        .collect();
+    let items: Vec<_> = data
+        .items
+        .iter()
+        .filter(|i| i.is_sold != Some(false))
+        .map(|i| json!({"code": i.code, "name": i.name, "sales_account_code": i.sales_details.as_ref().and_then(|d| d.account_code.clone())}))
+        .collect();
+    let currencies: Vec<_> =
+        data.currencies.iter().map(|c| json!({"code": c.code, "description": c.description})).collect();
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "read_at": xero_sync_core::time::format(data.read_at),
+            "source": source,
+            "sales_accounts": accounts,
+            "tax_rates": tax_rates,
+            "tracking_categories": tracking,
+            "items": items,
+            "currencies": currencies,
+        }),
+    ))
+}
+
+pub async fn get(connect: &Connect, key: &ConnectionKey) -> Result<Response<Body>, ApiError> {
+    let current = connect.app.services.store.get_settings(key).await?;
+    Ok(json(StatusCode::OK, &current))
+}
+
+pub async fn put(connect: &Connect, connection: &Connection, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let write: SettingsWrite = parse_body(body)?;
+    let key = connection.key();
+    let store = &connect.app.services.store;
+    // Refuse a stale write before spending Xero calls on checking it.
+    let current = store.get_settings(&key).await?;
+    if current.version != write.version {
+        return Err(stale(write.version, current.version));
+    }
+    let (data, _) = reference_data(connect, connection, true).await?;
+    let problems = check(&write.settings, &data);
+    if !problems.is_empty() {
+        return Err(ApiError::Unprocessable(problems));
+    }
+    let saved = match store.put_settings(&key, write.version, &write.settings).await {
+        Ok(saved) => saved,
+        Err(xero_sync_core::Error::Conflict(_)) => {
+            let now_at = store.get_settings(&key).await?.version;
+            return Err(stale(write.version, now_at));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    store.record_activity(&key, connect.app.now()).await?;
+    Ok(json(StatusCode::OK, &saved))
+}
+
+fn stale(based_on: u64, current: u64) -> ApiError {
+    ApiError::Conflict(format!(
+        "the settings changed since version {based_on} (now version {current}); reload them and apply your change again"
+    ))
+}
+
+pub async fn validate(connect: &Connect, connection: &Connection, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let request: ValidateRequest =
+        if body.iter().all(u8::is_ascii_whitespace) { ValidateRequest::default() } else { parse_body(body)? };
+    let key = connection.key();
+    let (data, _) = reference_data(connect, connection, false).await?;
+    let settings = connect.app.services.store.get_settings(&key).await?.settings;
+    let problems = validate_in_use(&settings, &request.account_codes, &data);
+    connect.app.services.store.record_activity(&key, connect.app.now()).await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "ok": problems.is_empty(), "problems": problems, "checked_at": xero_sync_core::time::format(data.read_at) }),
+    ))
+}
