@@ -1,0 +1,136 @@
+//! `POST /webhooks/invoices`: verify, validate and durably accept, well within a webhook's
+//! timeout. The push itself runs later from the queue, so a slow or rate-limited Xero never
+//! makes the platform's delivery time out.
+
+use chrono::Duration;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use xero_sync_core::config::platform_signing_secrets;
+use xero_sync_core::http::{ApiError, Problem, json, no_route};
+use xero_sync_core::model::{ConnectionStatus, DeliveryStatus, TenantId};
+use xero_sync_core::signing::{SIGNATURE_HEADER, Signed, SigningSecret, verify};
+use xero_sync_core::store::DeliveryClaim;
+use xero_sync_core::{App, AwsError, ConfigError, Env, Error};
+
+use crate::event::{InvoiceEvent, parse};
+
+/// Far more than any invoice needs; a larger body is refused before it is parsed.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// How long a delivery id is remembered: longer than any platform retries a webhook.
+pub const REMEMBER_DELIVERIES: Duration = Duration::days(7);
+/// A delivery recorded but not yet handed on is taken to be in flight for this long; after
+/// that the attempt that recorded it is taken to have died, and a redelivery takes over.
+pub const IN_FLIGHT_FOR: Duration = Duration::seconds(60);
+
+pub struct Webhook {
+    pub app: App,
+    pub secrets: Vec<SigningSecret>,
+    pub push_queue_url: String,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl Webhook {
+    pub fn new(app: App, env: &Env) -> Result<Self, ConfigError> {
+        let sqs = aws_sdk_sqs::Client::new(&app.sdk);
+        Ok(Self { secrets: platform_signing_secrets(env)?, push_queue_url: env.required("PUSH_QUEUE_URL")?, sqs, app })
+    }
+}
+
+/// One queue message: the validated event and the organisation it goes to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushMessage {
+    pub tenant_id: TenantId,
+    pub event: InvoiceEvent,
+}
+
+pub async fn handle(webhook: &Webhook, request: Request) -> Response<Body> {
+    let method = request.method().as_str().to_owned();
+    match (method.as_str(), request.raw_http_path().trim_end_matches('/')) {
+        ("POST", "/webhooks/invoices") => accept(webhook, &request).await.unwrap_or_else(ApiError::into_response),
+        (_, "/webhooks/invoices") => ApiError::MethodNotAllowed { method }.into_response(),
+        (_, path) => no_route(&method, path).into_response(),
+    }
+}
+
+fn body(request: &Request) -> &[u8] {
+    match request.body() {
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => b"",
+    }
+}
+
+async fn accept(webhook: &Webhook, request: &Request) -> Result<Response<Body>, ApiError> {
+    let raw = body(request);
+    if raw.len() > MAX_BODY {
+        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY });
+    }
+    let header = request.headers().get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    let app = &webhook.app;
+    verify(header, &webhook.secrets, app.now(), &Signed::Webhook { body: raw })
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    let event = parse(raw).map_err(|p| ApiError::BadRequest(vec![p]))?;
+    let problems = event.problems();
+    if !problems.is_empty() {
+        return Err(ApiError::BadRequest(problems));
+    }
+    let tenant_id = organisation(webhook, &event).await?;
+
+    match app.services.store.claim_delivery(&event.delivery_id, app.now(), REMEMBER_DELIVERIES).await? {
+        DeliveryClaim::Seen(seen) if seen.status == DeliveryStatus::Enqueued => {
+            return Ok(json(StatusCode::OK, &json!({ "status": "duplicate", "delivery_id": event.delivery_id })));
+        }
+        // Another attempt is accepting this delivery right now. Acknowledging would lose the
+        // event if that attempt then failed; enqueueing would send it twice. Come back later.
+        DeliveryClaim::Seen(seen) if app.now() - seen.received_at < IN_FLIGHT_FOR => {
+            let mut response = json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({ "error": "delivery_in_progress", "message": "this delivery is being accepted; retry shortly" }),
+            );
+            response.headers_mut().insert("retry-after", lambda_http::http::HeaderValue::from_static("5"));
+            return Ok(response);
+        }
+        // New, or recorded by an attempt that died before handing it on: hand it on.
+        DeliveryClaim::Seen(_) | DeliveryClaim::New => {}
+    }
+    let message = serde_json::to_string(&PushMessage { tenant_id, event: event.clone() })
+        .map_err(|e| Error::Corrupt { what: "push message", reason: e.to_string() })?;
+    let sent = webhook.sqs.send_message().queue_url(&webhook.push_queue_url).message_body(message).send().await;
+    if let Err(e) = sent {
+        // Let the platform's retry find the delivery unclaimed.
+        let _ = app.services.store.forget_delivery(&event.delivery_id).await;
+        return Err(Error::Aws(AwsError::new("SQS", "SendMessage", &e)).into());
+    }
+    app.services.store.mark_delivery_enqueued(&event.delivery_id).await?;
+    tracing::info!(
+        account = %event.account_id,
+        invoice = %event.invoice.id,
+        delivery = %event.delivery_id,
+        event = ?event.event,
+        "invoice event accepted"
+    );
+    Ok(json(StatusCode::ACCEPTED, &json!({ "status": "accepted", "delivery_id": event.delivery_id })))
+}
+
+/// The organisation the event goes to: the one named, or the account's only one. A connection
+/// waiting for reconnection still takes events (they wait); a disconnected one does not.
+async fn organisation(webhook: &Webhook, event: &InvoiceEvent) -> Result<TenantId, ApiError> {
+    let connections = webhook.app.services.store.account_connections(&event.account_id).await?;
+    let live: Vec<_> = connections
+        .iter()
+        .filter(|c| matches!(c.status, ConnectionStatus::Connected | ConnectionStatus::NeedsReconnect))
+        .collect();
+    match (event.xero_tenant_id, live.as_slice()) {
+        (Some(tenant), live) => live.iter().find(|c| c.tenant_id == tenant).map(|c| c.tenant_id).ok_or_else(|| {
+            ApiError::NotFound(format!("account {} is not connected to Xero organisation {tenant}", event.account_id))
+        }),
+        (None, [only]) => Ok(only.tenant_id),
+        (None, []) => Err(ApiError::NotFound(format!("account {} is not connected to Xero", event.account_id))),
+        (None, _) => Err(ApiError::BadRequest(vec![Problem::new(
+            "xero_tenant_id",
+            "is required: the account is connected to several Xero organisations",
+        )])),
+    }
+}

@@ -1,0 +1,70 @@
+//! The documented contract (docs/contracts/invoice-webhook.schema.json) and the parser agree.
+
+use invoice_push::event::parse;
+use serde_json::{Value, json};
+
+fn repo(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+}
+
+fn schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(repo("docs/contracts/invoice-webhook.schema.json")).unwrap();
+    jsonschema::options().should_validate_formats(true).build(&serde_json::from_str(&text).unwrap()).unwrap()
+}
+
+fn example() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(repo("docs/contracts/examples/invoice-created.json")).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn the_documented_example_is_valid_for_the_schema_and_the_parser() {
+    let example = example();
+    let errors: Vec<String> = schema().iter_errors(&example).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let event = parse(example.to_string().as_bytes()).unwrap();
+    assert!(event.problems().is_empty(), "{:?}", event.problems());
+    assert_eq!(event.invoice.lines[1].quantity.to_string(), "3.5");
+}
+
+#[test]
+fn the_schema_and_the_parser_refuse_the_same_broken_payloads() {
+    let schema = schema();
+    let broken: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        ("no delivery id", Box::new(|v| drop(v.as_object_mut().unwrap().remove("delivery_id")))),
+        ("an unknown event", Box::new(|v| v["event"] = json!("invoice.paid"))),
+        ("a lowercase currency", Box::new(|v| v["invoice"]["currency"] = json!("nzd"))),
+        ("no lines", Box::new(|v| v["invoice"]["lines"] = json!([]))),
+        ("a quantity that is not a number", Box::new(|v| v["invoice"]["lines"][0]["quantity"] = json!("two"))),
+        ("an unknown field", Box::new(|v| v["invoice"]["colour"] = json!("red"))),
+        ("a blank customer id", Box::new(|v| v["customer"]["id"] = json!(""))),
+        ("an unknown amounts_are", Box::new(|v| v["invoice"]["amounts_are"] = json!("gross"))),
+        ("a bad date", Box::new(|v| v["invoice"]["issue_date"] = json!("21/11/2026"))),
+        ("a bad tenant id", Box::new(|v| v["xero_tenant_id"] = json!("not-a-uuid"))),
+    ];
+    for (what, break_it) in broken {
+        let mut payload = example();
+        break_it(&mut payload);
+        assert!(!schema.is_valid(&payload), "the schema accepts {what}");
+        let refused = match parse(payload.to_string().as_bytes()) {
+            Err(_) => true,
+            Ok(event) => !event.problems().is_empty(),
+        };
+        assert!(refused, "the parser accepts {what}");
+    }
+}
+
+#[test]
+fn semantic_problems_are_all_named() {
+    let mut payload = example();
+    payload["invoice"]["due_date"] = json!("2026-11-01");
+    payload["invoice"]["lines"][0]["unit_price"] = json!("1.23456");
+    payload["invoice"]["lines"][1]["discount_rate"] = json!(120);
+    payload["customer"]["email"] = json!("not an email");
+    let event = parse(payload.to_string().as_bytes()).unwrap();
+    let fields: Vec<String> = event.problems().into_iter().map(|p| p.field).collect();
+    assert_eq!(
+        fields,
+        vec!["invoice.due_date", "invoice.lines[0].unit_price", "invoice.lines[1].discount_rate", "customer.email"]
+    );
+}
