@@ -27,10 +27,13 @@ fn the_documented_example_is_valid_for_the_schema_and_the_parser() {
     assert_eq!(event.invoice.lines[1].quantity.to_string(), "3.5");
 }
 
+/// A way to break the example, and what it is called.
+type Breakage = (&'static str, Box<dyn Fn(&mut Value)>);
+
 #[test]
 fn the_schema_and_the_parser_refuse_the_same_broken_payloads() {
     let schema = schema();
-    let broken: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let broken: Vec<Breakage> = vec![
         ("no delivery id", Box::new(|v| drop(v.as_object_mut().unwrap().remove("delivery_id")))),
         ("an unknown event", Box::new(|v| v["event"] = json!("invoice.paid"))),
         ("a lowercase currency", Box::new(|v| v["invoice"]["currency"] = json!("nzd"))),
