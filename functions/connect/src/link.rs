@@ -5,7 +5,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use oauth2::CsrfToken;
 use url::Url;
-use xero_sync_core::http::{page, redirect};
+use xero_sync_core::http::{consent_binding, consent_cookie, page, redirect};
 use xero_sync_core::model::{AccountId, OAuthState};
 use xero_sync_core::signing::{SigningSecret, connect_link_signature, verify_connect_link};
 
@@ -142,5 +142,8 @@ pub async fn start(connect: &Connect, request: &Request) -> Response<Body> {
         );
     }
     tracing::info!(account = %account, "consent started");
-    redirect(authorize.as_str())
+    let mut response = redirect(authorize.as_str());
+    let cookie = consent_cookie(&consent_binding(&record.state), STATE_LIFETIME.num_seconds());
+    response.headers_mut().insert("set-cookie", cookie.parse().expect("a cookie of hex digits is a valid header"));
+    response
 }

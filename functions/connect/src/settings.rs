@@ -129,7 +129,9 @@ pub async fn put(connect: &Connect, connection: &Connection, body: &[u8]) -> Res
     if current.version != write.version {
         return Err(stale(write.version, current.version));
     }
-    let (data, _) = reference_data(connect, connection, true).await?;
+    // Checked against Xero as it is now, not a snapshot: an account archived since the last
+    // import must not be accepted.
+    let (data, _) = reference_data(connect, connection, false).await?;
     let problems = check(&write.settings, &data);
     if !problems.is_empty() {
         return Err(ApiError::Unprocessable(problems));

@@ -149,6 +149,16 @@ pub fn page(status: StatusCode, title: &str, paragraphs: &[&str]) -> Response<Bo
 }
 
 pub fn html_response(status: StatusCode, html: String) -> Response<Body> {
+    html_response_posting_to(status, html, None)
+}
+
+/// A page whose form may end, after our redirect, at `redirect_origin` (browsers hold a form's
+/// redirects to `form-action` too).
+pub fn html_response_posting_to(status: StatusCode, html: String, redirect_origin: Option<&str>) -> Response<Body> {
+    let form_action = match redirect_origin {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'self'".to_owned(),
+    };
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
@@ -156,10 +166,37 @@ pub fn html_response(status: StatusCode, html: String) -> Response<Body> {
         // The pages run no script; nothing may frame them.
         .header(
             "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            format!("default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}; frame-ancestors 'none'"),
         )
         .body(Body::Text(html))
         .expect("static headers are valid")
+}
+
+/// Binds a consent to the browser that started it: `/connect` sets this cookie to a hash of the
+/// state, and the callback (and the organisation choice) accept only a request that carries it.
+/// Without it, someone could start a consent for their own platform account and have a victim
+/// finish it, attaching the victim's organisation to the wrong account.
+pub const CONSENT_COOKIE: &str = "__Host-xero-sync-consent";
+
+pub fn consent_binding(state: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(state.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn consent_cookie(value: &str, max_age_seconds: i64) -> String {
+    format!("{CONSENT_COOKIE}={value}; Path=/; Max-Age={max_age_seconds}; HttpOnly; Secure; SameSite=Lax")
+}
+
+/// A cookie's value from the request's `Cookie` headers.
+pub fn request_cookie<'a>(headers: &'a lambda_http::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 pub fn escape_html(s: &str) -> String {
@@ -241,6 +278,16 @@ mod tests {
         assert!(html.contains("Oops &lt;b&gt;"));
         assert!(html.contains("a &quot;quoted&quot; &lt;script&gt;"));
         assert!(!html.contains("<script>"));
+    }
+
+    #[test]
+    fn cookies_are_found_among_several_headers_and_pairs() {
+        let mut headers = lambda_http::http::HeaderMap::new();
+        headers.append(header::COOKIE, "a=1; __Host-xero-sync-consent=abc".parse().unwrap());
+        headers.append(header::COOKIE, "b=2".parse().unwrap());
+        assert_eq!(request_cookie(&headers, CONSENT_COOKIE), Some("abc"));
+        assert_eq!(request_cookie(&headers, "b"), Some("2"));
+        assert_eq!(request_cookie(&headers, "c"), None);
     }
 
     #[test]

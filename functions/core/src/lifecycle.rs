@@ -79,13 +79,20 @@ pub async fn needs_reconnect(
     Ok(moved.len())
 }
 
-/// Ends a connection: removes it at Xero, revokes the grant and deletes its secret when no other
-/// connection of the account still uses it, and marks it `to` (DISCONNECTED or
-/// DISCONNECTED_INACTIVE). Sync records, mappings and settings stay, so a reconnect picks up
-/// where this left off.
+/// Ends a connection: marks it `to` (DISCONNECTED or DISCONNECTED_INACTIVE), then removes what
+/// it held: its connection at Xero, unless another platform account shares it (Xero keeps one
+/// per Xero user and organisation), and its grant's secret, unless another connection of the
+/// account still uses the grant. Sync records, mappings and settings stay, so a reconnect
+/// picks up where this left off.
 ///
-/// Safe to repeat: a connection already gone at Xero (404) counts as removed, and a failure
-/// before the status change leaves the connection as it was, so a retry redoes every step.
+/// Nothing is revoked: Xero's revocation removes *all* of that Xero user's connections to the
+/// app, which would cut off the user's other organisations and other platform accounts. A
+/// grant whose secret is deleted can no longer be used by anyone, and Xero lets it lapse.
+///
+/// The status changes first, so nothing syncs from then on and no concurrent refresh mistakes
+/// the clean-up for a revoked grant. The clean-up is safe to repeat (a Xero 404 counts as
+/// removed, a missing secret as deleted), so a failed attempt is finished by the next one; the
+/// event is published only by the call that changed the status.
 pub async fn disconnect(
     services: &Services,
     tokens: &TokenProvider,
@@ -94,64 +101,65 @@ pub async fn disconnect(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<Connection, TokenError> {
-    let xero = tokens.xero();
-    if connection.status == ConnectionStatus::Connected {
-        match tokens.access_token(connection).await {
-            Ok(token) => {
-                let existed = xero.delete_connection(&token, connection.xero_connection_id).await?;
-                tracing::info!(tenant = %connection.tenant_id, existed, "removed the connection at Xero");
-            }
-            // The grant is dead already: Xero has nothing of ours to remove.
-            Err(TokenError::Reconnect) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let siblings = services.store.account_connections(&connection.account_id).await?;
-    let grant_in_use = siblings.iter().any(|c| {
-        c.grant_id == connection.grant_id
-            && c.tenant_id != connection.tenant_id
-            && matches!(c.status, ConnectionStatus::Connected | ConnectionStatus::NeedsReconnect)
-    });
-    if !grant_in_use {
-        retire_grant(services, tokens, connection.grant_id).await?;
-    }
     let change = StatusChange {
         to,
         only_from: vec![ConnectionStatus::Connected, ConnectionStatus::NeedsReconnect],
         reason: Some(reason.to_owned()),
         at: now,
     };
-    let updated = match services.store.set_connection_status(&connection.key(), &change).await {
-        Ok(updated) => updated,
-        // Someone finished the same disconnect first.
-        Err(Error::Conflict(_)) => services
-            .store
-            .get_connection(&connection.key())
-            .await?
-            .ok_or_else(|| TokenError::Aws(Error::NotFound("connection".into())))?,
+    let (updated, changed_now) = match services.store.set_connection_status(&connection.key(), &change).await {
+        Ok(updated) => (updated, true),
+        Err(Error::Conflict(_)) => {
+            let current = services.store.get_connection(&connection.key()).await?;
+            (current.ok_or_else(|| TokenError::Aws(Error::NotFound("connection".into())))?, false)
+        }
         Err(e) => return Err(e.into()),
     };
-    let event = PlatformEvent::new(
-        EventKind::ConnectionDisconnected,
-        updated.account_id.clone(),
-        Some(updated.tenant_id),
-        &format!("{}|{}", updated.grant_id, to.as_str()),
-        now,
-        json!({ "organisation_name": updated.organisation_name, "status": updated.status, "reason": reason }),
-    );
-    services.events.publish(&[event]).await?;
+    release(services, tokens, &updated).await?;
+    if changed_now {
+        let event = PlatformEvent::new(
+            EventKind::ConnectionDisconnected,
+            updated.account_id.clone(),
+            Some(updated.tenant_id),
+            &format!("{}|{}", updated.grant_id, to.as_str()),
+            now,
+            json!({ "organisation_name": updated.organisation_name, "status": updated.status, "reason": reason }),
+        );
+        services.events.publish(&[event]).await?;
+    }
     Ok(updated)
 }
 
-/// Revokes a grant at Xero and deletes its secret. A grant Xero no longer knows counts as revoked.
-pub async fn retire_grant(services: &Services, tokens: &TokenProvider, grant: GrantId) -> Result<(), TokenError> {
-    if let Some(set) = services.vault.load(&grant).await? {
-        match tokens.xero().revoke(&set.refresh_token).await {
-            Ok(()) => {}
-            Err(crate::xero::XeroError::OAuth(_) | crate::xero::XeroError::InvalidGrant) => {}
-            Err(e) => return Err(e.into()),
+/// What a no-longer-live connection still holds at Xero and in the vault, released unless
+/// someone else uses it.
+async fn release(services: &Services, tokens: &TokenProvider, connection: &Connection) -> Result<(), TokenError> {
+    let key = connection.key();
+    let shared =
+        services.store.sharing_xero_connection(connection.xero_connection_id).await?.into_iter().any(|k| k != key);
+    if !shared {
+        match tokens.grant_token(connection.grant_id).await {
+            Ok(token) => {
+                let existed = tokens.xero().delete_connection(&token, connection.xero_connection_id).await?;
+                tracing::info!(tenant = %connection.tenant_id, existed, "removed the connection at Xero");
+            }
+            // No usable tokens: the grant is gone, and Xero drops its connection with it.
+            Err(TokenError::Reconnect) => {}
+            Err(e) => return Err(e),
         }
     }
+    let grant_in_use = services.store.account_connections(&connection.account_id).await?.iter().any(|c| {
+        c.grant_id == connection.grant_id
+            && c.key() != key
+            && matches!(c.status, ConnectionStatus::Connected | ConnectionStatus::NeedsReconnect)
+    });
+    if !grant_in_use {
+        drop_grant(services, tokens, connection.grant_id).await?;
+    }
+    Ok(())
+}
+
+/// Deletes a grant's token set; nothing can use the grant afterwards.
+pub async fn drop_grant(services: &Services, tokens: &TokenProvider, grant: GrantId) -> Result<(), Error> {
     services.vault.delete(&grant).await?;
     tokens.forget(grant);
     Ok(())

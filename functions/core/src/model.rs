@@ -161,7 +161,7 @@ impl ConnectionStatus {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connection {
     pub account_id: AccountId,
     pub tenant_id: TenantId,
@@ -185,6 +185,20 @@ pub struct Connection {
     pub last_error: Option<String>,
 }
 
+/// Leaves out the email address: personal data.
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("account_id", &self.account_id)
+            .field("tenant_id", &self.tenant_id)
+            .field("xero_connection_id", &self.xero_connection_id)
+            .field("grant_id", &self.grant_id)
+            .field("status", &self.status)
+            .field("last_activity_at", &self.last_activity_at)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Connection {
     pub fn key(&self) -> ConnectionKey {
         ConnectionKey { account_id: self.account_id.clone(), tenant_id: self.tenant_id }
@@ -192,7 +206,7 @@ impl Connection {
 }
 
 /// A consent in progress: single use, bound to the account and where it returns to.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub struct OAuthState {
     /// The random `state` value sent to Xero.
     pub state: String,
@@ -209,6 +223,16 @@ pub struct OAuthState {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Leaves out the state value and the email address.
+impl fmt::Debug for OAuthState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthState")
+            .field("account_id", &self.account_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An organisation a consent reached.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrganisationChoice {
@@ -219,7 +243,7 @@ pub struct OrganisationChoice {
 
 /// A consent that reached several organisations while the account may keep only one: the
 /// token set is stored, and this waits (single use, like an OAuth state) for the user's pick.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingChoice {
     pub token: String,
     pub account_id: AccountId,
@@ -229,8 +253,22 @@ pub struct PendingChoice {
     pub notify_email: Option<String>,
     pub grant_id: GrantId,
     pub organisations: Vec<OrganisationChoice>,
+    /// The consent cookie of the browser that may make the choice.
+    #[serde(default)]
+    pub browser: String,
     #[serde(with = "crate::time::fixed")]
     pub expires_at: DateTime<Utc>,
+}
+
+/// Leaves out the choice token, the browser binding and the email address.
+impl fmt::Debug for PendingChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingChoice")
+            .field("account_id", &self.account_id)
+            .field("grant_id", &self.grant_id)
+            .field("organisations", &self.organisations.len())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

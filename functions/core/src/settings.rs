@@ -135,7 +135,6 @@ pub fn check(settings: &ConnectionSettings, data: &ReferenceData) -> Vec<Problem
                     xero.effective().normalize()
                 ),
             ));
-            continue;
         }
         let multi = !mapping.components.is_empty() || xero.tax_components.len() > 1;
         let theirs = sorted(xero.tax_components.iter().map(|c| c.rate).collect());

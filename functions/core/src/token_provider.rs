@@ -57,20 +57,21 @@ impl TokenError {
 pub struct RefreshPolicy {
     /// Refresh this long before the access token expires.
     pub margin: Duration,
-    /// How long a refresher may hold the lease before others may take over.
+    /// How long a refresher may hold the lease before others may take over. It must outlast a
+    /// whole refresh (vault read, Xero call, vault write); [`TokenProvider::new`] raises it to
+    /// twice the Xero timeout plus ten seconds when it is shorter.
     pub lease: Duration,
-    /// How often and how many times a waiter looks for the other refresher's result.
+    /// How often a waiter looks for the other refresher's result; it waits as long as the
+    /// lease lasts, plus a little.
     pub poll_every: std::time::Duration,
-    pub polls: u32,
 }
 
 impl Default for RefreshPolicy {
     fn default() -> Self {
         Self {
             margin: Duration::minutes(5),
-            lease: Duration::seconds(30),
+            lease: Duration::seconds(70),
             poll_every: std::time::Duration::from_millis(100),
-            polls: 150,
         }
     }
 }
@@ -88,7 +89,10 @@ pub struct TokenProvider {
 }
 
 impl TokenProvider {
-    pub fn new(xero: XeroClient, services: Services, clock: Arc<dyn Clock>, policy: RefreshPolicy) -> Self {
+    pub fn new(xero: XeroClient, services: Services, clock: Arc<dyn Clock>, mut policy: RefreshPolicy) -> Self {
+        let whole_refresh =
+            Duration::from_std(xero.config().request_timeout * 2).unwrap_or(Duration::MAX) + Duration::seconds(10);
+        policy.lease = policy.lease.max(whole_refresh);
         Self {
             xero,
             services,
@@ -144,11 +148,43 @@ impl TokenProvider {
         lock(&self.dead).remove(&grant);
     }
 
+    /// A token for a grant, with none of a connection's bookkeeping: for cleaning up after a
+    /// disconnect, where a refused grant only means there is nothing left to clean at Xero.
+    pub async fn grant_token(&self, grant: GrantId) -> Result<AccessToken, TokenError> {
+        match self.grant_token_inner(grant, None).await {
+            Err(TokenError::Xero(XeroError::InvalidGrant)) => Err(TokenError::Reconnect),
+            other => other,
+        }
+    }
+
     async fn token(&self, connection: &Connection, rejected: Option<&AccessToken>) -> Result<AccessToken, TokenError> {
         if connection.status != ConnectionStatus::Connected {
             return Err(TokenError::Reconnect);
         }
-        let grant = connection.grant_id;
+        match self.grant_token_inner(connection.grant_id, rejected).await {
+            // Only Xero refusing the grant means the account must act; a missing secret (a
+            // disconnect in progress) is not news to them.
+            Err(TokenError::Xero(XeroError::InvalidGrant)) => {
+                lock(&self.cache).remove(&connection.grant_id);
+                lock(&self.dead).insert(connection.grant_id);
+                lifecycle::needs_reconnect(
+                    &self.services,
+                    &connection.account_id,
+                    connection.grant_id,
+                    self.clock.now(),
+                )
+                .await?;
+                Err(TokenError::Reconnect)
+            }
+            other => other,
+        }
+    }
+
+    async fn grant_token_inner(
+        &self,
+        grant: GrantId,
+        rejected: Option<&AccessToken>,
+    ) -> Result<AccessToken, TokenError> {
         if lock(&self.dead).contains(&grant) {
             return Err(TokenError::Reconnect);
         }
@@ -160,13 +196,7 @@ impl TokenProvider {
         if let Some(token) = self.usable(self.cached(grant), rejected) {
             return Ok(token);
         }
-        let result = self.refresh_across_processes(grant, rejected).await;
-        if matches!(result, Err(TokenError::Reconnect)) {
-            lock(&self.cache).remove(&grant);
-            lock(&self.dead).insert(grant);
-            lifecycle::needs_reconnect(&self.services, &connection.account_id, grant, self.clock.now()).await?;
-        }
-        result
+        self.refresh_across_processes(grant, rejected).await
     }
 
     fn cached(&self, grant: GrantId) -> Option<TokenSet> {
@@ -201,17 +231,19 @@ impl TokenProvider {
             return Ok(self.keep(stored));
         }
         let lease = format!("token-refresh#{grant}");
-        for poll in 0..=self.policy.polls {
+        let wait = self.policy.lease + Duration::seconds(5);
+        let polls = (wait.num_milliseconds() as u128 / self.policy.poll_every.as_millis().max(1)) as u32;
+        for poll in 0..=polls {
             let now = self.clock.now();
             if self.services.store.try_acquire_lease(&lease, &self.owner, now + self.policy.lease, now).await? {
-                let result = self.refresh_holding_lease(grant, rejected).await;
+                let result = self.refresh_holding_lease(grant, rejected, &lease).await;
                 if let Err(e) = self.services.store.release_lease(&lease, &self.owner).await {
                     // It expires by itself; the next refresher only waits longer.
                     tracing::warn!(grant = %grant, error = %e, "could not release the refresh lease");
                 }
                 return result;
             }
-            if poll < self.policy.polls {
+            if poll < polls {
                 tokio::time::sleep(self.policy.poll_every).await;
             }
             let latest = self.stored(grant).await?;
@@ -226,6 +258,7 @@ impl TokenProvider {
         &self,
         grant: GrantId,
         rejected: Option<&AccessToken>,
+        lease: &str,
     ) -> Result<AccessToken, TokenError> {
         // The previous holder may have stored a new set just before we took the lease.
         let current = self.stored(grant).await?;
@@ -234,11 +267,19 @@ impl TokenProvider {
         }
         match self.xero.refresh(&current, self.clock.now()).await {
             Ok(next) => {
+                // Fence: if the lease ran out while Xero answered, someone else may be refreshing
+                // from the same (still stored) refresh token; writing now could overwrite their
+                // newer set. Xero's grace period keeps the stored token usable, so stepping back
+                // loses nothing.
+                let now = self.clock.now();
+                if !self.services.store.renew_lease(lease, &self.owner, now + self.policy.lease, now).await? {
+                    tracing::warn!(grant = %grant, "refresh lease lost before the write; leaving the vault as it was");
+                    return Err(TokenError::Busy);
+                }
                 self.services.vault.store(&next).await?;
                 tracing::info!(grant = %grant, "refreshed Xero tokens");
                 Ok(self.keep(next))
             }
-            Err(XeroError::InvalidGrant) => Err(TokenError::Reconnect),
             Err(e) => Err(TokenError::Xero(e)),
         }
     }

@@ -61,8 +61,12 @@ impl TokenVault for SecretsManagerVault {
         };
         let raw =
             out.secret_string.ok_or(Error::Corrupt { what: "token set", reason: "secret has no string".into() })?;
-        // serde_json's messages name positions, never the input, so no token can leak here.
-        serde_json::from_str(&raw).map(Some).map_err(|e| Error::Corrupt { what: "token set", reason: e.to_string() })
+        // serde_json's messages can quote the input ("invalid type: string \"...\""), and this
+        // input holds tokens: only the kind of error and its position are kept.
+        serde_json::from_str(&raw).map(Some).map_err(|e| Error::Corrupt {
+            what: "token set",
+            reason: format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column()),
+        })
     }
 
     async fn store(&self, tokens: &TokenSet) -> Result<(), Error> {

@@ -3,9 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use xero_sync_core::events::{EventKind, PlatformEvent};
-use xero_sync_core::lifecycle::retire_grant;
+use xero_sync_core::lifecycle::{disconnect, drop_grant};
 use xero_sync_core::model::{AccountId, Connection, ConnectionStatus, GrantId, OrganisationChoice, TenantId};
-use xero_sync_core::store::StatusChange;
 use xero_sync_core::token_provider::TokenError;
 
 use crate::Callback;
@@ -80,22 +79,19 @@ async fn record(
         services.store.put_connection(&connection).await?;
     }
     let chosen = |t: TenantId| organisations.iter().any(|o| o.tenant_id == t);
+    let names: Vec<_> = organisations.iter().map(|o| o.name.as_str()).collect();
     let mut still_live: Vec<&Connection> = Vec::new();
     for old in existing.iter().filter(|c| !chosen(c.tenant_id) && live(c)) {
         if callback.oauth.multi_org {
             still_live.push(old);
             continue;
         }
-        let names: Vec<_> = organisations.iter().map(|o| o.name.as_str()).collect();
-        let change = StatusChange {
-            to: ConnectionStatus::Disconnected,
-            only_from: vec![ConnectionStatus::Connected, ConnectionStatus::NeedsReconnect],
-            reason: Some(format!("Replaced by the connection to {}.", names.join(", "))),
-            at: now,
-        };
-        match services.store.set_connection_status(&old.key(), &change).await {
-            Ok(_) | Err(xero_sync_core::Error::Conflict(_)) => {}
-            Err(e) => return Err(e),
+        let reason = format!("Replaced by the connection to {}.", names.join(", "));
+        if let Err(e) =
+            disconnect(services, &callback.app.tokens, old, ConnectionStatus::Disconnected, &reason, now).await
+        {
+            // The new connection works regardless; the old one is retried on the next disconnect.
+            tracing::warn!(tenant = %old.tenant_id, error = %e, "could not end the replaced connection");
         }
     }
     let mut old_grants: Vec<GrantId> = existing.iter().map(|c| c.grant_id).filter(|g| *g != grant).collect();
@@ -105,9 +101,10 @@ async fn record(
         if still_live.iter().any(|c| c.grant_id == old) {
             continue;
         }
-        if let Err(e) = retire_grant(services, &callback.app.tokens, old).await {
-            // The new connection works regardless; the old grant expires at Xero after 60 days unused.
-            tracing::warn!(grant = %old, error = %e, "could not revoke the replaced grant");
+        // Not revoked: Xero's revocation would also remove the connections this consent just
+        // made for the same Xero user.
+        if let Err(e) = drop_grant(services, &callback.app.tokens, old).await {
+            tracing::warn!(grant = %old, error = %e, "could not delete the replaced grant's tokens");
         }
     }
     callback.app.tokens.forget(grant);

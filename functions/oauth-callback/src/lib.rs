@@ -14,7 +14,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use oauth2::CsrfToken;
 use xero_sync_core::config::OAuthConfig;
-use xero_sync_core::http::{ApiError, no_route};
+use xero_sync_core::http::{ApiError, CONSENT_COOKIE, consent_binding, no_route, request_cookie};
 use xero_sync_core::model::{OrganisationChoice, PendingChoice};
 use xero_sync_core::store::StateRefusal;
 use xero_sync_core::{App, ConfigError, Env};
@@ -72,6 +72,13 @@ async fn oauth_callback(callback: &Callback, request: &Request) -> Response<Body
             "Xero's answer is missing its state, so it cannot be matched to a sign-in.",
         );
     };
+    // Checked before the state is consumed, so the person who did start it can still finish.
+    if request_cookie(request.headers(), CONSENT_COOKIE) != Some(consent_binding(state).as_str()) {
+        return problem_page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in was started in another browser, or this browser blocked its cookie.",
+        );
+    }
     let app = &callback.app;
     let now = app.now();
     let pending = match app.services.store.consume_oauth_state(state, now).await {
@@ -144,6 +151,7 @@ async fn oauth_callback(callback: &Callback, request: &Request) -> Response<Body
             notify_email,
             grant_id: grant.tokens.grant_id,
             organisations,
+            browser: consent_binding(state),
             expires_at: now + CHOICE_LIFETIME,
         };
         if let Err(e) = app.services.store.create_choice(&choice).await {
@@ -172,6 +180,12 @@ async fn choose(callback: &Callback, request: &Request) -> Response<Body> {
     }
     let app = &callback.app;
     let now = app.now();
+    let Some(browser) = request_cookie(request.headers(), CONSENT_COOKIE) else {
+        return problem_page(
+            StatusCode::BAD_REQUEST,
+            "This choice was started in another browser, or this browser blocked its cookie.",
+        );
+    };
     let choice = match app.services.store.consume_choice(token, now).await {
         Ok(Ok(choice)) => choice,
         Ok(Err(refusal)) => return refusal_page(refusal),
@@ -180,6 +194,9 @@ async fn choose(callback: &Callback, request: &Request) -> Response<Body> {
             return problem_page(StatusCode::SERVICE_UNAVAILABLE, "Something went wrong on our side.");
         }
     };
+    if choice.browser != browser {
+        return problem_page(StatusCode::BAD_REQUEST, "This choice was started in another browser.");
+    }
     let (chosen, others): (Vec<_>, Vec<_>) =
         choice.organisations.iter().cloned().partition(|o| o.tenant_id.to_string() == *tenant);
     if chosen.is_empty() {

@@ -4,7 +4,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use url::Url;
-use xero_sync_core::http::{escape_html, html_response, page, redirect};
+use xero_sync_core::http::{CONSENT_COOKIE, escape_html, html_response_posting_to, page, redirect};
 use xero_sync_core::model::PendingChoice;
 
 use crate::Outcome;
@@ -15,7 +15,18 @@ pub fn problem_page(status: StatusCode, what: &str) -> Response<Body> {
     page(status, "Xero could not be connected", &[what, START_AGAIN])
 }
 
+/// The flow is over: the browser's consent cookie is no longer needed.
+fn forget_consent(mut response: Response<Body>) -> Response<Body> {
+    let expired = format!("{CONSENT_COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax");
+    response.headers_mut().insert("set-cookie", expired.parse().expect("a fixed cookie is a valid header"));
+    response
+}
+
 pub fn outcome_response(return_to: Option<&str>, outcome: &Outcome) -> Response<Body> {
+    forget_consent(outcome_response_inner(return_to, outcome))
+}
+
+fn outcome_response_inner(return_to: Option<&str>, outcome: &Outcome) -> Response<Body> {
     if let Some(mut url) = return_to.and_then(|r| Url::parse(r).ok()) {
         {
             let mut q = url.query_pairs_mut();
@@ -78,5 +89,6 @@ pub fn choose_page(choice: &PendingChoice) -> Response<Body> {
          this organisation</button></p></form></div></body></html>",
         escape_html(&choice.token)
     );
-    html_response(StatusCode::OK, html)
+    let origin = choice.return_to.as_deref().and_then(|r| Url::parse(r).ok()).map(|u| u.origin().ascii_serialization());
+    html_response_posting_to(StatusCode::OK, html, origin.as_deref())
 }

@@ -449,12 +449,18 @@ pub fn revoke(shared: &Arc<Shared>, req: &Req) -> Response {
     let Some(rt) = state.refresh_tokens.get(&token).cloned() else {
         return Reply { status: 200, body: crate::http::ReplyBody::Empty }.into_response();
     };
-    match state.grants.get_mut(&rt.grant_id) {
-        Some(g) if g.client_id == client.client_id => g.revoked = true,
+    let user_id = match state.grants.get_mut(&rt.grant_id) {
+        Some(g) if g.client_id == client.client_id => {
+            g.revoked = true;
+            g.user_id
+        }
         _ => return oauth_error(400, "invalid_grant"),
-    }
+    };
     state.refresh_tokens.retain(|_, t| t.grant_id != rt.grant_id);
-    state.connections.retain(|c| c.grant_id != rt.grant_id);
+    // Xero's revocation "revokes a user's refresh token and removes all their connections to
+    // your app" (XeroAPI/xero-node, revokeToken): every connection of this user and client goes,
+    // whichever consent made it.
+    state.connections.retain(|c| !(c.user_id == user_id && c.client_id == client.client_id));
     Reply { status: 200, body: crate::http::ReplyBody::Empty }.into_response()
 }
 

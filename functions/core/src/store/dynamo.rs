@@ -19,7 +19,7 @@ use super::{CONNECTED_SHARDS, ConnectedQuery, DeliveryClaim, Page, PageToken, St
 use crate::error::{AwsError, Error};
 use crate::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, DeliveryStatus, ImportCursor,
-    OAuthState, PendingChoice, PlatformCustomerId, PlatformInvoiceId, SyncRecord, TenantId,
+    OAuthState, PendingChoice, PlatformCustomerId, PlatformInvoiceId, SyncRecord, TenantId, XeroConnectionId,
 };
 use crate::reference::ReferenceData;
 use crate::settings::{ConnectionSettings, VersionedSettings};
@@ -66,6 +66,12 @@ mod keys {
     }
     pub fn oauth_state(state: &str) -> String {
         format!("OAUTH_STATE#{state}")
+    }
+    pub fn xero_connection(id: &XeroConnectionId) -> String {
+        format!("XCONN#{id}")
+    }
+    pub fn xero_connection_user(key: &ConnectionKey) -> String {
+        format!("{}#{}", key.account_id, key.tenant_id)
     }
     pub fn choice(token: &str) -> String {
         format!("CHOICE#{token}")
@@ -232,12 +238,23 @@ impl DynamoStore {
         match result {
             Ok(_) => Ok(()),
             Err(err) => {
-                let lost_race = matches!(
-                    err.as_service_error(),
-                    Some(TransactWriteItemsError::TransactionCanceledException(c))
-                        if c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
-                );
-                if lost_race { Err(Error::Conflict(what.to_owned())) } else { Err(dynamo("TransactWriteItems")(err)) }
+                let reasons: Vec<String> = match err.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                        c.cancellation_reasons().iter().filter_map(|r| r.code().map(str::to_owned)).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                if reasons.iter().any(|r| r == "ConditionalCheckFailed") {
+                    return Err(Error::Conflict(what.to_owned()));
+                }
+                let mut error = AwsError::new("DynamoDB", "TransactWriteItems", &err);
+                // Another transaction on the same items, or throttling: worth another go.
+                if reasons.iter().any(|r| {
+                    matches!(r.as_str(), "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded")
+                }) {
+                    error.retryable = true;
+                }
+                Err(Error::Aws(error))
             }
         }
     }
@@ -343,6 +360,37 @@ impl DynamoStore {
         }
     }
 
+    /// Keeps the `XCONN#` collection in step with a connection's status. Done after the
+    /// connection is written: should this second write fail, the entry errs on the side of
+    /// "still used", which only ever leaves a Xero connection in place.
+    async fn track_xero_connection(&self, connection: &Connection) -> Result<(), Error> {
+        let live = matches!(connection.status, ConnectionStatus::Connected | ConnectionStatus::NeedsReconnect);
+        let item =
+            key(keys::xero_connection(&connection.xero_connection_id), keys::xero_connection_user(&connection.key()));
+        if live {
+            let mut item = item;
+            item.insert("kind".into(), s("xero_connection_user"));
+            item.insert("account_id".into(), s(connection.account_id.as_str()));
+            item.insert("tenant_id".into(), s(connection.tenant_id.to_string()));
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map_err(dynamo("PutItem"))?;
+        } else {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(item))
+                .send()
+                .await
+                .map_err(dynamo("DeleteItem"))?;
+        }
+        Ok(())
+    }
+
     async fn refs(&self, key: &ConnectionKey, sks: Vec<String>, field: &str) -> Result<HashMap<Uuid, String>, Error> {
         let pk = keys::org(key);
         let mut unique = sks;
@@ -379,7 +427,7 @@ impl Store for DynamoStore {
             .send()
             .await
             .map_err(dynamo("PutItem"))?;
-        Ok(())
+        self.track_xero_connection(connection).await
     }
 
     async fn get_connection(&self, key: &ConnectionKey) -> Result<Option<Connection>, Error> {
@@ -443,7 +491,11 @@ impl Store for DynamoStore {
         }
         let result = req.update_expression(update).condition_expression(condition).send().await;
         match result.map_err(dynamo("UpdateItem")) {
-            Ok(out) => from_item("connection", out.attributes.unwrap_or_default()),
+            Ok(out) => {
+                let updated: Connection = from_item("connection", out.attributes.unwrap_or_default())?;
+                self.track_xero_connection(&updated).await?;
+                Ok(updated)
+            }
             Err(e) if condition_failed(&e) => match self.get_connection(key).await? {
                 Some(current) => Err(Error::Conflict(format!("connection (now {})", current.status.as_str()))),
                 None => Err(Error::NotFound("connection".into())),
@@ -533,6 +585,34 @@ impl Store for DynamoStore {
         Ok(Page { items, next })
     }
 
+    async fn sharing_xero_connection(&self, id: XeroConnectionId) -> Result<Vec<ConnectionKey>, Error> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(keys::xero_connection(&id)))
+            .consistent_read(true);
+        let mut start = None;
+        let mut keys = Vec::new();
+        loop {
+            let out = query.clone().set_exclusive_start_key(start).send().await.map_err(dynamo("Query"))?;
+            for item in out.items.unwrap_or_default() {
+                let field = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let corrupt =
+                    |e: crate::model::InvalidId| Error::Corrupt { what: "Xero connection user", reason: e.to_string() };
+                keys.push(ConnectionKey {
+                    account_id: AccountId::parse(field("account_id")).map_err(corrupt)?,
+                    tenant_id: TenantId::parse(&field("tenant_id")).map_err(corrupt)?,
+                });
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(keys);
+            }
+        }
+    }
+
     async fn create_oauth_state(&self, state: &OAuthState) -> Result<(), Error> {
         let item = to_item("OAuth state", state)?;
         self.create_single_use(item, keys::oauth_state(&state.state), "OAUTH_STATE", "OAuth state", state.expires_at)
@@ -602,6 +682,34 @@ impl Store for DynamoStore {
             // Expired and taken by someone else, or already gone: not ours to delete.
             Err(e) if condition_failed(&e) => Ok(()),
             other => other.map(|_| ()),
+        }
+    }
+
+    async fn renew_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::lease(name), "LEASE")))
+            .update_expression("SET expires_at = :until, expires_epoch = :epoch")
+            .condition_expression("#o = :owner AND expires_at > :now")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":now", s(time::format(now)))
+            .expression_attribute_values(":until", s(time::format(until)))
+            .expression_attribute_values(":epoch", n(until.timestamp()))
+            .send()
+            .await;
+        match result.map_err(dynamo("UpdateItem")) {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 

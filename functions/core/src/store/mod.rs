@@ -10,6 +10,7 @@
 //! |-------------------|-------------------------------|-----------------------------|-----------------------------------------|--------------|
 //! | connection        | `ACCOUNT#{account}`           | `CONNECTION#{tenant}`       | `CONNECTED#{shard}` / last activity, only while CONNECTED | – |
 //! | settings          | `ACCOUNT#{account}`           | `SETTINGS#{tenant}`         | –                                       | –            |
+//! | Xero connection user | `XCONN#{Xero connection id}` | `{account}#{tenant}`     | –                                       | –            |
 //! | sync record       | `ORG#{account}#{tenant}`      | `INVOICE#{platform id}`     | –                                       | –            |
 //! | Xero invoice ref  | `ORG#{account}#{tenant}`      | `XERO_INVOICE#{InvoiceID}`  | –                                       | –            |
 //! | contact mapping   | `ORG#{account}#{tenant}`      | `CONTACT#{customer id}`     | –                                       | –            |
@@ -36,6 +37,11 @@
 //! * **Exactly once.** Single use (states), first delivery (webhook ids), leases and versioned
 //!   records (sync records, cursors, settings) are conditional writes; a lost race is
 //!   [`crate::Error::Conflict`].
+//! * **Shared Xero connections.** Xero keeps one connection per Xero user and organisation, so
+//!   two platform accounts connected by the same person to the same organisation share it. The
+//!   `XCONN#` collection lists the live (CONNECTED or NEEDS_RECONNECT) connections using each
+//!   one; it is kept by [`Store::put_connection`] and [`Store::set_connection_status`], and a
+//!   disconnect removes the Xero connection only when no one else uses it.
 //! * **Paired items.** A Xero id → platform id reference is written in the same transaction as
 //!   the record it points back to, so the import can batch-read "which of these Xero objects
 //!   are ours" without an index per entity.
@@ -53,7 +59,7 @@ pub use dynamo::DynamoStore;
 use crate::Error;
 use crate::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, ImportCursor, OAuthState,
-    PendingChoice, PlatformCustomerId, PlatformInvoiceId, SyncRecord,
+    PendingChoice, PlatformCustomerId, PlatformInvoiceId, SyncRecord, XeroConnectionId,
 };
 use crate::reference::ReferenceData;
 use crate::settings::{ConnectionSettings, VersionedSettings};
@@ -121,6 +127,8 @@ pub trait Store: Send + Sync {
     async fn record_activity(&self, key: &ConnectionKey, at: DateTime<Utc>) -> Result<bool, Error>;
     async fn record_sync(&self, key: &ConnectionKey, at: DateTime<Utc>) -> Result<(), Error>;
     async fn connected_page(&self, query: ConnectedQuery, from: Option<&PageToken>) -> Result<Page<Connection>, Error>;
+    /// Live connections, of any account, that use this Xero connection.
+    async fn sharing_xero_connection(&self, id: XeroConnectionId) -> Result<Vec<ConnectionKey>, Error>;
 
     // OAuth states.
     async fn create_oauth_state(&self, state: &OAuthState) -> Result<(), Error>;
@@ -147,6 +155,15 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<bool, Error>;
     async fn release_lease(&self, name: &str, owner: &str) -> Result<(), Error>;
+    /// Extends a lease only if `owner` still holds it and it has not expired: a fence before a
+    /// write that must not happen once someone else may have taken over.
+    async fn renew_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error>;
 
     // Webhook deliveries.
     async fn claim_delivery(

@@ -99,12 +99,17 @@ async fn a_return_address_outside_the_allow_list_is_refused() {
 async fn a_state_is_refused_when_unknown_replayed_or_expired() {
     let w = World::new().await;
     let callback = w.consent(&w.valid_link("acct-state")).await;
+    let cookie = w.cookie.lock().unwrap().clone();
     assert_eq!(w.get_callback(&callback).await.status(), 302);
+    // Replayed even from the browser that started it (its cookie put back).
+    *w.cookie.lock().unwrap() = cookie;
     let replay = w.get_callback(&callback).await;
     assert_eq!(replay.status(), 400);
     assert!(body(&replay).contains("already been used"));
 
-    let unknown = w.get_callback(&format!("/oauth/callback?code=abc&state={}", "A".repeat(43))).await;
+    let unknown_state = "A".repeat(43);
+    *w.cookie.lock().unwrap() = Some(xero_sync_core::http::consent_binding(&unknown_state));
+    let unknown = w.get_callback(&format!("/oauth/callback?code=abc&state={unknown_state}")).await;
     assert_eq!(unknown.status(), 400);
     let malformed = w.get_callback("/oauth/callback?code=abc&state=%3Cscript%3E").await;
     assert_eq!(malformed.status(), 400);
@@ -139,6 +144,8 @@ async fn consenting_to_two_organisations_asks_which_one_to_keep() {
     assert_eq!(page.status(), 200);
     let html = body(&page);
     assert!(html.contains("Demo Company (NZ)") && html.contains("Demo Company (AU)"), "{html}");
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("form-action 'self' https://platform.example.com"), "the form may end at the platform: {csp}");
     let choice = html.split("name=\"choice\" value=\"").nth(1).unwrap().split('"').next().unwrap();
     assert!(w.connections("acct-two").await.is_empty(), "nothing connected before the pick");
 
@@ -166,18 +173,50 @@ async fn multi_organisation_mode_keeps_every_organisation_consented_to() {
 }
 
 #[tokio::test]
-async fn reconnecting_replaces_and_revokes_the_old_grant() {
+async fn reconnecting_replaces_the_old_grant_and_the_new_connection_keeps_working() {
     let w = World::new().await;
     w.connect_account("acct-re").await;
     let first = w.connections("acct-re").await.remove(0);
-    let old_tokens = w.connect.app.services.vault.load(&first.grant_id).await.unwrap().unwrap();
     w.connect_account("acct-re").await;
     let second = w.connections("acct-re").await.remove(0);
     assert_ne!(first.grant_id, second.grant_id);
     assert_eq!(second.status, ConnectionStatus::Connected);
-    assert!(w.connect.app.services.vault.load(&first.grant_id).await.unwrap().is_none(), "old secret deleted");
-    let reuse = w.connect.app.xero.refresh(&old_tokens, w.now()).await;
-    assert!(matches!(reuse, Err(XeroError::InvalidGrant)), "old grant revoked: {reuse:?}");
+    assert!(w.connect.app.services.vault.load(&first.grant_id).await.unwrap().is_none(), "old tokens deleted");
+    // Not revoked: Xero's revocation would remove this user's new connection as well.
+    let tested = json(&w.api("POST", &format!("/accounts/acct-re/connections/{}/test", nz())).await);
+    assert_eq!(tested["ok"], true, "{tested}");
+}
+
+#[tokio::test]
+async fn disconnecting_one_of_two_accounts_sharing_a_xero_connection_leaves_the_other_working() {
+    let w = World::new().await;
+    // The same Xero user connects the same organisation to two platform accounts: Xero keeps
+    // one connection for both.
+    w.connect_account("acct-shop-a").await;
+    w.connect_account("acct-shop-b").await;
+    assert_eq!(w.emu.connections().len(), 1);
+    let a = w.api("POST", &format!("/accounts/acct-shop-a/connections/{}/disconnect", nz())).await;
+    assert_eq!(a.status(), 200, "{}", body(&a));
+    assert_eq!(w.emu.connections().len(), 1, "still used by the other account");
+    let tested = json(&w.api("POST", &format!("/accounts/acct-shop-b/connections/{}/test", nz())).await);
+    assert_eq!(tested["ok"], true, "{tested}");
+    w.api("POST", &format!("/accounts/acct-shop-b/connections/{}/disconnect", nz())).await;
+    assert!(w.emu.connections().is_empty(), "the last user removes it");
+}
+
+#[tokio::test]
+async fn a_callback_in_a_browser_that_did_not_start_the_consent_is_refused() {
+    let w = World::new().await;
+    let callback = w.consent(&w.valid_link("acct-victim")).await;
+    let started_here = w.cookie.lock().unwrap().take();
+    let elsewhere = w.get_callback(&callback).await;
+    assert_eq!(elsewhere.status(), 400);
+    assert!(body(&elsewhere).contains("started in another browser"));
+    assert!(w.connections("acct-victim").await.is_empty());
+    *w.cookie.lock().unwrap() = started_here;
+    let here = w.get_callback(&callback).await;
+    assert_eq!(here.status(), 302, "the browser that started it can still finish: {}", body(&here));
+    assert_eq!(w.connections("acct-victim").await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -300,10 +339,17 @@ async fn disconnect_leaves_no_usable_token_and_keeps_the_history() {
     assert_eq!(response.status(), 200, "{}", body(&response));
     assert_eq!(json(&response)["connection"]["status"], "DISCONNECTED");
     assert!(w.connect.app.services.vault.load(&connection.grant_id).await.unwrap().is_none(), "secret deleted");
-    assert!(
-        matches!(w.connect.app.xero.refresh(&tokens, w.now()).await, Err(XeroError::InvalidGrant)),
-        "refresh token revoked"
-    );
+    let stale = w
+        .connect
+        .app
+        .xero
+        .get::<serde_json::Value>(
+            &tokens.access_token,
+            connection.tenant_id,
+            &xero_sync_core::xero::ApiRequest::new("/Organisation"),
+        )
+        .await;
+    assert!(matches!(stale, Err(XeroError::Forbidden(_))), "the old token reaches nothing: {stale:?}");
     assert!(w.emu.connections().is_empty(), "removed at Xero");
     assert!(store.get_sync_record(&connection.key(), &history.invoice_id).await.unwrap().is_some(), "history kept");
     assert_eq!(events_of(&w.inbox, "connection.disconnected").await.len(), 1);

@@ -40,6 +40,8 @@ pub struct World {
     pub inbox: EventInbox,
     pub platform: SigningSecret,
     client: (String, String),
+    /// The consent cookie, kept and sent back as a browser would.
+    pub cookie: std::sync::Mutex<Option<String>>,
 }
 
 impl World {
@@ -72,7 +74,16 @@ impl World {
         let connect = connect::Connect::new(Self::app_for(&emu, &aws, &client), &env).expect("connect config");
         let callback =
             oauth_callback::Callback::new(Self::app_for(&emu, &aws, &client), &env).expect("callback config");
-        Self { emu, aws, connect, callback, inbox, platform: SigningSecret::new(PLATFORM_SECRET.as_bytes()), client }
+        Self {
+            emu,
+            aws,
+            connect,
+            callback,
+            inbox,
+            platform: SigningSecret::new(PLATFORM_SECRET.as_bytes()),
+            client,
+            cookie: Default::default(),
+        }
     }
 
     /// Another function process: its own token cache, as separate Lambdas have.
@@ -126,7 +137,24 @@ impl World {
     }
 
     pub async fn get_connect(&self, path_and_query: &str) -> Response<Body> {
-        connect::handle(&self.connect, apigw::request("GET", path_and_query, &[], None)).await
+        let response = connect::handle(&self.connect, apigw::request("GET", path_and_query, &[], None)).await;
+        self.keep_cookie(&response);
+        response
+    }
+
+    fn keep_cookie(&self, response: &Response<Body>) {
+        let prefix = format!("{}=", xero_sync_core::http::CONSENT_COOKIE);
+        for value in response.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap();
+            if let Some(rest) = text.strip_prefix(&prefix) {
+                let value = rest.split(';').next().unwrap().to_owned();
+                *self.cookie.lock().unwrap() = (!value.is_empty()).then_some(value);
+            }
+        }
+    }
+
+    fn cookie_header(&self) -> Option<String> {
+        self.cookie.lock().unwrap().as_ref().map(|v| format!("{}={v}", xero_sync_core::http::CONSENT_COOKIE))
     }
 
     /// A signed call to the connection API.
@@ -144,12 +172,22 @@ impl World {
     }
 
     pub async fn get_callback(&self, path_and_query: &str) -> Response<Body> {
-        oauth_callback::handle(&self.callback, apigw::request("GET", path_and_query, &[], None)).await
+        let cookie = self.cookie_header();
+        let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("cookie", c.as_str())).collect();
+        let response =
+            oauth_callback::handle(&self.callback, apigw::request("GET", path_and_query, &headers, None)).await;
+        self.keep_cookie(&response);
+        response
     }
 
     pub async fn post_choice(&self, form: &str) -> Response<Body> {
-        let headers = [("content-type", "application/x-www-form-urlencoded")];
-        oauth_callback::handle(&self.callback, apigw::request("POST", "/oauth/choose", &headers, Some(form))).await
+        let cookie = self.cookie_header();
+        let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+        headers.extend(cookie.iter().map(|c| ("cookie", c.as_str())));
+        let response =
+            oauth_callback::handle(&self.callback, apigw::request("POST", "/oauth/choose", &headers, Some(form))).await;
+        self.keep_cookie(&response);
+        response
     }
 
     /// Follows the connect link to Xero's consent (auto-approved) and returns the callback's
