@@ -120,7 +120,13 @@ pub async fn get(connect: &Connect, key: &ConnectionKey) -> Result<Response<Body
     Ok(json(StatusCode::OK, &current))
 }
 
+/// A settings document is a few kilobytes; this leaves room and keeps it inside an item.
+const MAX_SETTINGS_BODY: usize = 128 * 1024;
+
 pub async fn put(connect: &Connect, connection: &Connection, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    if body.len() > MAX_SETTINGS_BODY {
+        return Err(ApiError::PayloadTooLarge { limit: MAX_SETTINGS_BODY });
+    }
     let write: SettingsWrite = parse_body(body)?;
     let key = connection.key();
     let store = &connect.app.services.store;

@@ -1,6 +1,6 @@
 //! Changes in a connection's life that the account and the platform hear about.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use crate::Error;
@@ -8,59 +8,94 @@ use crate::aws::Services;
 use crate::events::{EventKind, PlatformEvent};
 use crate::model::{AccountId, Connection, ConnectionStatus, GrantId};
 use crate::notify::Notice;
-use crate::store::StatusChange;
+use crate::store::{DeliveryClaim, StatusChange};
 use crate::token_provider::{TokenError, TokenProvider};
 
 pub const RECONNECT_REASON: &str =
     "Xero no longer accepts this connection's authorisation (the refresh token was refused).";
 
 /// Xero refused the grant's refresh token: every CONNECTED connection on it becomes
-/// NEEDS_RECONNECT. The status change is conditional, so of several processes that see the
-/// refusal at once only one moves each connection, and only connections this call moved are
-/// reported: one event each and one email for all of them. Returns how many it moved.
+/// NEEDS_RECONNECT (conditionally, so racing processes move each connection once), and the
+/// account hears about it once: one email for all of the grant's organisations and one event
+/// each. The notice is claimed with a once-key before it is sent and released if sending fails,
+/// so a failure is retried by the next caller rather than lost. Returns how many connections
+/// this call moved.
 pub async fn needs_reconnect(
     services: &Services,
     account: &AccountId,
     grant: GrantId,
     now: DateTime<Utc>,
 ) -> Result<usize, Error> {
-    let mut moved: Vec<Connection> = Vec::new();
+    let mut moved = 0;
+    let mut affected: Vec<Connection> = Vec::new();
     for connection in services.store.account_connections(account).await? {
-        if connection.grant_id != grant || connection.status != ConnectionStatus::Connected {
+        if connection.grant_id != grant {
             continue;
         }
-        let change = StatusChange {
-            to: ConnectionStatus::NeedsReconnect,
-            only_from: vec![ConnectionStatus::Connected],
-            reason: Some(RECONNECT_REASON.into()),
-            at: now,
-        };
-        match services.store.set_connection_status(&connection.key(), &change).await {
-            Ok(updated) => moved.push(updated),
-            Err(Error::Conflict(_) | Error::NotFound(_)) => {}
-            Err(e) => return Err(e),
+        match connection.status {
+            ConnectionStatus::Connected => {
+                let change = StatusChange {
+                    to: ConnectionStatus::NeedsReconnect,
+                    only_from: vec![ConnectionStatus::Connected],
+                    reason: Some(RECONNECT_REASON.into()),
+                    at: now,
+                };
+                match services.store.set_connection_status(&connection.key(), &change).await {
+                    Ok(updated) => {
+                        moved += 1;
+                        affected.push(updated);
+                    }
+                    Err(Error::Conflict(_) | Error::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            ConnectionStatus::NeedsReconnect => affected.push(connection),
+            _ => {}
         }
     }
-    if moved.is_empty() {
-        return Ok(0);
+    if affected.is_empty() {
+        return Ok(moved);
     }
-    let events: Vec<_> = moved
+    let once = format!("reconnect-notice#{grant}");
+    if let DeliveryClaim::Seen(_) = services.store.claim_delivery(&once, now, Duration::days(90)).await? {
+        return Ok(moved);
+    }
+    match tell_the_account(services, account, grant, &affected, now).await {
+        Ok(()) => {
+            services.store.mark_delivery_enqueued(&once).await?;
+            tracing::warn!(account = %account, grant = %grant, connections = affected.len(), "connection needs reconnecting");
+            Ok(moved)
+        }
+        Err(e) => {
+            let _ = services.store.forget_delivery(&once).await;
+            Err(e)
+        }
+    }
+}
+
+async fn tell_the_account(
+    services: &Services,
+    account: &AccountId,
+    grant: GrantId,
+    affected: &[Connection],
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let events: Vec<_> = affected
         .iter()
         .map(|c| {
             PlatformEvent::new(
                 EventKind::ConnectionNeedsReconnect,
-                c.account_id.clone(),
+                account.clone(),
                 Some(c.tenant_id),
-                &format!("{}|{}", c.grant_id, crate::time::format(c.status_changed_at)),
+                &grant.to_string(),
                 now,
-                json!({ "organisation_name": c.organisation_name, "status": c.status, "reason": RECONNECT_REASON }),
+                json!({ "organisation_name": c.organisation_name, "status": ConnectionStatus::NeedsReconnect, "reason": RECONNECT_REASON }),
             )
         })
         .collect();
     services.events.publish(&events).await?;
-    tracing::warn!(account = %account, grant = %grant, connections = moved.len(), "connection needs reconnecting");
-    if let Some(to) = moved.iter().find_map(|c| c.notify_email.clone()) {
-        let names: Vec<_> = moved.iter().map(|c| c.organisation_name.as_str()).collect();
+    if let Some(to) = affected.iter().find_map(|c| c.notify_email.clone()) {
+        let names: Vec<_> = affected.iter().map(|c| c.organisation_name.as_str()).collect();
         let notice = Notice {
             subject: format!("Reconnect Xero: {}", names.join(", ")),
             organisation: names.join(", "),
@@ -76,7 +111,7 @@ pub async fn needs_reconnect(
         };
         services.notifier.send(&notice.to(to)).await?;
     }
-    Ok(moved.len())
+    Ok(())
 }
 
 /// Ends a connection: marks it `to` (DISCONNECTED or DISCONNECTED_INACTIVE), then removes what

@@ -11,6 +11,9 @@ use crate::reference::ReferenceData;
 
 /// At most this many tracking categories per invoice line, as Xero allows.
 pub const MAX_TRACKING: usize = 2;
+/// Far beyond any real tax table; keeps a settings document well inside a DynamoDB item.
+pub const MAX_TAX_MAPPINGS: usize = 200;
+pub const MAX_TRACKING_OPTIONS: usize = 500;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -115,6 +118,9 @@ pub fn check(settings: &ConnectionSettings, data: &ReferenceData) -> Vec<Problem
     if let Some(tax_type) = &settings.default_tax_type {
         check_tax_type(tax_type, "settings.default_tax_type", data, &mut problems);
     }
+    if settings.tax_mapping.len() > MAX_TAX_MAPPINGS {
+        problems.push(Problem::new("settings.tax_mapping", format!("has more than {MAX_TAX_MAPPINGS} entries")));
+    }
     let mut seen = HashSet::new();
     for (i, mapping) in settings.tax_mapping.iter().enumerate() {
         let field = format!("settings.tax_mapping[{i}]");
@@ -157,6 +163,12 @@ pub fn check(settings: &ConnectionSettings, data: &ReferenceData) -> Vec<Problem
     let mut categories = HashSet::new();
     for (i, mapping) in settings.tracking_mapping.iter().enumerate() {
         let field = format!("settings.tracking_mapping[{i}]");
+        if mapping.options.len() > MAX_TRACKING_OPTIONS {
+            problems.push(Problem::new(
+                format!("{field}.options"),
+                format!("has more than {MAX_TRACKING_OPTIONS} entries"),
+            ));
+        }
         if mapping.job_attribute.trim().is_empty() {
             problems.push(Problem::new(format!("{field}.job_attribute"), "is empty"));
         }

@@ -312,6 +312,34 @@ async fn a_revoked_grant_marks_the_connection_for_reconnection_once() {
 }
 
 #[tokio::test]
+async fn a_reconnect_email_that_failed_to_send_is_sent_by_the_next_attempt() {
+    let w = World::new().await;
+    let email = "retry-owner@example.com";
+    let link = w.link("acct-retry", Some(RETURN_TO), Some(email), w.now().timestamp() + 600);
+    w.get_callback(&w.consent(&link).await).await;
+    let connection = w.connections("acct-retry").await.remove(0);
+    let tokens = w.connect.app.services.vault.load(&connection.grant_id).await.unwrap().unwrap();
+    w.connect.app.xero.revoke(&tokens.refresh_token).await.unwrap();
+    w.emu.clock().advance(Duration::from_secs(31 * 60));
+
+    let broken_mail = w.new_app_with_unverified_sender();
+    let first = broken_mail.tokens.access_token(&connection).await;
+    assert!(first.is_err());
+    assert_eq!(w.connections("acct-retry").await[0].status, ConnectionStatus::NeedsReconnect);
+    let moto = xero_sync_testkit::Moto::shared().endpoint();
+    assert!(sent_emails(moto, email).await.unwrap().is_empty(), "SES refused the first attempt");
+
+    let app = &w.connect.app;
+    xero_sync_core::lifecycle::needs_reconnect(&app.services, &connection.account_id, connection.grant_id, w.now())
+        .await
+        .unwrap();
+    xero_sync_core::lifecycle::needs_reconnect(&app.services, &connection.account_id, connection.grant_id, w.now())
+        .await
+        .unwrap();
+    assert_eq!(sent_emails(moto, email).await.unwrap().len(), 1, "sent once, by the next attempt");
+}
+
+#[tokio::test]
 async fn disconnect_leaves_no_usable_token_and_keeps_the_history() {
     let w = World::new().await;
     w.connect_account("acct-bye").await;

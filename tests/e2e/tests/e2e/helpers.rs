@@ -91,17 +91,28 @@ impl World {
         Self::app_for(&self.emu, &self.aws, &self.client)
     }
 
+    /// A function process whose emails SES refuses (its sender is not a verified identity).
+    pub fn new_app_with_unverified_sender(&self) -> App {
+        Self::app_with(&self.emu, &self.aws, &self.client, &[("EMAIL_FROM", "unverified@nowhere.example")])
+    }
+
     fn app_for(emu: &Emulator, aws: &LocalAws, client: &(String, String)) -> App {
+        Self::app_with(emu, aws, client, &[])
+    }
+
+    fn app_with(emu: &Emulator, aws: &LocalAws, client: &(String, String), extra: &[(&str, &str)]) -> App {
         let base = emu.base_url();
         let authorize = format!("{base}/identity/connect/authorize");
-        let config = aws.config(&[
-            ("XERO_CLIENT_ID", &client.0),
-            ("XERO_CLIENT_SECRET", &client.1),
-            ("XERO_AUTHORIZE_URL", &authorize),
-            ("XERO_IDENTITY_URL", &base),
-            ("XERO_API_URL", &base),
+        let mut vars: Vec<(&str, &str)> = vec![
+            ("XERO_CLIENT_ID", client.0.as_str()),
+            ("XERO_CLIENT_SECRET", client.1.as_str()),
+            ("XERO_AUTHORIZE_URL", authorize.as_str()),
+            ("XERO_IDENTITY_URL", base.as_str()),
+            ("XERO_API_URL", base.as_str()),
             ("XERO_TIMEOUT_SECONDS", "1"),
-        ]);
+        ];
+        vars.extend_from_slice(extra);
+        let config = aws.config(&vars);
         let policy = RefreshPolicy { poll_every: std::time::Duration::from_millis(20), ..RefreshPolicy::default() };
         App::with_clock(config, &aws.sdk, Arc::new(EmulatorClock(emu.clock().clone())), policy).expect("app")
     }
