@@ -5,7 +5,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde::Deserialize;
 use serde_json::json;
-use xero_sync_core::http::{ApiError, Problem, json};
+use xero_sync_core::http::{ApiError, json};
 use xero_sync_core::model::{Connection, ConnectionKey};
 use xero_sync_core::reference::{ReferenceData, read_from_xero};
 use xero_sync_core::settings::{ConnectionSettings, check, validate_in_use};
@@ -28,14 +28,8 @@ struct ValidateRequest {
     account_codes: Vec<String>,
 }
 
-/// Parses a JSON body, naming the exact field that is missing or of the wrong type.
 fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path };
-        ApiError::BadRequest(vec![Problem::new(field, e.into_inner().to_string())])
-    })
+    xero_sync_core::http::parse_json(body).map_err(|p| ApiError::BadRequest(vec![p]))
 }
 
 /// From the latest snapshot while fresh, else from Xero (and kept for next time).

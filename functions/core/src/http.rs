@@ -224,6 +224,17 @@ pub fn redirect(location: &str) -> Response<Body> {
         .expect("a location that parsed as a URL is a valid header")
 }
 
+/// Parses a JSON body, naming the exact field that is missing or of the wrong type (`body`
+/// when the text is not JSON at all).
+pub fn parse_json<T: for<'de> serde::Deserialize<'de>>(body: &[u8]) -> Result<T, Problem> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if matches!(path.as_str(), "." | "?" | "") { "body".to_owned() } else { path };
+        Problem::new(field, e.into_inner().to_string())
+    })
+}
+
 /// The answer for a path no route serves.
 pub fn no_route(method: &str, path: &str) -> ApiError {
     ApiError::NotFound(format!("no route for {method} {path}"))
@@ -288,6 +299,18 @@ mod tests {
         assert_eq!(request_cookie(&headers, CONSENT_COOKIE), Some("abc"));
         assert_eq!(request_cookie(&headers, "b"), Some("2"));
         assert_eq!(request_cookie(&headers, "c"), None);
+    }
+
+    #[test]
+    fn json_problems_name_the_field_or_the_body() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Doc {
+            inner: Vec<u32>,
+        }
+        assert_eq!(parse_json::<Doc>(b"{not json").unwrap_err().field, "body");
+        assert_eq!(parse_json::<Doc>(b"{}").unwrap_err().field, "body");
+        assert_eq!(parse_json::<Doc>(br#"{"inner": [1, "x"]}"#).unwrap_err().field, "inner[1]");
     }
 
     #[test]

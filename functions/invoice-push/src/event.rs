@@ -208,10 +208,5 @@ impl InvoiceEvent {
 
 /// Parses a body, naming the exact field that is missing or of the wrong type.
 pub fn parse(body: &[u8]) -> Result<InvoiceEvent, Problem> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path };
-        Problem::new(field, e.into_inner().to_string())
-    })
+    xero_sync_core::http::parse_json(body)
 }

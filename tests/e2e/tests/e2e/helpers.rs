@@ -37,6 +37,7 @@ pub struct World {
     pub aws: LocalAws,
     pub connect: connect::Connect,
     pub callback: oauth_callback::Callback,
+    pub webhook: invoice_push::Webhook,
     pub inbox: EventInbox,
     pub platform: SigningSecret,
     client: (String, String),
@@ -74,11 +75,18 @@ impl World {
         let connect = connect::Connect::new(Self::app_for(&emu, &aws, &client), &env).expect("connect config");
         let callback =
             oauth_callback::Callback::new(Self::app_for(&emu, &aws, &client), &env).expect("callback config");
+        let webhook_env = Env::from_pairs([
+            ("PLATFORM_SIGNING_SECRETS", PLATFORM_SECRET),
+            ("PUSH_QUEUE_URL", aws.stack.reference("PushQueue")),
+        ]);
+        let webhook =
+            invoice_push::Webhook::new(Self::app_for(&emu, &aws, &client), &webhook_env).expect("webhook config");
         Self {
             emu,
             aws,
             connect,
             callback,
+            webhook,
             inbox,
             platform: SigningSecret::new(PLATFORM_SECRET.as_bytes()),
             client,
@@ -180,6 +188,32 @@ impl World {
             sign(&self.platform, self.now(), &Signed::Api { method, path_and_query: path, body: body.as_bytes() });
         let headers = [("x-xerosync-signature", header.as_str()), ("content-type", "application/json")];
         connect::handle(&self.connect, apigw::request(method, path, &headers, Some(body))).await
+    }
+
+    /// The platform delivering an invoice event, signed `at` (now when `None`).
+    pub async fn post_webhook(&self, body: &str, at: Option<DateTime<Utc>>) -> Response<Body> {
+        let header = sign(&self.platform, at.unwrap_or_else(|| self.now()), &Signed::Webhook { body: body.as_bytes() });
+        let headers = [("x-xerosync-signature", header.as_str()), ("content-type", "application/json")];
+        invoice_push::handle_webhook(&self.webhook, apigw::request("POST", "/webhooks/invoices", &headers, Some(body)))
+            .await
+    }
+
+    /// Every push message waiting on the queue, taken off it.
+    pub async fn queued_pushes(&self) -> Vec<invoice_push::PushMessage> {
+        let sqs = aws_sdk_sqs::Client::new(&self.aws.sdk);
+        let url = self.aws.stack.reference("PushQueue");
+        let mut out = Vec::new();
+        loop {
+            let received = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return out;
+            }
+            for m in messages {
+                out.push(serde_json::from_str(m.body().unwrap()).unwrap());
+                sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+            }
+        }
     }
 
     pub async fn get_callback(&self, path_and_query: &str) -> Response<Body> {

@@ -5,3 +5,4 @@ mod browser;
 mod connect;
 mod helpers;
 mod settings;
+mod webhook;
