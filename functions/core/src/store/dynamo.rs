@@ -139,6 +139,15 @@ fn condition_failed(e: &Error) -> bool {
     matches!(e, Error::Aws(aws) if aws.code_is(CONDITION_FAILED))
 }
 
+/// A conditional write's outcome: `true` if it was made, `false` if its condition did not hold.
+fn held<T>(result: Result<T, Error>) -> Result<bool, Error> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if condition_failed(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// The condition that a versioned item is still where the writer read it.
 fn version_condition(expected: u64) -> (String, Option<(String, AttributeValue)>) {
     if expected == 0 {
@@ -517,11 +526,7 @@ impl Store for DynamoStore {
             .expression_attribute_values(":at", s(time::format(at)))
             .send()
             .await;
-        match result.map_err(dynamo("UpdateItem")) {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
+        held(result.map_err(dynamo("UpdateItem")))
     }
 
     async fn record_sync(&self, key: &ConnectionKey, at: DateTime<Utc>) -> Result<(), Error> {
@@ -660,11 +665,7 @@ impl Store for DynamoStore {
             .expression_attribute_values(":now", s(time::format(now)))
             .send()
             .await;
-        match result.map_err(dynamo("PutItem")) {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
+        held(result.map_err(dynamo("PutItem")))
     }
 
     async fn release_lease(&self, name: &str, owner: &str) -> Result<(), Error> {
@@ -678,11 +679,8 @@ impl Store for DynamoStore {
             .expression_attribute_values(":owner", s(owner))
             .send()
             .await;
-        match result.map_err(dynamo("DeleteItem")) {
-            // Expired and taken by someone else, or already gone: not ours to delete.
-            Err(e) if condition_failed(&e) => Ok(()),
-            other => other.map(|_| ()),
-        }
+        // Not held: expired and taken by someone else, or already gone; not ours to delete.
+        held(result.map_err(dynamo("DeleteItem"))).map(|_| ())
     }
 
     async fn renew_lease(
@@ -706,11 +704,7 @@ impl Store for DynamoStore {
             .expression_attribute_values(":epoch", n(until.timestamp()))
             .send()
             .await;
-        match result.map_err(dynamo("UpdateItem")) {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
+        held(result.map_err(dynamo("UpdateItem")))
     }
 
     async fn claim_delivery(
