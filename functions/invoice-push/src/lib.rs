@@ -2,6 +2,7 @@
 //! to Xero.
 
 pub mod event;
+pub mod mapping;
 pub mod webhook;
 
 pub use webhook::{PushMessage, Webhook, handle as handle_webhook};

@@ -7,6 +7,7 @@ mod inbox;
 mod local_api;
 mod local_aws;
 mod moto;
+pub mod openapi;
 mod template;
 
 use std::path::PathBuf;

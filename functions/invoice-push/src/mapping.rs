@@ -1,0 +1,339 @@
+//! A platform invoice as a Xero invoice (`ACCREC`), per the connection's settings.
+//!
+//! Pure: no I/O, so every rule is a unit test. What the settings cannot resolve (an unmapped
+//! tax rate, no account code, an unknown tracking option) is a list of problems the account
+//! must fix, not something a retry could change.
+
+use rust_decimal::Decimal;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use xero_sync_core::http::Problem;
+use xero_sync_core::settings::{ConnectionSettings, NewInvoiceStatus};
+use xero_sync_core::xero::model::TrackingCategory;
+
+use crate::event::{AddressType, AmountsAre, Customer, InvoiceEvent};
+
+/// Who the invoice is for in Xero.
+#[derive(Debug, Clone, Copy)]
+pub enum ContactRef<'a> {
+    /// A contact already in Xero (mapped or found).
+    Existing(Uuid),
+    /// Not in Xero yet: its details go with the invoice and Xero creates it, saving a call.
+    New(&'a Customer),
+}
+
+/// A decimal as a JSON number with exactly its digits.
+fn number(d: Decimal) -> Value {
+    let text = d.normalize().to_string();
+    serde_json::from_str::<serde_json::Number>(&text).map(Value::Number).unwrap_or(Value::String(text))
+}
+
+fn contact(contact: ContactRef<'_>) -> Value {
+    match contact {
+        ContactRef::Existing(id) => json!({ "ContactID": id }),
+        ContactRef::New(c) => {
+            let mut m = Map::new();
+            m.insert("Name".into(), json!(c.name.trim()));
+            // Set to the platform's customer id, so the contact is found by number next time.
+            m.insert("ContactNumber".into(), json!(c.id.as_str()));
+            for (key, value) in [("FirstName", &c.first_name), ("LastName", &c.last_name), ("EmailAddress", &c.email)] {
+                if let Some(v) = value {
+                    m.insert(key.into(), json!(v));
+                }
+            }
+            if let Some(phone) = &c.phone {
+                m.insert("Phones".into(), json!([{ "PhoneType": "DEFAULT", "PhoneNumber": phone }]));
+            }
+            if !c.addresses.is_empty() {
+                let addresses: Vec<Value> = c
+                    .addresses
+                    .iter()
+                    .map(|a| {
+                        // Xero calls the postal (billing) address POBOX.
+                        let kind = match a.kind {
+                            AddressType::Billing => "POBOX",
+                            AddressType::Street => "STREET",
+                        };
+                        let mut address = Map::new();
+                        address.insert("AddressType".into(), json!(kind));
+                        for (key, value) in [
+                            ("AddressLine1", &a.line1),
+                            ("AddressLine2", &a.line2),
+                            ("City", &a.city),
+                            ("Region", &a.region),
+                            ("PostalCode", &a.postal_code),
+                            ("Country", &a.country),
+                        ] {
+                            if let Some(v) = value {
+                                address.insert(key.into(), json!(v));
+                            }
+                        }
+                        Value::Object(address)
+                    })
+                    .collect();
+                m.insert("Addresses".into(), Value::Array(addresses));
+            }
+            Value::Object(m)
+        }
+    }
+}
+
+/// The Xero invoice for `event`, or every problem that stops it.
+pub fn xero_invoice(
+    event: &InvoiceEvent,
+    settings: &ConnectionSettings,
+    tracking: &[TrackingCategory],
+    to: ContactRef<'_>,
+) -> Result<Value, Vec<Problem>> {
+    let inv = &event.invoice;
+    let mut problems = Vec::new();
+    let status = match settings.new_invoice_status {
+        NewInvoiceStatus::Draft => "DRAFT",
+        NewInvoiceStatus::Authorised => "AUTHORISED",
+    };
+    if status == "AUTHORISED" && inv.due_date.is_none() {
+        problems.push(Problem::new("invoice.due_date", "is needed: Xero approves an invoice only with a due date"));
+    }
+    let amounts = match inv.amounts_are {
+        AmountsAre::TaxExclusive => "Exclusive",
+        AmountsAre::TaxInclusive => "Inclusive",
+        AmountsAre::NoTax => "NoTax",
+    };
+    let mut lines = Vec::with_capacity(inv.lines.len());
+    for (i, line) in inv.lines.iter().enumerate() {
+        let field = |name: &str| format!("invoice.lines[{i}].{name}");
+        let mut l = Map::new();
+        l.insert("Description".into(), json!(line.description));
+        l.insert("Quantity".into(), number(line.quantity));
+        l.insert("UnitAmount".into(), number(line.unit_price));
+        if let Some(d) = line.discount_rate.filter(|d| !d.is_zero()) {
+            l.insert("DiscountRate".into(), number(d));
+        }
+        match line.account_code.as_ref().or(settings.default_sales_account_code.as_ref()) {
+            Some(code) => {
+                l.insert("AccountCode".into(), json!(code));
+            }
+            None => {
+                problems.push(Problem::new(field("account_code"), "is missing, and no default sales account is set"))
+            }
+        }
+        if inv.amounts_are != AmountsAre::NoTax {
+            let tax_type = match &line.tax_rate_id {
+                Some(id) => match settings.tax_mapping.iter().find(|m| &m.platform_tax_rate_id == id) {
+                    Some(m) => Some(m.xero_tax_type.clone()),
+                    None => {
+                        problems.push(Problem::new(
+                            field("tax_rate_id"),
+                            format!("tax rate {id} is not mapped to a Xero tax rate"),
+                        ));
+                        None
+                    }
+                },
+                // Without one, the default; without that, Xero takes the account's own tax rate.
+                None => settings.default_tax_type.clone(),
+            };
+            if let Some(t) = tax_type {
+                l.insert("TaxType".into(), json!(t));
+            }
+        }
+        if settings.match_items_by_code {
+            if let Some(code) = &line.item_code {
+                l.insert("ItemCode".into(), json!(code));
+            }
+        }
+        let mut line_tracking = Vec::new();
+        for mapping in &settings.tracking_mapping {
+            let Some(value) = line.job_attributes.get(&mapping.job_attribute) else { continue };
+            let option = mapping.options.get(value).unwrap_or(value);
+            match tracking.iter().find(|c| c.tracking_category_id == mapping.xero_category_id) {
+                Some(category) if category.active_option(option).is_some() => {
+                    line_tracking.push(json!({ "Name": category.name, "Option": option }));
+                }
+                Some(category) => problems.push(Problem::new(
+                    field("job_attributes"),
+                    format!(
+                        "{} has no active option {option} (from {} = {value})",
+                        category.name, mapping.job_attribute
+                    ),
+                )),
+                None => problems
+                    .push(Problem::new(field("job_attributes"), "a mapped tracking category no longer exists in Xero")),
+            }
+        }
+        if !line_tracking.is_empty() {
+            l.insert("Tracking".into(), Value::Array(line_tracking));
+        }
+        lines.push(Value::Object(l));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut invoice = Map::new();
+    invoice.insert("Type".into(), json!("ACCREC"));
+    invoice.insert("InvoiceNumber".into(), json!(inv.number.trim()));
+    if let Some(reference) = &inv.reference {
+        invoice.insert("Reference".into(), json!(reference));
+    }
+    invoice.insert("Contact".into(), contact(to));
+    invoice.insert("Date".into(), json!(inv.issue_date.format("%Y-%m-%d").to_string()));
+    if let Some(due) = inv.due_date {
+        invoice.insert("DueDate".into(), json!(due.format("%Y-%m-%d").to_string()));
+    }
+    invoice.insert("CurrencyCode".into(), json!(inv.currency));
+    invoice.insert("LineAmountTypes".into(), json!(amounts));
+    invoice.insert("Status".into(), json!(status));
+    invoice.insert("LineItems".into(), Value::Array(lines));
+    Ok(Value::Object(invoice))
+}
+
+/// What the invoice says, independent of who it is for: equal hashes mean nothing to send.
+/// serde_json's maps are sorted, so the text is canonical.
+pub fn content_hash(invoice: &Value) -> String {
+    let mut without_contact = invoice.clone();
+    if let Some(m) = without_contact.as_object_mut() {
+        m.remove("Contact");
+    }
+    Sha256::digest(without_contact.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use xero_sync_core::settings::{TaxMapping, TrackingMapping};
+    use xero_sync_core::xero::model::TrackingOption;
+
+    fn event() -> InvoiceEvent {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/contracts/examples/invoice-created.json"
+        ))
+        .unwrap();
+        crate::event::parse(text.as_bytes()).unwrap()
+    }
+
+    const REGION: Uuid = Uuid::from_u128(7);
+
+    fn settings() -> ConnectionSettings {
+        ConnectionSettings {
+            default_sales_account_code: Some("200".into()),
+            default_tax_type: Some("OUTPUT2".into()),
+            new_invoice_status: NewInvoiceStatus::Authorised,
+            tax_mapping: vec![TaxMapping {
+                platform_tax_rate_id: "gst".into(),
+                rate: Decimal::new(15, 0),
+                components: vec![],
+                xero_tax_type: "OUTPUT2".into(),
+            }],
+            tracking_mapping: vec![TrackingMapping {
+                xero_category_id: REGION,
+                job_attribute: "zone".into(),
+                options: BTreeMap::from([("N".into(), "North".into())]),
+            }],
+            match_items_by_code: true,
+        }
+    }
+
+    fn tracking() -> Vec<TrackingCategory> {
+        vec![TrackingCategory {
+            tracking_category_id: REGION,
+            name: "Region".into(),
+            status: None,
+            options: vec![TrackingOption {
+                tracking_option_id: Uuid::from_u128(8),
+                name: "North".into(),
+                status: None,
+            }],
+        }]
+    }
+
+    #[test]
+    fn a_platform_invoice_becomes_an_approved_accrec_invoice_with_mapped_lines() {
+        let e = event();
+        let invoice = xero_invoice(&e, &settings(), &tracking(), ContactRef::New(&e.customer)).unwrap();
+        assert_eq!(invoice["Type"], "ACCREC");
+        assert_eq!(invoice["InvoiceNumber"], "INV-1001");
+        assert_eq!(invoice["Status"], "AUTHORISED");
+        assert_eq!(invoice["LineAmountTypes"], "Exclusive");
+        assert_eq!(invoice["Date"], "2026-11-21");
+        assert_eq!(invoice["DueDate"], "2026-12-05");
+        let first = &invoice["LineItems"][0];
+        assert_eq!(
+            (first["AccountCode"].as_str(), first["TaxType"].as_str(), first["ItemCode"].as_str()),
+            (Some("200"), Some("OUTPUT2"), Some("CALLOUT"))
+        );
+        assert_eq!(first["Tracking"], json!([{ "Name": "Region", "Option": "North" }]));
+        let second = &invoice["LineItems"][1];
+        assert_eq!(second["AccountCode"], "260", "the line's own account wins");
+        assert_eq!(second["Quantity"].to_string(), "3.5");
+        assert_eq!(second["UnitAmount"].to_string(), "12.4");
+        assert_eq!(second["DiscountRate"].to_string(), "10");
+        assert_eq!(invoice["Contact"]["ContactNumber"], "cust-7");
+        assert_eq!(invoice["Contact"]["Addresses"][0]["AddressType"], "POBOX");
+    }
+
+    #[test]
+    fn the_invoices_we_send_match_xeros_spec() {
+        let e = event();
+        for to in [ContactRef::New(&e.customer), ContactRef::Existing(Uuid::new_v4())] {
+            let invoice = xero_invoice(&e, &settings(), &tracking(), to).unwrap();
+            xero_sync_testkit::openapi::accounting("Invoices", &json!({ "Invoices": [invoice] }));
+        }
+    }
+
+    #[test]
+    fn a_known_contact_is_referred_to_by_id_alone() {
+        let e = event();
+        let id = Uuid::new_v4();
+        let invoice = xero_invoice(&e, &settings(), &tracking(), ContactRef::Existing(id)).unwrap();
+        assert_eq!(invoice["Contact"], json!({ "ContactID": id }));
+    }
+
+    #[test]
+    fn what_the_settings_cannot_resolve_is_listed() {
+        let mut e = event();
+        e.invoice.due_date = None;
+        e.invoice.lines[0].tax_rate_id = Some("vat".into());
+        e.invoice.lines[0].job_attributes.insert("zone".into(), "Z".into());
+        let mut s = settings();
+        s.default_sales_account_code = None;
+        let problems = xero_invoice(&e, &s, &tracking(), ContactRef::Existing(Uuid::nil())).unwrap_err();
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "invoice.due_date",
+                "invoice.lines[0].account_code",
+                "invoice.lines[0].tax_rate_id",
+                "invoice.lines[0].job_attributes"
+            ]
+        );
+        assert_eq!(problems[2].message, "tax rate vat is not mapped to a Xero tax rate");
+        assert_eq!(problems[3].message, "Region has no active option Z (from zone = Z)");
+    }
+
+    #[test]
+    fn a_draft_needs_no_due_date_and_no_tax_invoices_carry_no_tax_types() {
+        let mut e = event();
+        e.invoice.due_date = None;
+        e.invoice.amounts_are = AmountsAre::NoTax;
+        let mut s = settings();
+        s.new_invoice_status = NewInvoiceStatus::Draft;
+        let invoice = xero_invoice(&e, &s, &tracking(), ContactRef::Existing(Uuid::nil())).unwrap();
+        assert_eq!(invoice["Status"], "DRAFT");
+        assert!(invoice["LineItems"].as_array().unwrap().iter().all(|l| l.get("TaxType").is_none()));
+    }
+
+    #[test]
+    fn the_content_hash_ignores_the_contact_and_sees_every_other_change() {
+        let e = event();
+        let a = xero_invoice(&e, &settings(), &tracking(), ContactRef::New(&e.customer)).unwrap();
+        let b = xero_invoice(&e, &settings(), &tracking(), ContactRef::Existing(Uuid::new_v4())).unwrap();
+        assert_eq!(content_hash(&a), content_hash(&b));
+        let mut changed = e.clone();
+        changed.invoice.lines[1].quantity = Decimal::new(4, 0);
+        let c = xero_invoice(&changed, &settings(), &tracking(), ContactRef::New(&e.customer)).unwrap();
+        assert_ne!(content_hash(&a), content_hash(&c));
+    }
+}
