@@ -1,0 +1,284 @@
+//! `./dev run`: xero-sync on this machine. Starts moto and creates the stack from
+//! infra/template.yaml, starts the Xero emulator (demo organisations), serves the HTTP functions
+//! (connect, OAuth callback, invoice webhook) behind a local stand-in for API Gateway, checks
+//! each AWS adapter, and prints a signed "Connect to Xero" link to open in a browser. With
+//! `--once` it walks the connect flow and an invoice webhook itself, reports, and exits.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use xero_emulator::{ClientSeed, Emulator, EmulatorConfig, demo};
+use xero_sync_core::aws::Services;
+use xero_sync_core::events::{EventKind, PlatformEvent};
+use xero_sync_core::model::*;
+use xero_sync_core::notify::Notice;
+use xero_sync_core::signing::{Signed, SigningSecret, sign};
+use xero_sync_core::tokens::{AccessToken, RefreshToken, TokenSet};
+use xero_sync_core::{App, Env};
+use xero_sync_testkit::{EventInbox, LocalApi, LocalAws, Moto, sent_emails, workspace_root};
+
+const STACK: &str = "xero-sync-local";
+const ACCOUNT: &str = "local-demo";
+const CLIENT_ID: &str = "LOCALXEROSYNC000000000000000000001";
+const CLIENT_SECRET: &str = "local-xero-sync-client-secret";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let once = std::env::args().skip(1).any(|a| a == "--once");
+    println!("Starting moto (AWS on localhost) ...");
+    let moto = Moto::start()?;
+    let aws = LocalAws::provision_on(&moto, STACK).await.context("creating the stack from infra/template.yaml")?;
+    let mut api = LocalApi::bind().await?;
+    let base = api.base_url();
+    let redirect_uri = format!("{base}/oauth/callback");
+    // --once approves the consent by itself; interactively, a person ticks and approves.
+    let emulator_config = EmulatorConfig::default().auto_approve(once).approve_tenants(vec![demo::NZ_TENANT_ID]);
+    let emu = Emulator::start(emulator_config).await.context("starting the Xero emulator")?;
+    emu.add_client(ClientSeed {
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        redirect_uris: vec![redirect_uri.clone()],
+        name: Some("xero-sync (local)".into()),
+    })
+    .map_err(anyhow::Error::msg)?;
+
+    let xero = emu.base_url();
+    let authorize = format!("{xero}/identity/connect/authorize");
+    let platform_secret = format!("local-platform-secret-{}", uuid::Uuid::new_v4().simple());
+    let overrides = [
+        ("XERO_CLIENT_ID", CLIENT_ID),
+        ("XERO_CLIENT_SECRET", CLIENT_SECRET),
+        ("XERO_AUTHORIZE_URL", authorize.as_str()),
+        ("XERO_IDENTITY_URL", xero.as_str()),
+        ("XERO_API_URL", xero.as_str()),
+        ("PLATFORM_SIGNING_SECRETS", platform_secret.as_str()),
+        ("OAUTH_REDIRECT_URI", redirect_uri.as_str()),
+        ("PUSH_QUEUE_URL", aws.stack.reference("PushQueue")),
+        ("IMPORT_QUEUE_URL", aws.stack.reference("ImportQueue")),
+    ];
+    let env = Env::from_pairs(aws.function_env(&overrides));
+    let config = aws.config(&overrides);
+    let app = || App::new(config.clone(), &aws.sdk);
+    let connect = Arc::new(connect::Connect::new(app()?, &env)?);
+    let callback = Arc::new(oauth_callback::Callback::new(app()?, &env)?);
+    let webhook = Arc::new(invoice_push::Webhook::new(app()?, &env)?);
+    api.serve(Arc::new(move |request| {
+        let (connect, callback, webhook) = (connect.clone(), callback.clone(), webhook.clone());
+        Box::pin(async move {
+            let path = request.uri().path().to_owned();
+            if path.starts_with("/oauth/") {
+                oauth_callback::handle(&callback, request).await
+            } else if path.starts_with("/webhooks/") {
+                invoice_push::handle_webhook(&webhook, request).await
+            } else {
+                connect::handle(&connect, request).await
+            }
+        })
+    }));
+
+    let services = Services::new(&config, &aws.sdk);
+    println!("\nChecking each adapter against the local stack:");
+    check_store(&services).await?;
+    check_vault(&services).await?;
+    check_email(&services, &moto).await?;
+    check_events(&services, &aws).await?;
+
+    let env_file = workspace_root().join(".local/functions.env");
+    std::fs::create_dir_all(env_file.parent().expect("has a parent"))?;
+    let mut vars = aws.function_env(&overrides);
+    vars.extend(moto.aws_env());
+    let mut file = std::fs::File::create(&env_file)?;
+    for (k, v) in &vars {
+        writeln!(file, "{k}={v}")?;
+    }
+
+    let secret = SigningSecret::new(platform_secret.as_bytes());
+    let expires = xero_sync_core::time::now().timestamp() + 24 * 3600;
+    let link = connect::connect_link(
+        &url::Url::parse(&format!("{base}/"))?,
+        &secret,
+        ACCOUNT,
+        None,
+        Some("owner@example.com"),
+        expires,
+    );
+
+    println!("\nxero-sync is running locally:");
+    let rows = [
+        ("AWS (moto)", moto.endpoint().to_owned()),
+        ("DynamoDB table", aws.stack.reference("Table").to_owned()),
+        ("push queue", aws.stack.reference("PushQueue").to_owned()),
+        ("import queue", aws.stack.reference("ImportQueue").to_owned()),
+        ("event bus", aws.stack.reference("EventBus").to_owned()),
+        ("SES sender", aws.stack.parameter("SenderEmail").to_owned()),
+        ("Xero (emulator)", xero.clone()),
+        ("HTTP functions", base.clone()),
+        ("functions' environment", env_file.display().to_string()),
+    ];
+    for (what, where_) in rows {
+        println!("  {what:<24} {where_}");
+    }
+    if once {
+        return tour(&base, &link, &secret, &aws).await;
+    }
+    println!("\nConnect the demo account to Xero: open this link in a browser, tick Demo Company (NZ), approve.");
+    println!("  {link}");
+    println!("\nPress Ctrl-C to stop.");
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+/// What a person would do, done by this program: connect, look at the connection, send an invoice.
+async fn tour(base: &str, link: &url::Url, secret: &SigningSecret, aws: &LocalAws) -> anyhow::Result<()> {
+    println!("\nWalking the connect flow and an invoice webhook:");
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let start = http.get(link.as_str()).send().await?;
+    let cookie = start
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned);
+    let to_xero = location(&start).context("/connect did not send the browser to Xero")?;
+    let from_xero = location(&http.get(&to_xero).send().await?).context("Xero's consent did not redirect back")?;
+    let mut back = http.get(&from_xero);
+    if let Some(cookie) = cookie {
+        back = back.header("cookie", cookie);
+    }
+    let page = back.send().await?.text().await?;
+    if !page.contains("Connected to Xero") {
+        bail!("the callback did not connect: {page}");
+    }
+    ok("connect link -> Xero consent (emulator, approved) -> callback: \"Connected to Xero\"");
+
+    let path = format!("/accounts/{ACCOUNT}/connections");
+    let header =
+        sign(secret, xero_sync_core::time::now(), &Signed::Api { method: "GET", path_and_query: &path, body: b"" });
+    let listed: serde_json::Value =
+        http.get(format!("{base}{path}")).header("x-xerosync-signature", header).send().await?.json().await?;
+    let nz = demo::NZ_TENANT_ID.to_string();
+    let connection = listed["connections"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["tenant_id"] == nz.as_str()))
+        .context("the connection API does not list Demo Company (NZ)")?;
+    if connection["status"] != "CONNECTED" {
+        bail!("Demo Company (NZ) is {}, not CONNECTED", connection["status"]);
+    }
+    ok(&format!("connection API: {} is {}", connection["organisation_name"], connection["status"]));
+
+    let example = std::fs::read_to_string(workspace_root().join("docs/contracts/examples/invoice-created.json"))?;
+    let mut event: serde_json::Value = serde_json::from_str(&example)?;
+    event["account_id"] = serde_json::json!(ACCOUNT);
+    let body = event.to_string();
+    let header = sign(secret, xero_sync_core::time::now(), &Signed::Webhook { body: body.as_bytes() });
+    let accepted =
+        http.post(format!("{base}/webhooks/invoices")).header("x-xerosync-signature", header).body(body).send().await?;
+    if accepted.status().as_u16() != 202 {
+        bail!("the invoice webhook answered {}: {}", accepted.status(), accepted.text().await?);
+    }
+    let sqs = aws_sdk_sqs::Client::new(&aws.sdk);
+    let queued = sqs
+        .get_queue_attributes()
+        .queue_url(aws.stack.reference("PushQueue"))
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await?;
+    let waiting = queued
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
+        .cloned();
+    ok(&format!("invoice webhook INV-1001: 202 accepted, push queue holds {} message(s)", waiting.unwrap_or_default()));
+    println!("\nThe push to Xero from the queue is the next piece of work (issue 6).");
+    Ok(())
+}
+
+fn location(response: &reqwest::Response) -> Option<String> {
+    response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+fn ok(what: &str) {
+    println!("  ok  {what}");
+}
+
+async fn check_store(services: &Services) -> anyhow::Result<()> {
+    let now = xero_sync_core::time::now();
+    let connection = Connection {
+        account_id: AccountId::parse("local-adapter-check")?,
+        tenant_id: TenantId(uuid::Uuid::new_v4()),
+        xero_connection_id: XeroConnectionId(uuid::Uuid::new_v4()),
+        grant_id: GrantId(uuid::Uuid::new_v4()),
+        status: ConnectionStatus::Connected,
+        organisation_name: "Demo Company (NZ)".into(),
+        notify_email: None,
+        connected_at: now,
+        last_activity_at: now,
+        last_sync_at: None,
+        status_changed_at: now,
+        last_error: None,
+    };
+    services.store.put_connection(&connection).await?;
+    let listed = services.store.account_connections(&connection.account_id).await?;
+    if !listed.contains(&connection) {
+        bail!("the connection written to DynamoDB was not read back");
+    }
+    ok("DynamoDB: a connection written and read back by its account");
+    Ok(())
+}
+
+async fn check_vault(services: &Services) -> anyhow::Result<()> {
+    let now = xero_sync_core::time::now();
+    let grant = GrantId(uuid::Uuid::new_v4());
+    let tokens = TokenSet {
+        grant_id: grant,
+        access_token: AccessToken::new("local-access".into()),
+        refresh_token: RefreshToken::new("local-refresh".into()),
+        expires_at: now + chrono::Duration::minutes(30),
+        scopes: vec![],
+        obtained_at: now,
+    };
+    services.vault.store(&tokens).await?;
+    let loaded = services.vault.load(&grant).await?.context("the stored token set is missing")?;
+    services.vault.delete(&grant).await?;
+    if loaded.refresh_token.secret() != "local-refresh" || services.vault.load(&grant).await?.is_some() {
+        bail!("Secrets Manager did not keep or delete the token set");
+    }
+    ok("Secrets Manager: a token set stored, read and deleted");
+    Ok(())
+}
+
+async fn check_email(services: &Services, moto: &Moto) -> anyhow::Result<()> {
+    let to = "local-demo@example.com";
+    let notice = Notice {
+        subject: "xero-sync is running locally".into(),
+        organisation: "Demo Company (NZ)".into(),
+        what_happened: "The local stack started.".into(),
+        details: vec![],
+        what_to_do: "Nothing; this email proves SES works.".into(),
+    };
+    services.notifier.send(&notice.to(to)).await?;
+    if sent_emails(moto.endpoint(), to).await?.is_empty() {
+        bail!("SES did not record the email");
+    }
+    ok("SES v2: an email sent");
+    Ok(())
+}
+
+async fn check_events(services: &Services, aws: &LocalAws) -> anyhow::Result<()> {
+    let inbox = EventInbox::subscribe(&aws.sdk, &aws.stack, "EventBus").await?;
+    let event = PlatformEvent::new(
+        EventKind::ConnectionConnected,
+        AccountId::parse("local-demo")?,
+        None,
+        "local-check",
+        xero_sync_core::time::now(),
+        serde_json::json!({"check": true}),
+    );
+    services.events.publish(std::slice::from_ref(&event)).await?;
+    let received = inbox.drain().await?;
+    if !received.iter().any(|e| e["detail"]["id"] == event.id.to_string()) {
+        bail!("the event did not reach the platform's subscription");
+    }
+    ok("EventBridge: an event published and delivered to a subscriber queue");
+    Ok(())
+}
