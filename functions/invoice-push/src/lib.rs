@@ -1,6 +1,7 @@
 //! The platform's invoice webhook (`POST /webhooks/invoices`) and, behind its queue, the push
 //! to Xero.
 
+pub mod contact;
 pub mod event;
 pub mod mapping;
 pub mod webhook;

@@ -3,6 +3,7 @@
 
 mod browser;
 mod connect;
+mod contacts;
 mod helpers;
 mod settings;
 mod webhook;
