@@ -5,7 +5,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
-use xero_sync_core::http::{ApiError, Problem, json};
+use xero_sync_core::http::{ApiError, Problem, json, request_body};
 use xero_sync_core::lifecycle;
 use xero_sync_core::model::{AccountId, Connection, ConnectionKey, ConnectionStatus, TenantId};
 use xero_sync_core::signing::{SIGNATURE_HEADER, Signed, verify};
@@ -43,15 +43,6 @@ impl<'a> From<&'a Connection> for ConnectionView<'a> {
     }
 }
 
-fn body_bytes(request: &Request) -> &[u8] {
-    match request.body() {
-        Body::Empty => b"",
-        Body::Text(t) => t.as_bytes(),
-        Body::Binary(b) => b,
-        _ => b"",
-    }
-}
-
 fn check_signature(connect: &Connect, request: &Request) -> Result<(), ApiError> {
     let path_and_query = match request.uri().query() {
         Some(q) if !q.is_empty() => format!("{}?{q}", request.raw_http_path()),
@@ -59,7 +50,7 @@ fn check_signature(connect: &Connect, request: &Request) -> Result<(), ApiError>
     };
     let header = request.headers().get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     let signed =
-        Signed::Api { method: request.method().as_str(), path_and_query: &path_and_query, body: body_bytes(request) };
+        Signed::Api { method: request.method().as_str(), path_and_query: &path_and_query, body: request_body(request) };
     verify(header, &connect.secrets, connect.app.now(), &signed).map_err(|e| ApiError::Unauthorized(e.to_string()))
 }
 
@@ -110,11 +101,11 @@ pub async fn handle(
         }
         ("PUT", [tenant, "settings"]) => {
             let connection = connection(connect, &parse_key(account, tenant)?).await?;
-            crate::settings::put(connect, &connection, body_bytes(request)).await
+            crate::settings::put(connect, &connection, request_body(request)).await
         }
         ("POST", [tenant, "validate"]) => {
             let connection = connection(connect, &parse_key(account, tenant)?).await?;
-            crate::settings::validate(connect, &connection, body_bytes(request)).await
+            crate::settings::validate(connect, &connection, request_body(request)).await
         }
         (_, [] | [_, "test" | "disconnect" | "options" | "settings" | "validate"]) => {
             Err(ApiError::MethodNotAllowed { method: method.to_owned() })

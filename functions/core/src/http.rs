@@ -224,6 +224,15 @@ pub fn redirect(location: &str) -> Response<Body> {
         .expect("a location that parsed as a URL is a valid header")
 }
 
+/// The request body as API Gateway delivered it (text or base64-decoded binary).
+pub fn request_body(request: &lambda_http::Request) -> &[u8] {
+    match request.body() {
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => b"",
+    }
+}
+
 /// Parses a JSON body, naming the exact field that is missing or of the wrong type (`body`
 /// when the text is not JSON at all).
 pub fn parse_json<T: for<'de> serde::Deserialize<'de>>(body: &[u8]) -> Result<T, Problem> {

@@ -8,7 +8,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use xero_sync_core::config::platform_signing_secrets;
-use xero_sync_core::http::{ApiError, Problem, json, no_route};
+use xero_sync_core::http::{ApiError, Problem, json, no_route, request_body};
 use xero_sync_core::model::{ConnectionStatus, DeliveryStatus, TenantId};
 use xero_sync_core::signing::{SIGNATURE_HEADER, Signed, SigningSecret, verify};
 use xero_sync_core::store::DeliveryClaim;
@@ -54,16 +54,8 @@ pub async fn handle(webhook: &Webhook, request: Request) -> Response<Body> {
     }
 }
 
-fn body(request: &Request) -> &[u8] {
-    match request.body() {
-        Body::Text(t) => t.as_bytes(),
-        Body::Binary(b) => b,
-        _ => b"",
-    }
-}
-
 async fn accept(webhook: &Webhook, request: &Request) -> Result<Response<Body>, ApiError> {
-    let raw = body(request);
+    let raw = request_body(request);
     if raw.len() > MAX_BODY {
         return Err(ApiError::PayloadTooLarge { limit: MAX_BODY });
     }

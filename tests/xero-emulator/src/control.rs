@@ -28,22 +28,16 @@ fn body<T: for<'de> Deserialize<'de>>(req: &Req) -> Result<T, Box<Response>> {
     serde_json::from_slice(&req.body).map_err(|e| Box::new(bad(format!("invalid JSON body: {e}"))))
 }
 
+/// What `GET /connections` says of each connection, plus whose it is (for tests).
 pub fn connections_dump(state: &State) -> Vec<Value> {
     state
         .connections
         .iter()
         .map(|c| {
-            json!({
-                "id": c.id,
-                "authEventId": c.auth_event_id,
-                "tenantId": c.tenant_id,
-                "tenantType": "ORGANISATION",
-                "tenantName": state.tenant(c.tenant_id).map(|t| t.name.clone()).unwrap_or_default(),
-                "createdDateUtc": crate::util::dotnet_time(c.created),
-                "updatedDateUtc": crate::util::dotnet_time(c.updated),
-                "clientId": c.client_id,
-                "userId": c.user_id,
-            })
+            let mut json = crate::identity::connection_json(state, c);
+            json["clientId"] = json!(c.client_id);
+            json["userId"] = json!(c.user_id);
+            json
         })
         .collect()
 }

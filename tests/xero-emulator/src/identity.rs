@@ -510,7 +510,7 @@ pub fn connected_tenants(state: &State, ctx: &TokenCtx) -> Vec<Uuid> {
         .collect()
 }
 
-fn connection_json(state: &State, c: &Connection) -> Value {
+pub(crate) fn connection_json(state: &State, c: &Connection) -> Value {
     let fmt = crate::util::dotnet_time;
     json!({
         "id": c.id,

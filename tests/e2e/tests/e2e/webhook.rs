@@ -26,7 +26,7 @@ async fn a_signed_invoice_event_is_queued_once_and_a_redelivery_is_only_acknowle
     let body = event("acct-push", "dlv-00000001").to_string();
 
     let accepted = w.post_webhook(&body, None).await;
-    assert_eq!(accepted.status(), 202, "{}", body_of(&accepted));
+    assert_eq!(accepted.status(), 202, "{}", crate::helpers::body(&accepted));
     assert_eq!(json(&accepted)["status"], "accepted");
     let queued = w.queued_pushes().await;
     assert_eq!(queued.len(), 1);
@@ -87,8 +87,8 @@ async fn bad_deliveries_get_a_4xx_naming_the_problem_and_store_and_queue_nothing
     ];
     for (body, at, status, says) in cases {
         let response = w.post_webhook(&body, at).await;
-        assert_eq!(response.status(), status, "{says}: {}", body_of(&response));
-        assert!(body_of(&response).contains(says), "{says}: {}", body_of(&response));
+        assert_eq!(response.status(), status, "{says}: {}", crate::helpers::body(&response));
+        assert!(crate::helpers::body(&response).contains(says), "{says}: {}", crate::helpers::body(&response));
     }
     let semantic_problems =
         json(&w.post_webhook(&semantic.to_string(), None).await)["problems"].as_array().unwrap().len();
@@ -121,8 +121,4 @@ async fn an_account_with_several_organisations_must_say_which() {
     body["xero_tenant_id"] = json!(demo::AU_TENANT_ID.to_string());
     assert_eq!(w.post_webhook(&body.to_string(), None).await.status(), 202);
     assert_eq!(w.queued_pushes().await[0].tenant_id.0, demo::AU_TENANT_ID);
-}
-
-fn body_of(response: &lambda_http::Response<lambda_http::Body>) -> String {
-    body(response)
 }
