@@ -105,8 +105,14 @@ async fn a_person_connects_by_clicking_through_xeros_consent_page_in_chromium() 
     }
     browser.find(Locator::Css("button.approve")).await.unwrap().click().await.unwrap();
 
-    let heading = browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("h1")).await.unwrap();
-    assert!(browser.current_url().await.unwrap().path().ends_with("/oauth/callback"));
+    // The consent page has a heading too: wait for the browser to be back at our callback
+    // before reading one, or the old page's heading may be found just as it goes away.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !browser.current_url().await.unwrap().path().ends_with("/oauth/callback") {
+        assert!(std::time::Instant::now() < deadline, "the browser never came back to the callback");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let heading = browser.find(Locator::Css("h1")).await.unwrap();
     assert_eq!(heading.text().await.unwrap(), "Connected to Xero");
     let page = browser.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
     assert!(page.contains("Demo Company (NZ)"), "{page}");
