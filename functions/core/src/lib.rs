@@ -17,6 +17,7 @@ pub mod reference;
 pub mod settings;
 pub mod signing;
 pub mod store;
+pub mod telemetry;
 pub mod time;
 pub mod token_provider;
 pub mod tokens;

@@ -91,6 +91,13 @@ async fn oauth_callback(callback: &Callback, request: &Request) -> Response<Body
     };
     let return_to = pending.return_to.as_deref();
     if let Some(error) = query.first("error") {
+        // OAuth error codes are short identifiers; anything else in the URL is not repeated
+        // into logs or pages.
+        let error = if error.len() <= 64 && error.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            error
+        } else {
+            "unrecognised"
+        };
         let outcome = if error == "access_denied" {
             Outcome::Denied
         } else {
@@ -166,11 +173,7 @@ async fn oauth_callback(callback: &Callback, request: &Request) -> Response<Body
 }
 
 async fn choose(callback: &Callback, request: &Request) -> Response<Body> {
-    let body: &[u8] = match request.body() {
-        Body::Text(t) => t.as_bytes(),
-        Body::Binary(b) => b,
-        _ => b"",
-    };
+    let body = xero_sync_core::http::request_body(request);
     let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
     let (Some(token), Some(tenant)) = (form.get("choice"), form.get("tenant_id")) else {
         return problem_page(StatusCode::BAD_REQUEST, "The form is missing the organisation.");

@@ -1,10 +1,10 @@
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use scheduled_import::{FanoutConfig, fan_out};
 use xero_sync_core::{App, Env};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    xero_sync_core::telemetry::init();
     let app = App::from_env().await?;
     let config = FanoutConfig::from(&Env::process())?;
     let sqs = aws_sdk_sqs::Client::new(&app.sdk);
