@@ -5,10 +5,9 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
-use xero_sync_core::http::{ApiError, Problem, json, request_body};
+use xero_sync_core::http::{ApiError, Problem, connection_key, json, request_body};
 use xero_sync_core::lifecycle;
-use xero_sync_core::model::{AccountId, Connection, ConnectionKey, ConnectionStatus, TenantId};
-use xero_sync_core::signing::{SIGNATURE_HEADER, Signed, verify};
+use xero_sync_core::model::{AccountId, Connection, ConnectionKey, ConnectionStatus};
 use xero_sync_core::token_provider::TokenError;
 use xero_sync_core::xero::{ApiRequest, XeroError};
 
@@ -44,26 +43,7 @@ impl<'a> From<&'a Connection> for ConnectionView<'a> {
 }
 
 fn check_signature(connect: &Connect, request: &Request) -> Result<(), ApiError> {
-    let path_and_query = match request.uri().query() {
-        Some(q) if !q.is_empty() => format!("{}?{q}", request.raw_http_path()),
-        _ => request.raw_http_path().to_owned(),
-    };
-    let header = request.headers().get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    let signed =
-        Signed::Api { method: request.method().as_str(), path_and_query: &path_and_query, body: request_body(request) };
-    verify(header, &connect.secrets, connect.app.now(), &signed).map_err(|e| ApiError::Unauthorized(e.to_string()))
-}
-
-fn parse_key(account: &str, tenant: &str) -> Result<ConnectionKey, ApiError> {
-    let mut problems = Vec::new();
-    let account_id = AccountId::parse(account).map_err(|e| problems.push(Problem::new("account", e.to_string()))).ok();
-    let tenant_id = TenantId::parse(tenant)
-        .map_err(|_| problems.push(Problem::new("tenant", "is not a Xero tenant id (a UUID)")))
-        .ok();
-    match (account_id, tenant_id) {
-        (Some(account_id), Some(tenant_id)) => Ok(ConnectionKey { account_id, tenant_id }),
-        _ => Err(ApiError::BadRequest(problems)),
-    }
+    xero_sync_core::http::verify_api_request(request, &connect.secrets, connect.app.now())
 }
 
 async fn connection(connect: &Connect, key: &ConnectionKey) -> Result<Connection, ApiError> {
@@ -88,23 +68,23 @@ pub async fn handle(
             let views: Vec<ConnectionView> = connections.iter().map(ConnectionView::from).collect();
             Ok(json(StatusCode::OK, &json!({ "account_id": account, "connections": views })))
         }
-        ("POST", [tenant, "test"]) => test(connect, &parse_key(account, tenant)?).await,
-        ("POST", [tenant, "disconnect"]) => disconnect(connect, &parse_key(account, tenant)?).await,
+        ("POST", [tenant, "test"]) => test(connect, &connection_key(account, tenant)?).await,
+        ("POST", [tenant, "disconnect"]) => disconnect(connect, &connection_key(account, tenant)?).await,
         ("GET", [tenant, "options"]) => {
-            let connection = connection(connect, &parse_key(account, tenant)?).await?;
+            let connection = connection(connect, &connection_key(account, tenant)?).await?;
             crate::settings::options(connect, &connection).await
         }
         ("GET", [tenant, "settings"]) => {
-            let key = parse_key(account, tenant)?;
+            let key = connection_key(account, tenant)?;
             connection(connect, &key).await?;
             crate::settings::get(connect, &key).await
         }
         ("PUT", [tenant, "settings"]) => {
-            let connection = connection(connect, &parse_key(account, tenant)?).await?;
+            let connection = connection(connect, &connection_key(account, tenant)?).await?;
             crate::settings::put(connect, &connection, request_body(request)).await
         }
         ("POST", [tenant, "validate"]) => {
-            let connection = connection(connect, &parse_key(account, tenant)?).await?;
+            let connection = connection(connect, &connection_key(account, tenant)?).await?;
             crate::settings::validate(connect, &connection, request_body(request)).await
         }
         (_, [] | [_, "test" | "disconnect" | "options" | "settings" | "validate"]) => {

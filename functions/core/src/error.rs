@@ -4,6 +4,7 @@
 //! message and recording a failure that no retry could fix.
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 
 use crate::config::ConfigError;
 
@@ -63,7 +64,7 @@ const THROTTLING_CODES: &[&str] = &[
 ];
 
 impl AwsError {
-    pub fn new<E, R>(service: &'static str, operation: &'static str, err: &SdkError<E, R>) -> Self
+    pub fn new<E>(service: &'static str, operation: &'static str, err: &SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata,
     {
@@ -71,7 +72,9 @@ impl AwsError {
             SdkError::ServiceError(service_err) => {
                 let e = service_err.err();
                 let code = e.code().map(str::to_owned);
-                let retryable = code.as_deref().is_some_and(|c| THROTTLING_CODES.contains(&c));
+                // A 5xx is the service's own trouble, whatever its code (or none).
+                let retryable = code.as_deref().is_some_and(|c| THROTTLING_CODES.contains(&c))
+                    || service_err.raw().status().is_server_error();
                 (code, e.message().map(str::to_owned), retryable)
             }
             // Timeouts, connection failures and unparseable responses may succeed next time;

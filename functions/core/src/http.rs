@@ -244,6 +244,41 @@ pub fn parse_json<T: for<'de> serde::Deserialize<'de>>(body: &[u8]) -> Result<T,
     })
 }
 
+/// Checks a signed API call: the signature covers the method, the path with its query and
+/// the body, so none of them can be changed or replayed elsewhere.
+pub fn verify_api_request(
+    request: &lambda_http::Request,
+    secrets: &[crate::signing::SigningSecret],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ApiError> {
+    use lambda_http::RequestExt;
+    let path_and_query = match request.uri().query() {
+        Some(q) if !q.is_empty() => format!("{}?{q}", request.raw_http_path()),
+        _ => request.raw_http_path().to_owned(),
+    };
+    let header = request.headers().get(crate::signing::SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    let signed = crate::signing::Signed::Api {
+        method: request.method().as_str(),
+        path_and_query: &path_and_query,
+        body: request_body(request),
+    };
+    crate::signing::verify(header, secrets, now, &signed).map_err(|e| ApiError::Unauthorized(e.to_string()))
+}
+
+/// The connection a path names (`/accounts/{account}/connections/{tenant}/...`).
+pub fn connection_key(account: &str, tenant: &str) -> Result<crate::model::ConnectionKey, ApiError> {
+    let mut problems = Vec::new();
+    let account_id =
+        crate::model::AccountId::parse(account).map_err(|e| problems.push(Problem::new("account", e.to_string()))).ok();
+    let tenant_id = crate::model::TenantId::parse(tenant)
+        .map_err(|_| problems.push(Problem::new("tenant", "is not a Xero tenant id (a UUID)")))
+        .ok();
+    match (account_id, tenant_id) {
+        (Some(account_id), Some(tenant_id)) => Ok(crate::model::ConnectionKey { account_id, tenant_id }),
+        _ => Err(ApiError::BadRequest(problems)),
+    }
+}
+
 /// The answer for a path no route serves.
 pub fn no_route(method: &str, path: &str) -> ApiError {
     ApiError::NotFound(format!("no route for {method} {path}"))

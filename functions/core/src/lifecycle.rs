@@ -8,7 +8,7 @@ use crate::aws::Services;
 use crate::events::{EventKind, PlatformEvent};
 use crate::model::{AccountId, Connection, ConnectionStatus, GrantId};
 use crate::notify::Notice;
-use crate::store::{DeliveryClaim, StatusChange};
+use crate::store::{StatusChange, at_most_once};
 use crate::token_provider::{TokenError, TokenProvider};
 
 pub const RECONNECT_REASON: &str =
@@ -57,20 +57,14 @@ pub async fn needs_reconnect(
         return Ok(moved);
     }
     let once = format!("reconnect-notice#{grant}");
-    if let DeliveryClaim::Seen(_) = services.store.claim_delivery(&once, now, Duration::days(90)).await? {
-        return Ok(moved);
+    let told = at_most_once(services.store.as_ref(), &once, now, Duration::days(90), || {
+        tell_the_account(services, account, grant, &affected, now)
+    })
+    .await?;
+    if told {
+        tracing::warn!(account = %account, grant = %grant, connections = affected.len(), "connection needs reconnecting");
     }
-    match tell_the_account(services, account, grant, &affected, now).await {
-        Ok(()) => {
-            services.store.mark_delivery_enqueued(&once).await?;
-            tracing::warn!(account = %account, grant = %grant, connections = affected.len(), "connection needs reconnecting");
-            Ok(moved)
-        }
-        Err(e) => {
-            let _ = services.store.forget_delivery(&once).await;
-            Err(e)
-        }
-    }
+    Ok(moved)
 }
 
 async fn tell_the_account(

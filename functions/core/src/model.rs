@@ -297,14 +297,64 @@ pub struct SyncRecord {
     pub attempts: u32,
     #[serde(default)]
     pub last_error: Option<String>,
-    /// Hash of the content last written to Xero: unchanged content makes no Xero call.
+    /// Hash of the content last written to Xero (or refused by it): the same content again
+    /// makes no Xero call.
     #[serde(default)]
     pub content_hash: Option<String>,
+    /// The invoice's status in Xero as last seen (DRAFT, AUTHORISED, PAID, VOIDED ...): what an
+    /// update may send and whether a void is a VOIDED or a DELETED.
+    #[serde(default)]
+    pub xero_status: Option<String>,
+    /// When the newest event applied so far happened: an older one arriving late is dropped.
+    #[serde(with = "crate::time::fixed_opt", default)]
+    pub last_event_at: Option<DateTime<Utc>>,
+    /// Set while a push is writing to Xero: others wait until then; a claim still set after it
+    /// means the pusher died midway, so its write may or may not have reached Xero.
+    #[serde(with = "crate::time::fixed_opt", default)]
+    pub claimed_until: Option<DateTime<Utc>>,
+    /// A write may have reached Xero without us learning the outcome: look before creating.
+    #[serde(default)]
+    pub uncertain: bool,
     #[serde(with = "crate::time::fixed")]
     pub updated_at: DateTime<Utc>,
     /// 0 before the first write.
     #[serde(default)]
     pub version: u64,
+}
+
+impl SyncRecord {
+    /// A record for an invoice never seen before (version 0: the first save must create it).
+    pub fn new(key: &ConnectionKey, invoice_id: PlatformInvoiceId, number: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            account_id: key.account_id.clone(),
+            tenant_id: key.tenant_id,
+            invoice_id,
+            invoice_number: number.to_owned(),
+            xero_invoice_id: None,
+            status: SyncStatus::Pending,
+            attempts: 0,
+            last_error: None,
+            content_hash: None,
+            xero_status: None,
+            last_event_at: None,
+            claimed_until: None,
+            uncertain: false,
+            updated_at: now,
+            version: 0,
+        }
+    }
+}
+
+/// An invoice event held while its connection waits for reconnection, re-sent to the push queue
+/// once the account reconnects. Only the newest event per invoice is kept: each carries the
+/// whole invoice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParkedPush {
+    pub invoice_id: PlatformInvoiceId,
+    #[serde(with = "crate::time::fixed")]
+    pub occurred_at: DateTime<Utc>,
+    /// The queue message, as it will be sent again.
+    pub message: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

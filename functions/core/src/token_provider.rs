@@ -142,6 +142,41 @@ impl TokenProvider {
         }
     }
 
+    /// PUT (create) to the Accounting API for a connection; a 401 gets one fresh token and one
+    /// retry (a 401 means Xero applied nothing).
+    pub async fn put<B: serde::Serialize + Sync, T: serde::de::DeserializeOwned>(
+        &self,
+        connection: &Connection,
+        request: &ApiRequest<'_>,
+        body: &B,
+    ) -> Result<XeroResponse<T>, TokenError> {
+        let token = self.access_token(connection).await?;
+        match self.xero.put(&token, connection.tenant_id, request, body).await {
+            Err(XeroError::Unauthorized) => {
+                let fresh = self.replace_rejected(connection, &token).await?;
+                Ok(self.xero.put(&fresh, connection.tenant_id, request, body).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// POST (create or update) to the Accounting API for a connection, as [`Self::put`].
+    pub async fn post<B: serde::Serialize + Sync, T: serde::de::DeserializeOwned>(
+        &self,
+        connection: &Connection,
+        request: &ApiRequest<'_>,
+        body: &B,
+    ) -> Result<XeroResponse<T>, TokenError> {
+        let token = self.access_token(connection).await?;
+        match self.xero.post(&token, connection.tenant_id, request, body).await {
+            Err(XeroError::Unauthorized) => {
+                let fresh = self.replace_rejected(connection, &token).await?;
+                Ok(self.xero.post(&fresh, connection.tenant_id, request, body).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
     /// Drops what this process remembers of a grant (after a disconnect or reconnect).
     pub fn forget(&self, grant: GrantId) {
         lock(&self.cache).remove(&grant);

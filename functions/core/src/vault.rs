@@ -28,7 +28,9 @@ pub struct SecretsManagerVault {
 const NOT_FOUND: &str = "ResourceNotFoundException";
 const EXISTS: &str = "ResourceExistsException";
 
-fn secrets<E: ProvideErrorMetadata, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> AwsError {
+fn secrets<E: ProvideErrorMetadata>(
+    operation: &'static str,
+) -> impl FnOnce(SdkError<E, aws_smithy_runtime_api::http::Response>) -> AwsError {
     move |e| AwsError::new("SecretsManager", operation, &e)
 }
 

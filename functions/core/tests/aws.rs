@@ -267,19 +267,7 @@ async fn sync_records_are_written_only_from_the_version_read() {
     let s = stack().await;
     let key = ConnectionKey { account_id: account(1), tenant_id: TenantId(Uuid::new_v4()) };
     let invoice = PlatformInvoiceId::parse("inv-1").unwrap();
-    let record = SyncRecord {
-        account_id: key.account_id.clone(),
-        tenant_id: key.tenant_id,
-        invoice_id: invoice.clone(),
-        invoice_number: "INV-1".into(),
-        xero_invoice_id: None,
-        status: SyncStatus::Pending,
-        attempts: 0,
-        last_error: None,
-        content_hash: None,
-        updated_at: t0(),
-        version: 0,
-    };
+    let record = SyncRecord::new(&key, invoice.clone(), "INV-1", t0());
     let v1 = s.store.save_sync_record(&record).await.unwrap();
     assert_eq!(v1.version, 1);
     assert!(matches!(s.store.save_sync_record(&record).await, Err(Error::Conflict(_))), "a second creator loses");

@@ -3,10 +3,12 @@
 //! (as we set it on contacts we create), else one with the customer's email, else one with
 //! exactly its name. Archived contacts are passed over: Xero refuses invoices for them.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 use uuid::Uuid;
 use xero_sync_core::App;
-use xero_sync_core::model::{Connection, ContactMapping, ContactMatch};
+use xero_sync_core::model::{Connection, ContactMapping, ContactMatch, PlatformCustomerId};
 use xero_sync_core::token_provider::TokenError;
 use xero_sync_core::xero::ApiRequest;
 
@@ -63,21 +65,63 @@ fn best(candidates: &[XeroContact], customer: &Customer) -> Option<(Uuid, Contac
     by(&|c| c.name.as_deref() == Some(customer.name.trim())).map(|id| (id, ContactMatch::Name))
 }
 
+/// How many customers one `where` query looks for: keeps the URL well inside what Xero accepts.
+const CUSTOMERS_PER_QUERY: usize = 10;
+
 /// The contact to invoice, remembered for next time; `None` when Xero has none, in which case
 /// the invoice carries the customer's details and Xero creates the contact with it.
 pub async fn find(app: &App, connection: &Connection, customer: &Customer) -> Result<Option<Uuid>, TokenError> {
+    Ok(find_many(app, connection, &[customer]).await?.remove(&customer.id).flatten())
+}
+
+/// [`find`] for many customers: stored mappings first, then one Xero query per ten customers
+/// that have none.
+pub async fn find_many(
+    app: &App,
+    connection: &Connection,
+    customers: &[&Customer],
+) -> Result<HashMap<PlatformCustomerId, Option<Uuid>>, TokenError> {
     let key = connection.key();
-    if let Some(mapping) = app.services.store.get_contact_mapping(&key, &customer.id).await? {
-        return Ok(Some(mapping.xero_contact_id));
+    let store = &app.services.store;
+    let mut found = HashMap::new();
+    let mut unmapped: Vec<&Customer> = Vec::new();
+    let lookups =
+        futures::future::try_join_all(customers.iter().map(|c| store.get_contact_mapping(&key, &c.id))).await?;
+    for (customer, mapping) in customers.iter().zip(lookups) {
+        match mapping {
+            Some(m) => {
+                found.insert(customer.id.clone(), Some(m.xero_contact_id));
+            }
+            None if !found.contains_key(&customer.id) && !unmapped.iter().any(|u| u.id == customer.id) => {
+                unmapped.push(customer)
+            }
+            None => {}
+        }
     }
-    let mut request = ApiRequest::new("/Contacts");
-    request.query = vec![("where", where_clause(customer)), ("page", "1".into())];
-    let found: Contacts = app.tokens.get(connection, &request).await?.body;
-    let Some((id, matched_by)) = best(&found.contacts, customer) else { return Ok(None) };
-    let mapping =
-        ContactMapping { customer_id: customer.id.clone(), xero_contact_id: id, matched_by, mapped_at: app.now() };
-    app.services.store.put_contact_mapping(&key, &mapping).await?;
-    Ok(Some(id))
+    for chunk in unmapped.chunks(CUSTOMERS_PER_QUERY) {
+        let clause = chunk.iter().map(|c| format!("({})", where_clause(c))).collect::<Vec<_>>().join(" OR ");
+        let mut request = ApiRequest::new("/Contacts");
+        request.query = vec![("where", clause), ("page", "1".into())];
+        let candidates: Contacts = app.tokens.get(connection, &request).await?.body;
+        for customer in chunk {
+            let Some((id, matched_by)) = best(&candidates.contacts, customer) else {
+                found.insert(customer.id.clone(), None);
+                continue;
+            };
+            let mapping = ContactMapping {
+                customer_id: customer.id.clone(),
+                xero_contact_id: id,
+                matched_by,
+                mapped_at: app.now(),
+            };
+            // Remembering is a saving, not a must: another push may be writing the same mapping.
+            if let Err(e) = store.put_contact_mapping(&key, &mapping).await {
+                tracing::warn!(customer = %customer.id, error = %e, "contact mapping not kept");
+            }
+            found.insert(customer.id.clone(), Some(id));
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

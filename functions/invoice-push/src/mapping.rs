@@ -29,7 +29,8 @@ fn number(d: Decimal) -> Value {
     serde_json::from_str::<serde_json::Number>(&text).map(Value::Number).unwrap_or(Value::String(text))
 }
 
-fn contact(contact: ContactRef<'_>) -> Value {
+/// The invoice's `Contact` element.
+pub fn contact_json(contact: ContactRef<'_>) -> Value {
     match contact {
         ContactRef::Existing(id) => json!({ "ContactID": id }),
         ContactRef::New(c) => {
@@ -175,7 +176,7 @@ pub fn xero_invoice(
     if let Some(reference) = &inv.reference {
         invoice.insert("Reference".into(), json!(reference));
     }
-    invoice.insert("Contact".into(), contact(to));
+    invoice.insert("Contact".into(), contact_json(to));
     invoice.insert("Date".into(), json!(inv.issue_date.format("%Y-%m-%d").to_string()));
     if let Some(due) = inv.due_date {
         invoice.insert("DueDate".into(), json!(due.format("%Y-%m-%d").to_string()));

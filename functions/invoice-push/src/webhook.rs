@@ -8,13 +8,14 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use xero_sync_core::config::platform_signing_secrets;
-use xero_sync_core::http::{ApiError, Problem, json, no_route, request_body};
+use xero_sync_core::http::{ApiError, Problem, connection_key, json, no_route, request_body, verify_api_request};
 use xero_sync_core::model::{ConnectionStatus, DeliveryStatus, TenantId};
 use xero_sync_core::signing::{SIGNATURE_HEADER, Signed, SigningSecret, verify};
 use xero_sync_core::store::DeliveryClaim;
 use xero_sync_core::{App, AwsError, ConfigError, Env, Error};
 
 use crate::event::{InvoiceEvent, parse};
+use crate::worker::QueueMessage;
 
 /// Far more than any invoice needs; a larger body is refused before it is parsed.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -45,12 +46,36 @@ pub struct PushMessage {
     pub event: InvoiceEvent,
 }
 
+/// The webhook, plus the platform's signed invoice API (backfill, one invoice's status).
 pub async fn handle(webhook: &Webhook, request: Request) -> Response<Body> {
     let method = request.method().as_str().to_owned();
-    match (method.as_str(), request.raw_http_path().trim_end_matches('/')) {
-        ("POST", "/webhooks/invoices") => accept(webhook, &request).await.unwrap_or_else(ApiError::into_response),
-        (_, "/webhooks/invoices") => ApiError::MethodNotAllowed { method }.into_response(),
-        (_, path) => no_route(&method, path).into_response(),
+    let path = request.raw_http_path().trim_end_matches('/').to_owned();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let answer = match (method.as_str(), segments.as_slice()) {
+        ("POST", ["webhooks", "invoices"]) => accept(webhook, &request).await,
+        (_, ["webhooks", "invoices"]) => Err(ApiError::MethodNotAllowed { method }),
+        (_, ["accounts", account, "connections", tenant, rest @ ..]) => {
+            api(webhook, &request, account, tenant, rest).await
+        }
+        _ => Err(no_route(&method, &path)),
+    };
+    answer.unwrap_or_else(ApiError::into_response)
+}
+
+async fn api(
+    webhook: &Webhook,
+    request: &Request,
+    account: &str,
+    tenant: &str,
+    rest: &[&str],
+) -> Result<Response<Body>, ApiError> {
+    verify_api_request(request, &webhook.secrets, webhook.app.now())?;
+    let key = connection_key(account, tenant)?;
+    match (request.method().as_str(), rest) {
+        ("POST", ["backfill"]) => crate::backfill::start(webhook, &key, request_body(request)).await,
+        ("GET", ["invoices", invoice]) => crate::backfill::invoice_status(webhook, &key, invoice).await,
+        (method, ["backfill"] | ["invoices", _]) => Err(ApiError::MethodNotAllowed { method: method.to_owned() }),
+        (method, _) => Err(no_route(method, request.raw_http_path())),
     }
 }
 
@@ -87,8 +112,9 @@ async fn accept(webhook: &Webhook, request: &Request) -> Result<Response<Body>, 
         // New, or recorded by an attempt that died before handing it on: hand it on.
         DeliveryClaim::Seen(_) | DeliveryClaim::New => {}
     }
-    let message = serde_json::to_string(&PushMessage { tenant_id, event: event.clone() })
-        .map_err(|e| Error::Corrupt { what: "push message", reason: e.to_string() })?;
+    let message =
+        serde_json::to_string(&QueueMessage::Event(Box::new(PushMessage { tenant_id, event: event.clone() })))
+            .map_err(|e| Error::Corrupt { what: "push message", reason: e.to_string() })?;
     let sent = webhook.sqs.send_message().queue_url(&webhook.push_queue_url).message_body(message).send().await;
     if let Err(e) = sent {
         // Let the platform's retry find the delivery unclaimed.

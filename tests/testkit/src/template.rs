@@ -18,8 +18,14 @@ use serde_json::{Map, Value, json};
 
 use crate::moto::{ACCOUNT, REGION};
 
-const PROVISIONED_TYPES: &[&str] =
-    &["AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::Events::EventBus", "AWS::SES::EmailIdentity"];
+const PROVISIONED_TYPES: &[&str] = &[
+    "AWS::DynamoDB::Table",
+    "AWS::SQS::Queue",
+    "AWS::SQS::QueuePolicy",
+    "AWS::Events::EventBus",
+    "AWS::Events::Rule",
+    "AWS::SES::EmailIdentity",
+];
 
 pub struct Template {
     path: PathBuf,
@@ -320,6 +326,19 @@ impl Clients {
                 let arn = out.event_bus_arn.unwrap_or_default();
                 Ok(Created { reference: name.clone(), attributes: vec![("Arn", arn), ("Name", name)] })
             }
+            "AWS::Events::Rule" => self.rule(id, stack, props).await,
+            "AWS::SQS::QueuePolicy" => {
+                let policy = props.get("PolicyDocument").map(Value::to_string).unwrap_or_default();
+                for queue in props["Queues"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                    self.sqs
+                        .set_queue_attributes()
+                        .queue_url(queue)
+                        .attributes(QueueAttributeName::Policy, &policy)
+                        .send()
+                        .await?;
+                }
+                Ok(Created { reference: format!("{stack}-{id}"), attributes: vec![] })
+            }
             "AWS::SES::EmailIdentity" => {
                 let identity = str_prop(props, "EmailIdentity").ok_or_else(|| anyhow!("no EmailIdentity"))?;
                 let result = self.ses.create_email_identity().email_identity(identity).send().await;
@@ -395,6 +414,30 @@ impl Clients {
         }
         let arn = out.table_description.and_then(|d| d.table_arn).unwrap_or_default();
         Ok(Created { reference: name, attributes: vec![("Arn", arn)] })
+    }
+
+    /// A rule on a bus and its targets (moto delivers to SQS targets as EventBridge does).
+    async fn rule(&self, id: &str, stack: &str, props: &Value) -> anyhow::Result<Created> {
+        let name = str_prop(props, "Name").map(str::to_owned).unwrap_or_else(|| format!("{stack}-{id}"));
+        let bus = str_prop(props, "EventBusName").unwrap_or("default");
+        let pattern = props.get("EventPattern").ok_or_else(|| anyhow!("rule {id} has no EventPattern"))?;
+        let out = self
+            .events
+            .put_rule()
+            .name(&name)
+            .event_bus_name(bus)
+            .event_pattern(pattern.to_string())
+            .state(aws_sdk_eventbridge::types::RuleState::from(str_prop(props, "State").unwrap_or("ENABLED")))
+            .send()
+            .await?;
+        for target in props["Targets"].as_array().into_iter().flatten() {
+            let target = aws_sdk_eventbridge::types::Target::builder()
+                .id(str_prop(target, "Id").unwrap_or_default())
+                .arn(str_prop(target, "Arn").unwrap_or_default())
+                .build()?;
+            self.events.put_targets().rule(&name).event_bus_name(bus).targets(target).send().await?;
+        }
+        Ok(Created { reference: name, attributes: vec![("Arn", out.rule_arn.unwrap_or_default())] })
     }
 
     async fn queue(&self, id: &str, stack: &str, props: &Value) -> anyhow::Result<Created> {

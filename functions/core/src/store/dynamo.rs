@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
@@ -19,7 +18,8 @@ use super::{CONNECTED_SHARDS, ConnectedQuery, DeliveryClaim, Page, PageToken, St
 use crate::error::{AwsError, Error};
 use crate::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, DeliveryStatus, ImportCursor,
-    OAuthState, PendingChoice, PlatformCustomerId, PlatformInvoiceId, SyncRecord, TenantId, XeroConnectionId,
+    OAuthState, ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId, SyncRecord, TenantId,
+    XeroConnectionId,
 };
 use crate::reference::ReferenceData;
 use crate::settings::{ConnectionSettings, VersionedSettings};
@@ -54,6 +54,9 @@ mod keys {
     }
     pub fn xero_invoice(id: &Uuid) -> String {
         format!("XERO_INVOICE#{id}")
+    }
+    pub fn parked(id: &PlatformInvoiceId) -> String {
+        format!("PARKED#{id}")
     }
     pub fn contact(id: &PlatformCustomerId) -> String {
         format!("CONTACT#{id}")
@@ -131,7 +134,9 @@ fn with_expiry(mut item: Item, expires_at: DateTime<Utc>) -> Item {
     item
 }
 
-fn dynamo<E: ProvideErrorMetadata, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> Error {
+fn dynamo<E: ProvideErrorMetadata>(
+    operation: &'static str,
+) -> impl FnOnce(SdkError<E, aws_smithy_runtime_api::http::Response>) -> Error {
     move |e| Error::Aws(AwsError::new("DynamoDB", operation, &e))
 }
 
@@ -155,15 +160,6 @@ fn version_condition(expected: u64) -> (String, Option<(String, AttributeValue)>
     } else {
         ("#v = :expected".into(), Some((":expected".into(), n(expected))))
     }
-}
-
-fn versioned_put(table: &str, item: Item, expected: u64) -> Result<Put, Error> {
-    let (condition, value) = version_condition(expected);
-    let mut put = Put::builder().table_name(table).set_item(Some(item)).condition_expression(condition);
-    if let Some((name, value)) = value {
-        put = put.expression_attribute_names("#v", "version").expression_attribute_values(name, value);
-    }
-    put.build().map_err(|e| Error::Corrupt { what: "transaction", reason: e.to_string() })
 }
 
 fn connection_item(c: &Connection) -> Result<Item, Error> {
@@ -228,6 +224,11 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    async fn put(&self, item: Item) -> Result<(), Error> {
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(dynamo("PutItem"))?;
+        Ok(())
+    }
+
     async fn put_versioned(&self, item: Item, expected: u64, what: &str) -> Result<(), Error> {
         let (condition, value) = version_condition(expected);
         let mut req =
@@ -238,33 +239,6 @@ impl DynamoStore {
         match req.send().await.map_err(dynamo("PutItem")) {
             Err(e) if condition_failed(&e) => Err(Error::Conflict(what.to_owned())),
             other => other.map(|_| ()),
-        }
-    }
-
-    async fn transact(&self, puts: Vec<Put>, what: &str) -> Result<(), Error> {
-        let items = puts.into_iter().map(|p| TransactWriteItem::builder().put(p).build()).collect();
-        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => {
-                let reasons: Vec<String> = match err.as_service_error() {
-                    Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-                        c.cancellation_reasons().iter().filter_map(|r| r.code().map(str::to_owned)).collect()
-                    }
-                    _ => Vec::new(),
-                };
-                if reasons.iter().any(|r| r == "ConditionalCheckFailed") {
-                    return Err(Error::Conflict(what.to_owned()));
-                }
-                let mut error = AwsError::new("DynamoDB", "TransactWriteItems", &err);
-                // Another transaction on the same items, or throttling: worth another go.
-                if reasons.iter().any(|r| {
-                    matches!(r.as_str(), "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded")
-                }) {
-                    error.retryable = true;
-                }
-                Err(Error::Aws(error))
-            }
         }
     }
 
@@ -785,22 +759,16 @@ impl Store for DynamoStore {
         let conn = ConnectionKey { account_id: next.account_id.clone(), tenant_id: next.tenant_id };
         let item =
             with_keys(to_item("sync record", &next)?, keys::org(&conn), keys::invoice(&next.invoice_id), "sync_record");
-        match next.xero_invoice_id {
-            None => self.put_versioned(item, record.version, "sync record").await?,
-            Some(xero_id) => {
-                let mut reference = key(keys::org(&conn), keys::xero_invoice(&xero_id));
-                reference.insert("kind".into(), s("xero_invoice_ref"));
-                reference.insert("xero_id".into(), s(xero_id.to_string()));
-                reference.insert("invoice_id".into(), s(next.invoice_id.as_str()));
-                let reference = Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(reference))
-                    .build()
-                    .map_err(|e| Error::Corrupt { what: "transaction", reason: e.to_string() })?;
-                let record = versioned_put(&self.table, item, record.version)?;
-                self.transact(vec![record, reference], "sync record").await?;
-            }
+        // The reference first: it is true as soon as Xero has the invoice, and a record that
+        // names a Xero id always has its reference (a lone reference is harmless and reused).
+        if let Some(xero_id) = next.xero_invoice_id {
+            let mut reference = key(keys::org(&conn), keys::xero_invoice(&xero_id));
+            reference.insert("kind".into(), s("xero_invoice_ref"));
+            reference.insert("xero_id".into(), s(xero_id.to_string()));
+            reference.insert("invoice_id".into(), s(next.invoice_id.as_str()));
+            self.put(reference).await?;
         }
+        self.put_versioned(item, record.version, "sync record").await?;
         Ok(next)
     }
 
@@ -817,6 +785,58 @@ impl Store for DynamoStore {
                     .map_err(|e| Error::Corrupt { what: "Xero invoice reference", reason: e.to_string() })
             })
             .collect()
+    }
+
+    async fn park_push(&self, key: &ConnectionKey, parked: &ParkedPush) -> Result<(), Error> {
+        let item =
+            with_keys(to_item("parked push", parked)?, keys::org(key), keys::parked(&parked.invoice_id), "parked");
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR occurred_at <= :at")
+            .expression_attribute_values(":at", s(time::format(parked.occurred_at)))
+            .send()
+            .await;
+        // Not held: a newer event for the invoice is parked already, and it carries everything.
+        held(result.map_err(dynamo("PutItem"))).map(|_| ())
+    }
+
+    async fn parked_pushes(&self, key: &ConnectionKey) -> Result<Vec<ParkedPush>, Error> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(keys::org(key)))
+            .expression_attribute_values(":prefix", s("PARKED#"))
+            .consistent_read(true);
+        let mut start = None;
+        let mut parked = Vec::new();
+        loop {
+            let out = query.clone().set_exclusive_start_key(start).send().await.map_err(dynamo("Query"))?;
+            for item in out.items.unwrap_or_default() {
+                parked.push(from_item("parked push", item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(parked);
+            }
+        }
+    }
+
+    async fn unpark_push(&self, key: &ConnectionKey, parked: &ParkedPush) -> Result<(), Error> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(self::key(keys::org(key), keys::parked(&parked.invoice_id))))
+            .condition_expression("occurred_at = :at")
+            .expression_attribute_values(":at", s(time::format(parked.occurred_at)))
+            .send()
+            .await;
+        held(result.map_err(dynamo("DeleteItem"))).map(|_| ())
     }
 
     async fn get_contact_mapping(
@@ -839,17 +859,9 @@ impl Store for DynamoStore {
         reverse.insert("kind".into(), s("xero_contact_ref"));
         reverse.insert("xero_id".into(), s(mapping.xero_contact_id.to_string()));
         reverse.insert("customer_id".into(), s(mapping.customer_id.as_str()));
-        let puts = [forward, reverse]
-            .into_iter()
-            .map(|item| {
-                Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .build()
-                    .map_err(|e| Error::Corrupt { what: "transaction", reason: e.to_string() })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.transact(puts, "contact mapping").await
+        // Reverse first, as for sync records: a mapping always has its reference.
+        self.put(reverse).await?;
+        self.put(forward).await
     }
 
     async fn customers_for_xero_ids(

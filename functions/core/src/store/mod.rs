@@ -15,6 +15,7 @@
 //! | Xero invoice ref  | `ORG#{account}#{tenant}`      | `XERO_INVOICE#{InvoiceID}`  | –                                       | –            |
 //! | contact mapping   | `ORG#{account}#{tenant}`      | `CONTACT#{customer id}`     | –                                       | –            |
 //! | Xero contact ref  | `ORG#{account}#{tenant}`      | `XERO_CONTACT#{ContactID}`  | –                                       | –            |
+//! | parked push       | `ORG#{account}#{tenant}`      | `PARKED#{platform id}`      | –                                       | –            |
 //! | import cursor     | `ORG#{account}#{tenant}`      | `CURSOR#{resource}`         | –                                       | –            |
 //! | reference data    | `ORG#{account}#{tenant}`      | `REFDATA`                   | –                                       | –            |
 //! | OAuth state       | `OAUTH_STATE#{state}`         | `OAUTH_STATE`               | –                                       | 10 minutes   |
@@ -42,9 +43,11 @@
 //!   `XCONN#` collection lists the live (CONNECTED or NEEDS_RECONNECT) connections using each
 //!   one; it is kept by [`Store::put_connection`] and [`Store::set_connection_status`], and a
 //!   disconnect removes the Xero connection only when no one else uses it.
-//! * **Paired items.** A Xero id → platform id reference is written in the same transaction as
-//!   the record it points back to, so the import can batch-read "which of these Xero objects
-//!   are ours" without an index per entity.
+//! * **Paired items.** A Xero id → platform id reference is written just before the record it
+//!   points back to (a reference is true as soon as Xero has the object, so one left alone by a
+//!   failed record write is harmless), so the import can batch-read "which of these Xero
+//!   objects are ours" without an index per entity. No transactions: they cost twice the
+//!   writes and buy nothing here.
 
 mod dynamo;
 
@@ -59,7 +62,7 @@ pub use dynamo::DynamoStore;
 use crate::Error;
 use crate::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, ImportCursor, OAuthState,
-    PendingChoice, PlatformCustomerId, PlatformInvoiceId, SyncRecord, XeroConnectionId,
+    ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId, SyncRecord, XeroConnectionId,
 };
 use crate::reference::ReferenceData;
 use crate::settings::{ConnectionSettings, VersionedSettings};
@@ -112,6 +115,36 @@ pub struct PageToken(pub String);
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next: Option<PageToken>,
+}
+
+/// Runs `work` unless a run under `key` already succeeded (within `remember`): how a notice is
+/// sent once although its cause is seen by every retry. The key is claimed first and released
+/// if `work` fails, so a failure is retried by the next caller instead of being lost. Returns
+/// whether `work` ran.
+pub async fn at_most_once<F, Fut>(
+    store: &dyn Store,
+    key: &str,
+    now: DateTime<Utc>,
+    remember: Duration,
+    work: F,
+) -> Result<bool, Error>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), Error>>,
+{
+    if let DeliveryClaim::Seen(_) = store.claim_delivery(key, now, remember).await? {
+        return Ok(false);
+    }
+    match work().await {
+        Ok(()) => {
+            store.mark_delivery_enqueued(key).await?;
+            Ok(true)
+        }
+        Err(e) => {
+            let _ = store.forget_delivery(key).await;
+            Err(e)
+        }
+    }
 }
 
 #[async_trait]
@@ -190,6 +223,13 @@ pub trait Store: Send + Sync {
         key: &ConnectionKey,
         xero_ids: &[Uuid],
     ) -> Result<HashMap<Uuid, PlatformInvoiceId>, Error>;
+
+    // Pushes waiting for a reconnection.
+    /// Keeps `parked` unless a newer event for the same invoice is already parked.
+    async fn park_push(&self, key: &ConnectionKey, parked: &ParkedPush) -> Result<(), Error>;
+    async fn parked_pushes(&self, key: &ConnectionKey) -> Result<Vec<ParkedPush>, Error>;
+    /// Removes `parked` unless a newer event has replaced it since it was read.
+    async fn unpark_push(&self, key: &ConnectionKey, parked: &ParkedPush) -> Result<(), Error>;
 
     // Contact mappings.
     async fn get_contact_mapping(

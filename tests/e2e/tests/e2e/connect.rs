@@ -360,17 +360,9 @@ async fn disconnect_leaves_no_usable_token_and_keeps_the_history() {
     let connection = w.connections("acct-bye").await.remove(0);
     let tokens = w.connect.app.services.vault.load(&connection.grant_id).await.unwrap().unwrap();
     let history = SyncRecord {
-        account_id: connection.account_id.clone(),
-        tenant_id: connection.tenant_id,
-        invoice_id: PlatformInvoiceId::parse("inv-1").unwrap(),
-        invoice_number: "INV-1".into(),
-        xero_invoice_id: None,
         status: SyncStatus::Synced,
         attempts: 1,
-        last_error: None,
-        content_hash: None,
-        updated_at: w.now(),
-        version: 0,
+        ..SyncRecord::new(&connection.key(), PlatformInvoiceId::parse("inv-1").unwrap(), "INV-1", w.now())
     };
     let store = w.aws.store();
     store.save_sync_record(&history).await.unwrap();

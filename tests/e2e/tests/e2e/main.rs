@@ -5,5 +5,6 @@ mod browser;
 mod connect;
 mod contacts;
 mod helpers;
+mod push;
 mod settings;
 mod webhook;

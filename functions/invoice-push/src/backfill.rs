@@ -1,0 +1,209 @@
+//! `POST /accounts/{account}/connections/{tenant}/backfill`: copy many existing invoices to
+//! Xero (the platform's "select the dates, select the invoices, copy").
+//!
+//! The call checks every invoice at once and answers 202 with what it accepted and what it
+//! refused (and why). Accepted invoices go onto the push queue in chunks of up to fifty, and
+//! each chunk becomes one Xero request (`summarizeErrors=false`), so 500 invoices cost ten
+//! invoice calls. Each invoice's outcome reaches the platform as `invoice.synced` or
+//! `invoice.sync_failed`, and `GET .../invoices/{id}` answers for one invoice at any time.
+//!
+//! Repeating a request is harmless: its id is derived from its body, and invoices already in
+//! Xero with the same content are left alone.
+
+use std::collections::HashSet;
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use xero_sync_core::http::{ApiError, Problem, json, parse_json};
+use xero_sync_core::model::{ConnectionKey, ConnectionStatus, PlatformInvoiceId};
+use xero_sync_core::{AwsError, Error};
+
+use crate::event::{Customer, EventType, Invoice, InvoiceEvent};
+use crate::push::XERO_BATCH;
+use crate::webhook::Webhook;
+use crate::worker::{BackfillChunk, QueueMessage};
+
+/// Invoices per request: 20 Xero calls' worth, well inside a Lambda's payload limit.
+pub const MAX_INVOICES: usize = 1000;
+/// Lambda takes request bodies up to 6 MB.
+pub const MAX_BODY: usize = 6 * 1024 * 1024 - 64 * 1024;
+/// An SQS message holds 256 KiB; leave room for the envelope.
+const MAX_MESSAGE: usize = 240 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackfillRequest {
+    invoices: Vec<BackfillItem>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackfillItem {
+    invoice: Invoice,
+    customer: Customer,
+}
+
+#[derive(Debug, Serialize)]
+struct Refused {
+    index: usize,
+    invoice_id: PlatformInvoiceId,
+    problems: Vec<Problem>,
+}
+
+pub async fn start(webhook: &Webhook, key: &ConnectionKey, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    if body.len() > MAX_BODY {
+        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY });
+    }
+    let request: BackfillRequest = parse_json(body).map_err(|p| ApiError::BadRequest(vec![p]))?;
+    if request.invoices.is_empty() || request.invoices.len() > MAX_INVOICES {
+        return Err(ApiError::BadRequest(vec![Problem::new(
+            "invoices",
+            format!("must hold 1 to {MAX_INVOICES} invoices (this has {})", request.invoices.len()),
+        )]));
+    }
+    let app = &webhook.app;
+    let connection = app.services.store.get_connection(key).await?.ok_or_else(|| {
+        ApiError::NotFound(format!("account {} has no connection to tenant {}", key.account_id, key.tenant_id))
+    })?;
+    if !matches!(connection.status, ConnectionStatus::Connected | ConnectionStatus::NeedsReconnect) {
+        return Err(ApiError::Conflict(format!("the connection is {:?}; connect it again first", connection.status)));
+    }
+    let backfill_id = format!("bf-{}", &hex(&Sha256::digest(body))[..24]);
+    let now = app.now();
+    let mut seen = HashSet::new();
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    for (index, item) in request.invoices.into_iter().enumerate() {
+        let event = InvoiceEvent {
+            delivery_id: format!("{backfill_id}:{index}"),
+            event: EventType::Created,
+            occurred_at: now,
+            account_id: key.account_id.clone(),
+            xero_tenant_id: Some(key.tenant_id),
+            invoice: item.invoice,
+            customer: item.customer,
+        };
+        let mut problems: Vec<Problem> = event
+            .problems()
+            .into_iter()
+            .map(|p| Problem::new(format!("invoices[{index}].{}", p.field), p.message))
+            .collect();
+        if !seen.insert(event.invoice.id.clone()) {
+            problems.push(Problem::new(format!("invoices[{index}].invoice.id"), "appears earlier in this backfill"));
+        }
+        if problems.is_empty() {
+            accepted.push(event);
+        } else {
+            refused.push(Refused { index, invoice_id: event.invoice.id.clone(), problems });
+        }
+    }
+    if accepted.is_empty() {
+        return Err(ApiError::Unprocessable(refused.into_iter().flat_map(|r| r.problems).collect()));
+    }
+    let count = accepted.len();
+    let chunks = chunk(&backfill_id, key, accepted)?;
+    enqueue(webhook, &chunks).await?;
+    tracing::info!(account = %key.account_id, tenant = %key.tenant_id, backfill = %backfill_id, invoices = count, chunks = chunks.len(), refused = refused.len(), "backfill accepted");
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &json!({ "backfill_id": backfill_id, "accepted": count, "chunks": chunks.len(), "refused": refused }),
+    ))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Queue messages of up to fifty invoices each, smaller when the invoices are large.
+fn chunk(backfill_id: &str, key: &ConnectionKey, events: Vec<InvoiceEvent>) -> Result<Vec<String>, ApiError> {
+    let corrupt =
+        |e: serde_json::Error| ApiError::Internal(Error::Corrupt { what: "backfill chunk", reason: e.to_string() });
+    let message = |events: Vec<InvoiceEvent>| {
+        serde_json::to_string(&QueueMessage::Backfill(BackfillChunk {
+            backfill_id: backfill_id.to_owned(),
+            account_id: key.account_id.clone(),
+            tenant_id: key.tenant_id,
+            events,
+        }))
+    };
+    let mut out = Vec::new();
+    let mut current: Vec<InvoiceEvent> = Vec::new();
+    let mut size = 0;
+    for event in events {
+        let event_size = serde_json::to_string(&event).map_err(corrupt)?.len();
+        if event_size > MAX_MESSAGE {
+            return Err(ApiError::PayloadTooLarge { limit: MAX_MESSAGE });
+        }
+        if current.len() == XERO_BATCH || size + event_size > MAX_MESSAGE {
+            out.push(message(std::mem::take(&mut current)).map_err(corrupt)?);
+            size = 0;
+        }
+        size += event_size + 1;
+        current.push(event);
+    }
+    if !current.is_empty() {
+        out.push(message(current).map_err(corrupt)?);
+    }
+    Ok(out)
+}
+
+async fn enqueue(webhook: &Webhook, messages: &[String]) -> Result<(), ApiError> {
+    for (batch_no, batch) in messages.chunks(10).enumerate() {
+        let entries = batch
+            .iter()
+            .enumerate()
+            .map(|(n, body)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(format!("{batch_no}-{n}"))
+                    .message_body(body)
+                    .build()
+                    .map_err(|e| Error::Corrupt { what: "queue message", reason: e.to_string() })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let sent = webhook
+            .sqs
+            .send_message_batch()
+            .queue_url(&webhook.push_queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| Error::Aws(AwsError::new("SQS", "SendMessageBatch", &e)))?;
+        if !sent.failed().is_empty() {
+            // Chunks already queued are harmless to send again: the platform retries the call.
+            return Err(ApiError::Upstream {
+                message: format!("{} chunks could not be queued; send the backfill again", sent.failed().len()),
+                retryable: true,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `GET .../invoices/{id}`: what became of one invoice.
+pub async fn invoice_status(webhook: &Webhook, key: &ConnectionKey, invoice: &str) -> Result<Response<Body>, ApiError> {
+    let id = PlatformInvoiceId::parse(invoice)
+        .map_err(|e| ApiError::BadRequest(vec![Problem::new("invoice", e.to_string())]))?;
+    let record = webhook
+        .app
+        .services
+        .store
+        .get_sync_record(key, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("invoice {id} has not been sent to this Xero organisation")))?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "invoice_id": record.invoice_id,
+            "invoice_number": record.invoice_number,
+            "status": record.status,
+            "xero_invoice_id": record.xero_invoice_id,
+            "xero_status": record.xero_status,
+            "last_error": record.last_error,
+            "attempts": record.attempts,
+            "updated_at": xero_sync_core::time::format(record.updated_at),
+        }),
+    ))
+}

@@ -1,0 +1,539 @@
+//! Issue 6, the push: webhook → queue → worker → exactly one correct Xero invoice, against
+//! moto and the emulator's demo organisation (Acme Plumbing Ltd C-1001, Jane Citizen ...).
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use invoice_push::push::{Outcome, push};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use xero_emulator::demo;
+use xero_sync_core::model::{
+    ConnectionKey, ConnectionStatus, ContactMatch, PlatformCustomerId, PlatformInvoiceId, SyncStatus, TenantId,
+};
+use xero_sync_core::settings::{ConnectionSettings, NewInvoiceStatus, TaxMapping, TrackingMapping};
+use xero_sync_core::store::Store;
+use xero_sync_testkit::{Moto, sent_emails};
+
+use crate::helpers::*;
+
+const PUT_INVOICES: (&str, &str) = ("PUT", "/api.xro/2.0/invoices");
+const POST_INVOICES: (&str, &str) = ("POST", "/api.xro/2.0/invoices");
+const GET_CONTACTS: (&str, &str) = ("GET", "/api.xro/2.0/contacts");
+const OWNER: &str = "owner@example.com";
+
+fn key(account: &str) -> ConnectionKey {
+    ConnectionKey {
+        account_id: xero_sync_core::model::AccountId::parse(account).unwrap(),
+        tenant_id: TenantId(demo::NZ_TENANT_ID),
+    }
+}
+
+fn new_customer(id: &str, name: &str) -> Value {
+    json!({ "id": id, "name": name, "email": format!("{id}@customers.example"), "phone": "+64 21 555 0101",
+            "addresses": [{ "type": "street", "line1": "9 Kauri Rd", "city": "Whangarei", "country": "NZ" }] })
+}
+
+/// The contract's example event, for `account`, as invoice `id` / `number` for `customer`.
+fn event(account: &str, delivery: &str, id: &str, number: &str, customer: Value) -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/contracts/examples/invoice-created.json"
+    ))
+    .unwrap();
+    let mut e: Value = serde_json::from_str(&text).unwrap();
+    e["account_id"] = json!(account);
+    e["delivery_id"] = json!(delivery);
+    e["invoice"]["id"] = json!(id);
+    e["invoice"]["number"] = json!(number);
+    e["customer"] = customer;
+    e
+}
+
+fn settings(status: NewInvoiceStatus) -> ConnectionSettings {
+    ConnectionSettings {
+        default_sales_account_code: Some("200".into()),
+        new_invoice_status: status,
+        tax_mapping: vec![TaxMapping {
+            platform_tax_rate_id: "gst".into(),
+            rate: Decimal::from(15),
+            components: vec![],
+            xero_tax_type: "OUTPUT2".into(),
+        }],
+        ..Default::default()
+    }
+}
+
+/// Connected, with settings saved, and the connect's own events drained.
+async fn ready(account: &str, status: NewInvoiceStatus) -> World {
+    let w = World::new().await;
+    w.connect_account(account).await;
+    w.aws.store().put_settings(&key(account), 0, &settings(status)).await.unwrap();
+    w.work_push_queue().await;
+    w.inbox.drain().await.unwrap();
+    w.emu.reset_counters();
+    w
+}
+
+async fn deliver(w: &World, body: &Value) {
+    let response = w.post_webhook(&body.to_string(), None).await;
+    assert_eq!(response.status(), 202, "{}", crate::helpers::body(&response));
+}
+
+fn in_xero(w: &World, number: &str) -> Vec<Value> {
+    w.emu.invoices(demo::NZ_TENANT_ID).into_iter().filter(|i| i["InvoiceNumber"] == number).collect()
+}
+
+fn dec(v: &Value) -> Decimal {
+    Decimal::from_str(v.to_string().trim_matches('"')).unwrap()
+}
+
+fn calls(w: &World, (method, endpoint): (&str, &str)) -> u64 {
+    w.emu.counters().calls_to(method, endpoint)
+}
+
+async fn record(w: &World, account: &str, invoice: &str) -> xero_sync_core::model::SyncRecord {
+    w.aws.store().get_sync_record(&key(account), &PlatformInvoiceId::parse(invoice).unwrap()).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn a_new_customer_invoice_reaches_xero_in_two_calls_and_a_redelivery_costs_none() {
+    let w = ready("acct-happy", NewInvoiceStatus::Draft).await;
+    let body = event("acct-happy", "dlv-happy-0001", "inv-1", "INV-1001", new_customer("cust-kauri", "Kauri Builders"));
+    deliver(&w, &body).await;
+    w.work_push_queue().await;
+
+    assert_eq!(w.emu.counters().total_calls(), 2, "{:?}", w.emu.counters());
+    assert_eq!((calls(&w, GET_CONTACTS), calls(&w, PUT_INVOICES)), (1, 1));
+    let invoices = in_xero(&w, "INV-1001");
+    assert_eq!(invoices.len(), 1);
+    let invoice = &invoices[0];
+    assert_eq!(invoice["Type"], "ACCREC");
+    assert_eq!(invoice["Status"], "DRAFT");
+    assert_eq!(invoice["Reference"], "Job 5521");
+    assert_eq!(invoice["CurrencyCode"], "NZD");
+    assert_eq!(invoice["LineAmountTypes"], "Exclusive");
+    let lines = invoice["LineItems"].as_array().unwrap();
+    assert_eq!(lines[0]["AccountCode"], "200", "the default account");
+    assert_eq!(lines[1]["AccountCode"], "260", "the line's own account");
+    assert!(lines.iter().all(|l| l["TaxType"] == "OUTPUT2"));
+    assert_eq!(dec(&lines[1]["Quantity"]), Decimal::from_str("3.5").unwrap());
+    assert_eq!(dec(&lines[1]["UnitAmount"]), Decimal::from_str("12.40").unwrap());
+    assert_eq!(dec(&lines[1]["DiscountRate"]), Decimal::from(10));
+    // 95 + 3.5 × 12.40 less 10 % = 134.06; GST per line 14.25 + 5.86.
+    assert_eq!(dec(&invoice["SubTotal"]), Decimal::from_str("134.06").unwrap());
+    assert_eq!(dec(&invoice["Total"]), Decimal::from_str("154.17").unwrap());
+
+    let contact_id = invoice["Contact"]["ContactID"].as_str().unwrap().to_owned();
+    let contact = w.emu.contacts(demo::NZ_TENANT_ID).into_iter().find(|c| c["ContactID"] == contact_id).unwrap();
+    assert_eq!(contact["Name"], "Kauri Builders");
+    assert_eq!(contact["ContactNumber"], "cust-kauri", "the platform's id, so it is found by number next time");
+    let store = w.aws.store();
+    let mapping =
+        store.get_contact_mapping(&key("acct-happy"), &PlatformCustomerId::parse("cust-kauri").unwrap()).await.unwrap();
+    assert_eq!(
+        mapping.map(|m| (m.xero_contact_id.to_string(), m.matched_by)),
+        Some((contact_id, ContactMatch::Created))
+    );
+
+    let synced = record(&w, "acct-happy", "inv-1").await;
+    assert_eq!(synced.status, SyncStatus::Synced);
+    assert_eq!(synced.xero_invoice_id.unwrap().to_string(), invoice["InvoiceID"].as_str().unwrap());
+    let events = events_of(&w.inbox, "invoice.synced").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["detail"]["data"]["xero_invoice_id"], invoice["InvoiceID"]);
+    assert_eq!(events[0]["detail"]["data"]["action"], "created");
+    let connection = w.connections("acct-happy").await.remove(0);
+    assert_eq!(connection.last_activity_at, w.now(), "a push counts as activity");
+
+    w.emu.reset_counters();
+    let again = w.post_webhook(&body.to_string(), None).await;
+    assert_eq!(json(&again)["status"], "duplicate");
+    let mut resent = body.clone();
+    resent["delivery_id"] = json!("dlv-happy-0002");
+    deliver(&w, &resent).await;
+    w.work_push_queue().await;
+    assert_eq!(w.emu.counters().total_calls(), 0, "the same content again costs no Xero call");
+    assert_eq!(in_xero(&w, "INV-1001").len(), 1);
+}
+
+#[tokio::test]
+async fn customers_xero_knows_are_invoiced_as_themselves_and_a_mapped_one_costs_one_call() {
+    let w = ready("acct-known", NewInvoiceStatus::Draft).await;
+    let contacts = w.emu.contacts(demo::NZ_TENANT_ID);
+    let id_of = |name: &str| contacts.iter().find(|c| c["Name"] == name).unwrap()["ContactID"].clone();
+    let before = contacts.len();
+    let cases = [
+        ("inv-n", "INV-N1", json!({ "id": "C-1001", "name": "Acme (as the platform spells it)" }), "Acme Plumbing Ltd"),
+        (
+            "inv-e",
+            "INV-E1",
+            json!({ "id": "cust-j", "name": "J Citizen", "email": "jane@citizen.example" }),
+            "Jane Citizen",
+        ),
+        (
+            "inv-m",
+            "INV-M1",
+            json!({ "id": "cust-b", "name": "Bayside Property Management" }),
+            "Bayside Property Management",
+        ),
+    ];
+    for (n, (id, number, customer, expected)) in cases.iter().enumerate() {
+        w.emu.reset_counters();
+        deliver(&w, &event("acct-known", &format!("dlv-known-{n:04}"), id, number, customer.clone())).await;
+        w.work_push_queue().await;
+        assert_eq!((calls(&w, GET_CONTACTS), calls(&w, PUT_INVOICES)), (1, 1), "{expected}");
+        assert_eq!(in_xero(&w, number)[0]["Contact"]["ContactID"], id_of(expected), "{expected}");
+    }
+    assert_eq!(w.emu.contacts(demo::NZ_TENANT_ID).len(), before, "no contact created twice");
+
+    w.emu.reset_counters();
+    let customer = json!({ "id": "C-1001", "name": "Acme" });
+    deliver(&w, &event("acct-known", "dlv-known-0100", "inv-n2", "INV-N2", customer)).await;
+    w.work_push_queue().await;
+    assert_eq!(w.emu.counters().total_calls(), 1, "a mapped customer: the invoice call only");
+}
+
+#[tokio::test]
+async fn approved_invoices_carry_mapped_tax_and_tracking() {
+    let w = ready("acct-track", NewInvoiceStatus::Authorised).await;
+    let region = uuid::Uuid::new_v5(&demo::NZ_TENANT_ID, b"tracking:Region");
+    let mut s = settings(NewInvoiceStatus::Authorised);
+    s.tracking_mapping = vec![TrackingMapping {
+        xero_category_id: region,
+        job_attribute: "zone".into(),
+        options: [("N".to_owned(), "North".to_owned())].into(),
+    }];
+    w.aws.store().put_settings(&key("acct-track"), 1, &s).await.unwrap();
+    deliver(&w, &event("acct-track", "dlv-track-0001", "inv-t", "INV-T1", new_customer("cust-t", "Totara Ltd"))).await;
+    w.work_push_queue().await;
+
+    let invoice = &in_xero(&w, "INV-T1")[0];
+    assert_eq!(invoice["Status"], "AUTHORISED");
+    let lines = invoice["LineItems"].as_array().unwrap();
+    assert_eq!(lines[0]["Tracking"][0]["Name"], "Region");
+    assert_eq!(lines[0]["Tracking"][0]["Option"], "North");
+    assert!(lines[1].get("Tracking").is_none_or(|t| t.as_array().is_none_or(|a| a.is_empty())), "no zone, no tracking");
+    assert!(lines.iter().all(|l| l["TaxType"] == "OUTPUT2"));
+}
+
+#[tokio::test]
+async fn updates_change_the_same_invoice_and_voids_delete_drafts_and_void_approved_ones() {
+    let w = ready("acct-change", NewInvoiceStatus::Draft).await;
+    let customer = new_customer("cust-c", "Rimu Homes");
+    let created = event("acct-change", "dlv-change-0001", "inv-c", "INV-C1", customer.clone());
+    deliver(&w, &created).await;
+    w.work_push_queue().await;
+    let xero_id = in_xero(&w, "INV-C1")[0]["InvoiceID"].clone();
+
+    let mut updated = created.clone();
+    updated["delivery_id"] = json!("dlv-change-0002");
+    updated["event"] = json!("invoice.updated");
+    updated["occurred_at"] = json!("2026-11-21T07:00:00Z");
+    updated["invoice"]["lines"][0]["quantity"] = json!("2");
+    w.emu.reset_counters();
+    deliver(&w, &updated).await;
+    w.work_push_queue().await;
+    assert_eq!(w.emu.counters().total_calls(), 1, "{:?}", w.emu.counters());
+    assert_eq!(calls(&w, POST_INVOICES), 1);
+    let invoices = in_xero(&w, "INV-C1");
+    assert_eq!(invoices.len(), 1);
+    assert_eq!(invoices[0]["InvoiceID"], xero_id);
+    assert_eq!(dec(&invoices[0]["SubTotal"]), Decimal::from_str("229.06").unwrap(), "2 × 95 + 39.06");
+
+    // The original event, late: dropped, since a newer one has been applied.
+    let mut late = created.clone();
+    late["delivery_id"] = json!("dlv-change-0003");
+    late["invoice"]["lines"][0]["quantity"] = json!("7");
+    w.emu.reset_counters();
+    deliver(&w, &late).await;
+    w.work_push_queue().await;
+    assert_eq!(w.emu.counters().total_calls(), 0);
+
+    let mut voided = updated.clone();
+    voided["delivery_id"] = json!("dlv-change-0004");
+    voided["event"] = json!("invoice.voided");
+    voided["occurred_at"] = json!("2026-11-21T08:00:00Z");
+    deliver(&w, &voided).await;
+    w.work_push_queue().await;
+    assert_eq!(in_xero(&w, "INV-C1")[0]["Status"], "DELETED", "a draft is deleted");
+    let events = events_of(&w.inbox, "invoice.synced").await;
+    let actions: Vec<&Value> = events.iter().map(|e| &e["detail"]["data"]["action"]).collect();
+    assert_eq!(actions, [&json!("created"), &json!("updated"), &json!("voided")]);
+
+    // An approved invoice is voided.
+    w.aws.store().put_settings(&key("acct-change"), 1, &settings(NewInvoiceStatus::Authorised)).await.unwrap();
+    deliver(&w, &event("acct-change", "dlv-change-0005", "inv-a", "INV-A1", customer)).await;
+    w.work_push_queue().await;
+    assert_eq!(in_xero(&w, "INV-A1")[0]["Status"], "AUTHORISED");
+    let mut void_approved =
+        event("acct-change", "dlv-change-0006", "inv-a", "INV-A1", new_customer("cust-c", "Rimu Homes"));
+    void_approved["event"] = json!("invoice.voided");
+    void_approved["occurred_at"] = json!("2026-11-21T09:00:00Z");
+    deliver(&w, &void_approved).await;
+    w.work_push_queue().await;
+    assert_eq!(in_xero(&w, "INV-A1")[0]["Status"], "VOIDED");
+    assert_eq!(record(&w, "acct-change", "inv-a").await.xero_status.as_deref(), Some("VOIDED"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_concurrent_pushes_of_one_invoice_make_one_xero_invoice() {
+    let w = Arc::new(ready("acct-race", NewInvoiceStatus::Draft).await);
+    let body = event("acct-race", "dlv-race-0001", "inv-r", "INV-R1", new_customer("cust-r", "Matai Ltd"));
+    let parsed: invoice_push::event::InvoiceEvent = serde_json::from_value(body).unwrap();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (w, e) = (w.clone(), parsed.clone());
+            tokio::spawn(async move {
+                push(&w.worker.app, &w.worker.policy, TenantId(demo::NZ_TENANT_ID), vec![e]).await.remove(0)
+            })
+        })
+        .collect();
+    let results: Vec<_> = futures::future::join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+    let created = results.iter().filter(|r| matches!(r, Ok(Outcome::Created { .. }))).count();
+    assert_eq!(created, 1, "{results:?}");
+    assert!(
+        results.iter().all(|r| matches!(r, Ok(Outcome::Created { .. } | Outcome::Unchanged) | Err(_))),
+        "{results:?}"
+    );
+    assert_eq!(in_xero(&w, "INV-R1").len(), 1);
+    assert_eq!(calls(&w, PUT_INVOICES), 1, "the others never reached Xero");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_invoices_through_errors_timeouts_and_rate_limits_each_reach_xero_exactly_once() {
+    let w = ready("acct-faults", NewInvoiceStatus::Draft).await;
+    let faults = w.emu.faults();
+    faults.reseed(6);
+    faults.error_rate(None, "/api.xro/2.0/invoices*", 503, 0.2);
+    faults.add(
+        xero_emulator::FaultRule::new(
+            Some("PUT"),
+            "/api.xro/2.0/invoices",
+            xero_emulator::FaultAction::TimeoutAfterWrite { hang_millis: Some(1500) },
+        )
+        .trigger(xero_emulator::Trigger::Rate { probability: 0.02 }),
+    );
+    faults.add(
+        xero_emulator::FaultRule::new(
+            None,
+            "/api.xro/2.0/*",
+            xero_emulator::FaultAction::Status { status: 429, body: None, retry_after: Some(30) },
+        )
+        .trigger(xero_emulator::Trigger::Rate { probability: 0.05 }),
+    );
+    let customers: Vec<Value> = (0..8).map(|c| new_customer(&format!("cust-f{c}"), &format!("Customer {c}"))).collect();
+    for n in 0..200 {
+        let body = event(
+            "acct-faults",
+            &format!("dlv-faults-{n:04}"),
+            &format!("inv-f{n}"),
+            &format!("F-{n:04}"),
+            customers[n % 8].clone(),
+        );
+        deliver(&w, &body).await;
+    }
+    let run = w.work_push_queue().await;
+
+    let invoices = w.emu.invoices(demo::NZ_TENANT_ID);
+    for n in 0..200 {
+        let number = format!("F-{n:04}");
+        let found = invoices.iter().filter(|i| i["InvoiceNumber"] == number.as_str()).count();
+        assert_eq!(found, 1, "{number} is in Xero exactly once");
+    }
+    for n in 0..200 {
+        assert_eq!(record(&w, "acct-faults", &format!("inv-f{n}")).await.status, SyncStatus::Synced);
+    }
+    assert_eq!(w.emu.contacts(demo::NZ_TENANT_ID).iter().filter(|c| c["Name"] == "Customer 0").count(), 1);
+    let counters = w.emu.counters();
+    assert!(run.handed_back > 0, "some pushes went back to the queue: {run:?}");
+    assert!(counters.rate_limited() > 0 || counters.total_calls() > 210, "faults were met: {counters:?}");
+    assert_eq!(events_of(&w.inbox, "invoice.synced").await.len(), 200, "one invoice.synced each");
+}
+
+#[tokio::test]
+async fn an_invoice_xero_refuses_is_failed_with_one_email_and_one_event_and_not_retried() {
+    let w = ready("acct-refused", NewInvoiceStatus::Draft).await;
+    let mut body = event("acct-refused", "dlv-refused-0001", "inv-x", "INV-X1", new_customer("cust-x", "Puriri Ltd"));
+    body["invoice"]["lines"][1]["account_code"] = json!("999");
+    deliver(&w, &body).await;
+    w.work_push_queue().await;
+
+    let failed = record(&w, "acct-refused", "inv-x").await;
+    assert_eq!(failed.status, SyncStatus::Failed);
+    let error = failed.last_error.unwrap();
+    assert!(error.contains("999"), "Xero's own words: {error}");
+    assert!(in_xero(&w, "INV-X1").is_empty());
+    let events = events_of(&w.inbox, "invoice.sync_failed").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["detail"]["data"]["invoice_number"], "INV-X1");
+    let emails = sent_emails(Moto::shared().endpoint(), OWNER).await.unwrap();
+    let about: Vec<_> = emails.iter().filter(|e| e.subject.contains("INV-X1")).collect();
+    assert_eq!(about.len(), 1, "one email");
+    assert_eq!(about[0].subject, "Invoice INV-X1 did not reach Xero");
+    assert!(about[0].body.contains("999") && about[0].body.contains("What to do next"), "{}", about[0].body);
+
+    w.emu.reset_counters();
+    body["delivery_id"] = json!("dlv-refused-0002");
+    deliver(&w, &body).await;
+    w.work_push_queue().await;
+    assert_eq!(w.emu.counters().total_calls(), 0, "the same refused content is not sent again");
+    let emails = sent_emails(Moto::shared().endpoint(), OWNER).await.unwrap();
+    assert_eq!(emails.iter().filter(|e| e.subject.contains("INV-X1")).count(), 1, "still one email");
+    assert!(events_of(&w.inbox, "invoice.sync_failed").await.is_empty(), "and no second event");
+}
+
+#[tokio::test]
+async fn an_unmapped_tax_rate_fails_before_xero_naming_the_line() {
+    let w = ready("acct-unmapped", NewInvoiceStatus::Draft).await;
+    let mut body = event("acct-unmapped", "dlv-unmapped-01", "inv-u", "INV-U1", new_customer("cust-u", "Kowhai Ltd"));
+    body["invoice"]["lines"][0]["tax_rate_id"] = json!("zero-rated");
+    deliver(&w, &body).await;
+    w.work_push_queue().await;
+    assert_eq!(w.emu.counters().total_calls(), 0);
+    let failed = record(&w, "acct-unmapped", "inv-u").await;
+    assert_eq!(failed.status, SyncStatus::Failed);
+    assert_eq!(
+        failed.last_error.as_deref(),
+        Some("invoice.lines[0].tax_rate_id: tax rate zero-rated is not mapped to a Xero tax rate")
+    );
+}
+
+#[tokio::test]
+async fn invoices_wait_for_a_reconnection_and_are_pushed_after_it() {
+    let w = ready("acct-parked", NewInvoiceStatus::Draft).await;
+    let connection = w.connections("acct-parked").await.remove(0);
+    xero_sync_core::lifecycle::needs_reconnect(
+        &w.worker.app.services,
+        &connection.account_id,
+        connection.grant_id,
+        w.now(),
+    )
+    .await
+    .unwrap();
+    deliver(&w, &event("acct-parked", "dlv-parked-0001", "inv-p", "INV-P1", new_customer("cust-p", "Nikau Ltd"))).await;
+    w.work_push_queue().await;
+    assert!(in_xero(&w, "INV-P1").is_empty());
+    assert_eq!(w.emu.counters().total_calls(), 0, "a connection waiting for reconnection is not called");
+    assert_eq!(w.aws.store().parked_pushes(&key("acct-parked")).await.unwrap().len(), 1);
+
+    w.connect_account("acct-parked").await;
+    assert_eq!(w.connections("acct-parked").await[0].status, ConnectionStatus::Connected);
+    w.work_push_queue().await; // connection.connected → the parked push, back on the queue
+    w.work_push_queue().await;
+    assert_eq!(in_xero(&w, "INV-P1").len(), 1);
+    assert!(w.aws.store().parked_pushes(&key("acct-parked")).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_long_retry_after_hands_the_push_back_to_the_queue_for_that_long() {
+    let w = ready("acct-slow", NewInvoiceStatus::Draft).await;
+    w.emu.faults().add(
+        xero_emulator::FaultRule::new(
+            None,
+            "/api.xro/2.0/*",
+            xero_emulator::FaultAction::Status { status: 429, body: None, retry_after: Some(120) },
+        )
+        .trigger(xero_emulator::Trigger::FirstCalls { n: 1 }),
+    );
+    deliver(&w, &event("acct-slow", "dlv-slow-0001", "inv-s", "INV-S1", json!({ "id": "C-1001", "name": "Acme" })))
+        .await;
+    let sqs = aws_sdk_sqs::Client::new(&w.aws.sdk);
+    let url = w.aws.stack.reference("PushQueue");
+    let received = sqs.receive_message().queue_url(url).send().await.unwrap().messages.unwrap();
+    let mut event = aws_lambda_events::sqs::SqsEvent::default();
+    let mut message = aws_lambda_events::sqs::SqsMessage::default();
+    message.message_id = received[0].message_id.clone();
+    message.receipt_handle = received[0].receipt_handle.clone();
+    message.body = received[0].body.clone();
+    event.records.push(message);
+    let response = invoice_push::handle_queue(&w.worker, event).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    let visible = sqs.receive_message().queue_url(url).send().await.unwrap().messages.unwrap_or_default();
+    assert!(visible.is_empty(), "held back for Xero's two minutes");
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        attributes.attributes().unwrap()
+            [&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible],
+        "1",
+        "still on the queue"
+    );
+    assert_eq!(record(&w, "acct-slow", "inv-s").await.claimed_until, None, "the claim is released for the retry");
+}
+
+#[tokio::test]
+async fn a_backfill_of_five_hundred_invoices_takes_ten_invoice_calls_and_reports_each() {
+    let w = ready("acct-backfill", NewInvoiceStatus::Draft).await;
+    let example = event("acct-backfill", "unused-0001", "x", "x", json!({}));
+    let mut items: Vec<Value> = (0..500)
+        .map(|n| {
+            let mut invoice = example["invoice"].clone();
+            invoice["id"] = json!(format!("inv-b{n}"));
+            invoice["number"] = json!(format!("B-{n:04}"));
+            json!({ "invoice": invoice, "customer": new_customer(&format!("cust-b{}", n % 25), &format!("Backfill {}", n % 25)) })
+        })
+        .collect();
+    let mut broken = items[0].clone();
+    broken["invoice"]["id"] = json!("inv-broken");
+    broken["invoice"]["currency"] = json!("nzd");
+    items.push(broken);
+    let body = json!({ "invoices": items }).to_string();
+    let path = format!("/accounts/acct-backfill/connections/{}/backfill", demo::NZ_TENANT_ID);
+    let response = w.invoice_api("POST", &path, &body).await;
+    assert_eq!(response.status(), 202, "{}", crate::helpers::body(&response));
+    let answer = json(&response);
+    assert_eq!(answer["accepted"], 500);
+    assert_eq!(answer["chunks"], 10);
+    assert_eq!(answer["refused"][0]["index"], 500);
+    assert_eq!(answer["refused"][0]["problems"][0]["field"], "invoices[500].invoice.currency");
+
+    w.work_push_queue().await;
+    assert!(calls(&w, PUT_INVOICES) + calls(&w, POST_INVOICES) <= 11, "{:?}", w.emu.counters());
+    assert_eq!(calls(&w, PUT_INVOICES), 10);
+    let invoices = w.emu.invoices(demo::NZ_TENANT_ID);
+    assert_eq!(
+        invoices.iter().filter(|i| i["InvoiceNumber"].as_str().is_some_and(|n| n.starts_with("B-"))).count(),
+        500
+    );
+    assert_eq!(events_of(&w.inbox, "invoice.synced").await.len(), 500, "each invoice's outcome is reported");
+    let status = w
+        .invoice_api("GET", &format!("/accounts/acct-backfill/connections/{}/invoices/inv-b42", demo::NZ_TENANT_ID), "")
+        .await;
+    assert_eq!(json(&status)["status"], "SYNCED");
+
+    w.emu.reset_counters();
+    let again = w.invoice_api("POST", &path, &body).await;
+    assert_eq!(json(&again)["backfill_id"], answer["backfill_id"], "the same request is the same backfill");
+    w.work_push_queue().await;
+    assert_eq!(calls(&w, PUT_INVOICES) + calls(&w, POST_INVOICES), 0, "nothing is copied twice");
+}
+
+#[tokio::test]
+async fn the_invoice_api_refuses_unsigned_calls_and_names_bad_input() {
+    let w = ready("acct-badfill", NewInvoiceStatus::Draft).await;
+    let path = format!("/accounts/acct-badfill/connections/{}/backfill", demo::NZ_TENANT_ID);
+    let unsigned = invoice_push::handle_webhook(
+        &w.webhook,
+        xero_sync_testkit::apigw::request("POST", &path, &[], Some(r#"{"invoices":[]}"#)),
+    )
+    .await;
+    assert_eq!(unsigned.status(), 401);
+    let empty = w.invoice_api("POST", &path, r#"{"invoices":[]}"#).await;
+    assert_eq!(empty.status(), 400);
+    assert_eq!(json(&empty)["problems"][0]["field"], "invoices");
+    let wrong = w.invoice_api("POST", &path, r#"{"invoices":[{"invoice":{"id":"a"},"customer":{}}]}"#).await;
+    assert_eq!(wrong.status(), 400);
+    assert!(json(&wrong)["problems"][0]["field"].as_str().unwrap().starts_with("invoices[0].invoice"));
+    let unknown = w
+        .invoice_api("GET", &format!("/accounts/acct-badfill/connections/{}/invoices/inv-none", demo::NZ_TENANT_ID), "")
+        .await;
+    assert_eq!(unknown.status(), 404);
+    let not_ours = w.invoice_api("POST", "/accounts/acct-other/connections/not-a-uuid/backfill", "{}").await;
+    assert_eq!(not_ours.status(), 400);
+}
