@@ -276,8 +276,6 @@ impl fmt::Debug for PendingChoice {
 pub enum SyncStatus {
     /// Accepted, not yet in Xero.
     Pending,
-    /// Waiting for the account to reconnect.
-    Parked,
     Synced,
     /// Xero refused it for a reason a retry cannot fix.
     Failed,

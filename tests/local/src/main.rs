@@ -1,8 +1,9 @@
 //! `./dev run`: xero-sync on this machine. Starts moto and creates the stack from
 //! infra/template.yaml, starts the Xero emulator (demo organisations), serves the HTTP functions
-//! (connect, OAuth callback, invoice webhook) behind a local stand-in for API Gateway, checks
-//! each AWS adapter, and prints a signed "Connect to Xero" link to open in a browser. With
-//! `--once` it walks the connect flow and an invoice webhook itself, reports, and exits.
+//! (connect, OAuth callback, invoice webhook and API) behind a local stand-in for API Gateway,
+//! runs the push worker off the push queue as Lambda's SQS trigger would, checks each AWS
+//! adapter, and prints a signed "Connect to Xero" link to open in a browser. With `--once` it
+//! walks the connect flow, settings and an invoice through to Xero itself, reports, and exits.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -63,19 +64,24 @@ async fn main() -> anyhow::Result<()> {
     let connect = Arc::new(connect::Connect::new(app()?, &env)?);
     let callback = Arc::new(oauth_callback::Callback::new(app()?, &env)?);
     let webhook = Arc::new(invoice_push::Webhook::new(app()?, &env)?);
+    let worker = Arc::new(invoice_push::Worker::new(app()?, &env)?);
     api.serve(Arc::new(move |request| {
         let (connect, callback, webhook) = (connect.clone(), callback.clone(), webhook.clone());
         Box::pin(async move {
             let path = request.uri().path().to_owned();
+            // As the template routes them.
+            let invoice_api =
+                path.starts_with("/accounts/") && (path.ends_with("/backfill") || path.contains("/invoices/"));
             if path.starts_with("/oauth/") {
                 oauth_callback::handle(&callback, request).await
-            } else if path.starts_with("/webhooks/") {
+            } else if path.starts_with("/webhooks/") || invoice_api {
                 invoice_push::handle_webhook(&webhook, request).await
             } else {
                 connect::handle(&connect, request).await
             }
         })
     }));
+    tokio::spawn(poll_push_queue(aws_sdk_sqs::Client::new(&aws.sdk), worker));
 
     let services = Services::new(&config, &aws.sdk);
     println!("\nChecking each adapter against the local stack:");
@@ -120,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
         println!("  {what:<24} {where_}");
     }
     if once {
-        return tour(&base, &link, &secret, &aws).await;
+        return tour(&base, &link, &secret, &emu).await;
     }
     println!("\nConnect the demo account to Xero: open this link in a browser, tick Demo Company (NZ), approve.");
     println!("  {link}");
@@ -129,9 +135,10 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What a person would do, done by this program: connect, look at the connection, send an invoice.
-async fn tour(base: &str, link: &url::Url, secret: &SigningSecret, aws: &LocalAws) -> anyhow::Result<()> {
-    println!("\nWalking the connect flow and an invoice webhook:");
+/// What a person would do, done by this program: connect, look at the connection, choose the
+/// settings, send an invoice and see it in Xero.
+async fn tour(base: &str, link: &url::Url, secret: &SigningSecret, emu: &Emulator) -> anyhow::Result<()> {
+    println!("\nWalking the connect flow, the settings and an invoice to Xero:");
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let start = http.get(link.as_str()).send().await?;
     let cookie = start
@@ -167,6 +174,24 @@ async fn tour(base: &str, link: &url::Url, secret: &SigningSecret, aws: &LocalAw
     }
     ok(&format!("connection API: {} is {}", connection["organisation_name"], connection["status"]));
 
+    let settings_path = format!("/accounts/{ACCOUNT}/connections/{nz}/settings");
+    let settings = serde_json::json!({ "version": 0, "settings": {
+        "default_sales_account_code": "200",
+        "tax_mapping": [{ "platform_tax_rate_id": "gst", "rate": "15", "xero_tax_type": "OUTPUT2" }],
+    }})
+    .to_string();
+    let header = sign(
+        secret,
+        xero_sync_core::time::now(),
+        &Signed::Api { method: "PUT", path_and_query: &settings_path, body: settings.as_bytes() },
+    );
+    let saved =
+        http.put(format!("{base}{settings_path}")).header("x-xerosync-signature", header).body(settings).send().await?;
+    if !saved.status().is_success() {
+        bail!("the settings were refused ({}): {}", saved.status(), saved.text().await?);
+    }
+    ok("settings: sales account 200, platform tax rate gst -> Xero OUTPUT2 (checked against Xero)");
+
     let example = std::fs::read_to_string(workspace_root().join("docs/contracts/examples/invoice-created.json"))?;
     let mut event: serde_json::Value = serde_json::from_str(&example)?;
     event["account_id"] = serde_json::json!(ACCOUNT);
@@ -177,20 +202,84 @@ async fn tour(base: &str, link: &url::Url, secret: &SigningSecret, aws: &LocalAw
     if accepted.status().as_u16() != 202 {
         bail!("the invoice webhook answered {}: {}", accepted.status(), accepted.text().await?);
     }
-    let sqs = aws_sdk_sqs::Client::new(&aws.sdk);
-    let queued = sqs
-        .get_queue_attributes()
-        .queue_url(aws.stack.reference("PushQueue"))
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-        .send()
-        .await?;
-    let waiting = queued
-        .attributes()
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
-        .cloned();
-    ok(&format!("invoice webhook INV-1001: 202 accepted, push queue holds {} message(s)", waiting.unwrap_or_default()));
-    println!("\nThe push to Xero from the queue is the next piece of work (issue 6).");
+    ok("invoice webhook INV-1001: 202 accepted and queued");
+
+    let status_path = format!("/accounts/{ACCOUNT}/connections/{nz}/invoices/inv-1001");
+    let mut status = serde_json::Value::Null;
+    // The worker polls the queue in the background; give it a few seconds.
+    for _ in 0..100 {
+        let header = sign(
+            secret,
+            xero_sync_core::time::now(),
+            &Signed::Api { method: "GET", path_and_query: &status_path, body: b"" },
+        );
+        let response = http.get(format!("{base}{status_path}")).header("x-xerosync-signature", header).send().await?;
+        if response.status().is_success() {
+            status = response.json().await?;
+            if status["status"] != "PENDING" {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    if status["status"] != "SYNCED" {
+        bail!("INV-1001 did not reach Xero: {status}");
+    }
+    let in_xero = emu
+        .invoices(demo::NZ_TENANT_ID)
+        .into_iter()
+        .find(|i| i["InvoiceNumber"] == "INV-1001")
+        .context("the emulator has no INV-1001")?;
+    ok(&format!(
+        "push worker: INV-1001 is in Xero as {} for {}, total {} {} (InvoiceID {})",
+        in_xero["Status"],
+        in_xero["Contact"]["Name"],
+        in_xero["Total"],
+        in_xero["CurrencyCode"].as_str().unwrap_or_default(),
+        in_xero["InvoiceID"].as_str().unwrap_or_default()
+    ));
     Ok(())
+}
+
+/// Lambda's SQS trigger for the push worker: long-polls the queue, hands batches of up to ten
+/// to the worker and deletes what it did not report as failed.
+async fn poll_push_queue(sqs: aws_sdk_sqs::Client, worker: Arc<invoice_push::Worker>) {
+    use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(&worker.push_queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await;
+        let messages = match received {
+            Ok(r) => r.messages.unwrap_or_default(),
+            Err(e) => {
+                eprintln!("push queue: {e}");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        let mut event = SqsEvent::default();
+        for m in &messages {
+            let mut record = SqsMessage::default();
+            record.message_id = m.message_id.clone();
+            record.receipt_handle = m.receipt_handle.clone();
+            record.body = m.body.clone();
+            event.records.push(record);
+        }
+        let response = invoice_push::handle_queue(&worker, event).await;
+        for m in messages {
+            let failed = response.batch_item_failures.iter().any(|f| Some(&f.item_identifier) == m.message_id.as_ref());
+            if let (false, Some(handle)) = (failed, m.receipt_handle) {
+                let _ = sqs.delete_message().queue_url(&worker.push_queue_url).receipt_handle(handle).send().await;
+            }
+        }
+    }
 }
 
 fn location(response: &reqwest::Response) -> Option<String> {
