@@ -41,9 +41,17 @@ async fn a_signed_invoice_event_is_queued_once_and_a_redelivery_is_only_acknowle
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn ten_concurrent_deliveries_of_one_event_queue_it_once() {
+async fn ten_concurrent_deliveries_of_one_event_make_one_xero_invoice() {
     let w = Arc::new(World::new().await);
     w.connect_account("acct-burst").await;
+    let key = w.connections("acct-burst").await.remove(0).key();
+    let settings = serde_json::from_value(json!({
+        "default_sales_account_code": "200",
+        "tax_mapping": [{ "platform_tax_rate_id": "gst", "rate": "15", "xero_tax_type": "OUTPUT2" }],
+    }))
+    .unwrap();
+    xero_sync_core::store::Store::put_settings(&w.aws.store(), &key, 0, &settings).await.unwrap();
+    w.work_push_queue().await;
     let body = event("acct-burst", "dlv-burst-0001").to_string();
     let attempts: Vec<_> = (0..10)
         .map(|_| {
@@ -57,7 +65,9 @@ async fn ten_concurrent_deliveries_of_one_event_queue_it_once() {
         statuses.iter().all(|s| [200, 202, 503].contains(s)),
         "others are duplicates or told to retry: {statuses:?}"
     );
-    assert_eq!(w.queued_pushes().await.len(), 1);
+    w.work_push_queue().await;
+    let invoices = w.emu.invoices(demo::NZ_TENANT_ID);
+    assert_eq!(invoices.iter().filter(|i| i["InvoiceNumber"] == "INV-1001").count(), 1);
 }
 
 #[tokio::test]
