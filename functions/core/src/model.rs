@@ -313,6 +313,14 @@ pub struct SyncRecord {
     /// A write may have reached Xero without us learning the outcome: look before creating.
     #[serde(default)]
     pub uncertain: bool,
+    /// The delivery that produced this state: the same delivery again changes nothing, a new
+    /// one with the same content retries a failure (the account may have fixed it in Xero).
+    #[serde(default)]
+    pub last_delivery_id: Option<String>,
+    /// The outcome is recorded but the platform (and, for a failure, the account) has not been
+    /// told yet: the next delivery tells them.
+    #[serde(default)]
+    pub untold: bool,
     #[serde(with = "crate::time::fixed")]
     pub updated_at: DateTime<Utc>,
     /// 0 before the first write.
@@ -337,6 +345,8 @@ impl SyncRecord {
             last_event_at: None,
             claimed_until: None,
             uncertain: false,
+            last_delivery_id: None,
+            untold: false,
             updated_at: now,
             version: 0,
         }

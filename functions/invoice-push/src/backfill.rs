@@ -1,5 +1,6 @@
 //! `POST /accounts/{account}/connections/{tenant}/backfill`: copy many existing invoices to
-//! Xero (the platform's "select the dates, select the invoices, copy").
+//! Xero (the platform's "select the dates, select the invoices, copy"). Each item is an
+//! invoice and its customer as in the webhook, plus the platform's `updated_at` for it.
 //!
 //! The call checks every invoice at once and answers 202 with what it accepted and what it
 //! refused (and why). Accepted invoices go onto the push queue in chunks of up to fifty, and
@@ -32,6 +33,8 @@ pub const MAX_INVOICES: usize = 1000;
 pub const MAX_BODY: usize = 6 * 1024 * 1024 - 64 * 1024;
 /// An SQS message holds 256 KiB; leave room for the envelope.
 const MAX_MESSAGE: usize = 240 * 1024;
+/// SendMessageBatch takes at most ten messages and 256 KiB in all.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +47,9 @@ struct BackfillRequest {
 struct BackfillItem {
     invoice: Invoice,
     customer: Customer,
+    /// When the invoice last changed in the platform: orders this copy against the webhook's
+    /// events, so a backfill sent late never puts an older version back into Xero.
+    updated_at: chrono::DateTime<chrono::Utc>,
 }
 
 #[derive(Debug, Serialize)]
@@ -72,7 +78,6 @@ pub async fn start(webhook: &Webhook, key: &ConnectionKey, body: &[u8]) -> Resul
         return Err(ApiError::Conflict(format!("the connection is {:?}; connect it again first", connection.status)));
     }
     let backfill_id = format!("bf-{}", &hex(&Sha256::digest(body))[..24]);
-    let now = app.now();
     let mut seen = HashSet::new();
     let mut accepted = Vec::new();
     let mut refused = Vec::new();
@@ -80,7 +85,7 @@ pub async fn start(webhook: &Webhook, key: &ConnectionKey, body: &[u8]) -> Resul
         let event = InvoiceEvent {
             delivery_id: format!("{backfill_id}:{index}"),
             event: EventType::Created,
-            occurred_at: now,
+            occurred_at: item.updated_at,
             account_id: key.account_id.clone(),
             xero_tenant_id: Some(key.tenant_id),
             invoice: item.invoice,
@@ -151,14 +156,27 @@ fn chunk(backfill_id: &str, key: &ConnectionKey, events: Vec<InvoiceEvent>) -> R
 }
 
 async fn enqueue(webhook: &Webhook, messages: &[String]) -> Result<(), ApiError> {
-    for (batch_no, batch) in messages.chunks(10).enumerate() {
+    // Batches of up to ten messages and 256 KiB.
+    let mut batches: Vec<Vec<&String>> = Vec::new();
+    let mut bytes = 0;
+    for message in messages {
+        match batches.last_mut() {
+            Some(batch) if batch.len() < 10 && bytes + message.len() <= MAX_BATCH_BYTES => batch.push(message),
+            _ => {
+                batches.push(vec![message]);
+                bytes = 0;
+            }
+        }
+        bytes += message.len();
+    }
+    for (batch_no, batch) in batches.iter().enumerate() {
         let entries = batch
             .iter()
             .enumerate()
             .map(|(n, body)| {
                 aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
                     .id(format!("{batch_no}-{n}"))
-                    .message_body(body)
+                    .message_body(*body)
                     .build()
                     .map_err(|e| Error::Corrupt { what: "queue message", reason: e.to_string() })
             })

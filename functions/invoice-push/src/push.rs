@@ -145,6 +145,8 @@ enum Plan {
     Write { invoice: Value, hash: String },
     /// Void or delete the Xero invoice.
     Void,
+    /// Nothing for Xero, but the outcome on record was never announced: announce it.
+    Retell,
 }
 
 struct Job {
@@ -157,6 +159,8 @@ struct Job {
     result: Option<PushResult>,
     /// Xero's view after a successful write.
     written: Option<Written>,
+    /// Whether this push holds the record's claim (and so must release it).
+    claimed: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -227,15 +231,14 @@ async fn push_inner(
             let record =
                 record.unwrap_or_else(|| SyncRecord::new(key, event.invoice.id.clone(), &event.invoice.number, now));
             let plan = decide(&event, &record, &settings, &tracking, now, policy);
-            Job { event, record, plan, contact: None, result: None, written: None }
+            Job { event, record, plan, contact: None, result: None, written: None, claimed: false }
         })
         .collect();
 
     // Claim what needs Xero, and record refusals.
     for job in &mut jobs {
         match &job.plan {
-            Plan::Done(_) => {}
-            Plan::Fail { .. } => {}
+            Plan::Done(_) | Plan::Fail { .. } | Plan::Retell => {}
             Plan::Write { .. } | Plan::Void => {
                 let mut claimed = job.record.clone();
                 // A claim nobody released: its holder died, perhaps after writing to Xero.
@@ -244,7 +247,10 @@ async fn push_inner(
                 claimed.attempts += 1;
                 claimed.updated_at = now;
                 match store.save_sync_record(&claimed).await {
-                    Ok(saved) => job.record = saved,
+                    Ok(saved) => {
+                        job.record = saved;
+                        job.claimed = true;
+                    }
                     Err(Error::Conflict(_)) => {
                         job.plan = Plan::Done(Err(PushError::later("another push has this invoice", policy.busy_retry)))
                     }
@@ -254,13 +260,19 @@ async fn push_inner(
         }
     }
 
-    let outcome = write_to_xero(app, policy, &connection, &settings.new_invoice_status, &mut jobs).await;
-    if let Err(TokenError::Reconnect) = outcome {
-        release_claims(app, &mut jobs).await?;
-        let waiting: Vec<InvoiceEvent> = jobs.iter().map(|j| j.event.clone()).collect();
-        return park(app, key, &waiting).await;
+    write_to_xero(app, policy, &connection, &settings.new_invoice_status, &mut jobs).await;
+    // Xero refused the grant midway: what was written is recorded, the rest waits.
+    let waiting: Vec<InvoiceEvent> =
+        jobs.iter().filter(|j| matches!(j.result, Some(Ok(Outcome::Parked)))).map(|j| j.event.clone()).collect();
+    let mut results = finish(app, &connection, jobs).await?;
+    if !waiting.is_empty() {
+        let parked = park(app, key, &waiting).await?;
+        let mut parked = parked.into_iter();
+        for result in results.iter_mut().filter(|r| matches!(r, Ok(Outcome::Parked))) {
+            *result = parked.next().unwrap_or(Ok(Outcome::Parked));
+        }
     }
-    finish(app, &connection, jobs).await
+    Ok(results)
 }
 
 /// The tracking categories the mapping checks options against: the stored snapshot when there
@@ -298,30 +310,38 @@ fn decide(
         let wait = (until - now).to_std().unwrap_or_default().min(policy.busy_retry);
         return Plan::Done(Err(PushError::later("another push has this invoice", wait.max(StdDuration::from_secs(1)))));
     }
+    // Done already: the same delivery again (an SQS redelivery) after a failure, or content
+    // Xero has. A new delivery of content that failed is tried again: the account may have
+    // fixed the cause in Xero, as the failure email suggests.
+    let same_delivery = record.last_delivery_id.as_deref() == Some(event.delivery_id.as_str());
+    let already = |hash: &str| {
+        let same = record.content_hash.as_deref() == Some(hash);
+        match record.status {
+            SyncStatus::Synced if same => Some(Outcome::Unchanged),
+            SyncStatus::Failed if same && same_delivery => {
+                Some(Outcome::Failed { reasons: record.last_error.iter().cloned().collect() })
+            }
+            _ => None,
+        }
+    };
+    let done = |outcome: Outcome| if record.untold { Plan::Retell } else { Plan::Done(Ok(outcome)) };
+    let fail = |reason: &str, hash: &str| match already(hash) {
+        Some(outcome) => done(outcome),
+        None => Plan::Fail { reasons: vec![reason.to_owned()], hash: hash.to_owned() },
+    };
     let in_xero = record.xero_status.as_deref();
     if event.event == EventType::Voided {
         return match in_xero {
-            Some("VOIDED" | "DELETED") => Plan::Done(Ok(Outcome::Unchanged)),
-            Some("PAID") => Plan::Fail {
-                reasons: vec!["the invoice is paid in Xero, and a paid invoice cannot be voided".into()],
-                hash: VOID.into(),
-            },
+            Some("VOIDED" | "DELETED") => done(Outcome::Unchanged),
+            Some("PAID") => fail("the invoice is paid in Xero, and a paid invoice cannot be voided", "paid"),
             _ => Plan::Void,
         };
     }
     match in_xero {
         Some("VOIDED" | "DELETED") => {
-            return Plan::Fail {
-                reasons: vec!["the invoice was voided, and Xero cannot change a voided invoice".into()],
-                hash: format!("voided:{}", record.content_hash.as_deref().unwrap_or_default()),
-            };
+            return fail("the invoice was voided, and Xero cannot change a voided invoice", "voided");
         }
-        Some("PAID") => {
-            return Plan::Fail {
-                reasons: vec!["the invoice is paid in Xero, and Xero cannot change a paid invoice".into()],
-                hash: "paid".into(),
-            };
-        }
+        Some("PAID") => return fail("the invoice is paid in Xero, and Xero cannot change a paid invoice", "paid"),
         _ => {}
     }
     // The contact does not enter the hash, so any stands in for it here.
@@ -329,20 +349,16 @@ fn decide(
         Err(problems) => {
             let reasons: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect();
             let hash = hex(&Sha256::digest(reasons.join("\n").as_bytes()));
-            if record.status == SyncStatus::Failed && record.content_hash.as_deref() == Some(hash.as_str()) {
-                return Plan::Done(Ok(Outcome::Failed { reasons }));
+            match already(&hash) {
+                Some(outcome) => done(outcome),
+                None => Plan::Fail { reasons, hash },
             }
-            Plan::Fail { reasons, hash }
         }
         Ok(invoice) => {
             let hash = content_hash(&invoice);
-            let same = record.content_hash.as_deref() == Some(hash.as_str());
-            match record.status {
-                SyncStatus::Synced if same => Plan::Done(Ok(Outcome::Unchanged)),
-                SyncStatus::Failed if same => {
-                    Plan::Done(Ok(Outcome::Failed { reasons: record.last_error.iter().cloned().collect() }))
-                }
-                _ => Plan::Write { invoice, hash },
+            match already(&hash) {
+                Some(outcome) => done(outcome),
+                None => Plan::Write { invoice, hash },
             }
         }
     }
@@ -352,17 +368,21 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// An Idempotency-Key naming exactly this request: the same request gets Xero's first answer
-/// replayed; a different one never collides with it.
-fn idempotency_key(tenant: TenantId, method: &str, body: &Value) -> String {
-    let digest = Sha256::new()
+/// An Idempotency-Key naming exactly this request for these deliveries: a retry of it gets
+/// Xero's first answer replayed, while the same content sent again by a later delivery (a change
+/// undone, say A → B → A) is a new request and is applied.
+fn idempotency_key(tenant: TenantId, method: &str, body: &Value, deliveries: &[&str]) -> String {
+    let mut digest = Sha256::new()
         .chain_update(tenant.to_string())
         .chain_update(b"|")
         .chain_update(method)
         .chain_update(b"|")
-        .chain_update(body.to_string())
-        .finalize();
-    format!("xero-sync-{}", hex(&digest))
+        .chain_update(body.to_string());
+    for delivery in deliveries {
+        digest.update(b"|");
+        digest.update(delivery.as_bytes());
+    }
+    format!("xero-sync-{}", hex(&digest.finalize()))
 }
 
 fn later_for(e: &TokenError) -> PushError {
@@ -415,43 +435,86 @@ struct XeroInvoices {
     invoices: Vec<XeroInvoice>,
 }
 
-/// Contacts, lookups and writes for every claimed job. Only `Reconnect` escapes: every other
-/// failure becomes the job's result.
+/// Contacts, lookups and writes for every claimed job; every outcome becomes the job's
+/// result. Xero refusing the grant midway leaves the jobs not yet written `Parked`.
 async fn write_to_xero(
     app: &App,
     policy: &PushPolicy,
     connection: &Connection,
     new_status: &NewInvoiceStatus,
     jobs: &mut [Job],
-) -> Result<(), TokenError> {
+) {
     let writes: Vec<usize> = (0..jobs.len()).filter(|i| matches!(jobs[*i].plan, Plan::Write { .. })).collect();
     if !writes.is_empty() {
         let customers: Vec<&crate::event::Customer> = writes.iter().map(|i| &jobs[*i].event.customer).collect();
-        match crate::contact::find_many(app, connection, &customers).await {
-            Ok(found) => {
-                for i in &writes {
-                    let id = found.get(&jobs[*i].event.customer.id).copied().flatten();
-                    jobs[*i].contact = Some(id.map_or(ContactTarget::New, ContactTarget::Existing));
-                }
-            }
-            Err(TokenError::Reconnect) => return Err(TokenError::Reconnect),
-            Err(e) => {
+        let found = match crate::contact::find_many(app, connection, &customers).await {
+            Ok(found) => found,
+            Err(TokenError::Reconnect) => return park_open(jobs),
+            Err(e) if e.is_retryable() => {
                 let error = later_for(&e);
                 for i in writes {
                     jobs[i].result = Some(Err(clone_error(&error)));
                 }
+                return;
             }
+            // A lookup Xero will never answer (a query it refuses): the customers' details go
+            // with the invoices, and Xero matches them by number or name, or creates them.
+            Err(e) => {
+                tracing::warn!(error = %e, "contact lookup refused; sending the customers' details instead");
+                Default::default()
+            }
+        };
+        for i in &writes {
+            let id = found.get(&jobs[*i].event.customer.id).copied().flatten();
+            jobs[*i].contact = Some(id.map_or(ContactTarget::New, ContactTarget::Existing));
         }
     }
     let pending: Vec<usize> = (0..jobs.len())
         .filter(|i| jobs[*i].result.is_none() && matches!(jobs[*i].plan, Plan::Write { .. } | Plan::Void))
         .collect();
     for chunk in pending.chunks(XERO_BATCH) {
-        write_chunk(app, policy, connection, new_status, jobs, chunk).await?;
+        if write_chunk(app, policy, connection, new_status, jobs, chunk).await.is_err() {
+            return park_open(jobs);
+        }
+    }
+}
+
+/// Every job still waiting for Xero waits for the reconnection instead.
+fn park_open(jobs: &mut [Job]) {
+    for job in jobs.iter_mut() {
+        if job.result.is_none() && matches!(job.plan, Plan::Write { .. } | Plan::Void) {
+            job.result = Some(Ok(Outcome::Parked));
+        }
+    }
+}
+
+/// Makes sure each open job's claim outlasts the next Xero round (lookup and two writes, each
+/// up to the timeout), extending it when it would not: a claim that ran out while we waited
+/// could let a redelivery write at the same time. A claim lost to another pusher ends the job.
+async fn keep_claims(app: &App, policy: &PushPolicy, jobs: &mut [Job], open: &[usize]) -> Result<(), Error> {
+    let timeout = chrono::Duration::from_std(app.xero.config().request_timeout).unwrap_or(Duration::seconds(30));
+    let needed = timeout * 3 + Duration::seconds(10);
+    let now = app.now();
+    for &i in open {
+        let job = &mut jobs[i];
+        if job.record.claimed_until.is_some_and(|until| until - now > needed) {
+            continue;
+        }
+        let mut renewed = job.record.clone();
+        renewed.claimed_until = Some(now + policy.claim_for.max(needed * 2));
+        match app.services.store.save_sync_record(&renewed).await {
+            Ok(saved) => job.record = saved,
+            Err(Error::Conflict(_)) => {
+                job.claimed = false;
+                job.result = Some(Err(PushError::later("another push took this invoice over", policy.busy_retry)));
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }
 
+/// Writes one chunk, retrying what may succeed later; `Err` only when Xero refused the grant.
 async fn write_chunk(
     app: &App,
     policy: &PushPolicy,
@@ -464,41 +527,46 @@ async fn write_chunk(
     loop {
         attempt += 1;
         let open: Vec<usize> = chunk.iter().copied().filter(|i| jobs[*i].result.is_none()).collect();
+        if let Err(e) = keep_claims(app, policy, jobs, &open).await {
+            for &i in &open {
+                jobs[i].result = Some(Err(PushError::later(e.to_string(), StdDuration::from_secs(5))));
+            }
+            return Ok(());
+        }
+        let open: Vec<usize> = open.into_iter().filter(|i| jobs[*i].result.is_none()).collect();
         if open.is_empty() {
             return Ok(());
         }
-        match write_once(app, connection, new_status, jobs, &open).await {
-            Ok(()) => {}
-            Err(TokenError::Reconnect) => return Err(TokenError::Reconnect),
-            Err(e) => {
-                let still_open: Vec<usize> = open.iter().copied().filter(|i| jobs[*i].result.is_none()).collect();
-                if !e.is_retryable() {
-                    let reasons = match &e {
-                        TokenError::Xero(XeroError::Validation { messages, .. }) => messages.clone(),
-                        other => vec![other.to_string()],
-                    };
-                    for i in still_open {
-                        jobs[i].result = Some(Ok(Outcome::Failed { reasons: reasons.clone() }));
-                    }
-                    return Ok(());
-                }
-                let wait = match &e {
-                    TokenError::Xero(x) => x.retry_after(),
-                    _ => None,
-                }
-                .unwrap_or_else(|| policy.backoff * 2u32.saturating_pow(attempt - 1));
-                if attempt >= policy.attempts || wait > policy.max_wait {
-                    tracing::info!(error = %e, attempt, "Xero write deferred to the queue");
-                    for i in still_open {
-                        jobs[i].result =
-                            Some(Err(PushError::later(e.to_string(), wait.max(StdDuration::from_secs(1)))));
-                    }
-                    return Ok(());
-                }
-                tracing::info!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "Xero write retried");
-                tokio::time::sleep(wait).await;
+        let Err(e) = write_once(app, connection, new_status, jobs, &open).await else { continue };
+        let still_open: Vec<usize> = open.iter().copied().filter(|i| jobs[*i].result.is_none()).collect();
+        let refused = match &e {
+            TokenError::Reconnect => return Err(TokenError::Reconnect),
+            // Xero's own refusal of the request: what the account must change.
+            TokenError::Xero(XeroError::Validation { messages, .. }) => Some(messages.clone()),
+            TokenError::Xero(XeroError::Forbidden(_) | XeroError::NotFound(_)) => Some(vec![e.to_string()]),
+            _ => None,
+        };
+        if let Some(reasons) = refused {
+            for i in still_open {
+                jobs[i].result = Some(Ok(Outcome::Failed { reasons: reasons.clone() }));
             }
+            return Ok(());
         }
+        let wait = match &e {
+            TokenError::Xero(x) => x.retry_after(),
+            _ => None,
+        }
+        .unwrap_or_else(|| policy.backoff * 2u32.saturating_pow(attempt - 1));
+        if !e.is_retryable() || attempt >= policy.attempts || wait > policy.max_wait {
+            tracing::info!(error = %e, attempt, "Xero write deferred to the queue");
+            let after = if e.is_retryable() { wait } else { StdDuration::from_secs(30) };
+            for i in still_open {
+                jobs[i].result = Some(Err(PushError::later(e.to_string(), after.max(StdDuration::from_secs(1)))));
+            }
+            return Ok(());
+        }
+        tracing::info!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "Xero write retried");
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -561,7 +629,7 @@ async fn write_once(
                     }
                 }
             }
-            (Plan::Done(_) | Plan::Fail { .. }, _) => {}
+            (Plan::Done(_) | Plan::Fail { .. } | Plan::Retell, _) => {}
         }
     }
     for (method, batch) in [("PUT", creates), ("POST", updates)] {
@@ -572,7 +640,8 @@ async fn write_once(
         let mut request = ApiRequest::new("/Invoices");
         // Per-invoice results, and unit prices kept to the four places the platform may send.
         request.query = vec![("summarizeErrors", "false".into()), ("unitdp", "4".into())];
-        request.idempotency_key = Some(idempotency_key(connection.tenant_id, method, &body));
+        let deliveries: Vec<&str> = batch.iter().map(|(i, _)| jobs[*i].event.delivery_id.as_str()).collect();
+        request.idempotency_key = Some(idempotency_key(connection.tenant_id, method, &body, &deliveries));
         let response: Result<XeroInvoices, TokenError> = if method == "PUT" {
             app.tokens.put(connection, &request, &body).await.map(|r| r.body)
         } else {
@@ -646,7 +715,7 @@ async fn look_up_by_number(
         let hit = found.invoices.iter().find(|x| {
             x.kind.as_deref().is_none_or(|k| k == "ACCREC")
                 && x.invoice_number.as_deref() == Some(number.as_str())
-                && x.status.as_deref() != Some("DELETED")
+                && !matches!(x.status.as_deref(), Some("DELETED" | "VOIDED"))
         });
         let job = &mut jobs[i];
         if let Some(hit) = hit {
@@ -659,32 +728,32 @@ async fn look_up_by_number(
     Ok(())
 }
 
-/// Saves every claimed record as it now stands, with its claim released.
-async fn release_claims(app: &App, jobs: &mut [Job]) -> Result<(), Error> {
-    for job in jobs.iter_mut() {
-        if job.record.claimed_until.is_some() {
-            let mut released = job.record.clone();
-            released.claimed_until = None;
-            released.updated_at = app.now();
-            job.record = app.services.store.save_sync_record(&released).await?;
-        }
-    }
-    Ok(())
-}
-
 async fn park(app: &App, key: &ConnectionKey, events: &[InvoiceEvent]) -> Result<Vec<PushResult>, PushError> {
+    let store = &app.services.store;
+    let mut parked = Vec::with_capacity(events.len());
     for event in events {
         let message = crate::worker::QueueMessage::Event(Box::new(crate::PushMessage {
             tenant_id: key.tenant_id,
             event: event.clone(),
         }));
-        let parked = ParkedPush {
+        let item = ParkedPush {
             invoice_id: event.invoice.id.clone(),
             occurred_at: event.occurred_at,
             message: serde_json::to_string(&message)
                 .map_err(|e| Error::Corrupt { what: "parked push", reason: e.to_string() })?,
         };
-        app.services.store.park_push(key, &parked).await?;
+        store.park_push(key, &item).await?;
+        parked.push(item);
+    }
+    // The reconnection may have re-sent the parked pushes just before these were parked: then
+    // they are taken back and this delivery is simply tried again.
+    let connected = store.get_connection(key).await?.is_some_and(|c| c.status == ConnectionStatus::Connected);
+    if connected {
+        for item in &parked {
+            store.unpark_push(key, item).await?;
+        }
+        let again = || Err(PushError::later("the organisation was reconnected meanwhile", StdDuration::from_secs(1)));
+        return Ok(events.iter().map(|_| again()).collect());
     }
     if !events.is_empty() {
         tracing::info!(account = %key.account_id, tenant = %key.tenant_id, invoices = events.len(), "pushes parked until the organisation is reconnected");
@@ -692,105 +761,172 @@ async fn park(app: &App, key: &ConnectionKey, events: &[InvoiceEvent]) -> Result
     Ok(events.iter().map(|_| Ok(Outcome::Parked)).collect())
 }
 
-/// Tells the platform and the account, then records every job's result. In that order: a
-/// redelivery after a failure here does it all again (events keep their ids, the email its
-/// once-key), whereas a record saved first would make the redelivery skip what was not told.
+/// What one job leaves behind: the record to save and what to announce.
+struct Settled {
+    record: Option<SyncRecord>,
+    announce: Option<Announcement>,
+}
+
+enum Announcement {
+    /// With what was done (`created`, `updated`, `voided`), when this push did it.
+    Synced(Option<&'static str>),
+    Failed(Vec<String>),
+}
+
+fn action(outcome: &Outcome) -> Option<&'static str> {
+    match outcome {
+        Outcome::Created { .. } => Some("created"),
+        Outcome::Updated { .. } => Some("updated"),
+        Outcome::Voided { .. } => Some("voided"),
+        _ => None,
+    }
+}
+
+fn settle(job: &mut Job, now: DateTime<Utc>) -> (PushResult, Settled) {
+    let plan = std::mem::replace(&mut job.plan, Plan::Done(Ok(Outcome::Unchanged)));
+    let event = &job.event;
+    let mut next = job.record.clone();
+    next.updated_at = now;
+    if job.claimed {
+        next.claimed_until = None;
+    }
+    let told = |mut next: SyncRecord, outcome: &Outcome| {
+        next.last_event_at = Some(latest(&next, event));
+        next.last_delivery_id = Some(event.delivery_id.clone());
+        next.invoice_number = event.invoice.number.clone();
+        let announce = match outcome {
+            Outcome::Failed { reasons } => Announcement::Failed(reasons.clone()),
+            other => Announcement::Synced(action(other)),
+        };
+        (next, Some(announce))
+    };
+    match plan {
+        Plan::Done(result) => {
+            // Nothing changed, but a newer event was seen: an older one arriving later must
+            // not win over it.
+            let newer = job.record.last_event_at.is_none_or(|last| event.occurred_at > last);
+            let record = match &result {
+                Ok(Outcome::Unchanged | Outcome::Failed { .. }) if newer && job.record.version > 0 => {
+                    next.last_event_at = Some(event.occurred_at);
+                    Some(next)
+                }
+                _ => None,
+            };
+            (result, Settled { record, announce: None })
+        }
+        Plan::Retell => {
+            let outcome = match job.record.status {
+                SyncStatus::Failed => Outcome::Failed { reasons: job.record.last_error.iter().cloned().collect() },
+                _ => Outcome::Unchanged,
+            };
+            let announce = match &outcome {
+                Outcome::Failed { reasons } => Announcement::Failed(reasons.clone()),
+                _ => Announcement::Synced(None),
+            };
+            next.untold = false;
+            next.last_event_at = Some(latest(&next, event));
+            (Ok(outcome), Settled { record: Some(next), announce: Some(announce) })
+        }
+        Plan::Fail { reasons, hash } => {
+            next.status = SyncStatus::Failed;
+            next.content_hash = Some(hash);
+            next.last_error = Some(reasons.join("; "));
+            let outcome = Outcome::Failed { reasons };
+            let (next, announce) = told(next, &outcome);
+            (Ok(outcome), Settled { record: Some(next), announce })
+        }
+        plan => {
+            let result =
+                job.result.take().unwrap_or_else(|| Err(PushError::later("not attempted", StdDuration::from_secs(5))));
+            match &result {
+                Ok(outcome @ Outcome::Failed { reasons }) => {
+                    next.status = SyncStatus::Failed;
+                    next.last_error = Some(reasons.join("; "));
+                    next.content_hash = Some(plan_hash(&plan));
+                    let (next, announce) = told(next, outcome);
+                    (result, Settled { record: Some(next), announce })
+                }
+                // Waits for the reconnection; the claim is released, nothing else changes.
+                Ok(Outcome::Parked) | Err(_) => {
+                    let record = job.claimed.then_some(next);
+                    (result, Settled { record, announce: None })
+                }
+                Ok(outcome) => {
+                    next.status = SyncStatus::Synced;
+                    next.last_error = None;
+                    next.uncertain = false;
+                    next.content_hash = Some(plan_hash(&plan));
+                    if let Some(w) = &job.written {
+                        next.xero_invoice_id = Some(w.xero_invoice_id);
+                        next.xero_status = w.xero_status.clone();
+                    } else if matches!(plan, Plan::Void) {
+                        next.xero_status = Some("VOIDED".into());
+                    }
+                    let (next, announce) = told(next, outcome);
+                    (result, Settled { record: Some(next), announce })
+                }
+            }
+        }
+    }
+}
+
+/// Tells the platform and the account, then records every job's result. In that order, so a
+/// record never says "done" before it was announced; if telling fails, the outcome is recorded
+/// as untold (and the claims released) and the redelivery tells it.
 async fn finish(app: &App, connection: &Connection, mut jobs: Vec<Job>) -> Result<Vec<PushResult>, PushError> {
     let now = app.now();
     let key = connection.key();
     let store = &app.services.store;
-    let mut saves: Vec<(usize, SyncRecord)> = Vec::new();
+    let mut settled = Vec::with_capacity(jobs.len());
     let mut mappings = Vec::new();
-    let mut events = Vec::new();
-    let mut failures: Vec<(String, String, Vec<String>)> = Vec::new();
-    let mut synced_any = false;
-    for (index, job) in jobs.iter_mut().enumerate() {
-        let plan = std::mem::replace(&mut job.plan, Plan::Done(Ok(Outcome::Unchanged)));
-        let (result, next) = match plan {
-            // Decided without Xero; told when it was decided.
-            Plan::Done(result) => (result, None),
-            Plan::Fail { reasons, hash } => {
-                let mut failed = job.record.clone();
-                failed.status = SyncStatus::Failed;
-                failed.content_hash = Some(hash);
-                failed.last_error = Some(reasons.join("; "));
-                failed.last_event_at = Some(latest(&failed, &job.event));
-                failed.updated_at = now;
-                (Ok(Outcome::Failed { reasons }), Some(failed))
-            }
-            plan => {
-                let result = job
-                    .result
-                    .take()
-                    .unwrap_or_else(|| Err(PushError::later("not attempted", StdDuration::from_secs(5))));
-                let mut next = job.record.clone();
-                next.claimed_until = None;
-                next.updated_at = now;
-                match &result {
-                    Ok(Outcome::Failed { reasons }) => {
-                        next.status = SyncStatus::Failed;
-                        next.last_error = Some(reasons.join("; "));
-                        next.content_hash = Some(plan_hash(&plan));
-                        next.last_event_at = Some(latest(&next, &job.event));
-                    }
-                    Ok(_) => {
-                        next.status = SyncStatus::Synced;
-                        next.last_error = None;
-                        next.uncertain = false;
-                        next.content_hash = Some(plan_hash(&plan));
-                        next.last_event_at = Some(latest(&next, &job.event));
-                        next.invoice_number = job.event.invoice.number.clone();
-                        if let Some(w) = &job.written {
-                            next.xero_invoice_id = Some(w.xero_invoice_id);
-                            next.xero_status = w.xero_status.clone();
-                        } else if matches!(plan, Plan::Void) {
-                            next.xero_status = Some("VOIDED".into());
-                        }
-                    }
-                    Err(_) => {}
-                }
-                if let (Some(ContactTarget::New), Some(Written { contact_id: Some(id), .. })) =
-                    (job.contact, &job.written)
-                {
-                    mappings.push(ContactMapping {
-                        customer_id: job.event.customer.id.clone(),
-                        xero_contact_id: *id,
-                        matched_by: ContactMatch::Created,
-                        mapped_at: now,
-                    });
-                }
-                (result, Some(next))
-            }
-        };
-        if let Some(next) = next {
-            match &result {
-                Ok(Outcome::Failed { reasons }) => {
-                    events.push(failed_event(&next, reasons));
-                    let hash = next.content_hash.clone().unwrap_or_default();
-                    failures.push((next.invoice_number.clone(), hash, reasons.clone()));
-                }
-                Ok(_) => {
-                    synced_any = true;
-                    events.push(synced_event(&next, &result));
-                }
-                Err(_) => {}
-            }
-            saves.push((index, next));
+    for job in jobs.iter_mut() {
+        if let (Some(ContactTarget::New), Some(Written { contact_id: Some(id), .. })) = (job.contact, &job.written) {
+            mappings.push(ContactMapping {
+                customer_id: job.event.customer.id.clone(),
+                xero_contact_id: *id,
+                matched_by: ContactMatch::Created,
+                mapped_at: now,
+            });
         }
+        let (result, s) = settle(job, now);
         log_result(&key, &job.event, &result);
         job.result = Some(result);
+        settled.push(s);
     }
-    if let Err(e) = app.services.events.publish(&events).await {
-        return Err(PushError::later(format!("publishing events: {e}"), StdDuration::from_secs(10)));
-    }
-    if !failures.is_empty() {
-        if let Err(e) = tell_the_account(app, connection, &failures).await {
-            return Err(PushError::later(format!("emailing the account: {e}"), StdDuration::from_secs(30)));
+    let mut events = Vec::new();
+    let mut failures: Vec<(String, String, Vec<String>)> = Vec::new();
+    for s in &settled {
+        let (Some(record), Some(announce)) = (&s.record, &s.announce) else { continue };
+        match announce {
+            Announcement::Synced(action) => events.push(synced_event(record, *action)),
+            Announcement::Failed(reasons) => {
+                events.push(failed_event(record, reasons));
+                let tag = format!(
+                    "{}#{}",
+                    record.last_delivery_id.as_deref().unwrap_or_default(),
+                    record.content_hash.as_deref().unwrap_or_default()
+                );
+                failures.push((record.invoice_number.clone(), tag, reasons.clone()));
+            }
         }
     }
-    for (index, next) in saves {
-        if let Err(e) = save_or_later(app, &next).await {
-            jobs[index].result = Some(Err(e));
+    let told = match app.services.events.publish(&events).await {
+        Err(e) => Err(PushError::later(format!("publishing events: {e}"), StdDuration::from_secs(10))),
+        Ok(()) if failures.is_empty() => Ok(()),
+        Ok(()) => tell_the_account(app, connection, &failures)
+            .await
+            .map_err(|e| PushError::later(format!("emailing the account: {e}"), StdDuration::from_secs(30))),
+    };
+    let synced_any = settled.iter().any(|s| matches!(s.announce, Some(Announcement::Synced(_))));
+    for (job, s) in jobs.iter_mut().zip(settled) {
+        let Some(mut record) = s.record else { continue };
+        if told.is_err() && s.announce.is_some() {
+            record.untold = true;
+        }
+        if let Err(e) = save_or_later(app, &record).await {
+            job.result = Some(Err(e));
+        } else if let (Err(e), Some(_)) = (&told, &s.announce) {
+            job.result = Some(Err(clone_error(e)));
         }
     }
     // Neither is worth a retry of the push: a missing mapping costs one lookup next time (the
@@ -800,7 +936,7 @@ async fn finish(app: &App, connection: &Connection, mut jobs: Vec<Job>) -> Resul
             tracing::warn!(account = %key.account_id, customer = %mapping.customer_id, error = %e, "contact mapping not kept");
         }
     }
-    if synced_any {
+    if synced_any && told.is_ok() {
         if let Err(e) = store.record_activity(&key, now).await {
             tracing::warn!(account = %key.account_id, error = %e, "activity not recorded");
         }
@@ -816,7 +952,7 @@ fn plan_hash(plan: &Plan) -> String {
     match plan {
         Plan::Write { hash, .. } | Plan::Fail { hash, .. } => hash.clone(),
         Plan::Void => VOID.into(),
-        Plan::Done(_) => String::new(),
+        Plan::Done(_) | Plan::Retell => String::new(),
     }
 }
 
@@ -829,38 +965,40 @@ async fn save_or_later(app: &App, record: &SyncRecord) -> Result<SyncRecord, Pus
     }
 }
 
-fn synced_event(record: &SyncRecord, result: &PushResult) -> PlatformEvent {
-    let action = match result {
-        Ok(Outcome::Created { .. }) => "created",
-        Ok(Outcome::Updated { .. }) => "updated",
-        Ok(Outcome::Voided { .. }) => "voided",
-        _ => "unchanged",
-    };
-    let hash = record.content_hash.clone().unwrap_or_default();
-    let xero_id = record.xero_invoice_id.map(|id| id.to_string()).unwrap_or_default();
+/// The event's id names the delivery and the content, so a redelivery repeats it exactly and
+/// a later change back to earlier content is a new event.
+fn event_key(record: &SyncRecord) -> String {
+    format!(
+        "{}|{}|{}",
+        record.invoice_id,
+        record.last_delivery_id.as_deref().unwrap_or_default(),
+        record.content_hash.as_deref().unwrap_or_default()
+    )
+}
+
+fn synced_event(record: &SyncRecord, action: Option<&str>) -> PlatformEvent {
     PlatformEvent::new(
         EventKind::InvoiceSynced,
         record.account_id.clone(),
         Some(record.tenant_id),
-        &format!("{}|{xero_id}|{hash}", record.invoice_id),
+        &event_key(record),
         record.updated_at,
         json!({
             "invoice_id": record.invoice_id,
             "invoice_number": record.invoice_number,
             "xero_invoice_id": record.xero_invoice_id,
             "xero_status": record.xero_status,
-            "action": if action == "unchanged" { Value::Null } else { json!(action) },
+            "action": action,
         }),
     )
 }
 
 fn failed_event(record: &SyncRecord, reasons: &[String]) -> PlatformEvent {
-    let hash = record.content_hash.clone().unwrap_or_default();
     PlatformEvent::new(
         EventKind::InvoiceSyncFailed,
         record.account_id.clone(),
         Some(record.tenant_id),
-        &format!("{}|{hash}", record.invoice_id),
+        &event_key(record),
         record.updated_at,
         json!({
             "invoice_id": record.invoice_id,
@@ -986,12 +1124,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn idempotency_keys_name_the_request_and_fit_xero_limit() {
+    fn idempotency_keys_name_the_request_and_its_deliveries_and_fit_xero_limit() {
         let tenant = TenantId(Uuid::nil());
-        let a = idempotency_key(tenant, "PUT", &json!({ "Invoices": [{ "InvoiceNumber": "INV-1" }] }));
-        assert_eq!(a, idempotency_key(tenant, "PUT", &json!({ "Invoices": [{ "InvoiceNumber": "INV-1" }] })));
-        assert_ne!(a, idempotency_key(tenant, "POST", &json!({ "Invoices": [{ "InvoiceNumber": "INV-1" }] })));
-        assert_ne!(a, idempotency_key(tenant, "PUT", &json!({ "Invoices": [{ "InvoiceNumber": "INV-2" }] })));
+        let body = |n: &str| json!({ "Invoices": [{ "InvoiceNumber": n }] });
+        let a = idempotency_key(tenant, "PUT", &body("INV-1"), &["d1"]);
+        assert_eq!(a, idempotency_key(tenant, "PUT", &body("INV-1"), &["d1"]), "a retry replays");
+        assert_ne!(a, idempotency_key(tenant, "POST", &body("INV-1"), &["d1"]));
+        assert_ne!(a, idempotency_key(tenant, "PUT", &body("INV-2"), &["d1"]));
+        assert_ne!(a, idempotency_key(tenant, "PUT", &body("INV-1"), &["d3"]), "A -> B -> A is applied");
         assert!(a.len() <= 128);
     }
 
@@ -1007,7 +1147,8 @@ mod tests {
             serde_json::from_str(include_str!("../../../docs/contracts/examples/invoice-created.json")).unwrap();
         let key = ConnectionKey { account_id: event.account_id.clone(), tenant_id: TenantId(Uuid::nil()) };
         let record = SyncRecord::new(&key, event.invoice.id.clone(), "INV-1", Utc::now());
-        let mut job = Job { event, record, plan: Plan::Void, contact: None, result: None, written: None };
+        let mut job =
+            Job { event, record, plan: Plan::Void, contact: None, result: None, written: None, claimed: false };
         record_answer(&mut job, answered, true);
         assert_eq!(
             job.result.unwrap().unwrap(),

@@ -117,6 +117,9 @@ pub struct Page<T> {
     pub next: Option<PageToken>,
 }
 
+/// How long a claimed once-key is taken to be in progress before its claimant is presumed dead.
+const ONCE_IN_FLIGHT: Duration = Duration::minutes(5);
+
 /// Runs `work` unless a run under `key` already succeeded (within `remember`): how a notice is
 /// sent once although its cause is seen by every retry. The key is claimed first and released
 /// if `work` fails, so a failure is retried by the next caller instead of being lost. Returns
@@ -132,8 +135,12 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<(), Error>>,
 {
-    if let DeliveryClaim::Seen(_) = store.claim_delivery(key, now, remember).await? {
-        return Ok(false);
+    match store.claim_delivery(key, now, remember).await? {
+        DeliveryClaim::New => {}
+        // Claimed by a run that died before it finished: ours to do now.
+        DeliveryClaim::Seen(seen)
+            if seen.status == crate::model::DeliveryStatus::Received && now - seen.received_at > ONCE_IN_FLIGHT => {}
+        DeliveryClaim::Seen(_) => return Ok(false),
     }
     match work().await {
         Ok(()) => {

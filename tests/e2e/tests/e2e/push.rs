@@ -373,14 +373,24 @@ async fn an_invoice_xero_refuses_is_failed_with_one_email_and_one_event_and_not_
     assert_eq!(about[0].subject, "Invoice INV-X1 did not reach Xero");
     assert!(about[0].body.contains("999") && about[0].body.contains("What to do next"), "{}", about[0].body);
 
+    // The queue delivering the same message again (SQS is at least once) changes nothing.
     w.emu.reset_counters();
-    body["delivery_id"] = json!("dlv-refused-0002");
-    deliver(&w, &body).await;
-    w.work_push_queue().await;
-    assert_eq!(w.emu.counters().total_calls(), 0, "the same refused content is not sent again");
+    let again: invoice_push::event::InvoiceEvent = serde_json::from_value(body.clone()).unwrap();
+    let result = push(&w.worker.app, &w.worker.policy, TenantId(demo::NZ_TENANT_ID), vec![again]).await.remove(0);
+    assert!(matches!(result, Ok(Outcome::Failed { .. })), "{result:?}");
+    assert_eq!(w.emu.counters().total_calls(), 0, "the same delivery is not sent again");
     let emails = sent_emails(Moto::shared().endpoint(), OWNER).await.unwrap();
     assert_eq!(emails.iter().filter(|e| e.subject.contains("INV-X1")).count(), 1, "still one email");
     assert!(events_of(&w.inbox, "invoice.sync_failed").await.is_empty(), "and no second event");
+
+    // Corrected in the platform and saved again: sent.
+    w.emu.reset_counters();
+    body["delivery_id"] = json!("dlv-refused-0002");
+    body["invoice"]["lines"][1]["account_code"] = json!("260");
+    deliver(&w, &body).await;
+    w.work_push_queue().await;
+    assert_eq!(record(&w, "acct-refused", "inv-x").await.status, SyncStatus::Synced);
+    assert_eq!(in_xero(&w, "INV-X1").len(), 1);
 }
 
 #[tokio::test]
@@ -476,7 +486,8 @@ async fn a_backfill_of_five_hundred_invoices_takes_ten_invoice_calls_and_reports
             let mut invoice = example["invoice"].clone();
             invoice["id"] = json!(format!("inv-b{n}"));
             invoice["number"] = json!(format!("B-{n:04}"));
-            json!({ "invoice": invoice, "customer": new_customer(&format!("cust-b{}", n % 25), &format!("Backfill {}", n % 25)) })
+            let customer = new_customer(&format!("cust-b{}", n % 25), &format!("Backfill {}", n % 25));
+            json!({ "invoice": invoice, "customer": customer, "updated_at": "2026-11-20T10:00:00Z" })
         })
         .collect();
     let mut broken = items[0].clone();
@@ -536,4 +547,34 @@ async fn the_invoice_api_refuses_unsigned_calls_and_names_bad_input() {
     assert_eq!(unknown.status(), 404);
     let not_ours = w.invoice_api("POST", "/accounts/acct-other/connections/not-a-uuid/backfill", "{}").await;
     assert_eq!(not_ours.status(), 400);
+}
+
+#[tokio::test]
+async fn a_failure_email_that_could_not_be_sent_is_sent_by_the_redelivery() {
+    let w = ready("acct-untold", NewInvoiceStatus::Draft).await;
+    let mut body = event("acct-untold", "dlv-untold-0001", "inv-z", "INV-Z1", new_customer("cust-z", "Tawa Ltd"));
+    body["invoice"]["lines"][1]["account_code"] = json!("999");
+    let event: invoice_push::event::InvoiceEvent = serde_json::from_value(body).unwrap();
+    let tenant = TenantId(demo::NZ_TENANT_ID);
+
+    let unverified = w.new_app_with_unverified_sender();
+    let first = push(&unverified, &w.worker.policy, tenant, vec![event.clone()]).await.remove(0);
+    assert!(first.is_err(), "SES refused, so the message must come back: {first:?}");
+    let recorded = record(&w, "acct-untold", "inv-z").await;
+    assert_eq!((recorded.status, recorded.untold, recorded.claimed_until), (SyncStatus::Failed, true, None));
+    assert!(sent_emails(Moto::shared().endpoint(), OWNER).await.unwrap().iter().all(|e| !e.subject.contains("INV-Z1")));
+
+    w.emu.reset_counters();
+    let second = push(&w.worker.app, &w.worker.policy, tenant, vec![event]).await.remove(0);
+    assert!(matches!(second, Ok(Outcome::Failed { .. })), "{second:?}");
+    assert_eq!(w.emu.counters().total_calls(), 0, "told again, not sent again");
+    let emails = sent_emails(Moto::shared().endpoint(), OWNER).await.unwrap();
+    assert_eq!(emails.iter().filter(|e| e.subject.contains("INV-Z1")).count(), 1);
+    assert!(!record(&w, "acct-untold", "inv-z").await.untold);
+    let ids: std::collections::HashSet<String> = events_of(&w.inbox, "invoice.sync_failed")
+        .await
+        .iter()
+        .map(|e| e["detail"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 1, "the platform sees one event (a repeat carries the same id)");
 }
