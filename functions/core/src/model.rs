@@ -317,6 +317,10 @@ pub struct SyncRecord {
     /// one with the same content retries a failure (the account may have fixed it in Xero).
     #[serde(default)]
     pub last_delivery_id: Option<String>,
+    /// The invoice's payment state in Xero as last announced by the import
+    /// (`status|paid|credited|due`): a change is announced once.
+    #[serde(default)]
+    pub payment_state: Option<String>,
     /// The outcome is recorded but the platform (and, for a failure, the account) has not been
     /// told yet: the next delivery tells them.
     #[serde(default)]
@@ -346,6 +350,7 @@ impl SyncRecord {
             claimed_until: None,
             uncertain: false,
             last_delivery_id: None,
+            payment_state: None,
             untold: false,
             updated_at: now,
             version: 0,
@@ -394,10 +399,41 @@ pub struct ImportCursor {
     /// Set while a run is midway: the page to resume at.
     #[serde(default)]
     pub next_page: Option<u32>,
+    /// While a run is midway: the newest UpdatedDateUTC delivered so far. It becomes
+    /// `modified_since` when the last page is done (the filter must not move between pages).
+    #[serde(with = "crate::time::fixed_opt", default)]
+    pub high_water: Option<DateTime<Utc>>,
+    /// While a run is midway: the ids delivered with UpdatedDateUTC equal to `high_water`.
+    #[serde(default)]
+    pub high_water_ids: Vec<String>,
+    /// The ids delivered with UpdatedDateUTC equal to `modified_since`: Xero returns that
+    /// boundary again, and they are not news.
+    #[serde(default)]
+    pub boundary: Vec<String>,
+    /// For resources read whole (tax rates, accounts ...): what was last delivered.
+    #[serde(default)]
+    pub content_hash: Option<String>,
     #[serde(with = "crate::time::fixed")]
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub version: u64,
+}
+
+impl ImportCursor {
+    /// A resource never imported (version 0: the first save must create it).
+    pub fn new(resource: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            resource: resource.to_owned(),
+            modified_since: None,
+            next_page: None,
+            high_water: None,
+            high_water_ids: Vec::new(),
+            boundary: Vec::new(),
+            content_hash: None,
+            updated_at: now,
+            version: 0,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -311,13 +311,7 @@ async fn cursors_and_settings_refuse_stale_writes() {
     let s = stack().await;
     let key = ConnectionKey { account_id: account(1), tenant_id: TenantId(Uuid::new_v4()) };
     assert_eq!(s.store.get_cursor(&key, "Contacts").await.unwrap(), None);
-    let cursor = ImportCursor {
-        resource: "Contacts".into(),
-        modified_since: None,
-        next_page: Some(3),
-        updated_at: t0(),
-        version: 0,
-    };
+    let cursor = ImportCursor { next_page: Some(3), ..ImportCursor::new("Contacts", t0()) };
     let saved = s.store.save_cursor(&key, &cursor).await.unwrap();
     assert!(matches!(s.store.save_cursor(&key, &cursor).await, Err(Error::Conflict(_))));
     let advanced = ImportCursor { modified_since: Some(t0()), next_page: None, ..saved };

@@ -1,6 +1,9 @@
 //! The scheduled import's fan-out: one queue message per CONNECTED connection, so the
 //! per-connection imports run in parallel without one run having to reach every organisation.
 
+pub mod import;
+pub mod worker;
+
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

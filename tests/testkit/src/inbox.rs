@@ -10,7 +10,11 @@ use crate::template::Stack;
 /// A queue subscribed to everything xero-sync puts on the stack's bus.
 pub struct EventInbox {
     sqs: aws_sdk_sqs::Client,
+    events: aws_sdk_eventbridge::Client,
+    rule: String,
+    bus: String,
     queue_url: String,
+    queue_arn: String,
 }
 
 impl EventInbox {
@@ -26,10 +30,23 @@ impl EventInbox {
             .put_targets()
             .rule(&name)
             .event_bus_name(bus)
-            .targets(aws_sdk_eventbridge::types::Target::builder().id("inbox").arn(queue_arn).build()?)
+            .targets(aws_sdk_eventbridge::types::Target::builder().id("inbox").arn(&queue_arn).build()?)
             .send()
             .await?;
-        Ok(Self { sqs, queue_url })
+        Ok(Self { sqs, events, rule: name, bus: bus.to_owned(), queue_url, queue_arn })
+    }
+
+    /// Stops (or resumes) collecting: a test that publishes thousands of events and counts them
+    /// another way spares moto from queueing them all. (moto delivers for disabled rules too, so
+    /// the target itself is removed.)
+    pub async fn set_collecting(&self, on: bool) -> anyhow::Result<()> {
+        if on {
+            let target = aws_sdk_eventbridge::types::Target::builder().id("inbox").arn(&self.queue_arn).build()?;
+            self.events.put_targets().rule(&self.rule).event_bus_name(&self.bus).targets(target).send().await?;
+        } else {
+            self.events.remove_targets().rule(&self.rule).event_bus_name(&self.bus).ids("inbox").send().await?;
+        }
+        Ok(())
     }
 
     /// Every event delivered so far (the whole EventBridge envelope, `detail` parsed), oldest
@@ -43,16 +60,23 @@ impl EventInbox {
             if messages.is_empty() {
                 return Ok(out);
             }
-            for m in messages {
+            let mut done = Vec::new();
+            for (n, m) in messages.iter().enumerate() {
                 let mut event: Value = serde_json::from_str(m.body().unwrap_or("null"))?;
                 if let Some(Value::String(detail)) = event.get("detail") {
                     event["detail"] = serde_json::from_str(detail)?;
                 }
                 out.push(event);
                 if let Some(handle) = m.receipt_handle() {
-                    self.sqs.delete_message().queue_url(&self.queue_url).receipt_handle(handle).send().await?;
+                    done.push(
+                        aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                            .id(n.to_string())
+                            .receipt_handle(handle)
+                            .build()?,
+                    );
                 }
             }
+            self.sqs.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(done)).send().await?;
         }
     }
 }

@@ -3,6 +3,7 @@
 //! ([`Template`]), so there is no second, hand-kept copy of the table or the queues.
 
 pub mod apigw;
+pub mod event_schemas;
 mod inbox;
 mod local_api;
 mod local_aws;

@@ -47,6 +47,39 @@ pub mod decimal {
     }
 }
 
+/// Xero's JSON dates: `/Date(1573755038314+0000)/` (milliseconds since the epoch, UTC), and in
+/// a few places ISO 8601 without a zone, which Xero means as UTC.
+pub mod date {
+    use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+
+    pub fn parse(text: &str) -> Option<DateTime<Utc>> {
+        let text = text.trim();
+        if let Some(inner) = text.strip_prefix("/Date(").and_then(|r| r.strip_suffix(")/")) {
+            let end =
+                inner.char_indices().skip(1).find(|(_, c)| *c == '+' || *c == '-').map_or(inner.len(), |(i, _)| i);
+            return Utc.timestamp_millis_opt(inner[..end].parse().ok()?).single();
+        }
+        if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+            return Some(t.with_timezone(&Utc));
+        }
+        NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|t| t.and_utc())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn xero_dates_parse_in_both_forms() {
+            let t = Utc.timestamp_millis_opt(1_573_755_038_314).unwrap();
+            assert_eq!(parse("/Date(1573755038314+0000)/"), Some(t));
+            assert_eq!(parse("/Date(1573755038314)/"), Some(t));
+            assert_eq!(parse("2019-11-14T18:10:38.314"), Some(t));
+            assert_eq!(parse("not a date"), None);
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Account {
@@ -179,6 +212,8 @@ pub struct Item {
     pub code: String,
     #[serde(default)]
     pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
     #[serde(default)]
     pub is_sold: Option<bool>,
     #[serde(default)]

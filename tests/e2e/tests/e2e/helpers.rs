@@ -1,5 +1,11 @@
 use std::sync::Arc;
 
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use xero_sync_core::model::{ConnectionKey, TenantId};
+use xero_sync_core::settings::{ConnectionSettings, NewInvoiceStatus, TaxMapping};
+use xero_sync_core::store::Store;
+
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Response};
 use xero_emulator::{Emulator, EmulatorConfig, demo};
@@ -40,6 +46,8 @@ pub struct World {
     pub webhook: invoice_push::Webhook,
     /// The push worker, as the queue's Lambda; tests hand it the queue with [`World::work_push_queue`].
     pub worker: invoice_push::Worker,
+    /// The import worker, as the import queue's Lambda.
+    pub importer: scheduled_import::worker::Worker,
     pub inbox: EventInbox,
     pub platform: SigningSecret,
     client: (String, String),
@@ -86,6 +94,10 @@ impl World {
         let mut worker =
             invoice_push::Worker::new(Self::app_for(&emu, &aws, &client), &webhook_env).expect("worker config");
         worker.policy = test_policy();
+        let import_env = Env::from_pairs([("IMPORT_QUEUE_URL", aws.stack.reference("ImportQueue"))]);
+        let mut importer = scheduled_import::worker::Worker::new(Self::app_for(&emu, &aws, &client), &import_env)
+            .expect("import worker config");
+        importer.policy.max_wait = std::time::Duration::from_millis(50);
         Self {
             emu,
             aws,
@@ -93,6 +105,7 @@ impl World {
             callback,
             webhook,
             worker,
+            importer,
             inbox,
             platform: SigningSecret::new(PLATFORM_SECRET.as_bytes()),
             client,
@@ -242,9 +255,18 @@ impl World {
     /// message the worker holds back (Retry-After) is made visible again once nothing else is
     /// left, and the clock moves a minute on: the test moves time instead of waiting for it.
     pub async fn work_push_queue(&self) -> QueueRun {
+        self.work_queue("PushQueue").await
+    }
+
+    /// [`World::work_push_queue`] for the import queue and the import worker.
+    pub async fn work_import_queue(&self) -> QueueRun {
+        self.work_queue("ImportQueue").await
+    }
+
+    async fn work_queue(&self, queue: &str) -> QueueRun {
         use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
         let sqs = aws_sdk_sqs::Client::new(&self.aws.sdk);
-        let url = self.aws.stack.reference("PushQueue");
+        let url = self.aws.stack.reference(queue);
         let mut run = QueueRun::default();
         let mut held_back: Vec<String> = Vec::new();
         for _ in 0..500 {
@@ -276,7 +298,10 @@ impl World {
                 record.body = m.body.clone();
                 event.records.push(record);
             }
-            let response = invoice_push::handle_queue(&self.worker, event).await;
+            let response = match queue {
+                "PushQueue" => invoice_push::handle_queue(&self.worker, event).await,
+                _ => scheduled_import::worker::handle(&self.importer, event).await,
+            };
             for m in messages {
                 let id = m.message_id.clone().unwrap_or_default();
                 run.received += 1;
@@ -288,7 +313,7 @@ impl World {
                 }
             }
         }
-        panic!("the push queue did not drain: {run:?}");
+        panic!("{queue} did not drain: {run:?}");
     }
 
     pub async fn get_callback(&self, path_and_query: &str) -> Response<Body> {
@@ -367,9 +392,14 @@ pub fn json(response: &Response<Body>) -> serde_json::Value {
     serde_json::from_str(&body(response)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", body(response)))
 }
 
-/// Events of one type that reached the platform's subscription.
+/// Events of one type that reached the platform's subscription (others drained are dropped).
+/// Every event drained is checked against its schema in `docs/contracts/events`.
 pub async fn events_of(inbox: &EventInbox, kind: &str) -> Vec<serde_json::Value> {
-    inbox.drain().await.unwrap().into_iter().filter(|e| e["detail-type"] == kind).collect()
+    let all = inbox.drain().await.unwrap();
+    for event in &all {
+        xero_sync_testkit::event_schemas::assert_valid(&event["detail"]);
+    }
+    all.into_iter().filter(|e| e["detail-type"] == kind).collect()
 }
 
 pub trait StoreConnections {
@@ -381,4 +411,70 @@ impl StoreConnections for LocalAws {
         use xero_sync_core::store::Store;
         self.store().account_connections(account).await.unwrap()
     }
+}
+
+// Invoices: the contract's example event, settings, and a connected world ready to push.
+
+pub const OWNER: &str = "owner@example.com";
+
+pub fn key(account: &str) -> ConnectionKey {
+    ConnectionKey {
+        account_id: xero_sync_core::model::AccountId::parse(account).unwrap(),
+        tenant_id: TenantId(demo::NZ_TENANT_ID),
+    }
+}
+
+pub fn new_customer(id: &str, name: &str) -> Value {
+    json!({ "id": id, "name": name, "email": format!("{id}@customers.example"), "phone": "+64 21 555 0101",
+            "addresses": [{ "type": "street", "line1": "9 Kauri Rd", "city": "Whangarei", "country": "NZ" }] })
+}
+
+/// The contract's example event, for `account`, as invoice `id` / `number` for `customer`.
+pub fn event(account: &str, delivery: &str, id: &str, number: &str, customer: Value) -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/contracts/examples/invoice-created.json"
+    ))
+    .unwrap();
+    let mut e: Value = serde_json::from_str(&text).unwrap();
+    e["account_id"] = json!(account);
+    e["delivery_id"] = json!(delivery);
+    e["invoice"]["id"] = json!(id);
+    e["invoice"]["number"] = json!(number);
+    e["customer"] = customer;
+    e
+}
+
+pub fn settings(status: NewInvoiceStatus) -> ConnectionSettings {
+    ConnectionSettings {
+        default_sales_account_code: Some("200".into()),
+        new_invoice_status: status,
+        tax_mapping: vec![TaxMapping {
+            platform_tax_rate_id: "gst".into(),
+            rate: Decimal::from(15),
+            components: vec![],
+            xero_tax_type: "OUTPUT2".into(),
+        }],
+        ..Default::default()
+    }
+}
+
+/// Connected, with settings saved (sales account 200, platform tax rate gst → OUTPUT2), and the connect's own events drained.
+pub async fn ready(account: &str, status: NewInvoiceStatus) -> World {
+    let w = World::new().await;
+    w.connect_account(account).await;
+    w.aws.store().put_settings(&key(account), 0, &settings(status)).await.unwrap();
+    w.work_push_queue().await;
+    w.inbox.drain().await.unwrap();
+    w.emu.reset_counters();
+    w
+}
+
+pub async fn deliver(w: &World, body: &Value) {
+    let response = w.post_webhook(&body.to_string(), None).await;
+    assert_eq!(response.status(), 202, "{}", crate::helpers::body(&response));
+}
+
+pub fn in_xero(w: &World, number: &str) -> Vec<Value> {
+    w.emu.invoices(demo::NZ_TENANT_ID).into_iter().filter(|i| i["InvoiceNumber"] == number).collect()
 }

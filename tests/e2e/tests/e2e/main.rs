@@ -5,6 +5,7 @@ mod browser;
 mod connect;
 mod contacts;
 mod helpers;
+mod import;
 mod push;
 mod settings;
 mod webhook;

@@ -9,9 +9,9 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use xero_emulator::demo;
 use xero_sync_core::model::{
-    ConnectionKey, ConnectionStatus, ContactMatch, PlatformCustomerId, PlatformInvoiceId, SyncStatus, TenantId,
+    ConnectionStatus, ContactMatch, PlatformCustomerId, PlatformInvoiceId, SyncStatus, TenantId,
 };
-use xero_sync_core::settings::{ConnectionSettings, NewInvoiceStatus, TaxMapping, TrackingMapping};
+use xero_sync_core::settings::{NewInvoiceStatus, TrackingMapping};
 use xero_sync_core::store::Store;
 use xero_sync_testkit::{Moto, sent_emails};
 
@@ -20,69 +20,6 @@ use crate::helpers::*;
 const PUT_INVOICES: (&str, &str) = ("PUT", "/api.xro/2.0/invoices");
 const POST_INVOICES: (&str, &str) = ("POST", "/api.xro/2.0/invoices");
 const GET_CONTACTS: (&str, &str) = ("GET", "/api.xro/2.0/contacts");
-const OWNER: &str = "owner@example.com";
-
-fn key(account: &str) -> ConnectionKey {
-    ConnectionKey {
-        account_id: xero_sync_core::model::AccountId::parse(account).unwrap(),
-        tenant_id: TenantId(demo::NZ_TENANT_ID),
-    }
-}
-
-fn new_customer(id: &str, name: &str) -> Value {
-    json!({ "id": id, "name": name, "email": format!("{id}@customers.example"), "phone": "+64 21 555 0101",
-            "addresses": [{ "type": "street", "line1": "9 Kauri Rd", "city": "Whangarei", "country": "NZ" }] })
-}
-
-/// The contract's example event, for `account`, as invoice `id` / `number` for `customer`.
-fn event(account: &str, delivery: &str, id: &str, number: &str, customer: Value) -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/contracts/examples/invoice-created.json"
-    ))
-    .unwrap();
-    let mut e: Value = serde_json::from_str(&text).unwrap();
-    e["account_id"] = json!(account);
-    e["delivery_id"] = json!(delivery);
-    e["invoice"]["id"] = json!(id);
-    e["invoice"]["number"] = json!(number);
-    e["customer"] = customer;
-    e
-}
-
-fn settings(status: NewInvoiceStatus) -> ConnectionSettings {
-    ConnectionSettings {
-        default_sales_account_code: Some("200".into()),
-        new_invoice_status: status,
-        tax_mapping: vec![TaxMapping {
-            platform_tax_rate_id: "gst".into(),
-            rate: Decimal::from(15),
-            components: vec![],
-            xero_tax_type: "OUTPUT2".into(),
-        }],
-        ..Default::default()
-    }
-}
-
-/// Connected, with settings saved, and the connect's own events drained.
-async fn ready(account: &str, status: NewInvoiceStatus) -> World {
-    let w = World::new().await;
-    w.connect_account(account).await;
-    w.aws.store().put_settings(&key(account), 0, &settings(status)).await.unwrap();
-    w.work_push_queue().await;
-    w.inbox.drain().await.unwrap();
-    w.emu.reset_counters();
-    w
-}
-
-async fn deliver(w: &World, body: &Value) {
-    let response = w.post_webhook(&body.to_string(), None).await;
-    assert_eq!(response.status(), 202, "{}", crate::helpers::body(&response));
-}
-
-fn in_xero(w: &World, number: &str) -> Vec<Value> {
-    w.emu.invoices(demo::NZ_TENANT_ID).into_iter().filter(|i| i["InvoiceNumber"] == number).collect()
-}
 
 fn dec(v: &Value) -> Decimal {
     Decimal::from_str(v.to_string().trim_matches('"')).unwrap()

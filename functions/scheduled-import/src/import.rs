@@ -1,0 +1,761 @@
+//! One connection's import: what changed in Xero since last time, as events for the platform.
+//!
+//! * **Incremental resources** (contacts, our invoices' payment status, payments on sales
+//!   invoices) are read with `If-Modified-Since`, ordered by UpdatedDateUTC, 1000 a page. After
+//!   each page the events are published and only then the cursor saved: the page to resume at,
+//!   and the newest UpdatedDateUTC delivered. The `If-Modified-Since` filter stays fixed while a
+//!   run pages (so page numbers stay meaningful) and moves to the newest delivered time when the
+//!   last page is done. A run that dies resumes at its next page: no gap, no duplicate.
+//!   Xero's filter includes the boundary second, so what was already delivered is dropped here.
+//! * **Reference data** (tax rates, accounts, items, currencies, tracking) is read whole, one
+//!   call each, and published only when its hash differs from what was last delivered; the
+//!   snapshot settings use is refreshed on the way.
+//! * **Budget.** Xero allows 5,000 calls a day per organisation, which pushes need too: the
+//!   import stops when fewer than [`ImportPolicy::day_reserve`] remain and resumes next run. A
+//!   429 is waited out in-process when short, otherwise handed back to the queue.
+//! * One import per connection at a time (a lease), so two runs never race a cursor.
+
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use xero_sync_core::events::{EventKind, PlatformEvent};
+use xero_sync_core::model::{Connection, ConnectionKey, ConnectionStatus, ImportCursor, PlatformInvoiceId};
+use xero_sync_core::reference::ReferenceData;
+use xero_sync_core::token_provider::TokenError;
+use xero_sync_core::xero::model::{Accounts, Currencies, Items, TaxRates, TrackingCategories, date, decimal};
+use xero_sync_core::xero::{ApiRequest, RateLimits, XeroError};
+use xero_sync_core::{App, Error};
+
+#[derive(Debug, Clone, Copy)]
+pub struct ImportPolicy {
+    /// Xero's largest page.
+    pub page_size: u32,
+    /// Calls left for the day below which the import stops, leaving them to invoice pushes.
+    pub day_reserve: u32,
+    /// The longest Retry-After waited out in-process.
+    pub max_wait: StdDuration,
+    /// How long one connection's import may hold its lease (longer than the function's timeout).
+    pub lease: Duration,
+}
+
+impl Default for ImportPolicy {
+    fn default() -> Self {
+        Self { page_size: 1000, day_reserve: 500, max_wait: StdDuration::from_secs(10), lease: Duration::minutes(16) }
+    }
+}
+
+/// What one import did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImportSummary {
+    pub events: usize,
+    pub calls: u32,
+    /// Why it stopped before the end (it resumes next run), if it did.
+    pub stopped: Option<String>,
+    /// Why it did nothing (not connected, another import running), if it did not run.
+    pub skipped: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// Worth another go after `after` (a long Retry-After, Xero or AWS trouble).
+    #[error("{reason}; try again in {} s", after.as_secs())]
+    Later { reason: String, after: StdDuration },
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+impl ImportError {
+    pub fn retry_after(&self) -> Option<StdDuration> {
+        match self {
+            Self::Later { after, .. } => Some(*after),
+            Self::Store(_) => None,
+        }
+    }
+}
+
+/// How a resource's run ended, short of an error.
+enum Ended {
+    Done,
+    /// The day's budget is nearly spent.
+    Budget,
+}
+
+struct Run<'a> {
+    app: &'a App,
+    policy: ImportPolicy,
+    connection: Connection,
+    key: ConnectionKey,
+    limits: RateLimits,
+    summary: ImportSummary,
+}
+
+pub async fn import(app: &App, policy: &ImportPolicy, key: &ConnectionKey) -> Result<ImportSummary, ImportError> {
+    let store = &app.services.store;
+    let skip = |why: &str| Ok(ImportSummary { skipped: Some(why.to_owned()), ..Default::default() });
+    let Some(connection) = store.get_connection(key).await? else { return skip("no such connection") };
+    if connection.status != ConnectionStatus::Connected {
+        return skip("not connected");
+    }
+    let lease = format!("import#{}#{}", key.account_id, key.tenant_id);
+    let owner = Uuid::new_v4().to_string();
+    let now = app.now();
+    if !store.try_acquire_lease(&lease, &owner, now + policy.lease, now).await? {
+        return skip("another import of this connection is running");
+    }
+    let mut run = Run {
+        app,
+        policy: *policy,
+        connection,
+        key: key.clone(),
+        limits: RateLimits::default(),
+        summary: ImportSummary::default(),
+    };
+    let result = run.all().await;
+    let _ = store.release_lease(&lease, &owner).await;
+    result?;
+    let summary = run.summary;
+    let now = app.now();
+    store.record_sync(key, now).await?;
+    if summary.events > 0 {
+        store.record_activity(key, now).await?;
+    }
+    tracing::info!(account = %key.account_id, tenant = %key.tenant_id, events = summary.events, calls = summary.calls, stopped = ?summary.stopped, "import done");
+    Ok(summary)
+}
+
+impl Run<'_> {
+    async fn all(&mut self) -> Result<(), ImportError> {
+        for resource in [Incremental::Contacts, Incremental::Invoices, Incremental::Payments] {
+            if let Ended::Budget = self.incremental(resource).await? {
+                return Ok(());
+            }
+        }
+        if let Ended::Budget = self.reference().await? {
+            return Ok(());
+        }
+        Ok(())
+    }
+
+    fn over_budget(&mut self) -> bool {
+        let low = self.limits.day_remaining.is_some_and(|left| left <= self.policy.day_reserve);
+        if low && self.summary.stopped.is_none() {
+            self.summary.stopped = Some(format!(
+                "fewer than {} Xero calls left today; the rest waits for the next run",
+                self.policy.day_reserve
+            ));
+        }
+        low
+    }
+
+    /// One GET, waiting out a short Retry-After.
+    async fn get(&mut self, request: &ApiRequest<'_>) -> Result<Value, ImportError> {
+        loop {
+            self.summary.calls += 1;
+            match self.app.tokens.get::<Value>(&self.connection, request).await {
+                Ok(response) => {
+                    self.limits = response.limits;
+                    return Ok(response.body);
+                }
+                Err(TokenError::Xero(XeroError::RateLimited { retry_after, .. }))
+                    if retry_after <= self.policy.max_wait =>
+                {
+                    tokio::time::sleep(retry_after).await;
+                }
+                Err(TokenError::Aws(e)) => return Err(ImportError::Store(e)),
+                Err(e) => {
+                    let after = match &e {
+                        TokenError::Xero(x) => x.retry_after(),
+                        _ => None,
+                    };
+                    return Err(ImportError::Later {
+                        reason: e.to_string(),
+                        after: after.unwrap_or(StdDuration::from_secs(60)),
+                    });
+                }
+            }
+        }
+    }
+
+    async fn publish(&mut self, events: &[PlatformEvent]) -> Result<(), ImportError> {
+        self.app.services.events.publish(events).await.map_err(|e| ImportError::Later {
+            reason: format!("publishing events: {e}"),
+            after: StdDuration::from_secs(30),
+        })?;
+        self.summary.events += events.len();
+        Ok(())
+    }
+
+    async fn save_cursor(&self, cursor: &ImportCursor) -> Result<ImportCursor, ImportError> {
+        let mut next = cursor.clone();
+        next.updated_at = self.app.now();
+        Ok(self.app.services.store.save_cursor(&self.key, &next).await?)
+    }
+
+    async fn incremental(&mut self, resource: Incremental) -> Result<Ended, ImportError> {
+        let store = &self.app.services.store;
+        let mut cursor = store
+            .get_cursor(&self.key, resource.name())
+            .await?
+            .unwrap_or_else(|| ImportCursor::new(resource.name(), self.app.now()));
+        let since = cursor.modified_since;
+        loop {
+            if self.over_budget() {
+                return Ok(Ended::Budget);
+            }
+            let page = cursor.next_page.unwrap_or(1);
+            let mut request = ApiRequest::new(resource.path());
+            request.if_modified_since = since;
+            request.query = vec![
+                ("page", page.to_string()),
+                ("pageSize", self.policy.page_size.to_string()),
+                ("order", "UpdatedDateUTC ASC".into()),
+            ];
+            request.query.extend(resource.query());
+            let body = self.get(&request).await?;
+            let items: Vec<Value> = body.get(resource.key()).and_then(Value::as_array).cloned().unwrap_or_default();
+            let full = items.len() >= self.policy.page_size as usize;
+            let updated = |v: &Value| v.get("UpdatedDateUTC").and_then(Value::as_str).and_then(date::parse);
+            let id = |v: &Value| v.get(resource.id_field()).and_then(Value::as_str).unwrap_or_default().to_owned();
+            // Xero's filter is to the second and includes it: what was delivered at the
+            // boundary last time comes back, and is not news.
+            let fresh: Vec<&Value> = items
+                .iter()
+                .filter(|v| match (since, updated(v)) {
+                    (Some(s), Some(u)) if u < s => false,
+                    (Some(s), Some(u)) if u == s => resource.rechecks_boundary() || !cursor.boundary.contains(&id(v)),
+                    _ => true,
+                })
+                .collect();
+            let events = self.events_for(resource, &fresh).await?;
+            self.publish(&events).await?;
+            for item in &items {
+                let Some(u) = updated(item) else { continue };
+                if cursor.high_water.is_none_or(|h| u > h) {
+                    cursor.high_water = Some(u);
+                    cursor.high_water_ids.clear();
+                }
+                if Some(u) == cursor.high_water && !cursor.high_water_ids.contains(&id(item)) {
+                    cursor.high_water_ids.push(id(item));
+                }
+            }
+            if full {
+                cursor.next_page = Some(page + 1);
+            } else {
+                // The run is complete: the filter moves to the newest time delivered.
+                let ids = std::mem::take(&mut cursor.high_water_ids);
+                match (cursor.high_water.take(), since) {
+                    (Some(high), Some(s)) if high == s => cursor.boundary.extend(ids),
+                    (Some(high), _) if since.is_none_or(|s| high > s) => {
+                        cursor.modified_since = Some(high);
+                        cursor.boundary = ids;
+                    }
+                    _ => {}
+                }
+                cursor.next_page = None;
+            }
+            cursor = self.save_cursor(&cursor).await?;
+            if !full {
+                return Ok(Ended::Done);
+            }
+        }
+    }
+
+    async fn events_for(&mut self, resource: Incremental, items: &[&Value]) -> Result<Vec<PlatformEvent>, ImportError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        match resource {
+            Incremental::Contacts => self.contact_events(items).await,
+            Incremental::Invoices => self.invoice_events(items).await,
+            Incremental::Payments => self.payment_events(items).await,
+        }
+    }
+
+    fn event(&self, kind: EventKind, dedup: &str, data: Value) -> PlatformEvent {
+        PlatformEvent::new(kind, self.key.account_id.clone(), Some(self.key.tenant_id), dedup, self.app.now(), data)
+    }
+
+    async fn contact_events(&mut self, items: &[&Value]) -> Result<Vec<PlatformEvent>, ImportError> {
+        let contacts: Vec<XeroContact> = items.iter().filter_map(|v| parse_logged("contact", v)).collect();
+        let ids: Vec<Uuid> = contacts.iter().map(|c| c.contact_id).collect();
+        let mapped = self.app.services.store.customers_for_xero_ids(&self.key, &ids).await?;
+        Ok(contacts
+            .iter()
+            .map(|c| {
+                let data = contact_data(c, mapped.get(&c.contact_id).map(|id| id.as_str()));
+                let dedup = format!("{}|{}", c.contact_id, xero_sync_core::time::format(c.updated));
+                self.event(EventKind::ContactUpserted, &dedup, data)
+            })
+            .collect())
+    }
+
+    /// Our invoices only (Xero's other sales invoices are not the platform's business), and only
+    /// when their payment state moved.
+    async fn invoice_events(&mut self, items: &[&Value]) -> Result<Vec<PlatformEvent>, ImportError> {
+        let invoices: Vec<XeroInvoice> = items.iter().filter_map(|v| parse_logged("invoice", v)).collect();
+        let ids: Vec<Uuid> = invoices.iter().map(|i| i.invoice_id).collect();
+        let store = &self.app.services.store;
+        let ours = store.invoices_for_xero_ids(&self.key, &ids).await?;
+        let mut events = Vec::new();
+        for invoice in &invoices {
+            let Some(platform_id) = ours.get(&invoice.invoice_id) else { continue };
+            let state = format!(
+                "{}|{}|{}|{}",
+                invoice.status,
+                invoice.amount_paid.normalize(),
+                invoice.amount_credited.normalize(),
+                invoice.amount_due.normalize()
+            );
+            if !self.note_payment_state(platform_id, invoice, &state).await? {
+                continue;
+            }
+            let data = json!({
+                "xero_invoice_id": invoice.invoice_id,
+                "invoice_id": platform_id,
+                "invoice_number": invoice.invoice_number,
+                "status": invoice.status,
+                "total": invoice.total.normalize().to_string(),
+                "amount_due": invoice.amount_due.normalize().to_string(),
+                "amount_paid": invoice.amount_paid.normalize().to_string(),
+                "amount_credited": invoice.amount_credited.normalize().to_string(),
+                "currency": invoice.currency_code,
+                "fully_paid_on": invoice.fully_paid_on_date.map(|d| d.format("%Y-%m-%d").to_string()),
+                "updated_at": xero_sync_core::time::format(invoice.updated),
+            });
+            events.push(self.event(
+                EventKind::InvoicePaymentStatusChanged,
+                &format!("{}|{state}", invoice.invoice_id),
+                data,
+            ));
+        }
+        Ok(events)
+    }
+
+    /// Records the invoice's payment state on its sync record (so the push knows a paid invoice
+    /// cannot change); whether it moved.
+    async fn note_payment_state(
+        &self,
+        id: &PlatformInvoiceId,
+        invoice: &XeroInvoice,
+        state: &str,
+    ) -> Result<bool, ImportError> {
+        let store = &self.app.services.store;
+        for _ in 0..3 {
+            let Some(mut record) = store.get_sync_record(&self.key, id).await? else { return Ok(true) };
+            if record.payment_state.as_deref() == Some(state) {
+                return Ok(false);
+            }
+            record.payment_state = Some(state.to_owned());
+            record.xero_status = Some(invoice.status.clone());
+            match store.save_sync_record(&record).await {
+                Ok(_) => return Ok(true),
+                // A push wrote meanwhile: read again.
+                Err(Error::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(true)
+    }
+
+    async fn payment_events(&mut self, items: &[&Value]) -> Result<Vec<PlatformEvent>, ImportError> {
+        let payments: Vec<XeroPayment> = items.iter().filter_map(|v| parse_logged("payment", v)).collect();
+        let ids: Vec<Uuid> = payments.iter().filter_map(|p| p.invoice.as_ref().map(|i| i.invoice_id)).collect();
+        let ours = self.app.services.store.invoices_for_xero_ids(&self.key, &ids).await?;
+        let mut events = Vec::new();
+        for p in &payments {
+            let Some(invoice) = &p.invoice else { continue };
+            let Some(platform_id) = ours.get(&invoice.invoice_id) else { continue };
+            let kind = match p.status.as_str() {
+                "AUTHORISED" => EventKind::PaymentRecorded,
+                "DELETED" => EventKind::PaymentReversed,
+                _ => continue,
+            };
+            let data = json!({
+                "xero_payment_id": p.payment_id,
+                "xero_invoice_id": invoice.invoice_id,
+                "invoice_id": platform_id,
+                "invoice_number": invoice.invoice_number,
+                "amount": p.amount.normalize().to_string(),
+                "currency": invoice.currency_code,
+                "date": p.date.format("%Y-%m-%d").to_string(),
+                "reference": p.reference.clone().filter(|r| !r.is_empty()),
+                "status": p.status,
+                "updated_at": xero_sync_core::time::format(p.updated),
+            });
+            events.push(self.event(kind, &format!("{}|{}", p.payment_id, p.status), data));
+        }
+        Ok(events)
+    }
+
+    /// The five reference resources, one call each; an event for each that changed.
+    async fn reference(&mut self) -> Result<Ended, ImportError> {
+        let mut bodies = Vec::new();
+        for path in ["/TaxRates", "/Accounts", "/Items", "/Currencies", "/TrackingCategories"] {
+            if self.over_budget() {
+                return Ok(Ended::Budget);
+            }
+            let mut request = ApiRequest::new(path);
+            if path == "/TrackingCategories" {
+                request.query = vec![("includeArchived", "true".into())];
+            }
+            bodies.push(self.get(&request).await?);
+        }
+        let tax: TaxRates = parse_whole(&bodies[0], "tax rates")?;
+        let accounts: Accounts = parse_whole(&bodies[1], "accounts")?;
+        let items: Items = parse_whole(&bodies[2], "items")?;
+        let currencies: Currencies = parse_whole(&bodies[3], "currencies")?;
+        let tracking: TrackingCategories = parse_whole(&bodies[4], "tracking categories")?;
+        let data = ReferenceData {
+            read_at: self.app.now(),
+            accounts: accounts.accounts,
+            tax_rates: tax.tax_rates,
+            tracking_categories: tracking.tracking_categories,
+            items: items.items,
+            currencies: currencies.currencies,
+        };
+        let changes = [
+            (
+                "tax_rates",
+                EventKind::TaxRatesChanged,
+                json!({ "tax_rates": data.tax_rates.iter().map(|t| json!({
+                "tax_type": t.tax_type, "name": t.name, "status": t.status.clone().unwrap_or_else(|| "ACTIVE".into()),
+                "effective_rate": t.effective().normalize().to_string(),
+                "components": t.tax_components.iter().map(|c| json!({
+                    "name": c.name, "rate": c.rate.normalize().to_string(), "is_compound": c.is_compound })).collect::<Vec<_>>(),
+                "can_apply_to_revenue": t.can_apply_to_revenue.unwrap_or(true),
+            })).collect::<Vec<_>>() }),
+            ),
+            (
+                "accounts",
+                EventKind::AccountsChanged,
+                json!({ "accounts": data.accounts.iter().map(|a| json!({
+                "code": a.code, "name": a.name, "type": a.account_type,
+                "status": a.status.clone().unwrap_or_else(|| "ACTIVE".into()), "tax_type": a.tax_type,
+            })).collect::<Vec<_>>() }),
+            ),
+            (
+                "items",
+                EventKind::ItemsChanged,
+                json!({ "items": data.items.iter().map(|i| {
+                let sales = i.sales_details.as_ref();
+                json!({
+                    "code": i.code, "name": i.name, "description": i.description,
+                    "unit_price": sales.and_then(|s| s.unit_price).map(|p| p.normalize().to_string()),
+                    "account_code": sales.and_then(|s| s.account_code.clone()),
+                    "tax_type": sales.and_then(|s| s.tax_type.clone()),
+                    "is_sold": i.is_sold.unwrap_or(true),
+                })
+            }).collect::<Vec<_>>() }),
+            ),
+            (
+                "currencies",
+                EventKind::CurrenciesChanged,
+                json!({ "currencies": data.currencies.iter().map(|c| json!({
+                "code": c.code, "description": c.description })).collect::<Vec<_>>() }),
+            ),
+            (
+                "tracking",
+                EventKind::TrackingChanged,
+                json!({ "tracking_categories": data.tracking_categories.iter().map(|c| json!({
+                "id": c.tracking_category_id, "name": c.name, "status": c.status.clone().unwrap_or_else(|| "ACTIVE".into()),
+                "options": c.options.iter().map(|o| json!({
+                    "id": o.tracking_option_id, "name": o.name, "status": o.status.clone().unwrap_or_else(|| "ACTIVE".into()) }))
+                    .collect::<Vec<_>>(),
+            })).collect::<Vec<_>>() }),
+            ),
+        ];
+        let store = &self.app.services.store;
+        // Keeps the settings' snapshot fresh (it is a cache: failing to keep it loses nothing).
+        if let Err(e) = store.put_reference_data(&self.key, &data).await {
+            tracing::warn!(error = %e, "reference snapshot not kept");
+        }
+        for (name, kind, payload) in changes {
+            let hash: String =
+                Sha256::digest(payload.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+            let cursor =
+                store.get_cursor(&self.key, name).await?.unwrap_or_else(|| ImportCursor::new(name, self.app.now()));
+            if cursor.content_hash.as_deref() == Some(hash.as_str()) {
+                continue;
+            }
+            let event = self.event(kind, &format!("{name}|{hash}"), payload);
+            self.publish(&[event]).await?;
+            self.save_cursor(&ImportCursor { content_hash: Some(hash), ..cursor }).await?;
+        }
+        Ok(Ended::Done)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Incremental {
+    Contacts,
+    Invoices,
+    Payments,
+}
+
+impl Incremental {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Contacts => "contacts",
+            Self::Invoices => "invoices",
+            Self::Payments => "payments",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Self::Contacts => "/Contacts",
+            Self::Invoices => "/Invoices",
+            Self::Payments => "/Payments",
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Self::Contacts => "Contacts",
+            Self::Invoices => "Invoices",
+            Self::Payments => "Payments",
+        }
+    }
+
+    fn id_field(self) -> &'static str {
+        match self {
+            Self::Contacts => "ContactID",
+            Self::Invoices => "InvoiceID",
+            Self::Payments => "PaymentID",
+        }
+    }
+
+    /// Invoices at the boundary are looked at again: their payment state is compared with what
+    /// was announced, so a change made in the same instant is not missed and nothing repeats.
+    fn rechecks_boundary(self) -> bool {
+        matches!(self, Self::Invoices)
+    }
+
+    fn query(self) -> Vec<(&'static str, String)> {
+        match self {
+            // Archived contacts too: the platform must hear that one was archived.
+            Self::Contacts => vec![("includeArchived", "true".into())],
+            Self::Invoices => vec![("where", "Type==\"ACCREC\"".into()), ("summaryOnly", "true".into())],
+            Self::Payments => vec![("where", "PaymentType==\"ACCRECPAYMENT\"".into())],
+        }
+    }
+}
+
+/// Xero's data is untrusted: an element that does not parse is logged (by id only) and left out,
+/// rather than stopping every other change.
+fn parse_logged<T: serde::de::DeserializeOwned>(what: &str, v: &Value) -> Option<T> {
+    match serde_path_to_error::deserialize(v) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let id =
+                ["ContactID", "InvoiceID", "PaymentID"].iter().find_map(|k| v.get(*k)).cloned().unwrap_or(Value::Null);
+            tracing::warn!(what, id = %id, path = %e.path(), error = %e.inner(), "Xero object skipped: it does not parse");
+            None
+        }
+    }
+}
+
+/// A reference list that does not parse is not delivered (a partial list would read as
+/// deletions); it is tried again later.
+fn parse_whole<T: serde::de::DeserializeOwned>(v: &Value, what: &str) -> Result<T, ImportError> {
+    serde_json::from_value(v.clone()).map_err(|e| ImportError::Later {
+        reason: format!("Xero's {what} did not parse: {e}"),
+        after: StdDuration::from_secs(300),
+    })
+}
+
+fn xero_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.as_deref().and_then(date::parse))
+}
+
+/// The timestamps and dates the platform's events require: a Xero object without one is
+/// skipped (and logged) rather than announced half-known.
+fn xero_time_required<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let text = String::deserialize(d)?;
+    date::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("{text} is not a Xero date")))
+}
+
+fn xero_day<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
+    Ok(xero_time(d)?.map(|t| t.date_naive()))
+}
+
+fn xero_day_required<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
+    Ok(xero_time_required(d)?.date_naive())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct XeroPhone {
+    #[serde(default)]
+    phone_type: Option<String>,
+    #[serde(default)]
+    phone_number: Option<String>,
+    #[serde(default)]
+    phone_area_code: Option<String>,
+    #[serde(default)]
+    phone_country_code: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct XeroAddress {
+    #[serde(default)]
+    address_type: Option<String>,
+    #[serde(default)]
+    address_line1: Option<String>,
+    #[serde(default)]
+    address_line2: Option<String>,
+    #[serde(default)]
+    city: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    postal_code: Option<String>,
+    #[serde(default)]
+    country: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct XeroContact {
+    #[serde(rename = "ContactID")]
+    contact_id: Uuid,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+    #[serde(default)]
+    email_address: Option<String>,
+    #[serde(default)]
+    contact_status: Option<String>,
+    #[serde(default)]
+    is_customer: bool,
+    #[serde(default)]
+    phones: Vec<XeroPhone>,
+    #[serde(default)]
+    addresses: Vec<XeroAddress>,
+    #[serde(rename = "UpdatedDateUTC", deserialize_with = "xero_time_required")]
+    updated: DateTime<Utc>,
+}
+
+fn non_empty(s: &Option<String>) -> Option<String> {
+    s.as_ref().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// A contact as the platform takes it. Xero often has only a name while the platform wants a
+/// first and last name: then the first word is the first name and the rest the last ("Jane van
+/// Dyk" → "Jane", "van Dyk"); a one-word name is a first name.
+fn contact_data(c: &XeroContact, customer_id: Option<&str>) -> Value {
+    let (mut first, mut last) = (non_empty(&c.first_name), non_empty(&c.last_name));
+    if first.is_none() && last.is_none() {
+        let name = c.name.trim();
+        match name.split_once(char::is_whitespace) {
+            Some((f, l)) => {
+                first = Some(f.to_owned());
+                last = Some(l.trim().to_owned());
+            }
+            None if !name.is_empty() => first = Some(name.to_owned()),
+            None => {}
+        }
+    }
+    let phones: Vec<Value> = c
+        .phones
+        .iter()
+        .filter_map(|p| {
+            let number = non_empty(&p.phone_number)?;
+            let full = [non_empty(&p.phone_country_code), non_empty(&p.phone_area_code), Some(number)]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            Some(json!({ "type": p.phone_type.clone().unwrap_or_else(|| "DEFAULT".into()), "number": full }))
+        })
+        .collect();
+    let addresses: Vec<Value> = c
+        .addresses
+        .iter()
+        .filter(|a| [&a.address_line1, &a.city, &a.postal_code, &a.country].iter().any(|f| non_empty(f).is_some()))
+        .map(|a| {
+            json!({
+                // Xero's postal address is the billing address.
+                "type": if a.address_type.as_deref() == Some("STREET") { "street" } else { "billing" },
+                "line1": non_empty(&a.address_line1), "line2": non_empty(&a.address_line2),
+                "city": non_empty(&a.city), "region": non_empty(&a.region),
+                "postal_code": non_empty(&a.postal_code), "country": non_empty(&a.country),
+            })
+        })
+        .collect();
+    json!({
+        "xero_contact_id": c.contact_id,
+        "customer_id": customer_id,
+        "name": c.name,
+        "first_name": first,
+        "last_name": last,
+        "email": non_empty(&c.email_address),
+        "phones": phones,
+        "addresses": addresses,
+        "archived": c.contact_status.as_deref() == Some("ARCHIVED"),
+        "is_customer": c.is_customer,
+        "updated_at": xero_sync_core::time::format(c.updated),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct XeroInvoice {
+    #[serde(rename = "InvoiceID")]
+    invoice_id: Uuid,
+    #[serde(default)]
+    invoice_number: Option<String>,
+    status: String,
+    #[serde(default, deserialize_with = "decimal::deserialize")]
+    total: Decimal,
+    #[serde(default, deserialize_with = "decimal::deserialize")]
+    amount_due: Decimal,
+    #[serde(default, deserialize_with = "decimal::deserialize")]
+    amount_paid: Decimal,
+    #[serde(default, deserialize_with = "decimal::deserialize")]
+    amount_credited: Decimal,
+    currency_code: String,
+    #[serde(default, deserialize_with = "xero_day")]
+    fully_paid_on_date: Option<NaiveDate>,
+    #[serde(rename = "UpdatedDateUTC", deserialize_with = "xero_time_required")]
+    updated: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PaymentInvoice {
+    #[serde(rename = "InvoiceID")]
+    invoice_id: Uuid,
+    #[serde(default)]
+    invoice_number: Option<String>,
+    #[serde(default)]
+    currency_code: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct XeroPayment {
+    #[serde(rename = "PaymentID")]
+    payment_id: Uuid,
+    #[serde(deserialize_with = "decimal::deserialize")]
+    amount: Decimal,
+    #[serde(deserialize_with = "xero_day_required")]
+    date: NaiveDate,
+    #[serde(default)]
+    reference: Option<String>,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    invoice: Option<PaymentInvoice>,
+    #[serde(rename = "UpdatedDateUTC", deserialize_with = "xero_time_required")]
+    updated: DateTime<Utc>,
+}
