@@ -1,7 +1,7 @@
 //! `./dev run`: xero-sync on this machine. Starts moto and creates the stack from
 //! infra/template.yaml, starts the Xero emulator (demo organisations), serves the HTTP functions
 //! (connect, OAuth callback, invoice webhook and API) behind a local stand-in for API Gateway,
-//! runs the push worker off the push queue as Lambda's SQS trigger would, checks each AWS
+//! runs the push and import workers off their queues as Lambda's SQS trigger would, checks each AWS
 //! adapter, and prints a signed "Connect to Xero" link to open in a browser. With `--once` it
 //! walks the connect flow, settings and an invoice through to Xero itself, reports, and exits.
 
@@ -81,7 +81,18 @@ async fn main() -> anyhow::Result<()> {
             }
         })
     }));
-    tokio::spawn(poll_push_queue(aws_sdk_sqs::Client::new(&aws.sdk), worker));
+    let importer = Arc::new(scheduled_import::worker::Worker::new(app()?, &env)?);
+    let sqs = aws_sdk_sqs::Client::new(&aws.sdk);
+    let push_queue = worker.push_queue_url.clone();
+    tokio::spawn(poll(sqs.clone(), push_queue, move |event| {
+        let worker = worker.clone();
+        async move { invoice_push::handle_queue(&worker, event).await }
+    }));
+    let import_queue = importer.import_queue_url.clone();
+    tokio::spawn(poll(sqs, import_queue, move |event| {
+        let importer = importer.clone();
+        async move { scheduled_import::worker::handle(&importer, event).await }
+    }));
 
     let services = Services::new(&config, &aws.sdk);
     println!("\nChecking each adapter against the local stack:");
@@ -126,7 +137,9 @@ async fn main() -> anyhow::Result<()> {
         println!("  {what:<24} {where_}");
     }
     if once {
-        return tour(&base, &link, &secret, &emu).await;
+        let inbox = EventInbox::subscribe(&aws.sdk, &aws.stack, "EventBus").await?;
+        inbox.drain().await?;
+        return tour(&base, &link, &secret, &emu, &inbox).await;
     }
     println!("\nConnect the demo account to Xero: open this link in a browser, tick Demo Company (NZ), approve.");
     println!("  {link}");
@@ -137,8 +150,14 @@ async fn main() -> anyhow::Result<()> {
 
 /// What a person would do, done by this program: connect, look at the connection, choose the
 /// settings, send an invoice and see it in Xero.
-async fn tour(base: &str, link: &url::Url, secret: &SigningSecret, emu: &Emulator) -> anyhow::Result<()> {
-    println!("\nWalking the connect flow, the settings and an invoice to Xero:");
+async fn tour(
+    base: &str,
+    link: &url::Url,
+    secret: &SigningSecret,
+    emu: &Emulator,
+    inbox: &EventInbox,
+) -> anyhow::Result<()> {
+    println!("\nWalking the connect flow, the first import, the settings and an invoice to Xero:");
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let start = http.get(link.as_str()).send().await?;
     let cookie = start
@@ -158,6 +177,23 @@ async fn tour(base: &str, link: &url::Url, secret: &SigningSecret, emu: &Emulato
         bail!("the callback did not connect: {page}");
     }
     ok("connect link -> Xero consent (emulator, approved) -> callback: \"Connected to Xero\"");
+
+    // connection.connected starts the first import; the import worker polls its queue.
+    let mut seen: std::collections::BTreeMap<String, usize> = Default::default();
+    for _ in 0..100 {
+        for event in inbox.drain().await? {
+            *seen.entry(event["detail-type"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
+        }
+        if seen.contains_key("tracking.changed") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    if !seen.contains_key("contact.upserted") {
+        bail!("the first import sent no contacts: {seen:?}");
+    }
+    let summary: Vec<String> = seen.iter().map(|(kind, n)| format!("{n} {kind}")).collect();
+    ok(&format!("first import -> platform events: {}", summary.join(", ")));
 
     let path = format!("/accounts/{ACCOUNT}/connections");
     let header =
@@ -230,8 +266,12 @@ async fn tour(base: &str, link: &url::Url, secret: &SigningSecret, emu: &Emulato
         .into_iter()
         .find(|i| i["InvoiceNumber"] == "INV-1001")
         .context("the emulator has no INV-1001")?;
+    let synced = inbox.drain().await?.into_iter().any(|e| e["detail-type"] == "invoice.synced");
+    if !synced {
+        bail!("no invoice.synced event reached the platform");
+    }
     ok(&format!(
-        "push worker: INV-1001 is in Xero as {} for {}, total {} {} (InvoiceID {})",
+        "push worker: INV-1001 is in Xero as {} for {}, total {} {} (InvoiceID {}); invoice.synced sent",
         in_xero["Status"],
         in_xero["Contact"]["Name"],
         in_xero["Total"],
@@ -241,22 +281,21 @@ async fn tour(base: &str, link: &url::Url, secret: &SigningSecret, emu: &Emulato
     Ok(())
 }
 
-/// Lambda's SQS trigger for the push worker: long-polls the queue, hands batches of up to ten
-/// to the worker and deletes what it did not report as failed.
-async fn poll_push_queue(sqs: aws_sdk_sqs::Client, worker: Arc<invoice_push::Worker>) {
+/// Lambda's SQS trigger: long-polls the queue, hands batches of up to ten to the function and
+/// deletes what it did not report as failed.
+async fn poll<F, Fut>(sqs: aws_sdk_sqs::Client, queue_url: String, handler: F)
+where
+    F: Fn(aws_lambda_events::sqs::SqsEvent) -> Fut,
+    Fut: std::future::Future<Output = aws_lambda_events::sqs::SqsBatchResponse>,
+{
     use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
     loop {
-        let received = sqs
-            .receive_message()
-            .queue_url(&worker.push_queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await;
+        let received =
+            sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).wait_time_seconds(1).send().await;
         let messages = match received {
             Ok(r) => r.messages.unwrap_or_default(),
             Err(e) => {
-                eprintln!("push queue: {e}");
+                eprintln!("{queue_url}: {e}");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 continue;
             }
@@ -272,11 +311,11 @@ async fn poll_push_queue(sqs: aws_sdk_sqs::Client, worker: Arc<invoice_push::Wor
             record.body = m.body.clone();
             event.records.push(record);
         }
-        let response = invoice_push::handle_queue(&worker, event).await;
+        let response = handler(event).await;
         for m in messages {
             let failed = response.batch_item_failures.iter().any(|f| Some(&f.item_identifier) == m.message_id.as_ref());
             if let (false, Some(handle)) = (failed, m.receipt_handle) {
-                let _ = sqs.delete_message().queue_url(&worker.push_queue_url).receipt_handle(handle).send().await;
+                let _ = sqs.delete_message().queue_url(&queue_url).receipt_handle(handle).send().await;
             }
         }
     }
