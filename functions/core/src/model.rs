@@ -396,16 +396,9 @@ pub struct ImportCursor {
     /// The newest UpdatedDateUTC the platform has accepted; the next run asks for newer.
     #[serde(with = "crate::time::fixed_opt", default)]
     pub modified_since: Option<DateTime<Utc>>,
-    /// Set while a run is midway: the page to resume at.
+    /// Set while a run pages by number through records that all share the boundary instant.
     #[serde(default)]
     pub next_page: Option<u32>,
-    /// While a run is midway: the newest UpdatedDateUTC delivered so far. It becomes
-    /// `modified_since` when the last page is done (the filter must not move between pages).
-    #[serde(with = "crate::time::fixed_opt", default)]
-    pub high_water: Option<DateTime<Utc>>,
-    /// While a run is midway: the ids delivered with UpdatedDateUTC equal to `high_water`.
-    #[serde(default)]
-    pub high_water_ids: Vec<String>,
     /// The ids delivered with UpdatedDateUTC equal to `modified_since`: Xero returns that
     /// boundary again, and they are not news.
     #[serde(default)]
@@ -426,8 +419,6 @@ impl ImportCursor {
             resource: resource.to_owned(),
             modified_since: None,
             next_page: None,
-            high_water: None,
-            high_water_ids: Vec::new(),
             boundary: Vec::new(),
             content_hash: None,
             updated_at: now,

@@ -1,12 +1,14 @@
 //! One connection's import: what changed in Xero since last time, as events for the platform.
 //!
 //! * **Incremental resources** (contacts, our invoices' payment status, payments on sales
-//!   invoices) are read with `If-Modified-Since`, ordered by UpdatedDateUTC, 1000 a page. After
-//!   each page the events are published and only then the cursor saved: the page to resume at,
-//!   and the newest UpdatedDateUTC delivered. The `If-Modified-Since` filter stays fixed while a
-//!   run pages (so page numbers stay meaningful) and moves to the newest delivered time when the
-//!   last page is done. A run that dies resumes at its next page: no gap, no duplicate.
-//!   Xero's filter includes the boundary second, so what was already delivered is dropped here.
+//!   invoices) are read with `If-Modified-Since`, oldest change first, 1000 a page. Paging is by
+//!   time, not page number: after each page the events are published, then the cursor moves to
+//!   the newest UpdatedDateUTC delivered (with the ids delivered at that instant) and the next
+//!   request asks for changes since then. Page numbers would skip records: one edited on an
+//!   earlier page moves to the end and shifts the rest back. Only when a whole page shares one
+//!   instant does the run page by number. A run that dies resumes from its cursor: no gap, no
+//!   duplicate. Xero's filter is to the second and includes it, so what was already delivered
+//!   at the boundary comes back and is dropped here.
 //! * **Reference data** (tax rates, accounts, items, currencies, tracking) is read whole, one
 //!   call each, and published only when its hash differs from what was last delivered; the
 //!   snapshot settings use is refreshed on the way.
@@ -31,6 +33,10 @@ use xero_sync_core::xero::model::{Accounts, Currencies, Items, TaxRates, Trackin
 use xero_sync_core::xero::{ApiRequest, RateLimits, XeroError};
 use xero_sync_core::{App, Error};
 
+/// Ids remembered at the boundary instant: beyond this (thousands of records changed in one
+/// instant) the rest are delivered again rather than the cursor outgrowing a DynamoDB item.
+const MAX_BOUNDARY: usize = 5000;
+
 #[derive(Debug, Clone, Copy)]
 pub struct ImportPolicy {
     /// Xero's largest page.
@@ -45,7 +51,9 @@ pub struct ImportPolicy {
 
 impl Default for ImportPolicy {
     fn default() -> Self {
-        Self { page_size: 1000, day_reserve: 500, max_wait: StdDuration::from_secs(10), lease: Duration::minutes(16) }
+        // The lease is shorter than the import queue's visibility timeout (15 minutes), so a
+        // redelivery after a run that died finds it expired; the function's timeout is shorter still.
+        Self { page_size: 1000, day_reserve: 500, max_wait: StdDuration::from_secs(10), lease: Duration::minutes(14) }
     }
 }
 
@@ -62,6 +70,12 @@ pub struct ImportSummary {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    #[error("the organisation must be reconnected")]
+    Reconnect,
+    /// Xero refuses the request itself (400, 403, 404): another go will not help; the next
+    /// scheduled run tries again.
+    #[error("Xero refused the import: {0}")]
+    Refused(String),
     /// Worth another go after `after` (a long Retry-After, Xero or AWS trouble).
     #[error("{reason}; try again in {} s", after.as_secs())]
     Later { reason: String, after: StdDuration },
@@ -73,7 +87,7 @@ impl ImportError {
     pub fn retry_after(&self) -> Option<StdDuration> {
         match self {
             Self::Later { after, .. } => Some(*after),
-            Self::Store(_) => None,
+            Self::Store(_) | Self::Reconnect | Self::Refused(_) => None,
         }
     }
 }
@@ -117,13 +131,19 @@ pub async fn import(app: &App, policy: &ImportPolicy, key: &ConnectionKey) -> Re
     };
     let result = run.all().await;
     let _ = store.release_lease(&lease, &owner).await;
-    result?;
     let summary = run.summary;
     let now = app.now();
-    store.record_sync(key, now).await?;
+    // What was delivered counts, even if a later resource failed.
     if summary.events > 0 {
         store.record_activity(key, now).await?;
     }
+    match result {
+        Ok(()) => {}
+        // Xero refused the grant: the connection now waits for the account to reconnect.
+        Err(ImportError::Reconnect) => return skip("the organisation must be reconnected"),
+        Err(e) => return Err(e),
+    }
+    store.record_sync(key, now).await?;
     tracing::info!(account = %key.account_id, tenant = %key.tenant_id, events = summary.events, calls = summary.calls, stopped = ?summary.stopped, "import done");
     Ok(summary)
 }
@@ -158,7 +178,24 @@ impl Run<'_> {
             self.summary.calls += 1;
             match self.app.tokens.get::<Value>(&self.connection, request).await {
                 Ok(response) => {
-                    self.limits = response.limits;
+                    // A response without the headers keeps what the last one said.
+                    let l = response.limits;
+                    self.limits = RateLimits {
+                        minute_remaining: l.minute_remaining.or(self.limits.minute_remaining),
+                        day_remaining: l.day_remaining.or(self.limits.day_remaining),
+                        app_minute_remaining: l.app_minute_remaining.or(self.limits.app_minute_remaining),
+                    };
+                    if self.limits.minute_remaining.is_some_and(|left| left == 0) {
+                        // The minute is used up: let it pass rather than collect a 429.
+                        self.limits.minute_remaining = None;
+                        if self.policy.max_wait < StdDuration::from_secs(60) {
+                            return Err(ImportError::Later {
+                                reason: "Xero's minute limit is used up".into(),
+                                after: StdDuration::from_secs(60),
+                            });
+                        }
+                        tokio::time::sleep(StdDuration::from_secs(60)).await;
+                    }
                     return Ok(response.body);
                 }
                 Err(TokenError::Xero(XeroError::RateLimited { retry_after, .. }))
@@ -167,6 +204,8 @@ impl Run<'_> {
                     tokio::time::sleep(retry_after).await;
                 }
                 Err(TokenError::Aws(e)) => return Err(ImportError::Store(e)),
+                Err(TokenError::Reconnect) => return Err(ImportError::Reconnect),
+                Err(e) if !e.is_retryable() => return Err(ImportError::Refused(e.to_string())),
                 Err(e) => {
                     let after = match &e {
                         TokenError::Xero(x) => x.retry_after(),
@@ -202,11 +241,11 @@ impl Run<'_> {
             .get_cursor(&self.key, resource.name())
             .await?
             .unwrap_or_else(|| ImportCursor::new(resource.name(), self.app.now()));
-        let since = cursor.modified_since;
         loop {
             if self.over_budget() {
                 return Ok(Ended::Budget);
             }
+            let since = cursor.modified_since;
             let page = cursor.next_page.unwrap_or(1);
             let mut request = ApiRequest::new(resource.path());
             request.if_modified_since = since;
@@ -221,8 +260,6 @@ impl Run<'_> {
             let full = items.len() >= self.policy.page_size as usize;
             let updated = |v: &Value| v.get("UpdatedDateUTC").and_then(Value::as_str).and_then(date::parse);
             let id = |v: &Value| v.get(resource.id_field()).and_then(Value::as_str).unwrap_or_default().to_owned();
-            // Xero's filter is to the second and includes it: what was delivered at the
-            // boundary last time comes back, and is not news.
             let fresh: Vec<&Value> = items
                 .iter()
                 .filter(|v| match (since, updated(v)) {
@@ -231,32 +268,27 @@ impl Run<'_> {
                     _ => true,
                 })
                 .collect();
-            let events = self.events_for(resource, &fresh).await?;
+            let (events, after) = self.events_for(resource, &fresh).await?;
             self.publish(&events).await?;
-            for item in &items {
-                let Some(u) = updated(item) else { continue };
-                if cursor.high_water.is_none_or(|h| u > h) {
-                    cursor.high_water = Some(u);
-                    cursor.high_water_ids.clear();
+            // Only once the platform has them: what the next run compares against.
+            self.note_payment_states(after).await?;
+            let newest = items.iter().filter_map(updated).max();
+            let at = |t: Option<DateTime<Utc>>| items.iter().filter(|v| updated(v) == t).map(id).collect::<Vec<_>>();
+            match newest {
+                Some(n) if since.is_none_or(|s| n > s) => {
+                    cursor.modified_since = Some(n);
+                    cursor.boundary = at(Some(n));
+                    cursor.next_page = None;
                 }
-                if Some(u) == cursor.high_water && !cursor.high_water_ids.contains(&id(item)) {
-                    cursor.high_water_ids.push(id(item));
-                }
-            }
-            if full {
-                cursor.next_page = Some(page + 1);
-            } else {
-                // The run is complete: the filter moves to the newest time delivered.
-                let ids = std::mem::take(&mut cursor.high_water_ids);
-                match (cursor.high_water.take(), since) {
-                    (Some(high), Some(s)) if high == s => cursor.boundary.extend(ids),
-                    (Some(high), _) if since.is_none_or(|s| high > s) => {
-                        cursor.modified_since = Some(high);
-                        cursor.boundary = ids;
+                // The whole page is at the boundary instant: only page numbers get past it.
+                _ => {
+                    for item in at(since) {
+                        if !cursor.boundary.contains(&item) && cursor.boundary.len() < MAX_BOUNDARY {
+                            cursor.boundary.push(item);
+                        }
                     }
-                    _ => {}
+                    cursor.next_page = full.then_some(page + 1);
                 }
-                cursor.next_page = None;
             }
             cursor = self.save_cursor(&cursor).await?;
             if !full {
@@ -265,14 +297,19 @@ impl Run<'_> {
         }
     }
 
-    async fn events_for(&mut self, resource: Incremental, items: &[&Value]) -> Result<Vec<PlatformEvent>, ImportError> {
+    /// The events for a page, and the payment states to record once they are published.
+    async fn events_for(
+        &mut self,
+        resource: Incremental,
+        items: &[&Value],
+    ) -> Result<(Vec<PlatformEvent>, Vec<StateChange>), ImportError> {
         if items.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Default::default());
         }
         match resource {
-            Incremental::Contacts => self.contact_events(items).await,
+            Incremental::Contacts => Ok((self.contact_events(items).await?, Vec::new())),
             Incremental::Invoices => self.invoice_events(items).await,
-            Incremental::Payments => self.payment_events(items).await,
+            Incremental::Payments => Ok((self.payment_events(items).await?, Vec::new())),
         }
     }
 
@@ -295,15 +332,21 @@ impl Run<'_> {
     }
 
     /// Our invoices only (Xero's other sales invoices are not the platform's business), and only
-    /// when their payment state moved.
-    async fn invoice_events(&mut self, items: &[&Value]) -> Result<Vec<PlatformEvent>, ImportError> {
+    /// when their payment state moved since it was last announced.
+    async fn invoice_events(
+        &mut self,
+        items: &[&Value],
+    ) -> Result<(Vec<PlatformEvent>, Vec<StateChange>), ImportError> {
         let invoices: Vec<XeroInvoice> = items.iter().filter_map(|v| parse_logged("invoice", v)).collect();
         let ids: Vec<Uuid> = invoices.iter().map(|i| i.invoice_id).collect();
         let store = &self.app.services.store;
         let ours = store.invoices_for_xero_ids(&self.key, &ids).await?;
         let mut events = Vec::new();
+        let mut changes = Vec::new();
         for invoice in &invoices {
             let Some(platform_id) = ours.get(&invoice.invoice_id) else { continue };
+            // A reference without its record (its write failed): nothing was announced for it.
+            let Some(record) = store.get_sync_record(&self.key, platform_id).await? else { continue };
             let state = format!(
                 "{}|{}|{}|{}",
                 invoice.status,
@@ -311,9 +354,10 @@ impl Run<'_> {
                 invoice.amount_credited.normalize(),
                 invoice.amount_due.normalize()
             );
-            if !self.note_payment_state(platform_id, invoice, &state).await? {
+            if record.payment_state.as_deref() == Some(state.as_str()) {
                 continue;
             }
+            let updated = xero_sync_core::time::format(invoice.updated);
             let data = json!({
                 "xero_invoice_id": invoice.invoice_id,
                 "invoice_id": platform_id,
@@ -325,41 +369,34 @@ impl Run<'_> {
                 "amount_credited": invoice.amount_credited.normalize().to_string(),
                 "currency": invoice.currency_code,
                 "fully_paid_on": invoice.fully_paid_on_date.map(|d| d.format("%Y-%m-%d").to_string()),
-                "updated_at": xero_sync_core::time::format(invoice.updated),
+                "updated_at": updated,
             });
-            events.push(self.event(
-                EventKind::InvoicePaymentStatusChanged,
-                &format!("{}|{state}", invoice.invoice_id),
-                data,
-            ));
+            // The time is in the id: PAID, payment deleted, PAID again is three facts.
+            let dedup = format!("{}|{state}|{updated}", invoice.invoice_id);
+            events.push(self.event(EventKind::InvoicePaymentStatusChanged, &dedup, data));
+            changes.push(StateChange { invoice: platform_id.clone(), state, status: invoice.status.clone() });
         }
-        Ok(events)
+        Ok((events, changes))
     }
 
-    /// Records the invoice's payment state on its sync record (so the push knows a paid invoice
-    /// cannot change); whether it moved.
-    async fn note_payment_state(
-        &self,
-        id: &PlatformInvoiceId,
-        invoice: &XeroInvoice,
-        state: &str,
-    ) -> Result<bool, ImportError> {
+    /// Records announced payment states on the sync records (so the push knows a paid invoice
+    /// cannot change, and the next run what is news).
+    async fn note_payment_states(&self, changes: Vec<StateChange>) -> Result<(), ImportError> {
         let store = &self.app.services.store;
-        for _ in 0..3 {
-            let Some(mut record) = store.get_sync_record(&self.key, id).await? else { return Ok(true) };
-            if record.payment_state.as_deref() == Some(state) {
-                return Ok(false);
-            }
-            record.payment_state = Some(state.to_owned());
-            record.xero_status = Some(invoice.status.clone());
-            match store.save_sync_record(&record).await {
-                Ok(_) => return Ok(true),
-                // A push wrote meanwhile: read again.
-                Err(Error::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
+        for change in changes {
+            for _ in 0..3 {
+                let Some(mut record) = store.get_sync_record(&self.key, &change.invoice).await? else { break };
+                record.payment_state = Some(change.state.clone());
+                record.xero_status = Some(change.status.clone());
+                match store.save_sync_record(&record).await {
+                    Ok(_) => break,
+                    // A push wrote meanwhile: read again.
+                    Err(Error::Conflict(_)) => continue,
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
-        Ok(true)
+        Ok(())
     }
 
     async fn payment_events(&mut self, items: &[&Value]) -> Result<Vec<PlatformEvent>, ImportError> {
@@ -482,12 +519,50 @@ impl Run<'_> {
             if cursor.content_hash.as_deref() == Some(hash.as_str()) {
                 continue;
             }
-            let event = self.event(kind, &format!("{name}|{hash}"), payload);
-            self.publish(&[event]).await?;
+            let events: Vec<PlatformEvent> = in_parts(payload)
+                .into_iter()
+                .enumerate()
+                .map(|(n, part)| self.event(kind, &format!("{name}|{hash}|{n}"), part))
+                .collect();
+            self.publish(&events).await?;
             self.save_cursor(&ImportCursor { content_hash: Some(hash), ..cursor }).await?;
         }
         Ok(Ended::Done)
     }
+}
+
+/// An EventBridge entry holds 256 KiB: a list too large for one event (an organisation with
+/// thousands of items, say) goes as numbered parts, `part` of `parts`, that together are the list.
+fn in_parts(payload: Value) -> Vec<Value> {
+    const MAX_PART: usize = 200 * 1024;
+    if payload.to_string().len() <= MAX_PART {
+        return vec![payload];
+    }
+    let Some((key, Value::Array(list))) =
+        payload.as_object().and_then(|m| m.iter().next()).map(|(k, v)| (k.clone(), v.clone()))
+    else {
+        return vec![payload];
+    };
+    let mut parts: Vec<Vec<Value>> = vec![Vec::new()];
+    let mut size = 0;
+    for entry in list {
+        let len = entry.to_string().len() + 1;
+        if size + len > MAX_PART && !parts.last().is_none_or(Vec::is_empty) {
+            parts.push(Vec::new());
+            size = 0;
+        }
+        size += len;
+        parts.last_mut().expect("there is always a last part").push(entry);
+    }
+    let total = parts.len();
+    parts.into_iter().enumerate().map(|(n, part)| json!({ key.clone(): part, "part": n + 1, "parts": total })).collect()
+}
+
+/// A payment state to record once its event is published.
+struct StateChange {
+    invoice: PlatformInvoiceId,
+    state: String,
+    status: String,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -540,7 +615,12 @@ impl Incremental {
         match self {
             // Archived contacts too: the platform must hear that one was archived.
             Self::Contacts => vec![("includeArchived", "true".into())],
-            Self::Invoices => vec![("where", "Type==\"ACCREC\"".into()), ("summaryOnly", "true".into())],
+            // createdByMyApp: only what we pushed; the references tell ours from another app's.
+            Self::Invoices => vec![
+                ("where", "Type==\"ACCREC\"".into()),
+                ("summaryOnly", "true".into()),
+                ("createdByMyApp", "true".into()),
+            ],
             Self::Payments => vec![("where", "PaymentType==\"ACCRECPAYMENT\"".into())],
         }
     }
@@ -715,11 +795,11 @@ struct XeroInvoice {
     #[serde(default)]
     invoice_number: Option<String>,
     status: String,
-    #[serde(default, deserialize_with = "decimal::deserialize")]
+    #[serde(deserialize_with = "decimal::deserialize")]
     total: Decimal,
-    #[serde(default, deserialize_with = "decimal::deserialize")]
+    #[serde(deserialize_with = "decimal::deserialize")]
     amount_due: Decimal,
-    #[serde(default, deserialize_with = "decimal::deserialize")]
+    #[serde(deserialize_with = "decimal::deserialize")]
     amount_paid: Decimal,
     #[serde(default, deserialize_with = "decimal::deserialize")]
     amount_credited: Decimal,
@@ -758,4 +838,35 @@ struct XeroPayment {
     invoice: Option<PaymentInvoice>,
     #[serde(rename = "UpdatedDateUTC", deserialize_with = "xero_time_required")]
     updated: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_too_large_for_one_event_goes_in_numbered_parts_that_add_up_to_it() {
+        let items: Vec<Value> =
+            (0..4000).map(|n| json!({ "code": format!("ITEM-{n:05}"), "name": "x".repeat(80) })).collect();
+        let parts = in_parts(json!({ "items": items }));
+        assert!(parts.len() > 1);
+        assert!(parts.iter().all(|p| p.to_string().len() < 256 * 1024));
+        let total: usize = parts.iter().map(|p| p["items"].as_array().unwrap().len()).sum();
+        assert_eq!(total, 4000);
+        assert_eq!(parts.last().unwrap()["part"], parts.len());
+        assert_eq!(parts[0]["parts"], parts.len());
+        assert_eq!(in_parts(json!({ "items": [] })), vec![json!({ "items": [] })], "small lists stay whole");
+    }
+
+    #[test]
+    fn a_name_alone_is_split_into_first_and_last() {
+        let contact: XeroContact = serde_json::from_value(json!({
+            "ContactID": "00000000-0000-0000-0000-000000000001",
+            "Name": "Jane van Dyk",
+            "UpdatedDateUTC": "/Date(1573755038314+0000)/"
+        }))
+        .unwrap();
+        let data = contact_data(&contact, None);
+        assert_eq!((data["first_name"].as_str(), data["last_name"].as_str()), (Some("Jane"), Some("van Dyk")));
+    }
 }

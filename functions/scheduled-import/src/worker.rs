@@ -10,7 +10,7 @@ use xero_sync_core::model::ConnectionKey;
 use xero_sync_core::{App, ConfigError, Env};
 
 use crate::ImportRequest;
-use crate::import::{ImportPolicy, import};
+use crate::import::{ImportError, ImportPolicy, import};
 
 /// SQS holds a message back for at most twelve hours.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
@@ -73,6 +73,11 @@ async fn process(worker: &Worker, message: &SqsMessage) -> Result<(), Option<Dur
     };
     match import(&worker.app, &worker.policy, &key).await {
         Ok(_) => Ok(()),
+        // Another go at once would be refused the same way; the next scheduled run tries again.
+        Err(e @ ImportError::Refused(_)) => {
+            tracing::warn!(account = %key.account_id, tenant = %key.tenant_id, error = %e, "import refused by Xero");
+            Ok(())
+        }
         Err(e) => {
             tracing::info!(account = %key.account_id, tenant = %key.tenant_id, error = %e, "import deferred");
             Err(e.retry_after().or(Some(Duration::from_secs(60))))
