@@ -121,7 +121,7 @@ async fn tell_the_account(
 /// The status changes first, so nothing syncs from then on and no concurrent refresh mistakes
 /// the clean-up for a revoked grant. The clean-up is safe to repeat (a Xero 404 counts as
 /// removed, a missing secret as deleted), so a failed attempt is finished by the next one; the
-/// event is published only by the call that changed the status.
+/// event is published once per ending (a once-key), before the clean-up.
 pub async fn disconnect(
     services: &Services,
     tokens: &TokenProvider,
@@ -136,26 +136,34 @@ pub async fn disconnect(
         reason: Some(reason.to_owned()),
         at: now,
     };
-    let (updated, changed_now) = match services.store.set_connection_status(&connection.key(), &change).await {
-        Ok(updated) => (updated, true),
+    let updated = match services.store.set_connection_status(&connection.key(), &change).await {
+        Ok(updated) => updated,
         Err(Error::Conflict(_)) => {
             let current = services.store.get_connection(&connection.key()).await?;
-            (current.ok_or_else(|| TokenError::Aws(Error::NotFound("connection".into())))?, false)
+            current.ok_or_else(|| TokenError::Aws(Error::NotFound("connection".into())))?
         }
         Err(e) => return Err(e.into()),
     };
-    release(services, tokens, &updated).await?;
-    if changed_now {
-        let event = PlatformEvent::new(
-            EventKind::ConnectionDisconnected,
-            updated.account_id.clone(),
-            Some(updated.tenant_id),
-            &format!("{}|{}", updated.grant_id, to.as_str()),
-            now,
-            json!({ "organisation_name": updated.organisation_name, "status": updated.status, "reason": reason }),
-        );
-        services.events.publish(&[event]).await?;
+    if updated.status == to {
+        // Once per ending, whichever attempt gets this far first: a retry after a failed
+        // clean-up still tells the platform, and a repeat does not tell it twice.
+        let dedup = format!("{}|{}", updated.grant_id, to.as_str());
+        let once = format!("disconnected-event#{}#{}#{dedup}", updated.account_id, updated.tenant_id);
+        let reason = updated.last_error.clone().unwrap_or_else(|| reason.to_owned());
+        at_most_once(services.store.as_ref(), &once, now, Duration::days(365), || async {
+            let event = PlatformEvent::new(
+                EventKind::ConnectionDisconnected,
+                updated.account_id.clone(),
+                Some(updated.tenant_id),
+                &dedup,
+                now,
+                json!({ "organisation_name": updated.organisation_name, "status": updated.status, "reason": reason }),
+            );
+            services.events.publish(&[event]).await
+        })
+        .await?;
     }
+    release(services, tokens, &updated).await?;
     Ok(updated)
 }
 

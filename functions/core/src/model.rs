@@ -132,7 +132,7 @@ xero_id!(
 );
 
 /// One Xero organisation as connected by one platform account.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ConnectionKey {
     pub account_id: AccountId,
     pub tenant_id: TenantId,

@@ -1,20 +1,319 @@
 //! The daily inactivity sweep: warns about, then disconnects, connections idle for 60 days.
+//!
+//! Xero counts every connection against the app's tier limit until it is removed, so one nobody
+//! uses is ended: at Xero (unless another platform account shares it), in the vault, and in our
+//! records, which otherwise stay so a reconnect picks up where it left off.
+//!
+//! * **Idle** is measured from the connection's last activity (see `xero_sync_core::store`: a
+//!   successful push, an import that delivered changes, an action through the connection API).
+//! * The connected index is sorted by last activity, so one Query per shard finds exactly the
+//!   connections idle long enough to warn, oldest first; nothing scans.
+//! * **Warnings** go out a configurable number of days before (14 and 3 by default), each once
+//!   per idle period: its once-key names the last activity, so any activity starts afresh.
+//! * **Bounded**: at most `max_per_run` connections a run; where it stopped is kept and the next
+//!   run carries on. A connection whose clean-up failed (Xero 5xx, say) is remembered and tried
+//!   again next run, and never stops the others; a connection already gone at Xero counts as done.
 
-use serde::Serialize;
-use xero_sync_core::App;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use xero_sync_core::events::{EventKind, PlatformEvent};
+use xero_sync_core::model::{Connection, ConnectionKey, ConnectionStatus};
+use xero_sync_core::notify::Notice;
+use xero_sync_core::store::{ConnectedQuery, PageToken, at_most_once};
+use xero_sync_core::{App, ConfigError, Env, Error, lifecycle};
 
-#[derive(Debug, Default, Serialize)]
+/// Where a bounded run stopped in the index.
+const CONTINUE_AT: &str = "inactivity-sweep:continue";
+/// Connections whose disconnect did not finish (their status has changed, so the index no
+/// longer lists them).
+const RETRY: &str = "inactivity-sweep:retry";
+/// Kept well inside a DynamoDB item.
+const MAX_RETRIES: usize = 2000;
+
+#[derive(Debug, Clone)]
+pub struct SweepConfig {
+    pub limit: Duration,
+    /// How long before the disconnect each warning goes out, longest first.
+    pub warnings: Vec<Duration>,
+    pub page_size: i32,
+    pub max_per_run: usize,
+}
+
+impl SweepConfig {
+    pub fn from(env: &Env) -> Result<Self, ConfigError> {
+        let days = |d: i64| Duration::days(d);
+        let limit: i64 = env.parse_or("INACTIVITY_LIMIT_DAYS", 60)?;
+        let warnings = match env.optional("INACTIVITY_WARNING_DAYS") {
+            None => vec![14, 3],
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|d| d.parse::<i64>().ok().filter(|d| *d > 0 && *d < limit))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "INACTIVITY_WARNING_DAYS",
+                    reason: format!("must be whole days between 1 and {} apart by commas", limit - 1),
+                })?,
+        };
+        if limit < 1 {
+            return Err(ConfigError::Invalid { name: "INACTIVITY_LIMIT_DAYS", reason: "must be at least 1".into() });
+        }
+        let mut warnings: Vec<Duration> = warnings.into_iter().map(days).collect();
+        warnings.sort_by(|a, b| b.cmp(a));
+        warnings.dedup();
+        Ok(Self {
+            limit: days(limit),
+            warnings,
+            page_size: env.parse_or("SWEEP_PAGE_SIZE", 100)?,
+            max_per_run: env.parse_or("SWEEP_MAX_PER_RUN", 2000)?,
+        })
+    }
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        Self {
+            limit: Duration::days(60),
+            warnings: vec![Duration::days(14), Duration::days(3)],
+            page_size: 100,
+            max_per_run: 2000,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct SweepSummary {
+    pub examined: usize,
     pub warned: usize,
     pub disconnected: usize,
-    pub failed: usize,
+    pub failures: Vec<Failure>,
+    /// Whether the run reached the end of the index (otherwise the next run carries on).
+    pub complete: bool,
 }
 
-/// Refuses to run until the sweep exists, rather than reporting a run that did nothing.
-pub async fn sweep(_app: &App) -> Result<SweepSummary, NotBuilt> {
-    Err(NotBuilt)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub account_id: String,
+    pub tenant_id: String,
+    pub error: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("the inactivity sweep is not built yet (issue 8)")]
-pub struct NotBuilt;
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Retries(Vec<ConnectionKey>);
+
+pub async fn sweep(app: &App, config: &SweepConfig) -> Result<SweepSummary, Error> {
+    let store = &app.services.store;
+    let now = app.now();
+    let mut summary = SweepSummary::default();
+
+    // Disconnects that did not finish last time.
+    let retries: Retries = match store.get_job_state(RETRY).await? {
+        Some(text) => serde_json::from_str(&text).unwrap_or_default(),
+        None => Retries::default(),
+    };
+    let mut still_failing = Vec::new();
+    for key in retries.0 {
+        let Some(connection) = store.get_connection(&key).await? else { continue };
+        if let Err(e) = finish_disconnect(app, &connection, now).await {
+            summary.failures.push(failure(&connection, &e));
+            still_failing.push(key);
+        }
+    }
+
+    let earliest = config.warnings.first().copied().unwrap_or_default();
+    // Idle at least `limit - earliest` (the index condition is strict; times are to the µs).
+    let idle_before = now - config.limit + earliest + Duration::microseconds(1);
+    let query = ConnectedQuery { idle_before: Some(idle_before), page_size: config.page_size };
+    let mut token = store.get_job_state(CONTINUE_AT).await?.map(PageToken);
+    loop {
+        let page = store.connected_page(query, token.as_ref()).await?;
+        for connection in &page.items {
+            summary.examined += 1;
+            match examine(app, config, connection, now).await {
+                Ok(Done::Warned) => summary.warned += 1,
+                Ok(Done::Disconnected) => summary.disconnected += 1,
+                Ok(Done::Nothing) => {}
+                Err(e) => {
+                    summary.failures.push(failure(connection, &e));
+                    if still_failing.len() < MAX_RETRIES && !still_failing.contains(&connection.key()) {
+                        still_failing.push(connection.key());
+                    }
+                }
+            }
+        }
+        token = page.next;
+        if token.is_none() || summary.examined >= config.max_per_run {
+            break;
+        }
+    }
+    summary.complete = token.is_none();
+    store.put_job_state(CONTINUE_AT, token.as_ref().map(|t| t.0.as_str())).await?;
+    let retry_state = if still_failing.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::to_string(&Retries(still_failing))
+                .map_err(|e| Error::Corrupt { what: "sweep retries", reason: e.to_string() })?,
+        )
+    };
+    store.put_job_state(RETRY, retry_state.as_deref()).await?;
+    tracing::info!(
+        examined = summary.examined,
+        warned = summary.warned,
+        disconnected = summary.disconnected,
+        failures = summary.failures.len(),
+        complete = summary.complete,
+        "inactivity sweep done"
+    );
+    Ok(summary)
+}
+
+fn failure(connection: &Connection, e: &dyn std::fmt::Display) -> Failure {
+    Failure {
+        account_id: connection.account_id.to_string(),
+        tenant_id: connection.tenant_id.to_string(),
+        error: e.to_string(),
+    }
+}
+
+enum Done {
+    Nothing,
+    Warned,
+    Disconnected,
+}
+
+async fn examine(app: &App, config: &SweepConfig, connection: &Connection, now: DateTime<Utc>) -> Result<Done, String> {
+    let idle = now - connection.last_activity_at;
+    if idle >= config.limit {
+        finish_disconnect(app, connection, now).await.map_err(|e| e.to_string())?;
+        return Ok(Done::Disconnected);
+    }
+    let left = config.limit - idle;
+    // The nearest warning due: a connection first seen 2 days before gets the 3-day warning only.
+    let Some(warning) = config.warnings.iter().rev().find(|w| left <= **w) else { return Ok(Done::Nothing) };
+    let disconnect_on = (connection.last_activity_at + config.limit).date_naive();
+    let once = format!(
+        "inactivity-warning#{}#{}#{}#{}",
+        connection.account_id,
+        connection.tenant_id,
+        xero_sync_core::time::format(connection.last_activity_at),
+        warning.num_days()
+    );
+    let sent = at_most_once(app.services.store.as_ref(), &once, now, config.limit, || async {
+        let event = PlatformEvent::new(
+            EventKind::ConnectionInactivityWarning,
+            connection.account_id.clone(),
+            Some(connection.tenant_id),
+            &once,
+            now,
+            json!({
+                "organisation_name": connection.organisation_name,
+                "last_activity_at": xero_sync_core::time::format(connection.last_activity_at),
+                "disconnect_on": disconnect_on.format("%Y-%m-%d").to_string(),
+            }),
+        );
+        app.services.events.publish(&[event]).await?;
+        if let Some(to) = &connection.notify_email {
+            let notice = Notice {
+                subject: format!(
+                    "Xero will be disconnected on {}: {}",
+                    disconnect_on.format("%-d %B %Y"),
+                    connection.organisation_name
+                ),
+                organisation: connection.organisation_name.clone(),
+                what_happened: format!(
+                    "Nothing has gone between the platform and this Xero organisation for {} days. Connections unused \
+                    for {} days are disconnected, so this one will be on {}.",
+                    idle.num_days(),
+                    config.limit.num_days(),
+                    disconnect_on.format("%-d %B %Y")
+                ),
+                details: vec![("Last activity".into(), connection.last_activity_at.format("%-d %B %Y").to_string())],
+                what_to_do:
+                    "Nothing, if you no longer use Xero with the platform. To keep it, send an invoice to Xero \
+                    or open the Xero settings in the platform and click Test connection before that date."
+                        .into(),
+            };
+            app.services.notifier.send(&notice.to(to.clone())).await?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(if sent { Done::Warned } else { Done::Nothing })
+}
+
+/// Ends an idle connection, or finishes ending it: safe to repeat.
+async fn finish_disconnect(app: &App, connection: &Connection, now: DateTime<Utc>) -> Result<(), String> {
+    let reason = format!(
+        "No activity since {}: connections unused for this long are disconnected.",
+        connection.last_activity_at.format("%Y-%m-%d")
+    );
+    let ended = lifecycle::disconnect(
+        &app.services,
+        &app.tokens,
+        connection,
+        ConnectionStatus::DisconnectedInactive,
+        &reason,
+        now,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    if ended.status != ConnectionStatus::DisconnectedInactive {
+        // Ended some other way meanwhile (the account disconnected it): not ours to announce.
+        return Ok(());
+    }
+    let Some(to) = ended.notify_email.clone() else { return Ok(()) };
+    let once = format!(
+        "inactivity-disconnect#{}#{}#{}",
+        ended.account_id,
+        ended.tenant_id,
+        xero_sync_core::time::format(ended.last_activity_at)
+    );
+    let notice = Notice {
+        subject: format!("Xero disconnected: {}", ended.organisation_name),
+        organisation: ended.organisation_name.clone(),
+        what_happened: format!(
+            "Nothing had gone between the platform and this Xero organisation since {}, so the connection was ended. \
+            Invoices are no longer sent to Xero and nothing is imported from it. Your history is kept.",
+            ended.last_activity_at.format("%-d %B %Y")
+        ),
+        details: vec![("Idle since".into(), ended.last_activity_at.format("%-d %B %Y").to_string())],
+        what_to_do: "To use Xero with the platform again, open the Xero settings in the platform and click Connect to \
+            Xero. Your settings, and the invoices and contacts already linked, are picked up where they were."
+            .into(),
+    };
+    at_most_once(app.services.store.as_ref(), &once, now, Duration::days(365), || async {
+        app.services.notifier.send(&notice.to(to)).await
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_and_warnings_come_from_the_environment_longest_warning_first() {
+        let env = Env::from_pairs([("INACTIVITY_LIMIT_DAYS", "30"), ("INACTIVITY_WARNING_DAYS", "2, 7")]);
+        let config = SweepConfig::from(&env).unwrap();
+        assert_eq!(config.limit, Duration::days(30));
+        assert_eq!(config.warnings, vec![Duration::days(7), Duration::days(2)]);
+        let defaults = SweepConfig::from(&Env::from_pairs(Vec::<(String, String)>::new())).unwrap();
+        assert_eq!(
+            (defaults.limit, defaults.warnings),
+            (Duration::days(60), vec![Duration::days(14), Duration::days(3)])
+        );
+    }
+
+    #[test]
+    fn a_warning_outside_the_limit_is_refused_by_name() {
+        let env = Env::from_pairs([("INACTIVITY_WARNING_DAYS", "14,90")]);
+        let e = SweepConfig::from(&env).unwrap_err().to_string();
+        assert!(e.contains("INACTIVITY_WARNING_DAYS"), "{e}");
+    }
+}

@@ -85,6 +85,9 @@ mod keys {
     pub fn lease(name: &str) -> String {
         format!("LEASE#{name}")
     }
+    pub fn job(name: &str) -> String {
+        format!("JOB#{name}")
+    }
 
     /// Stable across processes and releases: a connection never moves between shards.
     pub fn connected_shard(key: &ConnectionKey) -> u8 {
@@ -785,6 +788,32 @@ impl Store for DynamoStore {
                     .map_err(|e| Error::Corrupt { what: "Xero invoice reference", reason: e.to_string() })
             })
             .collect()
+    }
+
+    async fn get_job_state(&self, name: &str) -> Result<Option<String>, Error> {
+        let item = self.get(key(keys::job(name), "JOB")).await?;
+        Ok(item.and_then(|i| i.get("state").and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    async fn put_job_state(&self, name: &str, state: Option<&str>) -> Result<(), Error> {
+        match state {
+            Some(state) => {
+                let mut item = key(keys::job(name), "JOB");
+                item.insert("kind".into(), s("job_state"));
+                item.insert("state".into(), s(state));
+                self.put(item).await
+            }
+            None => {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(keys::job(name), "JOB")))
+                    .send()
+                    .await
+                    .map_err(dynamo("DeleteItem"))?;
+                Ok(())
+            }
+        }
     }
 
     async fn park_push(&self, key: &ConnectionKey, parked: &ParkedPush) -> Result<(), Error> {

@@ -22,6 +22,7 @@
 //! | pending org choice| `CHOICE#{token}`              | `CHOICE`                    | –                                       | 10 minutes   |
 //! | webhook delivery  | `DELIVERY#{delivery id}`      | `DELIVERY`                  | –                                       | a few days   |
 //! | lease             | `LEASE#{name}`                | `LEASE`                     | –                                       | seconds      |
+//! | job state         | `JOB#{name}`                  | `JOB`                       | –                                       | –            |
 //!
 //! * **Connected index.** `gsi1` holds only CONNECTED connections (the attribute is removed on
 //!   any other status), sorted by last activity as a fixed-width UTC string. "Connected
@@ -230,6 +231,11 @@ pub trait Store: Send + Sync {
         key: &ConnectionKey,
         xero_ids: &[Uuid],
     ) -> Result<HashMap<Uuid, PlatformInvoiceId>, Error>;
+
+    // A scheduled job's own state between runs (where a bounded run stopped, what to retry).
+    async fn get_job_state(&self, name: &str) -> Result<Option<String>, Error>;
+    /// Replaces the state; `None` removes it.
+    async fn put_job_state(&self, name: &str, state: Option<&str>) -> Result<(), Error>;
 
     // Pushes waiting for a reconnection.
     /// Keeps `parked` unless a newer event for the same invoice is already parked.

@@ -1,10 +1,13 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use xero_sync_core::App;
+use xero_sync_core::{App, Env};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     xero_sync_core::telemetry::init();
     let app = App::from_env().await?;
-    run(service_fn(|_: LambdaEvent<serde_json::Value>| async { Ok::<_, Error>(inactivity_sweep::sweep(&app).await?) }))
-        .await
+    let config = inactivity_sweep::SweepConfig::from(&Env::process())?;
+    run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
+        Ok::<_, Error>(inactivity_sweep::sweep(&app, &config).await?)
+    }))
+    .await
 }

@@ -8,4 +8,5 @@ mod helpers;
 mod import;
 mod push;
 mod settings;
+mod sweep;
 mod webhook;
