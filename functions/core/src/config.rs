@@ -37,6 +37,11 @@ impl Env {
         Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
     }
 
+    /// Sets (or replaces) one variable: how secrets fetched at start-up join the rest.
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.vars.insert(name.into(), value.into());
+    }
+
     /// A set but empty variable counts as missing: an empty table name or secret is never meant.
     pub fn optional(&self, name: &str) -> Option<String> {
         self.vars.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())

@@ -444,11 +444,49 @@ async fn publishing_to_a_missing_bus_fails_instead_of_dropping_events() {
 }
 
 #[tokio::test]
-async fn the_templates_function_environment_is_a_complete_configuration() {
+async fn the_templates_function_environment_and_the_app_secret_are_a_complete_configuration() {
     let aws = LocalAws::provision("config").await;
-    let config = aws.config(&[]);
+    // The secret the template names (one per account in moto, so shared with other stacks).
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws.sdk);
+    let value = serde_json::json!({ "XERO_CLIENT_SECRET": "s", "PLATFORM_SIGNING_SECRETS": "p".repeat(32) });
+    let created = secrets
+        .create_secret()
+        .name(aws.stack.parameter("AppSecretName"))
+        .secret_string(value.to_string())
+        .send()
+        .await;
+    if let Err(e) = created {
+        assert!(e.as_service_error().is_some_and(|s| s.is_resource_exists_exception()), "{e:?}");
+    }
+    let env = xero_sync_core::Env::from_pairs(aws.function_env(&[]));
+    let (app, _) = xero_sync_core::App::start_with(env, &aws.sdk).await.unwrap();
+    let config = app.config;
     assert_eq!(config.aws.table_name, aws.stack.reference("Table"));
     assert_eq!(config.aws.event_bus_name, aws.stack.reference("EventBus"));
     assert_eq!(config.email.from, aws.stack.parameter("SenderEmail"));
     assert_eq!(config.xero.api_url.as_str(), "https://api.xero.com/");
+}
+
+#[tokio::test]
+async fn secret_settings_come_from_the_app_secret_and_nothing_else_may_hide_there() {
+    let aws = LocalAws::provision("core-app-secret").await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws.sdk);
+    let name = format!("{}/app", aws.stack.name);
+    let platform = "platform-signing-secret-from-secrets-manager-0001";
+    let value = serde_json::json!({ "XERO_CLIENT_SECRET": "from-the-vault", "PLATFORM_SIGNING_SECRETS": platform });
+    secrets.create_secret().name(&name).secret_string(value.to_string()).send().await.unwrap();
+    let env = |extra: &[(&str, &str)]| {
+        let mut vars = aws.function_env(&[("XERO_CLIENT_ID", "client"), ("APP_SECRET_ID", name.as_str())]);
+        vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        xero_sync_core::Env::from_pairs(vars)
+    };
+
+    let (_, env_seen) = xero_sync_core::App::start_with(env(&[]), &aws.sdk).await.unwrap();
+    assert_eq!(env_seen.optional("PLATFORM_SIGNING_SECRETS").as_deref(), Some(platform));
+    assert_eq!(env_seen.optional("XERO_CLIENT_SECRET").as_deref(), Some("from-the-vault"));
+
+    let smuggled = serde_json::json!({ "XERO_CLIENT_SECRET": "x", "TABLE_NAME": "elsewhere" });
+    secrets.put_secret_value().secret_id(&name).secret_string(smuggled.to_string()).send().await.unwrap();
+    let refused = xero_sync_core::App::start_with(env(&[]), &aws.sdk).await.err().unwrap().to_string();
+    assert!(refused.contains("TABLE_NAME"), "{refused}");
 }

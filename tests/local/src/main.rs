@@ -57,6 +57,8 @@ async fn main() -> anyhow::Result<()> {
         ("OAUTH_REDIRECT_URI", redirect_uri.as_str()),
         ("PUSH_QUEUE_URL", aws.stack.reference("PushQueue")),
         ("IMPORT_QUEUE_URL", aws.stack.reference("ImportQueue")),
+        // Locally the secrets are plain settings above, not in Secrets Manager.
+        ("APP_SECRET_ID", ""),
     ];
     let env = Env::from_pairs(aws.function_env(&overrides));
     let config = aws.config(&overrides);
@@ -139,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
     if once {
         let inbox = EventInbox::subscribe(&aws.sdk, &aws.stack, "EventBus").await?;
         inbox.drain().await?;
-        return tour(&base, &link, &secret, &emu, &inbox).await;
+        return tour(&base, &link, &secret, &emu, &inbox, &app()?).await;
     }
     println!("\nConnect the demo account to Xero: open this link in a browser, tick Demo Company (NZ), approve.");
     println!("  {link}");
@@ -156,8 +158,9 @@ async fn tour(
     secret: &SigningSecret,
     emu: &Emulator,
     inbox: &EventInbox,
+    sweeper: &App,
 ) -> anyhow::Result<()> {
-    println!("\nWalking the connect flow, the first import, the settings and an invoice to Xero:");
+    println!("\nWalking the connect flow, the first import, the settings, an invoice to Xero and a sweep:");
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let start = http.get(link.as_str()).send().await?;
     let cookie = start
@@ -277,6 +280,12 @@ async fn tour(
         in_xero["Total"],
         in_xero["CurrencyCode"].as_str().unwrap_or_default(),
         in_xero["InvoiceID"].as_str().unwrap_or_default()
+    ));
+
+    let swept = inactivity_sweep::sweep(sweeper, &inactivity_sweep::SweepConfig::default()).await?;
+    ok(&format!(
+        "inactivity sweep: {} connection(s) idle long enough to look at, {} warned, {} disconnected, complete: {}",
+        swept.examined, swept.warned, swept.disconnected, swept.complete
     ));
     Ok(())
 }
