@@ -10,7 +10,8 @@
 //!   connections idle long enough to warn, oldest first; nothing scans.
 //! * **Warnings** go out a configurable number of days before (14 and 3 by default), each once
 //!   per idle period: its once-key names the last activity, so any activity starts afresh.
-//! * **Bounded**: at most `max_per_run` connections a run; where it stopped is kept and the next
+//! * **Bounded**: at most `max_per_run` connections and `time_budget` a run; where it stopped is
+//!   kept after every page, and the next
 //!   run carries on. A connection whose clean-up failed (Xero 5xx, say) is remembered and tried
 //!   again next run, and never stops the others; a connection already gone at Xero counts as done.
 
@@ -38,6 +39,9 @@ pub struct SweepConfig {
     pub warnings: Vec<Duration>,
     pub page_size: i32,
     pub max_per_run: usize,
+    /// Wall-clock time a run may take before it stops and leaves the rest to the next
+    /// (well inside the function's timeout).
+    pub time_budget: std::time::Duration,
 }
 
 impl SweepConfig {
@@ -68,6 +72,7 @@ impl SweepConfig {
             warnings,
             page_size: env.parse_or("SWEEP_PAGE_SIZE", 100)?,
             max_per_run: env.parse_or("SWEEP_MAX_PER_RUN", 2000)?,
+            time_budget: std::time::Duration::from_secs(env.parse_or("SWEEP_TIME_BUDGET_SECONDS", 600)?),
         })
     }
 }
@@ -79,6 +84,7 @@ impl Default for SweepConfig {
             warnings: vec![Duration::days(14), Duration::days(3)],
             page_size: 100,
             max_per_run: 2000,
+            time_budget: std::time::Duration::from_secs(600),
         }
     }
 }
@@ -103,24 +109,49 @@ pub struct Failure {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Retries(Vec<ConnectionKey>);
 
+/// One run at a time: a second (a retried schedule, say) finds the lease held and does nothing.
+const LEASE: &str = "inactivity-sweep";
+
 pub async fn sweep(app: &App, config: &SweepConfig) -> Result<SweepSummary, Error> {
     let store = &app.services.store;
     let now = app.now();
+    let owner = uuid::Uuid::new_v4().to_string();
+    let lease_for = Duration::from_std(config.time_budget).unwrap_or(Duration::minutes(10)) + Duration::minutes(5);
+    if !store.try_acquire_lease(LEASE, &owner, now + lease_for, now).await? {
+        tracing::info!("another inactivity sweep is running");
+        return Ok(SweepSummary::default());
+    }
+    let result = run(app, config, now).await;
+    let _ = store.release_lease(LEASE, &owner).await;
+    result
+}
+
+async fn run(app: &App, config: &SweepConfig, now: DateTime<Utc>) -> Result<SweepSummary, Error> {
+    let store = &app.services.store;
+    let started = std::time::Instant::now();
     let mut summary = SweepSummary::default();
 
-    // Disconnects that did not finish last time.
+    // Disconnects that did not finish last time: only ones already ended as inactive, so a
+    // connection that was reconnected or ended otherwise meanwhile is left alone.
     let retries: Retries = match store.get_job_state(RETRY).await? {
-        Some(text) => serde_json::from_str(&text).unwrap_or_default(),
+        Some(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the sweep's retry list did not parse; starting a new one");
+            Retries::default()
+        }),
         None => Retries::default(),
     };
     let mut still_failing = Vec::new();
     for key in retries.0 {
         let Some(connection) = store.get_connection(&key).await? else { continue };
+        if connection.status != ConnectionStatus::DisconnectedInactive {
+            continue;
+        }
         if let Err(e) = finish_disconnect(app, &connection, now).await {
             summary.failures.push(failure(&connection, &e));
             still_failing.push(key);
         }
     }
+    save_retries(app, &still_failing).await?;
 
     let earliest = config.warnings.first().copied().unwrap_or_default();
     // Idle at least `limit - earliest` (the index condition is strict; times are to the µs).
@@ -128,14 +159,24 @@ pub async fn sweep(app: &App, config: &SweepConfig) -> Result<SweepSummary, Erro
     let query = ConnectedQuery { idle_before: Some(idle_before), page_size: config.page_size };
     let mut token = store.get_job_state(CONTINUE_AT).await?.map(PageToken);
     loop {
-        let page = store.connected_page(query, token.as_ref()).await?;
+        let page = match store.connected_page(query, token.as_ref()).await {
+            Ok(page) => page,
+            // A stored position that no longer reads (a layout change): start from the top.
+            Err(Error::Corrupt { .. }) if token.is_some() => {
+                tracing::warn!("the sweep's stored position did not read; starting from the beginning");
+                token = None;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         for connection in &page.items {
             summary.examined += 1;
             match examine(app, config, connection, now).await {
                 Ok(Done::Warned) => summary.warned += 1,
                 Ok(Done::Disconnected) => summary.disconnected += 1,
                 Ok(Done::Nothing) => {}
-                Err(e) => {
+                Err(Failed::Warning(e)) => summary.failures.push(failure(connection, &e)),
+                Err(Failed::Disconnect(e)) => {
                     summary.failures.push(failure(connection, &e));
                     if still_failing.len() < MAX_RETRIES && !still_failing.contains(&connection.key()) {
                         still_failing.push(connection.key());
@@ -144,21 +185,14 @@ pub async fn sweep(app: &App, config: &SweepConfig) -> Result<SweepSummary, Erro
             }
         }
         token = page.next;
-        if token.is_none() || summary.examined >= config.max_per_run {
+        // Progress is kept page by page: a run cut short loses at most a page.
+        save_retries(app, &still_failing).await?;
+        store.put_job_state(CONTINUE_AT, token.as_ref().map(|t| t.0.as_str())).await?;
+        if token.is_none() || summary.examined >= config.max_per_run || started.elapsed() >= config.time_budget {
             break;
         }
     }
     summary.complete = token.is_none();
-    store.put_job_state(CONTINUE_AT, token.as_ref().map(|t| t.0.as_str())).await?;
-    let retry_state = if still_failing.is_empty() {
-        None
-    } else {
-        Some(
-            serde_json::to_string(&Retries(still_failing))
-                .map_err(|e| Error::Corrupt { what: "sweep retries", reason: e.to_string() })?,
-        )
-    };
-    store.put_job_state(RETRY, retry_state.as_deref()).await?;
     tracing::info!(
         examined = summary.examined,
         warned = summary.warned,
@@ -168,6 +202,25 @@ pub async fn sweep(app: &App, config: &SweepConfig) -> Result<SweepSummary, Erro
         "inactivity sweep done"
     );
     Ok(summary)
+}
+
+async fn save_retries(app: &App, keys: &[ConnectionKey]) -> Result<(), Error> {
+    let state = if keys.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::to_string(&Retries(keys.to_vec()))
+                .map_err(|e| Error::Corrupt { what: "sweep retries", reason: e.to_string() })?,
+        )
+    };
+    app.services.store.put_job_state(RETRY, state.as_deref()).await
+}
+
+enum Failed {
+    /// Telling the account failed; the once-key lets the next run try again.
+    Warning(String),
+    /// Ending the connection failed midway; the next run finishes it.
+    Disconnect(String),
 }
 
 fn failure(connection: &Connection, e: &dyn std::fmt::Display) -> Failure {
@@ -184,10 +237,16 @@ enum Done {
     Disconnected,
 }
 
-async fn examine(app: &App, config: &SweepConfig, connection: &Connection, now: DateTime<Utc>) -> Result<Done, String> {
+async fn examine(app: &App, config: &SweepConfig, connection: &Connection, now: DateTime<Utc>) -> Result<Done, Failed> {
     let idle = now - connection.last_activity_at;
     if idle >= config.limit {
-        finish_disconnect(app, connection, now).await.map_err(|e| e.to_string())?;
+        // The index lags the table a little: activity just recorded must win over the sweep.
+        let current =
+            app.services.store.get_connection(&connection.key()).await.map_err(|e| Failed::Warning(e.to_string()))?;
+        let still_idle =
+            |c: &Connection| c.status == ConnectionStatus::Connected && now - c.last_activity_at >= config.limit;
+        let Some(current) = current.filter(still_idle) else { return Ok(Done::Nothing) };
+        finish_disconnect(app, &current, now).await.map_err(Failed::Disconnect)?;
         return Ok(Done::Disconnected);
     }
     let left = config.limit - idle;
@@ -241,7 +300,7 @@ async fn examine(app: &App, config: &SweepConfig, connection: &Connection, now: 
         Ok(())
     })
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| Failed::Warning(e.to_string()))?;
     Ok(if sent { Done::Warned } else { Done::Nothing })
 }
 

@@ -9,6 +9,9 @@
 //!   instant does the run page by number. A run that dies resumes from its cursor: no gap, no
 //!   duplicate. Xero's filter is to the second and includes it, so what was already delivered
 //!   at the boundary comes back and is dropped here.
+//! * **Credit notes** reach the platform through the invoices they are allocated to: Xero
+//!   stamps the invoice with the allocation, so the invoice's `AmountCredited` and `AmountDue`
+//!   arrive in `invoice.payment_status_changed` (the event contract has no credit-note event).
 //! * **Reference data** (tax rates, accounts, items, currencies, tracking) is read whole, one
 //!   call each, and published only when its hash differs from what was last delivered; the
 //!   snapshot settings use is refreshed on the way.
@@ -51,7 +54,7 @@ pub struct ImportPolicy {
 
 impl Default for ImportPolicy {
     fn default() -> Self {
-        // The lease is shorter than the import queue's visibility timeout (15 minutes), so a
+        // The lease is shorter than the import queue's visibility timeout (an hour), so a
         // redelivery after a run that died finds it expired; the function's timeout is shorter still.
         Self { page_size: 1000, day_reserve: 500, max_wait: StdDuration::from_secs(10), lease: Duration::minutes(14) }
     }

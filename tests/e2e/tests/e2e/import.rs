@@ -246,3 +246,41 @@ async fn a_payment_in_xero_becomes_a_payment_event_and_a_status_change_and_its_d
     assert_eq!(reversed.len(), 1);
     assert_eq!(reversed[0]["detail"]["data"]["xero_payment_id"], payment_id.as_str());
 }
+
+#[tokio::test]
+async fn a_credit_note_allocated_in_xero_reaches_the_platform_as_the_invoice_credited() {
+    let w = ready("acct-credit", NewInvoiceStatus::Authorised).await;
+    let body = event("acct-credit", "dlv-credit-0001", "inv-cr", "INV-CR1", new_customer("cust-cr", "Kahikatea Ltd"));
+    deliver(&w, &body).await;
+    w.work_push_queue().await;
+    let invoice = in_xero(&w, "INV-CR1").remove(0);
+    run(&w, "acct-credit", &ImportPolicy::default()).await.unwrap();
+    w.inbox.drain().await.unwrap();
+    w.emu.clock().advance(Duration::from_secs(60));
+
+    let connection = w.connections("acct-credit").await.remove(0);
+    let credit = json!({ "CreditNotes": [{
+        "Type": "ACCRECCREDIT",
+        "Contact": { "ContactID": invoice["Contact"]["ContactID"] },
+        "Date": "2026-11-21",
+        "Status": "AUTHORISED",
+        "LineAmountTypes": "Exclusive",
+        "LineItems": [{ "Description": "Goodwill", "Quantity": 1, "UnitAmount": 20, "AccountCode": "200", "TaxType": "OUTPUT2" }],
+    }]});
+    let made: Value =
+        w.worker.app.tokens.put(&connection, &ApiRequest::new("/CreditNotes"), &credit).await.unwrap().body;
+    let credit_id = made["CreditNotes"][0]["CreditNoteID"].as_str().unwrap().to_owned();
+    let path = format!("/CreditNotes/{credit_id}/Allocations");
+    let allocation = json!({ "Allocations": [{ "Invoice": { "InvoiceID": invoice["InvoiceID"] }, "Amount": 23, "Date": "2026-11-21" }] });
+    w.worker.app.tokens.put::<_, Value>(&connection, &ApiRequest::new(&path), &allocation).await.unwrap();
+    w.emu.clock().advance(Duration::from_secs(5));
+
+    run(&w, "acct-credit", &ImportPolicy::default()).await.unwrap();
+    let changed = events_of(&w.inbox, "invoice.payment_status_changed").await;
+    assert_eq!(changed.len(), 1);
+    let data = &changed[0]["detail"]["data"];
+    assert_eq!(data["invoice_id"], "inv-cr");
+    assert_eq!(data["amount_credited"], "23");
+    assert_eq!(data["amount_due"], "131.17", "154.17 less the 23 credited");
+    assert_eq!(data["status"], "AUTHORISED");
+}

@@ -205,3 +205,20 @@ async fn a_sweep_over_1000_connections_pages_through_the_index_and_continues_nex
     let again = sweep(&w.connect.app, &SweepConfig { max_per_run: 2000, ..config }).await.unwrap();
     assert_eq!((again.examined, again.warned), (1000, 0));
 }
+
+#[tokio::test]
+async fn a_warning_that_could_not_be_sent_is_sent_next_run_and_never_ends_the_connection() {
+    let w = World::new().await;
+    connect_as(&w, "acct-warn-fails").await;
+    pass_days(&w, 50, &["acct-warn-fails".to_owned()]).await;
+
+    let unverified = w.new_app_with_unverified_sender();
+    let first = sweep(&unverified, &SweepConfig::default()).await.unwrap();
+    assert_eq!((first.warned, first.failures.len()), (0, 1), "{first:?}");
+    assert!(emails_to("acct-warn-fails").await.is_empty());
+
+    let second = run(&w).await;
+    assert_eq!((second.warned, second.disconnected, second.failures.len()), (1, 0, 0), "{second:?}");
+    assert_eq!(w.connections("acct-warn-fails").await[0].status, ConnectionStatus::Connected);
+    assert_eq!(emails_to("acct-warn-fails").await.len(), 1);
+}
