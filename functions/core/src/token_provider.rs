@@ -311,7 +311,11 @@ impl TokenProvider {
                     tracing::warn!(grant = %grant, "refresh lease lost before the write; leaving the vault as it was");
                     return Err(TokenError::Busy);
                 }
-                self.services.vault.store(&next).await?;
+                if !self.services.vault.replace(&next).await? {
+                    // Deleted while Xero answered: the grant was ended, and stays ended.
+                    tracing::info!(grant = %grant, "the grant's secret is gone; the refreshed tokens are dropped");
+                    return Err(TokenError::Reconnect);
+                }
                 tracing::info!(grant = %grant, "refreshed Xero tokens");
                 Ok(self.keep(next))
             }

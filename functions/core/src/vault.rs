@@ -14,6 +14,9 @@ pub trait TokenVault: Send + Sync {
     async fn load(&self, grant: &GrantId) -> Result<Option<TokenSet>, Error>;
     /// Writes the set as the grant's current version, creating the secret on first use.
     async fn store(&self, tokens: &TokenSet) -> Result<(), Error>;
+    /// Writes a refreshed set over the grant's current one; `false` if the secret is gone (the
+    /// grant was ended meanwhile), which a refresh must not bring back.
+    async fn replace(&self, tokens: &TokenSet) -> Result<bool, Error>;
     /// Removes the secret at once (no recovery window: a disconnected grant's tokens are
     /// revoked and worth nothing). Deleting what is not there succeeds.
     async fn delete(&self, grant: &GrantId) -> Result<(), Error>;
@@ -101,6 +104,24 @@ impl TokenVault for SecretsManagerVault {
             Err(e) if e.code_is(EXISTS) => {
                 put(&self.client).await.map(|_| ()).map_err(|e| secrets("PutSecretValue")(e).into())
             }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn replace(&self, tokens: &TokenSet) -> Result<bool, Error> {
+        let body =
+            serde_json::to_string(tokens).map_err(|e| Error::Corrupt { what: "token set", reason: e.to_string() })?;
+        let result = self
+            .client
+            .put_secret_value()
+            .secret_id(self.secret_name(&tokens.grant_id))
+            .secret_string(&body)
+            .client_request_token(Self::version_id(tokens))
+            .send()
+            .await;
+        match result.map_err(secrets("PutSecretValue")) {
+            Ok(_) => Ok(true),
+            Err(e) if e.code_is(NOT_FOUND) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }

@@ -490,3 +490,16 @@ async fn secret_settings_come_from_the_app_secret_and_nothing_else_may_hide_ther
     let refused = xero_sync_core::App::start_with(env(&[]), &aws.sdk).await.err().unwrap().to_string();
     assert!(refused.contains("TABLE_NAME"), "{refused}");
 }
+
+#[tokio::test]
+async fn a_refresh_never_brings_back_a_deleted_grant() {
+    let s = stack().await;
+    let vault =
+        SecretsManagerVault::new(aws_sdk_secretsmanager::Client::new(&s.sdk), format!("{}/grants/", s.stack.name));
+    let grant = GrantId(Uuid::new_v4());
+    assert!(!vault.replace(&token_set(grant, "r1", t0())).await.unwrap(), "nothing to replace");
+    assert!(vault.load(&grant).await.unwrap().is_none(), "and nothing created");
+    vault.store(&token_set(grant, "r1", t0())).await.unwrap();
+    assert!(vault.replace(&token_set(grant, "r2", t0() + Duration::minutes(30))).await.unwrap());
+    assert_eq!(vault.load(&grant).await.unwrap().unwrap().refresh_token.secret(), "r2");
+}
