@@ -234,17 +234,17 @@ async fn a_callback_in_a_browser_that_did_not_start_the_consent_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn twenty_concurrent_token_requests_at_expiry_cause_exactly_one_refresh() {
+async fn fifty_concurrent_token_requests_at_expiry_cause_exactly_one_refresh() {
     let w = World::new().await;
     w.connect_account("acct-race").await;
     let connection = w.connections("acct-race").await.remove(0);
-    // Two warm Lambdas, each with its own cache, both about to find the token expiring.
-    let lambdas = [Arc::new(w.new_app()), Arc::new(w.new_app())];
+    // Five warm Lambdas, each with its own cache, all about to find the token expiring.
+    let lambdas: Vec<Arc<xero_sync_core::App>> = (0..5).map(|_| Arc::new(w.new_app())).collect();
     w.emu.clock().advance(Duration::from_secs(26 * 60));
     w.emu.reset_counters();
-    let tasks: Vec<_> = (0..20)
+    let tasks: Vec<_> = (0..50)
         .map(|i| {
-            let app = lambdas[i % 2].clone();
+            let app = lambdas[i % lambdas.len()].clone();
             let connection = connection.clone();
             tokio::spawn(async move { app.tokens.access_token(&connection).await.map(|t| t.secret().clone()) })
         })

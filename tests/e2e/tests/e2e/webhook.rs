@@ -132,3 +132,44 @@ async fn an_account_with_several_organisations_must_say_which() {
     assert_eq!(w.post_webhook(&body.to_string(), None).await.status(), 202);
     assert_eq!(w.queued_pushes().await[0].tenant_id.0, demo::AU_TENANT_ID);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_100_redeliveries_makes_one_xero_invoice() {
+    let w = Arc::new(World::new().await);
+    w.connect_account("acct-storm").await;
+    let key = w.connections("acct-storm").await.remove(0).key();
+    let settings = serde_json::from_value(json!({
+        "default_sales_account_code": "200",
+        "tax_mapping": [{ "platform_tax_rate_id": "gst", "rate": "15", "xero_tax_type": "OUTPUT2" }],
+    }))
+    .unwrap();
+    xero_sync_core::store::Store::put_settings(&w.aws.store(), &key, 0, &settings).await.unwrap();
+    w.work_push_queue().await;
+    // Half repeat one delivery id (the platform retrying); half are new deliveries of the same
+    // invoice (the platform sending it again).
+    let attempts: Vec<_> = (0..100)
+        .map(|n| {
+            let w = w.clone();
+            let delivery = if n % 2 == 0 { "dlv-storm-0000".to_owned() } else { format!("dlv-storm-{n:04}") };
+            let body = event("acct-storm", &delivery).to_string();
+            tokio::spawn(async move {
+                loop {
+                    let status = w.post_webhook(&body, None).await.status().as_u16();
+                    // 503: the same delivery is being accepted right now; the platform retries.
+                    if status != 503 {
+                        return status;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = futures::future::join_all(attempts).await.into_iter().map(Result::unwrap).collect();
+    assert!(statuses.iter().all(|s| [200, 202].contains(s)), "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 51, "one per delivery id: {statuses:?}");
+    w.emu.reset_counters();
+    w.work_push_queue().await;
+    let invoices = w.emu.invoices(demo::NZ_TENANT_ID);
+    assert_eq!(invoices.iter().filter(|i| i["InvoiceNumber"] == "INV-1001").count(), 1);
+    assert_eq!(w.emu.counters().calls_to("PUT", "/api.xro/2.0/invoices"), 1, "one write reached Xero");
+}
