@@ -132,32 +132,18 @@ impl TokenProvider {
         connection: &Connection,
         request: &ApiRequest<'_>,
     ) -> Result<XeroResponse<T>, TokenError> {
-        let token = self.access_token(connection).await?;
-        match self.xero.get(&token, connection.tenant_id, request).await {
-            Err(XeroError::Unauthorized) => {
-                let fresh = self.replace_rejected(connection, &token).await?;
-                Ok(self.xero.get(&fresh, connection.tenant_id, request).await?)
-            }
-            other => Ok(other?),
-        }
+        self.send::<(), T>(reqwest::Method::GET, connection, request, None).await
     }
 
-    /// PUT (create) to the Accounting API for a connection; a 401 gets one fresh token and one
-    /// retry (a 401 means Xero applied nothing).
+    /// PUT (create) to the Accounting API for a connection, as [`Self::get`] (a 401 means Xero
+    /// applied nothing, so the retry is safe).
     pub async fn put<B: serde::Serialize + Sync, T: serde::de::DeserializeOwned>(
         &self,
         connection: &Connection,
         request: &ApiRequest<'_>,
         body: &B,
     ) -> Result<XeroResponse<T>, TokenError> {
-        let token = self.access_token(connection).await?;
-        match self.xero.put(&token, connection.tenant_id, request, body).await {
-            Err(XeroError::Unauthorized) => {
-                let fresh = self.replace_rejected(connection, &token).await?;
-                Ok(self.xero.put(&fresh, connection.tenant_id, request, body).await?)
-            }
-            other => Ok(other?),
-        }
+        self.send(reqwest::Method::PUT, connection, request, Some(body)).await
     }
 
     /// POST (create or update) to the Accounting API for a connection, as [`Self::put`].
@@ -167,11 +153,21 @@ impl TokenProvider {
         request: &ApiRequest<'_>,
         body: &B,
     ) -> Result<XeroResponse<T>, TokenError> {
+        self.send(reqwest::Method::POST, connection, request, Some(body)).await
+    }
+
+    async fn send<B: serde::Serialize + Sync, T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        connection: &Connection,
+        request: &ApiRequest<'_>,
+        body: Option<&B>,
+    ) -> Result<XeroResponse<T>, TokenError> {
         let token = self.access_token(connection).await?;
-        match self.xero.post(&token, connection.tenant_id, request, body).await {
+        match self.xero.call(method.clone(), &token, connection.tenant_id, request, body).await {
             Err(XeroError::Unauthorized) => {
                 let fresh = self.replace_rejected(connection, &token).await?;
-                Ok(self.xero.post(&fresh, connection.tenant_id, request, body).await?)
+                Ok(self.xero.call(method, &fresh, connection.tenant_id, request, body).await?)
             }
             other => Ok(other?),
         }

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use xero_sync_core::events::{EventKind, PlatformEvent};
-use xero_sync_core::model::{Connection, ConnectionKey, ConnectionStatus, ImportCursor, PlatformInvoiceId};
+use xero_sync_core::model::{Connection, ConnectionKey, ConnectionStatus, ImportCursor, SyncRecord};
 use xero_sync_core::reference::ReferenceData;
 use xero_sync_core::token_provider::TokenError;
 use xero_sync_core::xero::model::{Accounts, Currencies, Items, TaxRates, TrackingCategories, date, decimal};
@@ -377,7 +377,7 @@ impl Run<'_> {
             // The time is in the id: PAID, payment deleted, PAID again is three facts.
             let dedup = format!("{}|{state}|{updated}", invoice.invoice_id);
             events.push(self.event(EventKind::InvoicePaymentStatusChanged, &dedup, data));
-            changes.push(StateChange { invoice: platform_id.clone(), state, status: invoice.status.clone() });
+            changes.push(StateChange { record, state, status: invoice.status.clone() });
         }
         Ok((events, changes))
     }
@@ -387,14 +387,15 @@ impl Run<'_> {
     async fn note_payment_states(&self, changes: Vec<StateChange>) -> Result<(), ImportError> {
         let store = &self.app.services.store;
         for change in changes {
+            let mut record = Some(change.record);
             for _ in 0..3 {
-                let Some(mut record) = store.get_sync_record(&self.key, &change.invoice).await? else { break };
-                record.payment_state = Some(change.state.clone());
-                record.xero_status = Some(change.status.clone());
-                match store.save_sync_record(&record).await {
+                let Some(mut next) = record.take() else { break };
+                next.payment_state = Some(change.state.clone());
+                next.xero_status = Some(change.status.clone());
+                match store.save_sync_record(&next).await {
                     Ok(_) => break,
-                    // A push wrote meanwhile: read again.
-                    Err(Error::Conflict(_)) => continue,
+                    // A push wrote meanwhile: read it again.
+                    Err(Error::Conflict(_)) => record = store.get_sync_record(&self.key, &next.invoice_id).await?,
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -563,7 +564,8 @@ fn in_parts(payload: Value) -> Vec<Value> {
 
 /// A payment state to record once its event is published.
 struct StateChange {
-    invoice: PlatformInvoiceId,
+    /// As read when the change was found; saved conditionally on its version.
+    record: SyncRecord,
     state: String,
     status: String,
 }

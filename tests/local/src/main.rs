@@ -297,7 +297,6 @@ where
     F: Fn(aws_lambda_events::sqs::SqsEvent) -> Fut,
     Fut: std::future::Future<Output = aws_lambda_events::sqs::SqsBatchResponse>,
 {
-    use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
     loop {
         let received =
             sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).wait_time_seconds(1).send().await;
@@ -312,14 +311,7 @@ where
         if messages.is_empty() {
             continue;
         }
-        let mut event = SqsEvent::default();
-        for m in &messages {
-            let mut record = SqsMessage::default();
-            record.message_id = m.message_id.clone();
-            record.receipt_handle = m.receipt_handle.clone();
-            record.body = m.body.clone();
-            event.records.push(record);
-        }
+        let event = xero_sync_testkit::lambda::sqs_event(&messages);
         let response = handler(event).await;
         for m in messages {
             let failed = response.batch_item_failures.iter().any(|f| Some(&f.item_identifier) == m.message_id.as_ref());

@@ -5,6 +5,7 @@
 pub mod apigw;
 pub mod event_schemas;
 mod inbox;
+pub mod lambda;
 mod local_api;
 mod local_aws;
 mod moto;

@@ -227,6 +227,29 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// Every item of a partition (those whose sort key starts with `sk_prefix`, when given),
+    /// page after page, read consistently.
+    async fn query_all(&self, pk: String, sk_prefix: Option<&str>) -> Result<Vec<Item>, Error> {
+        let mut query =
+            self.client.query().table_name(&self.table).expression_attribute_values(":pk", s(pk)).consistent_read(true);
+        query = match sk_prefix {
+            Some(prefix) => query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", s(prefix)),
+            None => query.key_condition_expression("pk = :pk"),
+        };
+        let mut start = None;
+        let mut items = Vec::new();
+        loop {
+            let out = query.clone().set_exclusive_start_key(start).send().await.map_err(dynamo("Query"))?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
     async fn put(&self, item: Item) -> Result<(), Error> {
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(dynamo("PutItem"))?;
         Ok(())
@@ -422,26 +445,8 @@ impl Store for DynamoStore {
     }
 
     async fn account_connections(&self, account: &AccountId) -> Result<Vec<Connection>, Error> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(keys::account(account)))
-            .expression_attribute_values(":prefix", s("CONNECTION#"))
-            .consistent_read(true);
-        let mut start = None;
-        let mut connections = Vec::new();
-        loop {
-            let out = query.clone().set_exclusive_start_key(start).send().await.map_err(dynamo("Query"))?;
-            for item in out.items.unwrap_or_default() {
-                connections.push(from_item("connection", item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(connections);
-            }
-        }
+        let items = self.query_all(keys::account(account), Some("CONNECTION#")).await?;
+        items.into_iter().map(|i| from_item("connection", i)).collect()
     }
 
     async fn set_connection_status(&self, key: &ConnectionKey, change: &StatusChange) -> Result<Connection, Error> {
@@ -568,31 +573,19 @@ impl Store for DynamoStore {
     }
 
     async fn sharing_xero_connection(&self, id: XeroConnectionId) -> Result<Vec<ConnectionKey>, Error> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(keys::xero_connection(&id)))
-            .consistent_read(true);
-        let mut start = None;
-        let mut keys = Vec::new();
-        loop {
-            let out = query.clone().set_exclusive_start_key(start).send().await.map_err(dynamo("Query"))?;
-            for item in out.items.unwrap_or_default() {
+        let items = self.query_all(keys::xero_connection(&id), None).await?;
+        let corrupt =
+            |e: crate::model::InvalidId| Error::Corrupt { what: "Xero connection user", reason: e.to_string() };
+        items
+            .iter()
+            .map(|item| {
                 let field = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                let corrupt =
-                    |e: crate::model::InvalidId| Error::Corrupt { what: "Xero connection user", reason: e.to_string() };
-                keys.push(ConnectionKey {
+                Ok(ConnectionKey {
                     account_id: AccountId::parse(field("account_id")).map_err(corrupt)?,
                     tenant_id: TenantId::parse(&field("tenant_id")).map_err(corrupt)?,
-                });
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(keys);
-            }
-        }
+                })
+            })
+            .collect()
     }
 
     async fn create_oauth_state(&self, state: &OAuthState) -> Result<(), Error> {
@@ -833,26 +826,8 @@ impl Store for DynamoStore {
     }
 
     async fn parked_pushes(&self, key: &ConnectionKey) -> Result<Vec<ParkedPush>, Error> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(keys::org(key)))
-            .expression_attribute_values(":prefix", s("PARKED#"))
-            .consistent_read(true);
-        let mut start = None;
-        let mut parked = Vec::new();
-        loop {
-            let out = query.clone().set_exclusive_start_key(start).send().await.map_err(dynamo("Query"))?;
-            for item in out.items.unwrap_or_default() {
-                parked.push(from_item("parked push", item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(parked);
-            }
-        }
+        let items = self.query_all(keys::org(key), Some("PARKED#")).await?;
+        items.into_iter().map(|i| from_item("parked push", i)).collect()
     }
 
     async fn unpark_push(&self, key: &ConnectionKey, parked: &ParkedPush) -> Result<(), Error> {

@@ -132,7 +132,7 @@ impl XeroClient {
         self.call(Method::POST, token, tenant, request, Some(body)).await
     }
 
-    async fn call<B: Serialize + Sync, T: DeserializeOwned>(
+    pub(crate) async fn call<B: Serialize + Sync, T: DeserializeOwned>(
         &self,
         method: Method,
         token: &AccessToken,

@@ -264,7 +264,6 @@ impl World {
     }
 
     async fn work_queue(&self, queue: &str) -> QueueRun {
-        use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
         let sqs = aws_sdk_sqs::Client::new(&self.aws.sdk);
         let url = self.aws.stack.reference(queue);
         let mut run = QueueRun::default();
@@ -290,14 +289,7 @@ impl World {
                 }
                 continue;
             }
-            let mut event = SqsEvent::default();
-            for m in &messages {
-                let mut record = SqsMessage::default();
-                record.message_id = m.message_id.clone();
-                record.receipt_handle = m.receipt_handle.clone();
-                record.body = m.body.clone();
-                event.records.push(record);
-            }
+            let event = xero_sync_testkit::lambda::sqs_event(&messages);
             let response = match queue {
                 "PushQueue" => invoice_push::handle_queue(&self.worker, event).await,
                 _ => scheduled_import::worker::handle(&self.importer, event).await,

@@ -388,13 +388,7 @@ async fn a_long_retry_after_hands_the_push_back_to_the_queue_for_that_long() {
     let sqs = aws_sdk_sqs::Client::new(&w.aws.sdk);
     let url = w.aws.stack.reference("PushQueue");
     let received = sqs.receive_message().queue_url(url).send().await.unwrap().messages.unwrap();
-    let mut event = aws_lambda_events::sqs::SqsEvent::default();
-    let mut message = aws_lambda_events::sqs::SqsMessage::default();
-    message.message_id = received[0].message_id.clone();
-    message.receipt_handle = received[0].receipt_handle.clone();
-    message.body = received[0].body.clone();
-    event.records.push(message);
-    let response = invoice_push::handle_queue(&w.worker, event).await;
+    let response = invoice_push::handle_queue(&w.worker, xero_sync_testkit::lambda::sqs_event(&received[..1])).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     let visible = sqs.receive_message().queue_url(url).send().await.unwrap().messages.unwrap_or_default();
     assert!(visible.is_empty(), "held back for Xero's two minutes");
