@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -18,11 +18,13 @@ use xero_sync_core::{App, ConfigError, Env};
 
 use crate::PushMessage;
 use crate::event::InvoiceEvent;
-use crate::push::{PushPolicy, PushResult, push, redrive_parked};
+use crate::push::{PushError, PushPolicy, PushResult, XERO_BATCH, push, redrive_parked};
 
-/// Messages worked on at once. Xero allows five concurrent calls per organisation; leave one
-/// for the import.
+/// Lots (or bus events) worked on at once. Xero allows five concurrent calls per organisation;
+/// leave one for the import.
 const CONCURRENCY: usize = 4;
+/// The function's timeout is 120 s; a wave started before this finishes well within it.
+const DEFAULT_BUDGET: Duration = Duration::from_secs(45);
 /// SQS holds a message back for at most twelve hours.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
 
@@ -49,12 +51,21 @@ pub struct Worker {
     pub policy: PushPolicy,
     pub sqs: aws_sdk_sqs::Client,
     pub push_queue_url: String,
+    /// Waves of a batch are started only within this time, so a large batch ends well inside
+    /// the function's timeout; what was not started goes back to the queue at once.
+    pub budget: Duration,
 }
 
 impl Worker {
     pub fn new(app: App, env: &Env) -> Result<Self, ConfigError> {
         let sqs = aws_sdk_sqs::Client::new(&app.sdk);
-        Ok(Self { push_queue_url: env.required("PUSH_QUEUE_URL")?, sqs, policy: PushPolicy::default(), app })
+        Ok(Self {
+            push_queue_url: env.required("PUSH_QUEUE_URL")?,
+            sqs,
+            policy: PushPolicy::default(),
+            budget: DEFAULT_BUDGET,
+            app,
+        })
     }
 }
 
@@ -66,16 +77,55 @@ pub struct Retry {
 }
 
 pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
-    let outcomes: Vec<(SqsMessage, Result<(), Retry>)> = futures::stream::iter(event.records)
-        .map(|message| async move {
-            let result = process(worker, message.body.as_deref().unwrap_or_default()).await;
-            (message, result)
-        })
+    let started = std::time::Instant::now();
+    let messages = event.records;
+    let mut results: Vec<Result<(), Retry>> = Vec::with_capacity(messages.len());
+    let mut plan = Lots::default();
+    let mut bus: Vec<(usize, Value)> = Vec::new();
+    for (index, message) in messages.iter().enumerate() {
+        results.push(Ok(()));
+        match read(message.body.as_deref().unwrap_or_default()) {
+            Ok(Read::Bus(value)) => bus.push((index, value)),
+            Ok(Read::Events(tenant, events)) => plan.add(index, tenant, events),
+            Err(retry) => results[index] = Err(retry),
+        }
+    }
+    let told: Vec<(usize, Result<(), Retry>)> = futures::stream::iter(bus)
+        .map(|(index, value)| async move { (index, bus_event(worker, value).await) })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
+    for (index, result) in told {
+        results[index] = result;
+    }
+    // Waves run one after another, so two events for one invoice are never pushed at once;
+    // the lots of a wave run side by side. A lot not started within the budget goes back to
+    // the queue at once, for a fresh invocation to take.
+    for wave in plan.waves {
+        let done: Vec<(Vec<usize>, Vec<PushResult>)> = futures::stream::iter(wave)
+            .map(|lot| async move {
+                let (indices, events): (Vec<usize>, Vec<InvoiceEvent>) = lot.events.into_iter().unzip();
+                if started.elapsed() > worker.budget {
+                    let later =
+                        || Err(PushError::Later { reason: "out of time".into(), after: Duration::from_secs(1) });
+                    return (indices, events.iter().map(|_| later()).collect());
+                }
+                (indices, push(&worker.app, &worker.policy, lot.tenant, events).await)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        for (indices, pushed) in done {
+            for (index, result) in indices.into_iter().zip(pushed) {
+                if let Err(retry) = verdict(std::slice::from_ref(&result)) {
+                    merge(&mut results[index], retry);
+                }
+            }
+        }
+    }
+
     let mut response = SqsBatchResponse::default();
-    for (message, result) in outcomes {
+    for (message, result) in messages.iter().zip(results) {
         let Err(retry) = result else { continue };
         let id = message.message_id.clone().unwrap_or_default();
         if let (Some(after), Some(handle)) = (retry.after, message.receipt_handle.as_deref()) {
@@ -100,24 +150,84 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
     response
 }
 
-/// Works one message off the queue.
-pub async fn process(worker: &Worker, body: &str) -> Result<(), Retry> {
+/// A message fails when any of its events does, and comes back after the longest wait asked.
+fn merge(result: &mut Result<(), Retry>, retry: Retry) {
+    *result = Err(match std::mem::replace(result, Ok(())) {
+        Ok(()) => retry,
+        Err(r) => Retry { after: r.after.max(retry.after) },
+    });
+}
+
+/// Up to fifty events of one connection, pushed together: one Xero call writes them all.
+struct Lot {
+    key: ConnectionKey,
+    tenant: TenantId,
+    /// The message each event came in, and the event.
+    events: Vec<(usize, InvoiceEvent)>,
+}
+
+/// A batch's events, grouped so that a burst of webhooks costs one Xero write per fifty
+/// invoices. An invoice appears at most once per wave; a later event for it waits a wave.
+#[derive(Default)]
+struct Lots {
+    waves: Vec<Vec<Lot>>,
+}
+
+impl Lots {
+    fn add(&mut self, index: usize, tenant: TenantId, events: Vec<InvoiceEvent>) {
+        for event in events {
+            let key = ConnectionKey { account_id: event.account_id.clone(), tenant_id: tenant };
+            let wave = self
+                .waves
+                .iter()
+                .position(|wave| {
+                    !wave
+                        .iter()
+                        .any(|lot| lot.key == key && lot.events.iter().any(|(_, e)| e.invoice.id == event.invoice.id))
+                })
+                .unwrap_or_else(|| {
+                    self.waves.push(Vec::new());
+                    self.waves.len() - 1
+                });
+            let lots = &mut self.waves[wave];
+            match lots.iter_mut().find(|lot| lot.key == key && lot.events.len() < XERO_BATCH) {
+                Some(lot) => lot.events.push((index, event)),
+                None => lots.push(Lot { key, tenant, events: vec![(index, event)] }),
+            }
+        }
+    }
+}
+
+enum Read {
+    /// From our own bus (`connection.connected`).
+    Bus(Value),
+    /// Invoice events of one organisation.
+    Events(TenantId, Vec<InvoiceEvent>),
+}
+
+fn read(body: &str) -> Result<Read, Retry> {
     let value: Value = serde_json::from_str(body).map_err(|e| unreadable(&e.to_string()))?;
     if value.get("detail-type").is_some() {
-        return bus_event(worker, value).await;
+        return Ok(Read::Bus(value));
     }
     let message: QueueMessage = serde_json::from_value(value).map_err(|e| unreadable(&e.to_string()))?;
-    let (tenant, events) = match message {
-        QueueMessage::Event(m) => (m.tenant_id, vec![m.event]),
+    match message {
+        QueueMessage::Event(m) => Ok(Read::Events(m.tenant_id, vec![m.event])),
         QueueMessage::Backfill(chunk) => {
             if chunk.events.iter().any(|e| e.account_id != chunk.account_id) {
                 return Err(unreadable("a backfill chunk mixes accounts"));
             }
-            (chunk.tenant_id, chunk.events)
+            Ok(Read::Events(chunk.tenant_id, chunk.events))
         }
-    };
-    let results = push(&worker.app, &worker.policy, tenant, events).await;
-    verdict(&results)
+    }
+}
+
+/// Works one message off the queue.
+pub async fn process(worker: &Worker, body: &str) -> Result<(), Retry> {
+    match read(body)? {
+        Read::Bus(value) => bus_event(worker, value).await,
+        Read::Events(tenant, events) => verdict(&push(&worker.app, &worker.policy, tenant, events).await),
+    }
 }
 
 /// The message is done when every event in it is; otherwise it comes back after the longest

@@ -86,12 +86,12 @@ async fn main() -> anyhow::Result<()> {
     let importer = Arc::new(scheduled_import::worker::Worker::new(app()?, &env)?);
     let sqs = aws_sdk_sqs::Client::new(&aws.sdk);
     let push_queue = worker.push_queue_url.clone();
-    tokio::spawn(poll(sqs.clone(), push_queue, move |event| {
+    tokio::spawn(poll(sqs.clone(), push_queue, 50, move |event| {
         let worker = worker.clone();
         async move { invoice_push::handle_queue(&worker, event).await }
     }));
     let import_queue = importer.import_queue_url.clone();
-    tokio::spawn(poll(sqs, import_queue, move |event| {
+    tokio::spawn(poll(sqs, import_queue, 1, move |event| {
         let importer = importer.clone();
         async move { scheduled_import::worker::handle(&importer, event).await }
     }));
@@ -290,18 +290,17 @@ async fn tour(
     Ok(())
 }
 
-/// Lambda's SQS trigger: long-polls the queue, hands batches of up to ten to the function and
+/// Lambda's SQS trigger: polls the queue, hands batches (the template's size) to the function and
 /// deletes what it did not report as failed.
-async fn poll<F, Fut>(sqs: aws_sdk_sqs::Client, queue_url: String, handler: F)
+async fn poll<F, Fut>(sqs: aws_sdk_sqs::Client, queue_url: String, batch_size: usize, handler: F)
 where
     F: Fn(aws_lambda_events::sqs::SqsEvent) -> Fut,
     Fut: std::future::Future<Output = aws_lambda_events::sqs::SqsBatchResponse>,
 {
     loop {
-        let received =
-            sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).wait_time_seconds(1).send().await;
+        let received = xero_sync_testkit::lambda::receive_batch(&sqs, &queue_url, batch_size).await;
         let messages = match received {
-            Ok(r) => r.messages.unwrap_or_default(),
+            Ok(messages) => messages,
             Err(e) => {
                 eprintln!("{queue_url}: {e}");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -309,6 +308,7 @@ where
             }
         };
         if messages.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             continue;
         }
         let event = xero_sync_testkit::lambda::sqs_event(&messages);

@@ -14,3 +14,26 @@ pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> SqsEvent {
     }
     event
 }
+
+/// One batch as Lambda's SQS poller gathers it: up to `batch_size` messages, received ten at a
+/// time (SQS's most per call) until the queue has no more visible ones.
+pub async fn receive_batch(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    batch_size: usize,
+) -> Result<
+    Vec<aws_sdk_sqs::types::Message>,
+    aws_sdk_sqs::error::SdkError<aws_sdk_sqs::operation::receive_message::ReceiveMessageError>,
+> {
+    let mut batch = Vec::new();
+    while batch.len() < batch_size {
+        let want = (batch_size - batch.len()).min(10) as i32;
+        let received = sqs.receive_message().queue_url(queue_url).max_number_of_messages(want).send().await?;
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        batch.extend(messages);
+    }
+    Ok(batch)
+}

@@ -3,6 +3,7 @@
 //! ([`Template`]), so there is no second, hand-kept copy of the table or the queues.
 
 pub mod apigw;
+mod aws_proxy;
 pub mod event_schemas;
 mod inbox;
 pub mod lambda;
@@ -14,6 +15,7 @@ mod template;
 
 use std::path::PathBuf;
 
+pub use aws_proxy::{AwsCall, AwsProxy};
 pub use inbox::{EventInbox, SentEmail, sent_emails};
 pub use local_api::{Handler, LocalApi};
 pub use local_aws::LocalAws;

@@ -22,24 +22,6 @@ async fn run(w: &World, account: &str, policy: &ImportPolicy) -> Result<ImportSu
     import(&w.importer.app, policy, &key(account)).await.map_err(|e| e.to_string())
 }
 
-/// Adds `count` contacts to the demo organisation through Xero's API, `per_call` a request, the
-/// clock moving a second between requests as it would.
-async fn add_contacts(w: &World, account: &str, count: usize, per_call: usize) {
-    let connection = w.connections(account).await.remove(0);
-    for start in (0..count).step_by(per_call) {
-        let contacts: Vec<Value> = (start..(start + per_call).min(count))
-            .map(|n| match n % 3 {
-                0 => json!({ "Name": format!("Imported Contact {n:04}"), "EmailAddress": format!("c{n}@import.example") }),
-                1 => json!({ "Name": format!("Person {n:04}"), "FirstName": "Ana", "LastName": format!("Number {n}") }),
-                _ => json!({ "Name": format!("Solo{n:04}"), "Phones": [{ "PhoneType": "MOBILE", "PhoneNumber": "555 0101" }] }),
-            })
-            .collect();
-        let request = ApiRequest::new("/Contacts");
-        w.worker.app.tokens.put::<_, Value>(&connection, &request, &json!({ "Contacts": contacts })).await.unwrap();
-        w.emu.clock().advance(Duration::from_secs(1));
-    }
-}
-
 fn ids(events: &[Value]) -> HashSet<String> {
     events.iter().map(|e| e["detail"]["id"].as_str().unwrap().to_owned()).collect()
 }
@@ -76,7 +58,7 @@ async fn a_new_connection_is_imported_at_once_and_a_run_with_nothing_changed_pub
 async fn the_first_import_of_2500_contacts_takes_three_pages_and_the_next_run_none() {
     let w = World::new().await;
     w.connect_account("acct-many").await;
-    add_contacts(&w, "acct-many", 2500, 100).await;
+    w.add_contacts("acct-many", 2500, 100).await;
     w.inbox.drain().await.unwrap();
     w.emu.reset_counters();
     // Thousands of events are counted from the summary; the exact events (every contact once,
@@ -103,7 +85,7 @@ async fn an_import_that_dies_after_page_two_resumes_at_page_three_with_no_gap_an
     w.connect_account("acct-crash").await;
     // 250 with the demo contacts, 50 changed each second: pages of 100 at 100, 53, 50 and 47
     // new (each page after the first starts with the instant the last one ended at).
-    add_contacts(&w, "acct-crash", 247, 50).await;
+    w.add_contacts("acct-crash", 247, 50).await;
     w.inbox.drain().await.unwrap();
     w.emu.faults().add(
         FaultRule::new(
@@ -136,7 +118,7 @@ async fn an_import_that_dies_after_page_two_resumes_at_page_three_with_no_gap_an
 async fn a_long_rate_limit_mid_run_hands_back_and_the_next_attempt_finishes() {
     let w = World::new().await;
     w.connect_account("acct-429").await;
-    add_contacts(&w, "acct-429", 147, 50).await;
+    w.add_contacts("acct-429", 147, 50).await;
     w.inbox.drain().await.unwrap();
     w.emu.faults().add(
         FaultRule::new(
@@ -162,7 +144,7 @@ async fn a_long_rate_limit_mid_run_hands_back_and_the_next_attempt_finishes() {
 async fn an_import_stops_before_the_day_budget_runs_out_and_resumes_the_next_day() {
     let w = World::new().await;
     w.connect_account("acct-budget").await;
-    add_contacts(&w, "acct-budget", 247, 50).await;
+    w.add_contacts("acct-budget", 247, 50).await;
     w.inbox.drain().await.unwrap();
     // The organisation has used all but 5 of today's calls.
     let connection = w.connections("acct-budget").await.remove(0);

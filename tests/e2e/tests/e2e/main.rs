@@ -7,6 +7,7 @@ mod contacts;
 mod helpers;
 mod import;
 mod push;
+mod resilience;
 mod settings;
 mod sweep;
 mod webhook;
