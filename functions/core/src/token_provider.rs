@@ -1,10 +1,10 @@
 //! A valid Xero access token for a connection, whenever one is asked for.
 //!
 //! * Warm: tokens are kept in memory until a few minutes before they expire, so a warm Lambda
-//!   reads Secrets Manager about once per token lifetime.
+//!   reads Secrets Manager once per token lifetime (and writes it when it is the refresher).
 //! * One refresher: within a process a per-grant mutex lets one task refresh while the others
-//!   wait for its result; across processes a DynamoDB lease does the same, and the others poll
-//!   the vault for the new version.
+//!   wait for its result; across processes a DynamoDB lease does the same: the others poll the
+//!   lease and read the vault when they get it, finding the new set.
 //! * Rotation: Xero's refresh tokens are single use. The new set is written to the vault before
 //!   the new access token is handed out. If the refresh response is lost, or the write fails,
 //!   the old refresh token still works for Xero's 30-minute grace period, so the next attempt
@@ -257,10 +257,16 @@ impl TokenProvider {
         grant: GrantId,
         rejected: Option<&AccessToken>,
     ) -> Result<AccessToken, TokenError> {
-        let stored = self.stored(grant).await?;
-        if self.usable(Some(stored.clone()), rejected).is_some() {
-            return Ok(self.keep(stored));
+        // A process that has never read this grant reads it once: usually it is fresh.
+        if self.cached(grant).is_none() {
+            let stored = self.stored(grant).await?;
+            if self.usable(Some(stored.clone()), rejected).is_some() {
+                return Ok(self.keep(stored));
+            }
         }
+        // Otherwise the vault is read only while holding the lease, so a warm process reads
+        // Secrets Manager once per token lifetime: waiters poll the lease (a cheap DynamoDB
+        // write), not the vault, and read the vault once the refresher is done.
         let lease = format!("token-refresh#{grant}");
         let wait = self.policy.lease + Duration::seconds(5);
         let polls = (wait.num_milliseconds() as u128 / self.policy.poll_every.as_millis().max(1)) as u32;
@@ -276,10 +282,6 @@ impl TokenProvider {
             }
             if poll < polls {
                 tokio::time::sleep(self.policy.poll_every).await;
-            }
-            let latest = self.stored(grant).await?;
-            if self.usable(Some(latest.clone()), rejected).is_some() {
-                return Ok(self.keep(latest));
             }
         }
         Err(TokenError::Busy)
