@@ -261,6 +261,29 @@ async fn fifty_concurrent_token_requests_at_expiry_cause_exactly_one_refresh() {
 }
 
 #[tokio::test]
+async fn warm_lambdas_read_the_token_secret_once_per_token_lifetime() {
+    let w = World::new().await;
+    w.connect_account("acct-warm").await;
+    let connection = w.connections("acct-warm").await.remove(0);
+    let proxy = xero_sync_testkit::AwsProxy::start(w.moto().endpoint()).await.unwrap();
+    let sdk = proxy.sdk_config(&w.aws.sdk);
+    // Three warm Lambdas asking for a token every five minutes for two hours: four lifetimes.
+    let lambdas: Vec<xero_sync_core::App> = (0..3).map(|_| w.new_app_via(&sdk)).collect();
+    for _ in 0..24 {
+        for app in &lambdas {
+            app.tokens.access_token(&connection).await.unwrap();
+        }
+        w.emu.clock().advance(Duration::from_secs(5 * 60));
+    }
+    let calls = proxy.calls();
+    let count = |op: &str| calls.iter().filter(|c| c.service == "secretsmanager" && c.operation == op).count();
+    // Each Lambda: one read when cold, then one per lifetime; one write per refresh, in all.
+    assert!(count("GetSecretValue") <= 3 * (1 + 4), "reads: {}", count("GetSecretValue"));
+    assert!(count("PutSecretValue") <= 4, "writes: {}", count("PutSecretValue"));
+    assert_eq!(w.emu.counters().calls_to("POST", "/connect/token") as usize, count("PutSecretValue"));
+}
+
+#[tokio::test]
 async fn a_refresh_whose_response_was_lost_is_recovered_with_the_previous_refresh_token() {
     let w = World::new().await;
     w.connect_account("acct-lost").await;
