@@ -312,19 +312,7 @@ async fn sustained_rate(report: &mut Report) -> anyhow::Result<()> {
                 last_progress = w.now();
             }
         }
-        for chunk in done.chunks(10) {
-            let entries = chunk.iter().enumerate().map(|(i, h)| {
-                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(h)
-                    .build()
-            });
-            sqs.delete_message_batch()
-                .queue_url(&url)
-                .set_entries(Some(entries.collect::<Result<_, _>>()?))
-                .send()
-                .await?;
-        }
+        lambda::delete_done(&sqs, &url, &done).await?;
     }
     let in_xero = w
         .emu

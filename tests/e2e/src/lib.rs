@@ -379,16 +379,7 @@ impl World {
                 }
             }
             // As Lambda does: deleted ten to a call.
-            for chunk in done.chunks(10) {
-                let entries = chunk.iter().enumerate().map(|(i, handle)| {
-                    aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(handle)
-                        .build()
-                        .unwrap()
-                });
-                sqs.delete_message_batch().queue_url(url).set_entries(Some(entries.collect())).send().await.unwrap();
-            }
+            xero_sync_testkit::lambda::delete_done(&sqs, url, &done).await.unwrap();
         }
         panic!("{queue} did not drain: {run:?}");
     }

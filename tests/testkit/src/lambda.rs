@@ -37,3 +37,21 @@ pub async fn receive_batch(
     }
     Ok(batch)
 }
+
+/// Deletes the messages a batch finished with, ten to a call, as Lambda's SQS poller does.
+pub async fn delete_done(sqs: &aws_sdk_sqs::Client, queue_url: &str, receipt_handles: &[String]) -> anyhow::Result<()> {
+    for chunk in receipt_handles.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, handle)| {
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(handle)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        sqs.delete_message_batch().queue_url(queue_url).set_entries(Some(entries)).send().await?;
+    }
+    Ok(())
+}

@@ -269,6 +269,7 @@ async fn warm_lambdas_read_the_token_secret_once_per_token_lifetime() {
     let sdk = proxy.sdk_config(&w.aws.sdk);
     // Three warm Lambdas asking for a token every five minutes for two hours: four lifetimes.
     let lambdas: Vec<xero_sync_core::App> = (0..3).map(|_| w.new_app_via(&sdk)).collect();
+    w.emu.reset_counters();
     for _ in 0..24 {
         for app in &lambdas {
             app.tokens.access_token(&connection).await.unwrap();
