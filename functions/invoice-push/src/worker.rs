@@ -110,7 +110,7 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
                         || Err(PushError::Later { reason: "out of time".into(), after: Duration::from_secs(1) });
                     return (indices, events.iter().map(|_| later()).collect());
                 }
-                (indices, push(&worker.app, &worker.policy, lot.tenant, events).await)
+                (indices, push(&worker.app, &worker.policy, lot.key.tenant_id, events).await)
             })
             .buffer_unordered(CONCURRENCY)
             .collect()
@@ -161,7 +161,6 @@ fn merge(result: &mut Result<(), Retry>, retry: Retry) {
 /// Up to fifty events of one connection, pushed together: one Xero call writes them all.
 struct Lot {
     key: ConnectionKey,
-    tenant: TenantId,
     /// The message each event came in, and the event.
     events: Vec<(usize, InvoiceEvent)>,
 }
@@ -192,7 +191,7 @@ impl Lots {
             let lots = &mut self.waves[wave];
             match lots.iter_mut().find(|lot| lot.key == key && lot.events.len() < XERO_BATCH) {
                 Some(lot) => lot.events.push((index, event)),
-                None => lots.push(Lot { key, tenant, events: vec![(index, event)] }),
+                None => lots.push(Lot { key, events: vec![(index, event)] }),
             }
         }
     }
@@ -219,14 +218,6 @@ fn read(body: &str) -> Result<Read, Retry> {
             }
             Ok(Read::Events(chunk.tenant_id, chunk.events))
         }
-    }
-}
-
-/// Works one message off the queue.
-pub async fn process(worker: &Worker, body: &str) -> Result<(), Retry> {
-    match read(body)? {
-        Read::Bus(value) => bus_event(worker, value).await,
-        Read::Events(tenant, events) => verdict(&push(&worker.app, &worker.policy, tenant, events).await),
     }
 }
 

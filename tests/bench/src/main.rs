@@ -137,9 +137,9 @@ async fn calls_per_invoice(report: &mut Report) -> anyhow::Result<()> {
     let measure = async |w: &World, name: &str, invoices: usize, work: Vec<Value>, report: &mut Report| {
         w.emu.reset_counters();
         proxy.reset();
-        for body in &work {
-            let response = w.post_webhook(&body.to_string(), None).await;
-            assert!(response.status().is_success(), "{}", body_text(&response));
+        for delivery in &work {
+            let response = w.post_webhook(&delivery.to_string(), None).await;
+            assert!(response.status().is_success(), "{}", body(&response));
         }
         w.work_push_queue().await;
         let xero = w.emu.counters().total_calls() as f64 / invoices as f64;
@@ -191,7 +191,7 @@ async fn calls_per_invoice(report: &mut Report) -> anyhow::Result<()> {
     let path = format!("/accounts/bench-calls/connections/{}/backfill", demo::NZ_TENANT_ID);
     let response = w.invoice_api("POST", &path, &json!({ "invoices": items }).to_string()).await;
     if response.status() != 202 {
-        bail!("backfill refused: {}", body_text(&response));
+        bail!("backfill refused: {}", body(&response));
     }
     w.work_push_queue().await;
     let calls = proxy.calls();
@@ -239,10 +239,6 @@ async fn calls_per_invoice(report: &mut Report) -> anyhow::Result<()> {
         writes / lifetimes,
     ));
     Ok(())
-}
-
-fn body_text(response: &lambda_http::Response<lambda_http::Body>) -> String {
-    xero_sync_testkit::apigw::body_text(response)
 }
 
 /// One organisation's sustained push rate under Xero's limits (60 calls a minute, 5 at once),

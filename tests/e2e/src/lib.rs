@@ -503,8 +503,9 @@ pub fn new_customer(id: &str, name: &str) -> Value {
             "addresses": [{ "type": "street", "line1": "9 Kauri Rd", "city": "Whangarei", "country": "NZ" }] })
 }
 
-/// The contract's example event, for `account`, as invoice `id` / `number` for `customer`.
-pub fn event(account: &str, delivery: &str, id: &str, number: &str, customer: Value) -> Value {
+/// The contract's example event (`docs/contracts/examples/invoice-created.json`), for `account`,
+/// delivered as `delivery`.
+pub fn example_event(account: &str, delivery: &str) -> Value {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../docs/contracts/examples/invoice-created.json"
@@ -513,6 +514,12 @@ pub fn event(account: &str, delivery: &str, id: &str, number: &str, customer: Va
     let mut e: Value = serde_json::from_str(&text).unwrap();
     e["account_id"] = json!(account);
     e["delivery_id"] = json!(delivery);
+    e
+}
+
+/// The contract's example event, for `account`, as invoice `id` / `number` for `customer`.
+pub fn event(account: &str, delivery: &str, id: &str, number: &str, customer: Value) -> Value {
+    let mut e = example_event(account, delivery);
     e["invoice"]["id"] = json!(id);
     e["invoice"]["number"] = json!(number);
     e["customer"] = customer;

@@ -8,15 +8,7 @@ use xero_emulator::demo;
 use crate::helpers::*;
 
 fn event(account: &str, delivery: &str) -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/contracts/examples/invoice-created.json"
-    ))
-    .unwrap();
-    let mut event: Value = serde_json::from_str(&text).unwrap();
-    event["account_id"] = json!(account);
-    event["delivery_id"] = json!(delivery);
-    event
+    example_event(account, delivery)
 }
 
 #[tokio::test]
