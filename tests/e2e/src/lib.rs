@@ -61,6 +61,8 @@ pub struct World {
     client: (String, String),
     /// The consent cookie, kept and sent back as a browser would.
     pub cookie: std::sync::Mutex<Option<String>>,
+    /// Makes every [`World::valid_link`] its own: a connect link works once.
+    links: std::sync::atomic::AtomicI64,
 }
 
 impl World {
@@ -122,6 +124,7 @@ impl World {
             platform: SigningSecret::new(PLATFORM_SECRET.as_bytes()),
             client,
             cookie: Default::default(),
+            links: Default::default(),
             own_moto: moto,
         }
     }
@@ -173,9 +176,17 @@ impl World {
         }
     }
 
-    /// A function process whose emails SES refuses (its sender is not a verified identity).
+    /// A function process whose emails SES refuses for good (its sender is not a verified identity).
     pub fn new_app_with_unverified_sender(&self) -> App {
         Self::app_with(&self.emu, &self.aws, &self.client, &[("EMAIL_FROM", "unverified@nowhere.example")])
+    }
+
+    /// A function process that cannot reach SES for now (its calls are dropped), and the proxy
+    /// doing it, which must live as long as the process is used.
+    pub async fn new_app_with_mail_down(&self) -> (App, xero_sync_testkit::AwsProxy) {
+        let proxy = xero_sync_testkit::AwsProxy::start(self.moto().endpoint()).await.expect("proxy starts");
+        proxy.fail("ses", u64::MAX);
+        (self.new_app_via(&proxy.sdk_config(&self.aws.sdk)), proxy)
     }
 
     fn app_for(emu: &Emulator, aws: &LocalAws, client: &(String, String)) -> App {
@@ -240,8 +251,10 @@ impl World {
         format!("{}?{}", url.path(), url.query().unwrap_or_default())
     }
 
+    /// A fresh link each time (a link works once), valid for about ten minutes.
     pub fn valid_link(&self, account: &str) -> String {
-        self.link(account, Some(RETURN_TO), Some("owner@example.com"), self.now().timestamp() + 600)
+        let n = self.links.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.link(account, Some(RETURN_TO), Some("owner@example.com"), self.now().timestamp() + 600 - n)
     }
 
     pub async fn get_connect(&self, path_and_query: &str) -> Response<Body> {
@@ -269,6 +282,13 @@ impl World {
     pub async fn api(&self, method: &str, path: &str) -> Response<Body> {
         let header = sign(&self.platform, self.now(), &Signed::Api { method, path_and_query: path, body: b"" });
         connect::handle(&self.connect, apigw::request(method, path, &[("x-xerosync-signature", &header)], None)).await
+    }
+
+    /// A call to the invoice API sent to `sent`, signed over `signed` (another spelling of it).
+    pub async fn invoice_api_signed_over(&self, method: &str, sent: &str, signed: &str) -> Response<Body> {
+        let header = sign(&self.platform, self.now(), &Signed::Api { method, path_and_query: signed, body: b"" });
+        let request = apigw::request(method, sent, &[("x-xerosync-signature", &header)], None);
+        invoice_push::handle_webhook(&self.webhook, request).await
     }
 
     /// A signed call to the connection API with a JSON body.

@@ -3,10 +3,22 @@
 use lambda_http::Request;
 use serde_json::json;
 
-/// A request as API Gateway would hand it to the function: `path_and_query` as the caller
-/// sent it, headers lower-cased, the body as text.
+/// A request as API Gateway would hand it to the function, from `path_and_query` as the caller
+/// sent it: headers lower-cased, the body as text, and the path percent-decoded, since HTTP
+/// APIs deliver `rawPath` decoded (the query string stays as sent).
 pub fn request(method: &str, path_and_query: &str, headers: &[(&str, &str)], body: Option<&str>) -> Request {
+    let (sent_path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let decoded = percent_encoding::percent_decode_str(sent_path).decode_utf8_lossy();
+    event(method, decoded.as_ref(), query, headers, body)
+}
+
+/// [`request`] with the path left as sent, as a REST API or a Lambda function URL delivers it.
+pub fn request_undecoded(method: &str, path_and_query: &str, headers: &[(&str, &str)], body: Option<&str>) -> Request {
     let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    event(method, path, query, headers, body)
+}
+
+fn event(method: &str, path: &str, query: &str, headers: &[(&str, &str)], body: Option<&str>) -> Request {
     let mut header_map = serde_json::Map::new();
     header_map.insert("host".into(), json!("xero-sync.test"));
     for (k, v) in headers {

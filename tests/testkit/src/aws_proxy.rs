@@ -1,7 +1,8 @@
 //! An HTTP proxy in front of moto that records every AWS call (service, operation, size) and
 //! can make AWS unreachable for a stretch of calls, as while moto restarts: those connections
-//! are dropped without an answer. The bench counts calls per invoice with it; the resilience
-//! tests cut AWS off mid-run with it.
+//! are dropped without an answer. It can also fail one operation (SES down, Secrets Manager
+//! refusing writes) and hold one call back until the test lets it go, to place a race exactly.
+//! The bench counts calls per invoice with it; the resilience tests cut AWS off mid-run with it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,12 +37,70 @@ struct Outage {
     until: u64,
 }
 
+/// Calls of one operation (or of every operation of a service) that are dropped.
+struct Failing {
+    /// An operation (`PutSecretValue`) or a service's signing name (`ses`).
+    what: String,
+    left: u64,
+}
+
+/// A call held back until the test releases it.
+struct Held {
+    operation: String,
+    body_contains: String,
+    gate: Arc<GateInner>,
+}
+
+#[derive(Default)]
+struct GateInner {
+    arrived: tokio::sync::Notify,
+    has_arrived: std::sync::atomic::AtomicBool,
+    released: tokio::sync::Notify,
+    is_released: std::sync::atomic::AtomicBool,
+}
+
+/// One held call: [`ProxyGate::arrived`] resolves once the call reached the proxy, and the call
+/// goes on to AWS only after [`ProxyGate::release`].
+#[derive(Clone)]
+pub struct ProxyGate(Arc<GateInner>);
+
+impl ProxyGate {
+    pub async fn arrived(&self) {
+        loop {
+            let notified = self.0.arrived.notified();
+            if self.0.has_arrived.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub fn release(&self) {
+        self.0.is_released.store(true, Ordering::SeqCst);
+        self.0.released.notify_waiters();
+    }
+
+    async fn pass(&self) {
+        self.0.has_arrived.store(true, Ordering::SeqCst);
+        self.0.arrived.notify_waiters();
+        loop {
+            let notified = self.0.released.notified();
+            if self.0.is_released.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 struct Shared {
     upstream: String,
     client: reqwest::Client,
     calls: Mutex<Vec<AwsCall>>,
     seen: AtomicU64,
     outage: Mutex<Outage>,
+    failing: Mutex<Vec<Failing>>,
+    held: Mutex<Vec<Held>>,
 }
 
 pub struct AwsProxy {
@@ -75,6 +134,8 @@ impl AwsProxy {
             calls: Mutex::new(Vec::new()),
             seen: AtomicU64::new(0),
             outage: Mutex::new(Outage::default()),
+            failing: Mutex::new(Vec::new()),
+            held: Mutex::new(Vec::new()),
         });
         let serving = shared.clone();
         let task = tokio::spawn(async move {
@@ -118,6 +179,29 @@ impl AwsProxy {
         *self.shared.outage.lock().unwrap_or_else(|e| e.into_inner()) = Outage { from: start, until: start + lasting };
     }
 
+    /// Drops the next `times` calls of `what`: an operation (`PutSecretValue`) or every
+    /// operation of a service, by its signing name (`ses`, `secretsmanager`).
+    pub fn fail(&self, what: &str, times: u64) {
+        lock(&self.shared.failing).push(Failing { what: what.to_owned(), left: times });
+    }
+
+    /// Stops failing what [`AwsProxy::fail`] was told to fail.
+    pub fn stop_failing(&self) {
+        lock(&self.shared.failing).clear();
+    }
+
+    /// Holds back the next call of `operation` whose body contains `body_contains`, until the
+    /// returned gate is released.
+    pub fn hold(&self, operation: &str, body_contains: &str) -> ProxyGate {
+        let gate = Arc::new(GateInner::default());
+        lock(&self.shared.held).push(Held {
+            operation: operation.to_owned(),
+            body_contains: body_contains.to_owned(),
+            gate: gate.clone(),
+        });
+        ProxyGate(gate)
+    }
+
     /// Whether an outage set with [`AwsProxy::outage`] has begun and ended.
     pub fn outage_over(&self) -> bool {
         let outage = self.shared.outage.lock().unwrap_or_else(|e| e.into_inner());
@@ -136,9 +220,20 @@ async fn forward(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Resp
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
     let mut call = classify(&parts, &body);
+    let held = {
+        let mut held = lock(&shared.held);
+        let body_text = String::from_utf8_lossy(&body);
+        let position =
+            held.iter().position(|h| h.operation == call.operation && body_text.contains(h.body_contains.as_str()));
+        position.map(|at| ProxyGate(held.remove(at).gate))
+    };
+    if let Some(gate) = held {
+        gate.pass().await;
+    }
     let dropped = {
         let outage = shared.outage.lock().unwrap_or_else(|e| e.into_inner());
-        (outage.from..outage.until).contains(&number)
+        let failing = lock(&shared.failing).iter_mut().find(|f| f.left > 0 && (f.what == call.operation || f.what == call.service)).map(|f| f.left -= 1).is_some();
+        (outage.from..outage.until).contains(&number) || failing
     };
     call.dropped = dropped;
     shared.calls.lock().unwrap_or_else(|e| e.into_inner()).push(call);
@@ -164,6 +259,10 @@ async fn forward(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Resp
     }
     let bytes = answer.bytes().await.map_err(|_| Dropped)?;
     response.body(Full::new(bytes)).map_err(|_| Dropped)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn classify(parts: &hyper::http::request::Parts, body: &Bytes) -> AwsCall {

@@ -15,7 +15,7 @@ mod template;
 
 use std::path::PathBuf;
 
-pub use aws_proxy::{AwsCall, AwsProxy};
+pub use aws_proxy::{AwsCall, AwsProxy, ProxyGate};
 pub use inbox::{EventInbox, SentEmail, sent_emails};
 pub use local_api::{Handler, LocalApi};
 pub use local_aws::LocalAws;

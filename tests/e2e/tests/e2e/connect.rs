@@ -360,12 +360,12 @@ async fn a_reconnect_email_that_failed_to_send_is_sent_by_the_next_attempt() {
     w.connect.app.xero.revoke(&tokens.refresh_token).await.unwrap();
     w.emu.clock().advance(Duration::from_secs(31 * 60));
 
-    let broken_mail = w.new_app_with_unverified_sender();
+    let (broken_mail, _proxy) = w.new_app_with_mail_down().await;
     let first = broken_mail.tokens.access_token(&connection).await;
     assert!(first.is_err());
     assert_eq!(w.connections("acct-retry").await[0].status, ConnectionStatus::NeedsReconnect);
     let moto = xero_sync_testkit::Moto::shared().endpoint();
-    assert!(sent_emails(moto, email).await.unwrap().is_empty(), "SES refused the first attempt");
+    assert!(sent_emails(moto, email).await.unwrap().is_empty(), "SES was out of reach at the first attempt");
 
     let app = &w.connect.app;
     xero_sync_core::lifecycle::needs_reconnect(&app.services, &connection.account_id, connection.grant_id, w.now())

@@ -2,12 +2,15 @@
 //! and the Xero emulator. One test binary; helpers in `helpers.rs`.
 
 mod browser;
+mod cleanup;
 mod connect;
 mod contacts;
 mod helpers;
 mod import;
+mod inputs;
 mod push;
 mod resilience;
 mod settings;
 mod sweep;
 mod webhook;
+mod wrong_data;

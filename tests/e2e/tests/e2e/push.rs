@@ -522,9 +522,9 @@ async fn a_failure_email_that_could_not_be_sent_is_sent_by_the_redelivery() {
     let event: invoice_push::event::InvoiceEvent = serde_json::from_value(body).unwrap();
     let tenant = TenantId(demo::NZ_TENANT_ID);
 
-    let unverified = w.new_app_with_unverified_sender();
-    let first = push(&unverified, &w.worker.policy, tenant, vec![event.clone()]).await.remove(0);
-    assert!(first.is_err(), "SES refused, so the message must come back: {first:?}");
+    let (mail_down, _proxy) = w.new_app_with_mail_down().await;
+    let first = push(&mail_down, &w.worker.policy, tenant, vec![event.clone()]).await.remove(0);
+    assert!(first.is_err(), "SES could not be reached, so the message must come back: {first:?}");
     let recorded = record(&w, "acct-untold", "inv-z").await;
     assert_eq!((recorded.status, recorded.untold, recorded.claimed_until), (SyncStatus::Failed, true, None));
     assert!(sent_emails(Moto::shared().endpoint(), OWNER).await.unwrap().iter().all(|e| !e.subject.contains("INV-Z1")));

@@ -212,8 +212,8 @@ async fn a_warning_that_could_not_be_sent_is_sent_next_run_and_never_ends_the_co
     connect_as(&w, "acct-warn-fails").await;
     pass_days(&w, 50, &["acct-warn-fails".to_owned()]).await;
 
-    let unverified = w.new_app_with_unverified_sender();
-    let first = sweep(&unverified, &SweepConfig::default()).await.unwrap();
+    let (mail_down, _proxy) = w.new_app_with_mail_down().await;
+    let first = sweep(&mail_down, &SweepConfig::default()).await.unwrap();
     assert_eq!((first.warned, first.failures.len()), (0, 1), "{first:?}");
     assert!(emails_to("acct-warn-fails").await.is_empty());
 
