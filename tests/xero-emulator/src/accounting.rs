@@ -1,58 +1,20 @@
-//! The Accounting API (`/api.xro/2.0`): routing, list queries, batched writes and the response
-//! envelopes.
+//! The Accounting API (`/api.xro/2.0`): routing, reads (lists with their query features, one
+//! object by id) and the response envelopes. Writes are in `writes`.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::documents::{
-    allocate, contact_json, create_contact, create_payment, delete_payment, document_json, find_contact_for_update,
-    find_document, payment_json, save_document, update_contact,
-};
+use crate::documents::{contact_json, document_json, payment_json};
 use crate::http::{Reply, Req};
 use crate::identity::TokenCtx;
 use crate::query;
 use crate::server::Shared;
-use crate::state::{DocKind, IdempotentResponse, State, Tenant};
+use crate::state::{DocKind, State, Tenant};
 use crate::util::{field, ms_date, parse_datetime};
+use crate::writes::{allocations, write};
 
-/// The longest Idempotency-Key Xero accepts
-/// (https://developer.xero.com/documentation/guides/idempotent-requests/idempotency/).
-const MAX_IDEMPOTENCY_KEY: usize = 128;
-
-pub fn handle(state: &mut State, shared: &Shared, req: &Req, ctx: &TokenCtx, tenant: Uuid) -> Reply {
-    let is_write = matches!(req.method.as_str(), "POST" | "PUT" | "DELETE");
-    let key = if is_write { req.header("idempotency-key").map(str::to_string) } else { None };
-    let Some(key) = key else { return route(state, shared, req, ctx, tenant) };
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
-        return Reply::validation_message("The Idempotency-Key header must be between 1 and 128 characters long.");
-    }
-    let mut hasher = Sha256::new();
-    hasher.update(req.method.as_str().as_bytes());
-    hasher.update(req.lower_path().as_bytes());
-    let mut query = req.query.clone();
-    query.sort();
-    hasher.update(format!("{query:?}").as_bytes());
-    hasher.update(&req.body);
-    let fingerprint = format!("{:x}", hasher.finalize());
-    if let Some(previous) = state.idempotency.get(&(tenant, key.clone())) {
-        return if previous.fingerprint == fingerprint {
-            previous.reply.clone()
-        } else {
-            Reply::validation_message(
-                "The Idempotency-Key has already been used for a different request. Use a new key for a new request.",
-            )
-        };
-    }
-    let reply = route(state, shared, req, ctx, tenant);
-    if reply.status < 500 {
-        state.idempotency.insert((tenant, key), IdempotentResponse { fingerprint, reply: reply.clone() });
-    }
-    reply
-}
-
-fn envelope(
+pub(crate) fn envelope(
     state: &State,
     shared: &Shared,
     ctx: &TokenCtx,
@@ -75,7 +37,7 @@ fn envelope(
 }
 
 #[derive(Clone, Copy)]
-enum Resource {
+pub(crate) enum Resource {
     Organisation,
     Contacts,
     Invoices,
@@ -105,7 +67,7 @@ impl Resource {
         })
     }
 
-    fn key(self) -> &'static str {
+    pub fn key(self) -> &'static str {
         match self {
             Resource::Organisation => "Organisations",
             Resource::Contacts => "Contacts",
@@ -132,6 +94,17 @@ impl Resource {
             Resource::Organisation => Some("OrganisationID"),
             Resource::TaxRates => Some("TaxType"),
             Resource::Currencies => Some("Code"),
+        }
+    }
+
+    /// The resources whose objects can be kept out of reads for a while.
+    fn hideable(self) -> Option<&'static str> {
+        match self {
+            Resource::Contacts => Some("contacts"),
+            Resource::Invoices => Some("invoices"),
+            Resource::CreditNotes => Some("creditnotes"),
+            Resource::Payments => Some("payments"),
+            _ => None,
         }
     }
 
@@ -214,7 +187,41 @@ pub fn dump(state: &State, tenant: Uuid, resource: &str, _now: DateTime<Utc>) ->
     Some(collection(t, r, false, true))
 }
 
-fn route(state: &mut State, shared: &Shared, req: &Req, ctx: &TokenCtx, tenant_id: Uuid) -> Reply {
+/// Keeps an object out of reads of its resource until the emulator clock reaches `visible_at`:
+/// Xero's lists can lag behind the UpdatedDateUTC they report.
+pub fn delay_visibility(
+    state: &mut State,
+    tenant: Uuid,
+    resource: &str,
+    id: Uuid,
+    visible_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let Some(name) = Resource::parse(&resource.to_ascii_lowercase()).and_then(Resource::hideable) else {
+        return Err(format!(
+            "visibility can be delayed for contacts, invoices, creditnotes or payments, not '{resource}'"
+        ));
+    };
+    if state.tenant(tenant).is_none() {
+        return Err(format!("no tenant {tenant}"));
+    }
+    state.hidden_until.retain(|_, at| *at > now);
+    state.hidden_until.insert((tenant, name, id), visible_at);
+    Ok(())
+}
+
+fn drop_hidden(state: &State, tenant: Uuid, r: Resource, items: &mut Vec<Value>, now: DateTime<Utc>) {
+    let (Some(name), Some(id_field)) = (r.hideable(), r.id_field()) else { return };
+    if state.hidden_until.is_empty() {
+        return;
+    }
+    items.retain(|v| {
+        let id = v.get(id_field).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok());
+        !id.is_some_and(|id| state.is_hidden(tenant, name, id, now))
+    });
+}
+
+pub(crate) fn route(state: &mut State, shared: &Shared, req: &Req, ctx: &TokenCtx, tenant_id: Uuid) -> Reply {
     if req.lower.get(1).map(String::as_str) != Some("2.0") {
         return Reply::not_found();
     }
@@ -256,6 +263,7 @@ fn list(state: &State, shared: &Shared, req: &Req, ctx: &TokenCtx, tenant_id: Uu
     };
     let with_lines = page.is_some() || !matches!(r, Resource::Invoices | Resource::CreditNotes);
     let mut items = collection(t, r, summary_only, with_lines && !summary_only);
+    drop_hidden(state, tenant_id, r, &mut items, shared.clock.now());
     let csv = |name: &str| {
         req.query(name).map(|v| {
             v.split(',')
@@ -323,7 +331,8 @@ fn list(state: &State, shared: &Shared, req: &Req, ctx: &TokenCtx, tenant_id: Uu
 
 fn get_one(state: &State, shared: &Shared, ctx: &TokenCtx, tenant_id: Uuid, r: Resource, id: &str) -> Reply {
     let Some(t) = state.tenant(tenant_id) else { return Reply::not_found() };
-    let items = collection(t, r, false, true);
+    let mut items = collection(t, r, false, true);
+    drop_hidden(state, tenant_id, r, &mut items, shared.clock.now());
     let alternate = match r {
         Resource::Invoices => Some("InvoiceNumber"),
         Resource::CreditNotes => Some("CreditNoteNumber"),
@@ -340,215 +349,4 @@ fn get_one(state: &State, shared: &Shared, ctx: &TokenCtx, tenant_id: Uuid, r: R
         Some(v) => Reply::json(200, envelope(state, shared, ctx, r.key(), vec![v.clone()], None)),
         None => Reply::not_found(),
     }
-}
-
-/// The array a write sends: `{"Invoices": [...]}`, a bare array, or one bare object.
-fn elements(body: &Value, key: &str) -> Vec<Value> {
-    match body {
-        Value::Object(map) => match map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
-            Some((_, Value::Array(items))) => items.clone(),
-            Some((_, other)) => vec![other.clone()],
-            None => vec![body.clone()],
-        },
-        Value::Array(items) => items.clone(),
-        other => vec![other.clone()],
-    }
-}
-
-fn with_errors(element: &Value, r: Resource, errors: &[String]) -> Value {
-    let mut v = if element.is_object() { element.clone() } else { json!({}) };
-    v["ValidationErrors"] = json!(errors.iter().map(|m| json!({"Message": m})).collect::<Vec<_>>());
-    v["StatusAttributeString"] = json!("ERROR");
-    match r {
-        Resource::Contacts | Resource::Payments => v["HasValidationErrors"] = json!(true),
-        _ => v["HasErrors"] = json!(true),
-    }
-    v
-}
-
-fn object_json(t: &Tenant, r: Resource, id: Uuid) -> Value {
-    let found = match r {
-        Resource::Contacts => t.contact(id).map(contact_json),
-        Resource::Invoices => t.invoices.iter().find(|d| d.id == id).map(|d| document_json(t, d, false, true)),
-        Resource::CreditNotes => t.credit_notes.iter().find(|d| d.id == id).map(|d| document_json(t, d, false, true)),
-        Resource::Payments => t.payments.iter().find(|p| p.id == id).map(|p| payment_json(t, p)),
-        _ => None,
-    };
-    found.unwrap_or(Value::Null)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn write(
-    state: &mut State,
-    shared: &Shared,
-    req: &Req,
-    ctx: &TokenCtx,
-    tenant_id: Uuid,
-    r: Resource,
-    path_id: Option<String>,
-    now: DateTime<Utc>,
-) -> Reply {
-    let body = match req.json() {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    let summarize = !req.query("summarizeErrors").is_some_and(|s| s.eq_ignore_ascii_case("false"));
-    let is_put = req.method.as_str() == "PUT";
-    let unit_dp = if req.query("unitdp") == Some("4") { 4 } else { 2 };
-    let Some(tenant) = state.tenant_mut(tenant_id) else { return Reply::not_found() };
-    // A path id names the object being updated; find it before touching anything.
-    let target = match (&path_id, r) {
-        (None, _) => None,
-        (Some(id), Resource::Contacts) => {
-            let by_id = Uuid::parse_str(id).ok().and_then(|u| tenant.contact(u).map(|c| c.id));
-            let found =
-                by_id.or_else(|| tenant.contacts.iter().find(|c| c.get_str("ContactNumber") == Some(id)).map(|c| c.id));
-            match found {
-                Some(f) => Some(f),
-                None => return Reply::not_found(),
-            }
-        }
-        (Some(id), Resource::Invoices | Resource::CreditNotes) => {
-            let kind = if matches!(r, Resource::Invoices) { DocKind::Invoice } else { DocKind::CreditNote };
-            let found = tenant
-                .docs(kind)
-                .iter()
-                .find(|d| d.id.to_string().eq_ignore_ascii_case(id) || d.number.as_deref() == Some(id.as_str()))
-                .map(|d| d.id);
-            match found {
-                Some(f) => Some(f),
-                None => return Reply::not_found(),
-            }
-        }
-        (Some(id), Resource::Payments) => {
-            match Uuid::parse_str(id).ok().filter(|u| tenant.payments.iter().any(|p| p.id == *u)) {
-                Some(f) => Some(f),
-                None => return Reply::not_found(),
-            }
-        }
-        _ => return Reply::not_found(),
-    };
-    if is_put && target.is_some() {
-        return Reply::text(405, "The requested resource does not support http method 'PUT'.");
-    }
-    let mut work = tenant.clone();
-    let items = elements(&body, r.key());
-    let mut results: Vec<Result<Uuid, Vec<String>>> = vec![];
-    for element in &items {
-        let result = match r {
-            Resource::Contacts => {
-                match target.or_else(|| if is_put { None } else { find_contact_for_update(&work, element) }) {
-                    Some(id) => update_contact(&mut work, id, element, now).map(|_| id),
-                    None => create_contact(&mut work, element, now),
-                }
-            }
-            Resource::Invoices | Resource::CreditNotes => {
-                let kind = if matches!(r, Resource::Invoices) { DocKind::Invoice } else { DocKind::CreditNote };
-                let existing = match target {
-                    Some(t) => Ok(Some(t)),
-                    None if is_put => Ok(None),
-                    None => find_document(&work, kind, element),
-                };
-                match existing {
-                    Ok(existing) => save_document(&mut work, kind, element, existing, unit_dp, now),
-                    Err(e) => Err(vec![e]),
-                }
-            }
-            Resource::Payments => match target {
-                Some(id) => delete_payment(&mut work, id, element, now).map(|_| id),
-                None => create_payment(&mut work, element, now),
-            },
-            _ => Err(vec!["This resource cannot be written.".into()]),
-        };
-        results.push(result);
-    }
-    let failed = results.iter().any(Result::is_err);
-    if failed && summarize {
-        let elements = items
-            .iter()
-            .zip(&results)
-            .filter_map(|(e, res)| res.as_ref().err().map(|errors| with_errors(e, r, errors)))
-            .map(|mut e| {
-                if let Some(map) = e.as_object_mut() {
-                    map.remove("StatusAttributeString");
-                }
-                e
-            })
-            .collect();
-        return Reply::validation(elements);
-    }
-    *tenant = work;
-    let out: Vec<Value> = items
-        .iter()
-        .zip(&results)
-        .map(|(element, res)| match res {
-            Ok(id) => {
-                let mut v = object_json(tenant, r, *id);
-                if !summarize {
-                    v["StatusAttributeString"] = json!("OK");
-                }
-                v
-            }
-            Err(errors) => with_errors(element, r, errors),
-        })
-        .collect();
-    Reply::json(200, envelope(state, shared, ctx, r.key(), out, None))
-}
-
-fn allocations(
-    state: &mut State,
-    shared: &Shared,
-    req: &Req,
-    ctx: &TokenCtx,
-    tenant_id: Uuid,
-    credit_note: &str,
-    now: DateTime<Utc>,
-) -> Reply {
-    let body = match req.json() {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    let Some(tenant) = state.tenant_mut(tenant_id) else { return Reply::not_found() };
-    let Some(cn) = tenant
-        .credit_notes
-        .iter()
-        .find(|c| c.id.to_string().eq_ignore_ascii_case(credit_note) || c.number.as_deref() == Some(credit_note))
-        .map(|c| c.id)
-    else {
-        return Reply::not_found();
-    };
-    let mut work = tenant.clone();
-    let items = elements(&body, "Allocations");
-    let mut created = vec![];
-    let mut failures = vec![];
-    for element in &items {
-        match allocate(&mut work, cn, element, now) {
-            Ok(id) => created.push(id),
-            Err(errors) => {
-                let mut e = element.clone();
-                e["ValidationErrors"] = json!(errors.iter().map(|m| json!({"Message": m})).collect::<Vec<_>>());
-                failures.push(e);
-            }
-        }
-    }
-    if !failures.is_empty() {
-        return Reply::validation(failures);
-    }
-    *tenant = work;
-    let out: Vec<Value> = created
-        .iter()
-        .filter_map(|id| tenant.allocations.iter().find(|a| a.id == *id))
-        .map(|a| {
-            let inv = tenant.invoices.iter().find(|i| i.id == a.invoice_id);
-            let cn = tenant.credit_notes.iter().find(|c| c.id == a.credit_note_id);
-            json!({
-                "AllocationID": a.id,
-                "Amount": crate::util::money(a.amount),
-                "Date": crate::util::ms_date_of_day(a.date),
-                "Invoice": inv.map(|i| document_json(tenant, i, true, false)),
-                "CreditNote": cn.map(|c| document_json(tenant, c, true, false)),
-            })
-        })
-        .collect();
-    Reply::json(200, envelope(state, shared, ctx, "Allocations", out, None))
 }

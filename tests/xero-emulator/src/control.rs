@@ -89,6 +89,14 @@ struct SendWebhook {
 }
 
 #[derive(Deserialize)]
+struct Visibility {
+    tenant_id: Uuid,
+    resource: String,
+    id: Uuid,
+    visible_at: String,
+}
+
+#[derive(Deserialize)]
 struct Itr {
     url: String,
     key: String,
@@ -204,6 +212,21 @@ pub async fn handle(shared: &Arc<Shared>, req: &Req) -> Response {
             match crate::accounting::dump(&state, tenant, resource, shared.clock.now()) {
                 Some(items) => ok(json!(items)),
                 None => Reply::json(404, json!({"error": "unknown tenant or resource"})).into_response(),
+            }
+        }
+        ("POST", ["visibility"]) => {
+            let v: Visibility = match body(req) {
+                Ok(v) => v,
+                Err(r) => return *r,
+            };
+            let Some(at) = parse_datetime(&v.visible_at) else {
+                return bad(format!("not a date-time: {}", v.visible_at));
+            };
+            let now = shared.clock.now();
+            match crate::accounting::delay_visibility(&mut shared.lock(), v.tenant_id, &v.resource, v.id, at, now) {
+                Ok(()) => ok(json!({"tenant_id": v.tenant_id, "resource": v.resource.to_ascii_lowercase(),
+                    "id": v.id, "visible_at": iso(at) + "Z"})),
+                Err(e) => bad(e),
             }
         }
         ("POST", ["webhooks", "send"]) => {

@@ -1,5 +1,6 @@
-//! Fault injection: error statuses, latency, "timeout after the write" and gates that hold
-//! requests in flight. Probabilistic rules draw from a seeded RNG so runs repeat exactly.
+//! Fault injection: error statuses, latency, "timeout after the write", answers garbled or
+//! rewritten on their way back, and gates that hold requests in flight. Probabilistic rules draw
+//! from a seeded RNG so runs repeat exactly.
 
 use std::sync::{Arc, Mutex};
 
@@ -44,6 +45,13 @@ pub enum FaultAction {
         #[serde(default)]
         hang_millis: Option<u64>,
     },
+    /// Apply the request, then answer 200 with a body cut short so it is not valid JSON: the
+    /// answer was lost in transit after Xero applied the write. An idempotency record keeps the
+    /// real answer, so a retry with the same key learns what happened.
+    GarbledAfterWrite {},
+    /// Apply the request, then set the value at `pointer` (a JSON Pointer such as
+    /// `/Contacts/0/UpdatedDateUTC`) in the JSON answer; an answer without it is left alone.
+    RewriteResponse { pointer: String, value: Value },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
@@ -166,6 +174,8 @@ pub(crate) struct FaultPlan {
     pub gates: Vec<Gate>,
     pub status: Option<(u16, Option<Value>, Option<u64>)>,
     pub timeout_after_write: Option<Option<u64>>,
+    pub garbled: bool,
+    pub rewrites: Vec<(String, Value)>,
 }
 
 impl Faults {
@@ -241,6 +251,16 @@ impl Faults {
         )
     }
 
+    /// The first matching request is applied and answered with a 200 whose body is not JSON.
+    pub fn garbled_after_write(&self, method: Option<&str>, path: &str) -> u64 {
+        self.add(FaultRule::new(method, path, FaultAction::GarbledAfterWrite {}).trigger(Trigger::FirstCalls { n: 1 }))
+    }
+
+    /// Every matching answer carries `value` at `pointer` until the rule is removed.
+    pub fn rewrite_response(&self, method: Option<&str>, path: &str, pointer: &str, value: Value) -> u64 {
+        self.add(FaultRule::new(method, path, FaultAction::RewriteResponse { pointer: pointer.into(), value }))
+    }
+
     /// Every matching request waits at the returned gate (after it has been counted and has
     /// taken its rate-limit slot) until [`Gate::release`].
     pub fn hold(&self, method: Option<&str>, path: &str) -> Gate {
@@ -275,6 +295,8 @@ impl Faults {
                 }
                 FaultAction::Latency { millis } => plan.latency_ms += millis,
                 FaultAction::TimeoutAfterWrite { hang_millis } => plan.timeout_after_write = Some(*hang_millis),
+                FaultAction::GarbledAfterWrite {} => plan.garbled = true,
+                FaultAction::RewriteResponse { pointer, value } => plan.rewrites.push((pointer.clone(), value.clone())),
             }
         }
         for (m, p, gate) in gates.iter() {

@@ -8,10 +8,12 @@
 
 mod accounting;
 mod clock;
+mod config;
 mod control;
 mod documents;
 mod faults;
 mod http;
+mod idempotency;
 mod identity;
 mod jwt;
 mod limits;
@@ -19,14 +21,18 @@ mod model;
 mod query;
 mod seed;
 mod server;
+mod spec;
 mod state;
 mod util;
 mod webhooks;
+mod writes;
 
 pub use clock::Clock;
 pub use faults::{FaultAction, FaultRule, Faults, Gate, Trigger};
+pub use idempotency::IDEMPOTENCY_WINDOW;
 pub use limits::LimitsConfig;
 pub use model::{Account, Currency, Item, ItemDetails, TaxComponent, TaxRate, TrackingCategory, TrackingOption};
 pub use seed::{ClientSeed, OrgSeed, Seed, UserSeed, demo};
 pub use server::{CallCount, Counters, Emulator, EmulatorConfig, Settings};
+pub use spec::SPEC_DIR_VAR;
 pub use webhooks::{IntentToReceiveReport, WebhookDelivery, WebhookEvent};

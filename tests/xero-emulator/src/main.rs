@@ -1,9 +1,9 @@
-//! `xero-emulator [--port N] [--host IP] [--auto-approve] [--seed demo|none]`
+//! `xero-emulator [--port N] [--host IP] [--auto-approve] [--seed demo|none] [--openapi-dir DIR]`
 
 use xero_emulator::{Emulator, EmulatorConfig, demo};
 
 fn usage() -> ! {
-    eprintln!("usage: xero-emulator [--port N] [--host IP] [--auto-approve] [--seed demo|none]");
+    eprintln!("usage: xero-emulator [--port N] [--host IP] [--auto-approve] [--seed demo|none] [--openapi-dir DIR]");
     std::process::exit(2)
 }
 
@@ -17,6 +17,7 @@ async fn main() {
             "--port" => config.port = args.next().and_then(|p| p.parse().ok()).unwrap_or_else(|| usage()),
             "--host" => config.host = args.next().and_then(|h| h.parse().ok()).unwrap_or_else(|| usage()),
             "--auto-approve" => config.settings.auto_approve = true,
+            "--openapi-dir" => config.openapi_dir = Some(args.next().map(Into::into).unwrap_or_else(|| usage())),
             "--seed" => match args.next().as_deref() {
                 Some("demo") => demo_seed = true,
                 Some("none") => demo_seed = false,

@@ -46,8 +46,11 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
                 loop {
                     match chars.get(i) {
                         None => return Err("unterminated string literal".into()),
-                        Some('\\') if chars.get(i + 1).is_some() => {
-                            v.push(chars[i + 1]);
+                        // Xero's filter language (Dynamic LINQ) writes a quote inside a string
+                        // as two quotes; a backslash is an ordinary character (Xero answers
+                        // `\"` with a syntax error: XeroAPI/Xero-Java#347).
+                        Some('"') if chars.get(i + 1) == Some(&'"') => {
+                            v.push('"');
                             i += 2;
                         }
                         Some('"') => {

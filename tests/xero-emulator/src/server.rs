@@ -1,178 +1,29 @@
-//! The server: configuration, the in-process handle and the request pipeline.
+//! The server: the in-process handle and the request pipeline (its configuration is in `config`).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::to_bytes;
+use axum::body::{Body, to_bytes};
 use axum::extract::Request;
-use axum::http::Method;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::clock::Clock;
+pub use crate::config::{CallCount, Counters, EmulatorConfig, Settings};
 use crate::faults::{FaultPlan, Faults};
 use crate::http::{Reply, Req, set_header};
 use crate::limits::{Limiter, LimitsConfig, Remaining};
 use crate::seed::{ClientSeed, OrgSeed, Seed, UserSeed};
+use crate::spec::Spec;
 use crate::state::State;
 use crate::webhooks::{IntentToReceiveReport, WebhookDelivery, WebhookEvent};
-
-/// Settings that can change while the emulator runs (Rust API or `PUT /_emulator/settings`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct Settings {
-    /// Skip the consent page: GET authorize redirects at once with a code.
-    pub auto_approve: bool,
-    /// With auto-approve, connect only these tenants (of the user's); all when `None`.
-    pub approve_tenants: Option<Vec<Uuid>>,
-    /// Email of the user who is "signed in" at the consent page; the first seeded user if `None`.
-    pub signed_in_user: Option<String>,
-    pub limits: LimitsConfig,
-    /// How long a `TimeoutAfterWrite` fault holds the response back, unless the rule says.
-    pub timeout_hang_millis: u64,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            auto_approve: false,
-            approve_tenants: None,
-            signed_in_user: None,
-            limits: LimitsConfig::default(),
-            timeout_hang_millis: 30_000,
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct EmulatorConfig {
-    pub host: IpAddr,
-    /// 0 picks a free port.
-    pub port: u16,
-    /// Data loaded at start; the demo seed by default.
-    pub seed: Option<Seed>,
-    pub settings: Settings,
-    /// Where the emulator clock starts; the real time by default.
-    pub start_time: Option<DateTime<Utc>>,
-    /// Seed of the fault-injection RNG.
-    pub rng_seed: u64,
-}
-
-impl Default for EmulatorConfig {
-    fn default() -> Self {
-        EmulatorConfig {
-            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: 0,
-            seed: Some(crate::seed::demo::seed()),
-            settings: Settings::default(),
-            start_time: None,
-            rng_seed: 42,
-        }
-    }
-}
-
-impl EmulatorConfig {
-    /// No users, organisations or clients; seed them through the control API.
-    pub fn empty() -> Self {
-        EmulatorConfig { seed: None, ..Self::default() }
-    }
-
-    pub fn auto_approve(mut self, on: bool) -> Self {
-        self.settings.auto_approve = on;
-        self
-    }
-
-    pub fn approve_tenants(mut self, tenants: Vec<Uuid>) -> Self {
-        self.settings.approve_tenants = Some(tenants);
-        self
-    }
-
-    pub fn signed_in_user(mut self, email: &str) -> Self {
-        self.settings.signed_in_user = Some(email.into());
-        self
-    }
-
-    pub fn limits(mut self, limits: LimitsConfig) -> Self {
-        self.settings.limits = limits;
-        self
-    }
-
-    pub fn seed(mut self, seed: Seed) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-
-    pub fn port(mut self, port: u16) -> Self {
-        self.port = port;
-        self
-    }
-
-    pub fn host(mut self, host: IpAddr) -> Self {
-        self.host = host;
-        self
-    }
-
-    pub fn start_time(mut self, at: DateTime<Utc>) -> Self {
-        self.start_time = Some(at);
-        self
-    }
-
-    pub fn rng_seed(mut self, seed: u64) -> Self {
-        self.rng_seed = seed;
-        self
-    }
-
-    pub fn timeout_hang_millis(mut self, millis: u64) -> Self {
-        self.settings.timeout_hang_millis = millis;
-        self
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct CallCount {
-    pub method: String,
-    /// Lower-case path with ids as `{id}`, e.g. `/api.xro/2.0/invoices/{id}`.
-    pub endpoint: String,
-    pub tenant_id: Option<Uuid>,
-    pub calls: u64,
-    pub rate_limited: u64,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Counters {
-    pub calls: Vec<CallCount>,
-}
-
-impl Counters {
-    /// Calls to one endpoint (any tenant); `endpoint` as in [`CallCount::endpoint`].
-    pub fn calls_to(&self, method: &str, endpoint: &str) -> u64 {
-        self.matching(method, endpoint).map(|c| c.calls).sum()
-    }
-
-    pub fn calls_for_tenant(&self, tenant: Uuid) -> u64 {
-        self.calls.iter().filter(|c| c.tenant_id == Some(tenant)).map(|c| c.calls).sum()
-    }
-
-    pub fn total_calls(&self) -> u64 {
-        self.calls.iter().map(|c| c.calls).sum()
-    }
-
-    pub fn rate_limited(&self) -> u64 {
-        self.calls.iter().map(|c| c.rate_limited).sum()
-    }
-
-    fn matching<'a>(&'a self, method: &'a str, endpoint: &'a str) -> impl Iterator<Item = &'a CallCount> + 'a {
-        let endpoint = endpoint.to_ascii_lowercase();
-        self.calls.iter().filter(move |c| c.method.eq_ignore_ascii_case(method) && c.endpoint == endpoint)
-    }
-}
 
 type CounterKey = (String, String, Option<Uuid>);
 
@@ -180,6 +31,7 @@ pub(crate) struct Shared {
     pub clock: Clock,
     pub jwt_key: Vec<u8>,
     pub faults: Faults,
+    pub spec: Arc<Spec>,
     state: Mutex<State>,
     settings: Mutex<Settings>,
     limiter: Mutex<Limiter>,
@@ -260,12 +112,49 @@ impl Shared {
         }
     }
 
-    async fn apply_plan_after(&self, plan: &FaultPlan) {
+    async fn apply_plan_after(&self, plan: &FaultPlan, resp: Response) -> Response {
         if let Some(hang) = plan.timeout_after_write {
             let millis = hang.unwrap_or_else(|| self.settings().timeout_hang_millis);
             self.sleep(millis).await;
         }
+        if plan.rewrites.is_empty() && !plan.garbled {
+            return resp;
+        }
+        let (mut parts, body) = resp.into_parts();
+        let mut bytes = to_bytes(body, usize::MAX).await.map(|b| b.to_vec()).unwrap_or_default();
+        if !plan.rewrites.is_empty()
+            && let Ok(mut v) = serde_json::from_slice::<Value>(&bytes)
+        {
+            for (pointer, value) in &plan.rewrites {
+                if let Some(slot) = v.pointer_mut(pointer) {
+                    *slot = value.clone();
+                }
+            }
+            bytes = v.to_string().into_bytes();
+        }
+        if plan.garbled {
+            bytes = garble(&bytes).into_bytes();
+            parts.status = StatusCode::OK;
+            parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        }
+        parts.headers.remove(header::CONTENT_LENGTH);
+        Response::from_parts(parts, Body::from(bytes))
     }
+}
+
+/// The first half of the answer, which a JSON parser cannot read: what arrives when the
+/// connection drops part-way through Xero's reply.
+fn garble(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut cut = text.len() / 2;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut out = text[..cut].to_string();
+    if out.trim().is_empty() || serde_json::from_str::<Value>(&out).is_ok() {
+        out.push_str("{\"");
+    }
+    out
 }
 
 const LITERALS: &[&str] = &[
@@ -355,8 +244,7 @@ async fn identity(shared: Arc<Shared>, req: Req) -> Response {
         (_, ["connections"]) | (_, ["connections", _]) => crate::identity::connections(&shared, &req).into_response(),
         _ => Reply::not_found().into_response(),
     };
-    shared.apply_plan_after(&plan).await;
-    resp
+    shared.apply_plan_after(&plan, resp).await
 }
 
 async fn api(shared: Arc<Shared>, req: Req) -> Response {
@@ -401,10 +289,9 @@ async fn api(shared: Arc<Shared>, req: Req) -> Response {
         None => {
             let reply = {
                 let mut state = shared.lock();
-                crate::accounting::handle(&mut state, &shared, &req, &ctx, tenant)
+                crate::idempotency::handle(&mut state, &shared, &req, &ctx, tenant)
             };
-            shared.apply_plan_after(&plan).await;
-            reply.into_response()
+            shared.apply_plan_after(&plan, reply.into_response()).await
         }
     };
     rate_headers(&mut resp, remaining);
@@ -421,7 +308,11 @@ pub struct Emulator {
 }
 
 impl Emulator {
+    /// Fails when Xero's OpenAPI file cannot be read (the error names the path and
+    /// `XERO_OPENAPI_DIR`) or the port cannot be bound.
     pub async fn start(config: EmulatorConfig) -> std::io::Result<Emulator> {
+        let dir = crate::spec::spec_dir(config.openapi_dir.as_deref());
+        let spec = tokio::task::spawn_blocking(move || Spec::load(&dir)).await.map_err(std::io::Error::other)??;
         let listener = tokio::net::TcpListener::bind(SocketAddr::new(config.host, config.port)).await?;
         let addr = listener.local_addr()?;
         let (stop, shutdown) = watch::channel(false);
@@ -430,6 +321,7 @@ impl Emulator {
         let clock = config.start_time.map(Clock::new).unwrap_or_else(Clock::starting_now);
         let shared = Arc::new(Shared {
             faults: Faults::new(config.rng_seed),
+            spec,
             jwt_key: key,
             state: Mutex::new(State::default()),
             settings: Mutex::new(config.settings),
@@ -559,6 +451,22 @@ impl Emulator {
 
     pub fn credit_notes(&self, tenant: Uuid) -> Vec<Value> {
         self.objects(tenant, "creditnotes").unwrap_or_default()
+    }
+
+    /// Until the emulator clock reaches `visible_at`, the object `id` of `resource`
+    /// (`contacts`, `invoices`, `payments` or `creditnotes`) is left out of the API's lists and
+    /// GET-by-id of that resource, with or without If-Modified-Since, while it keeps its own
+    /// UpdatedDateUTC: Xero can make a record visible to queries after the time it carries.
+    /// [`Emulator::objects`] still shows it.
+    pub fn delay_visibility(
+        &self,
+        tenant: Uuid,
+        resource: &str,
+        id: Uuid,
+        visible_at: DateTime<Utc>,
+    ) -> Result<(), String> {
+        let now = self.shared.clock.now();
+        crate::accounting::delay_visibility(&mut self.shared.lock(), tenant, resource, id, visible_at, now)
     }
 
     /// Every connection of every client and user, in the identity API's shape plus `clientId`.

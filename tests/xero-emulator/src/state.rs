@@ -84,6 +84,8 @@ pub struct Connection {
 pub struct IdempotentResponse {
     pub fingerprint: String,
     pub reply: crate::http::Reply,
+    /// Emulator time the answer was stored; the key is forgotten a window later.
+    pub stored: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug)]
@@ -248,6 +250,8 @@ pub struct State {
     pub access_tokens: HashMap<Uuid, Uuid>,
     pub connections: Vec<Connection>,
     pub idempotency: HashMap<(Uuid, String), IdempotentResponse>,
+    /// (tenant, resource, id) → when the object starts to appear in reads of that resource.
+    pub hidden_until: HashMap<(Uuid, &'static str, Uuid), DateTime<Utc>>,
 }
 
 impl State {
@@ -261,5 +265,9 @@ impl State {
 
     pub fn user_by_email(&self, email: &str) -> Option<&User> {
         self.users.iter().find(|u| u.email.eq_ignore_ascii_case(email))
+    }
+
+    pub fn is_hidden(&self, tenant: Uuid, resource: &'static str, id: Uuid, now: DateTime<Utc>) -> bool {
+        self.hidden_until.get(&(tenant, resource, id)).is_some_and(|at| now < *at)
     }
 }

@@ -4,6 +4,7 @@ use serde_json::json;
 use xero_emulator::{EmulatorConfig, FaultAction, FaultRule, LimitsConfig, Trigger};
 
 use crate::helpers::*;
+use crate::spec::accounting as spec;
 
 async fn statuses(seed: u64) -> Vec<u16> {
     let emu =
@@ -124,4 +125,57 @@ async fn counters_count_calls_per_endpoint_and_tenant_and_the_429s() {
     assert_eq!(counters.calls_to("POST", "/connect/token"), 1);
     emu.reset_counters();
     assert_eq!(emu.counters().total_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_garbled_answer_after_the_write_hides_the_outcome_until_the_keyed_retry() {
+    let emu = start().await;
+    let api = connected_api(&emu).await;
+    emu.faults().garbled_after_write(Some("PUT"), "/api.xro/2.0/invoices");
+    let body = json!({"Invoices": [invoice("GARBLED-1", "10")]});
+    let key = [("Idempotency-Key", "lost-answer")];
+    let garbled = api.send("PUT", "/Invoices", Some(&body), &key).await;
+    assert_eq!(garbled.status, 200);
+    assert!(garbled.header("content-type").is_some_and(|c| c.starts_with("application/json")));
+    assert!(serde_json::from_str::<serde_json::Value>(&garbled.text).is_err(), "{}", garbled.text);
+    assert!(garbled.text.starts_with('{'), "{}", garbled.text);
+    assert_eq!(emu.invoices(NZ).len(), 1, "the write was applied");
+    let retry = api.send("PUT", "/Invoices", Some(&body), &key).await;
+    assert_eq!(retry.status, 200, "{}", retry.text);
+    spec("Invoices", &retry.body);
+    assert_eq!(retry.body["Invoices"][0]["InvoiceNumber"], "GARBLED-1");
+    assert_eq!(retry.body["Invoices"][0]["InvoiceID"], emu.invoices(NZ)[0]["InvoiceID"]);
+    assert_eq!(emu.invoices(NZ).len(), 1, "the retry replayed the real answer");
+}
+
+#[tokio::test]
+async fn a_rewritten_answer_spoils_one_value_and_leaves_the_rest() {
+    let emu = start().await;
+    let api = connected_api(&emu).await;
+    let rule = json!({"method": "GET", "path": "/api.xro/2.0/contacts",
+        "action": {"rewrite_response": {"pointer": "/Contacts/0/UpdatedDateUTC", "value": "not a date"}}});
+    let faults = format!("{}/_emulator/faults", emu.base_url());
+    let added: serde_json::Value =
+        http().post(&faults).json(&rule).send().await.expect("add").json().await.expect("json");
+    let listed: serde_json::Value = http().get(&faults).send().await.expect("list").json().await.expect("json");
+    assert_eq!(listed[0]["rule"]["action"], rule["action"]);
+    let contacts = api.get("/Contacts").await.body["Contacts"].as_array().expect("contacts").clone();
+    assert_eq!(contacts[0]["UpdatedDateUTC"], "not a date");
+    assert!(contacts[1..].iter().all(|c| c["UpdatedDateUTC"].as_str().is_some_and(|d| d.starts_with("/Date("))));
+    assert!(emu.contacts(NZ).iter().all(|c| c["UpdatedDateUTC"] != "not a date"), "only the answer changed");
+    let id = added["id"].as_u64().expect("id");
+    assert!(emu.faults().remove(id));
+    let clean = api.get("/Contacts").await;
+    assert!(clean.body["Contacts"][0]["UpdatedDateUTC"].as_str().is_some_and(|d| d.starts_with("/Date(")));
+
+    // From Rust, on a write: the write is applied and only its answer is rewritten.
+    emu.faults().rewrite_response(Some("PUT"), "/api.xro/2.0/contacts", "/Contacts/0/Name", json!(42));
+    let created = api.put("/Contacts", &json!({"Name": "Rewritten Ltd"})).await;
+    assert_eq!(created.body["Contacts"][0]["Name"], 42);
+    assert!(emu.contacts(NZ).iter().any(|c| c["Name"] == "Rewritten Ltd"));
+    let garbled = json!({"path": "/connect/token", "action": {"garbled_after_write": {}}});
+    assert_eq!(http().post(&faults).json(&garbled).send().await.expect("add").status(), 200);
+    let code = get_code(&emu, None).await;
+    let (status, body) = exchange(&emu, &code).await;
+    assert_eq!((status, body), (200, serde_json::Value::Null), "the token answer cannot be read");
 }
