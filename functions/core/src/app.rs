@@ -3,16 +3,45 @@
 use std::sync::Arc;
 
 use crate::aws::{Services, load_sdk_config};
-use crate::config::{Config, Env};
+use crate::config::{Config, ConfigError, Env};
 use crate::time::{Clock, SystemClock};
 use crate::token_provider::{RefreshPolicy, TokenProvider};
 use crate::xero::{XeroClient, XeroError};
 
-/// Names a Secrets Manager secret (a JSON object) holding the settings that must not sit in
-/// the template or in plain Lambda environment variables: see [`SECRET_SETTINGS`].
-pub const APP_SECRET_ID: &str = "APP_SECRET_ID";
-/// What the app secret may hold.
-pub const SECRET_SETTINGS: &[&str] = &["XERO_CLIENT_SECRET", "PLATFORM_SIGNING_SECRETS"];
+/// A setting too sensitive for the template or Lambda's environment: in AWS the variable
+/// `id` names a Secrets Manager secret whose SecretString is the value itself (plain text, not
+/// JSON), read at start-up; locally and in tests `name` may be set directly instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretSetting {
+    /// The variable the value becomes, as the configuration reads it.
+    pub name: &'static str,
+    /// The variable naming the Secrets Manager secret that holds it.
+    pub id: &'static str,
+}
+
+/// The Xero app's client secret: the code exchange and every token refresh.
+pub const XERO_CLIENT_SECRET: SecretSetting = SecretSetting { name: "XERO_CLIENT_SECRET", id: "XERO_CLIENT_SECRET_ID" };
+/// The comma-separated secrets the platform signs links and requests with.
+pub const PLATFORM_SIGNING_SECRETS: SecretSetting =
+    SecretSetting { name: "PLATFORM_SIGNING_SECRETS", id: "PLATFORM_SIGNING_SECRETS_ID" };
+
+/// Which secrets a function's code uses. [`App::start`] reads only these and drops the others
+/// from the environment, so a function never holds a secret it does not need (the import
+/// worker, which parses data from Xero, cannot sign a platform request).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Anything that exchanges a code or refreshes a token at Xero ([`XERO_CLIENT_SECRET`]).
+    pub xero_client_secret: bool,
+    /// Anything that checks the platform's signatures ([`PLATFORM_SIGNING_SECRETS`]).
+    pub platform_signing_secrets: bool,
+}
+
+impl Needs {
+    /// Each secret setting, with whether it is needed.
+    fn each(self) -> [(SecretSetting, bool); 2] {
+        [(XERO_CLIENT_SECRET, self.xero_client_secret), (PLATFORM_SIGNING_SECRETS, self.platform_signing_secrets)]
+    }
+}
 
 pub struct App {
     pub config: Config,
@@ -49,36 +78,37 @@ impl App {
         Ok(Self::new(config, &load_sdk_config().await)?)
     }
 
-    /// What a function's `main` calls: the SDK's configuration, the process environment with
-    /// the app secret laid over it (see [`APP_SECRET_ID`]), and the app built from them. The
-    /// environment is returned for the function's own settings.
-    pub async fn start() -> Result<(Self, Env), Box<dyn std::error::Error + Send + Sync>> {
-        Self::start_with(Env::process(), &load_sdk_config().await).await
+    /// What a function's `main` calls, naming the secrets its code uses: the SDK's
+    /// configuration, the process environment with those secrets added (see [`Needs`]), and
+    /// the app built from them. The environment is returned for the function's own settings.
+    pub async fn start(needs: Needs) -> Result<(Self, Env), Box<dyn std::error::Error + Send + Sync>> {
+        Self::start_with(needs, Env::process(), &load_sdk_config().await).await
     }
 
     /// [`App::start`] with the environment and SDK configuration given.
+    ///
+    /// A needed secret comes from the secret its `*_ID` variable names, or else from the
+    /// variable itself; with neither, start-up fails naming the variable. A secret not needed is
+    /// not read, and is removed from the environment if it was set directly.
     pub async fn start_with(
+        needs: Needs,
         mut env: Env,
         sdk: &aws_config::SdkConfig,
     ) -> Result<(Self, Env), Box<dyn std::error::Error + Send + Sync>> {
-        if let Some(id) = env.optional(APP_SECRET_ID) {
-            let client = aws_sdk_secretsmanager::Client::new(sdk);
-            let secret = client
-                .get_secret_value()
-                .secret_id(&id)
-                .send()
-                .await
-                .map_err(|e| crate::AwsError::new("SecretsManager", "GetSecretValue", &e).without_message())?;
-            let text = secret.secret_string().ok_or("the app secret has no string value")?;
-            let values: std::collections::HashMap<String, String> = serde_json::from_str(text)
-                .map_err(|_| format!("the app secret {id} is not a JSON object of strings"))?;
-            for (name, value) in values {
-                if !SECRET_SETTINGS.contains(&name.as_str()) {
-                    return Err(
-                        format!("the app secret {id} holds {name}, which is not one of {SECRET_SETTINGS:?}").into()
-                    );
+        let mut client = None;
+        for (setting, needed) in needs.each() {
+            if !needed {
+                env.remove(setting.name);
+                continue;
+            }
+            match env.optional(setting.id) {
+                Some(id) => {
+                    let client = client.get_or_insert_with(|| aws_sdk_secretsmanager::Client::new(sdk));
+                    let value = read_secret(client, setting, &id).await?;
+                    env.set(setting.name, value);
                 }
-                env.set(name, value);
+                None if env.optional(setting.name).is_some() => {}
+                None => return Err(ConfigError::MissingSecret { name: setting.name, id: setting.id }.into()),
             }
         }
         let config = Config::from(&env)?;
@@ -88,4 +118,29 @@ impl App {
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
     }
+}
+
+/// One secret's value. Errors name the variable and the secret, never the value, and carry no
+/// message from Secrets Manager.
+async fn read_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    setting: SecretSetting,
+    id: &str,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let named = || format!("the secret {id} (named by {})", setting.id);
+    let secret = client.get_secret_value().secret_id(id).send().await.map_err(|e| {
+        let e = crate::AwsError::new("SecretsManager", "GetSecretValue", &e).without_message();
+        format!("reading {}: {e}", named())
+    })?;
+    let value = secret.secret_string().map(str::trim).unwrap_or_default();
+    if value.is_empty() {
+        return Err(format!("{} has no string value; it must hold {} itself", named(), setting.name).into());
+    }
+    // The one-secret layout this replaces held a JSON object; such a value is no secret of ours.
+    if value.starts_with('{') {
+        return Err(
+            format!("{} holds a JSON object; it must hold {} itself, as plain text", named(), setting.name).into()
+        );
+    }
+    Ok(value.to_owned())
 }

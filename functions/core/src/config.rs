@@ -19,6 +19,10 @@ pub const DEFAULT_XERO_API_URL: &str = "https://api.xero.com";
 pub enum ConfigError {
     #[error("missing environment variable {0}")]
     Missing(&'static str),
+    /// A secret the function needs, neither named through its `*_ID` variable (in AWS) nor set
+    /// directly (local runs and tests).
+    #[error("missing environment variable {id} (the Secrets Manager secret holding {name}; or {name} itself)")]
+    MissingSecret { name: &'static str, id: &'static str },
     #[error("environment variable {name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
 }
@@ -40,6 +44,11 @@ impl Env {
     /// Sets (or replaces) one variable: how secrets fetched at start-up join the rest.
     pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
         self.vars.insert(name.into(), value.into());
+    }
+
+    /// Drops one variable: how a function lets go of a secret it does not use.
+    pub fn remove(&mut self, name: &str) {
+        self.vars.remove(name);
     }
 
     /// A set but empty variable counts as missing: an empty table name or secret is never meant.
@@ -88,8 +97,10 @@ impl Env {
 #[derive(Debug, Clone)]
 pub struct XeroConfig {
     pub client_id: String,
-    /// oauth2's secret type prints `[redacted]` under Debug.
-    pub client_secret: ClientSecret,
+    /// Only in the functions that call Xero's identity service (see [`crate::app::Needs`]);
+    /// without it the code exchange, token refresh and revocation refuse. oauth2's secret type
+    /// prints `[redacted]` under Debug.
+    pub client_secret: Option<ClientSecret>,
     /// Where the user's browser goes to consent (Xero's login service).
     pub authorize_url: Url,
     /// Base of the identity service: `/connect/token` and `/connect/revocation`.
@@ -232,7 +243,7 @@ impl Config {
         Ok(Self {
             xero: XeroConfig {
                 client_id: env.required("XERO_CLIENT_ID")?,
-                client_secret: ClientSecret::new(env.required("XERO_CLIENT_SECRET")?),
+                client_secret: env.optional("XERO_CLIENT_SECRET").map(ClientSecret::new),
                 authorize_url: secure(
                     env.url_or("XERO_AUTHORIZE_URL", DEFAULT_XERO_AUTHORIZE_URL)?,
                     "XERO_AUTHORIZE_URL",
@@ -277,11 +288,20 @@ mod tests {
 
     #[test]
     fn each_missing_variable_is_named() {
-        for (name, _) in complete() {
+        // The client secret is only for the functions that need it (App::start checks those).
+        for (name, _) in complete().into_iter().filter(|(k, _)| *k != "XERO_CLIENT_SECRET") {
             let env = Env::from_pairs(complete().into_iter().filter(|(k, _)| *k != name));
             let err = Config::from(&env).unwrap_err();
             assert_eq!(err.to_string(), format!("missing environment variable {name}"));
         }
+    }
+
+    #[test]
+    fn the_client_secret_is_optional() {
+        let with = Config::from(&Env::from_pairs(complete())).unwrap();
+        assert_eq!(with.xero.client_secret.as_ref().map(|s| s.secret().as_str()), Some("shh"));
+        let env = Env::from_pairs(complete().into_iter().filter(|(k, _)| *k != "XERO_CLIENT_SECRET"));
+        assert!(Config::from(&env).unwrap().xero.client_secret.is_none());
     }
 
     #[test]

@@ -1,10 +1,11 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use xero_sync_core::App;
+use xero_sync_core::app::{App, Needs};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     xero_sync_core::telemetry::init();
-    let (app, env) = App::start().await?;
+    // Refreshes tokens to end connections at Xero.
+    let (app, env) = App::start(Needs { xero_client_secret: true, platform_signing_secrets: false }).await?;
     let config = inactivity_sweep::SweepConfig::from(&env)?;
     run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
         Ok::<_, Error>(inactivity_sweep::sweep(&app, &config).await?)

@@ -1,10 +1,11 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use xero_sync_core::App;
+use xero_sync_core::app::{App, Needs};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     xero_sync_core::telemetry::init();
-    let (app, env) = App::start().await?;
+    // Calls Xero (refreshing tokens); takes its work from the queue, not from the platform.
+    let (app, env) = App::start(Needs { xero_client_secret: true, platform_signing_secrets: false }).await?;
     let worker = invoice_push::Worker::new(app, &env)?;
     run(service_fn(|event: LambdaEvent<_>| async {
         Ok::<_, Error>(invoice_push::handle_queue(&worker, event.payload).await)

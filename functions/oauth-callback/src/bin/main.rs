@@ -1,10 +1,11 @@
 use lambda_http::{Error, run, service_fn};
-use xero_sync_core::App;
+use xero_sync_core::app::{App, Needs};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     xero_sync_core::telemetry::init();
-    let (app, env) = App::start().await?;
+    // The code exchange authenticates to Xero; nothing here is signed by the platform.
+    let (app, env) = App::start(Needs { xero_client_secret: true, platform_signing_secrets: false }).await?;
     let callback = oauth_callback::Callback::new(app, &env)?;
     run(service_fn(|request| async { Ok::<_, Error>(oauth_callback::handle(&callback, request).await) })).await
 }

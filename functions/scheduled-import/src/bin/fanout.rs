@@ -1,11 +1,12 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use scheduled_import::{FanoutConfig, fan_out};
-use xero_sync_core::App;
+use xero_sync_core::app::{App, Needs};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     xero_sync_core::telemetry::init();
-    let (app, env) = App::start().await?;
+    // Only reads the table and queues messages: no secret at all.
+    let (app, env) = App::start(Needs { xero_client_secret: false, platform_signing_secrets: false }).await?;
     let config = FanoutConfig::from(&env)?;
     let sqs = aws_sdk_sqs::Client::new(&app.sdk);
     run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
