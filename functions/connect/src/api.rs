@@ -2,7 +2,7 @@
 //! method, path and body.
 
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 use xero_sync_core::http::{ApiError, Problem, connection_key, json, request_body};
@@ -24,6 +24,20 @@ pub struct ConnectionView<'a> {
     pub last_sync_at: Option<String>,
     pub status_changed_at: String,
     pub last_error: Option<&'a str>,
+    /// Whether account emails reach the address (which itself is not shown); `None` without one.
+    pub email: Option<EmailView>,
+    /// Ended, with its clean-up at Xero or in the vault still to finish.
+    pub cleanup_pending: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EmailView {
+    pub deliverable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_at: Option<String>,
+    /// SES's code for the refusal, such as MessageRejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl<'a> From<&'a Connection> for ConnectionView<'a> {
@@ -38,6 +52,16 @@ impl<'a> From<&'a Connection> for ConnectionView<'a> {
             last_sync_at: c.last_sync_at.map(format),
             status_changed_at: format(c.status_changed_at),
             last_error: c.last_error.as_deref(),
+            email: c.notify_email.as_deref().map(|address| {
+                let refused =
+                    c.email_refused.as_ref().filter(|r| r.address_hash == xero_sync_core::mail::address_hash(address));
+                EmailView {
+                    deliverable: refused.is_none(),
+                    refused_at: refused.map(|r| format(r.at)),
+                    reason: refused.map(|r| format!("SES refused the address ({})", r.code)),
+                }
+            }),
+            cleanup_pending: c.cleanup_pending,
         }
     }
 }
@@ -90,7 +114,7 @@ pub async fn handle(
         (_, [] | [_, "test" | "disconnect" | "options" | "settings" | "validate"]) => {
             Err(ApiError::MethodNotAllowed { method: method.to_owned() })
         }
-        _ => Err(xero_sync_core::http::no_route(method, request.raw_http_path())),
+        _ => Err(xero_sync_core::http::no_route(method, &xero_sync_core::http::request_path(request))),
     }
 }
 
@@ -130,22 +154,21 @@ fn describe(e: &XeroError) -> String {
     }
 }
 
-/// "Disconnect": stops all syncing and keeps the data.
+/// "Disconnect": stops all syncing and keeps the data. Repeating it is harmless, and finishes
+/// a clean-up an earlier attempt left undone.
 async fn disconnect(connect: &Connect, key: &ConnectionKey) -> Result<Response<Body>, ApiError> {
     let connection = connection(connect, key).await?;
-    if matches!(connection.status, ConnectionStatus::Disconnected | ConnectionStatus::DisconnectedInactive) {
-        return Ok(json(StatusCode::OK, &json!({ "connection": ConnectionView::from(&connection) })));
-    }
     let app = &connect.app;
-    let updated = lifecycle::disconnect(
-        &app.services,
-        &app.tokens,
-        &connection,
-        ConnectionStatus::Disconnected,
-        "Disconnected by the account.",
-        app.now(),
-    )
-    .await?;
+    let updated = if connection.status.is_live() {
+        let ending = lifecycle::Ending {
+            to: ConnectionStatus::Disconnected,
+            reason: "Disconnected by the account.",
+            if_last_activity: None,
+        };
+        lifecycle::disconnect(&app.services, &app.tokens, &connection, &ending, app.now()).await?
+    } else {
+        lifecycle::finish_cleanup(&app.services, &app.tokens, connection).await?
+    };
     tracing::info!(account = %key.account_id, tenant = %key.tenant_id, "disconnected by the account");
     Ok(json(StatusCode::OK, &json!({ "connection": ConnectionView::from(&updated) })))
 }

@@ -5,7 +5,7 @@ mod api;
 mod link;
 mod settings;
 
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use xero_sync_core::config::{OAuthConfig, platform_signing_secrets};
 use xero_sync_core::http::{ApiError, no_route};
 use xero_sync_core::signing::SigningSecret;
@@ -18,17 +18,31 @@ pub struct Connect {
     pub app: App,
     pub oauth: OAuthConfig,
     pub secrets: Vec<SigningSecret>,
+    /// The longest a connect link may live (`CONNECT_LINK_MAX_MINUTES`).
+    pub link_lifetime: chrono::Duration,
 }
 
 impl Connect {
     pub fn new(app: App, env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self { app, oauth: OAuthConfig::from(env)?, secrets: platform_signing_secrets(env)? })
+        let minutes: i64 = env.parse_or("CONNECT_LINK_MAX_MINUTES", link::DEFAULT_LINK_MINUTES)?;
+        if !(1..=link::MAX_LINK_LIFETIME.num_minutes()).contains(&minutes) {
+            return Err(ConfigError::Invalid {
+                name: "CONNECT_LINK_MAX_MINUTES",
+                reason: format!("must be 1 to {} minutes", link::MAX_LINK_LIFETIME.num_minutes()),
+            });
+        }
+        Ok(Self {
+            app,
+            oauth: OAuthConfig::from(env)?,
+            secrets: platform_signing_secrets(env)?,
+            link_lifetime: chrono::Duration::minutes(minutes),
+        })
     }
 }
 
 /// Every request ends in a response; errors become their status in one place ([`ApiError`]).
 pub async fn handle(connect: &Connect, request: Request) -> Response<Body> {
-    let path = request.raw_http_path().to_owned();
+    let path = xero_sync_core::http::request_path(&request);
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = request.method().as_str().to_owned();
     match segments.as_slice() {

@@ -13,7 +13,10 @@ use crate::Connect;
 
 /// How long the consent may take, from the click to Xero's callback.
 pub const STATE_LIFETIME: Duration = Duration::minutes(10);
-/// The furthest in the future a link may say it expires: a leaked link stops working soon.
+/// How far in the future a link may say it expires, unless `CONNECT_LINK_MAX_MINUTES` says
+/// otherwise: a link is a bearer token until it is used, so it lives briefly.
+pub const DEFAULT_LINK_MINUTES: i64 = 15;
+/// The most `CONNECT_LINK_MAX_MINUTES` may allow.
 pub const MAX_LINK_LIFETIME: Duration = Duration::hours(24);
 
 /// Builds a signed connect link, as the platform does (also used by tests and the local demo).
@@ -77,7 +80,7 @@ pub async fn start(connect: &Connect, request: &Request) -> Response<Body> {
     let return_to = query.first("return_to");
     let email = query.first("email");
     if let Some(e) = email {
-        if e.len() > 254 || !e.contains('@') || e.chars().any(char::is_whitespace) {
+        if !xero_sync_core::email::is_valid(e) {
             problems.push("email is not an email address".to_owned());
         }
     }
@@ -102,8 +105,12 @@ pub async fn start(connect: &Connect, request: &Request) -> Response<Body> {
     if expires <= now.timestamp() {
         return refused(StatusCode::UNAUTHORIZED, "This Connect to Xero link has expired.");
     }
-    if expires > (now + MAX_LINK_LIFETIME).timestamp() {
-        return refused(StatusCode::BAD_REQUEST, "This Connect to Xero link is valid for too long (at most 24 hours).");
+    if expires > (now + connect.link_lifetime).timestamp() {
+        let most = connect.link_lifetime.num_minutes();
+        return refused(
+            StatusCode::BAD_REQUEST,
+            &format!("This Connect to Xero link is valid for too long (at most {most} minutes)."),
+        );
     }
     let return_to = match return_to.map(Url::parse) {
         None => None,
@@ -133,13 +140,29 @@ pub async fn start(connect: &Connect, request: &Request) -> Response<Body> {
         created_at: now,
         expires_at: now + STATE_LIFETIME,
     };
-    if let Err(e) = connect.app.services.store.create_oauth_state(&record).await {
-        tracing::error!(error = %e, "could not store the OAuth state");
-        return page(
+    let unavailable = || {
+        page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Xero could not be connected",
             &["Something went wrong on our side. Please try again in a minute."],
-        );
+        )
+    };
+    if let Err(e) = connect.app.services.store.create_oauth_state(&record).await {
+        tracing::error!(error = %e, "could not store the OAuth state");
+        return unavailable();
+    }
+    // Single use, claimed last so that a failure above leaves the link usable. Whoever holds a
+    // link that was used (copied from a log, a shared screen) cannot start a consent with it.
+    let until = chrono::DateTime::from_timestamp(expires, 0).unwrap_or(now);
+    match connect.app.services.store.claim_once(&format!("connect-link#{sig}"), until, now).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return refused(StatusCode::UNAUTHORIZED, "This Connect to Xero link has already been used.");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not record the link's use");
+            return unavailable();
+        }
     }
     tracing::info!(account = %account, "consent started");
     let mut response = redirect(authorize.as_str());

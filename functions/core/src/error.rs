@@ -25,6 +25,10 @@ pub enum Error {
     /// EventBridge kept refusing some entries after our own retries.
     #[error("EventBridge refused {failed} event(s): {code}")]
     EventsRejected { failed: usize, code: String },
+    /// SES refused an email for good (the address, or our sending identity): sending it again
+    /// would be refused the same way.
+    #[error("SES refused the email ({code})")]
+    EmailRefused { code: String },
 }
 
 impl Error {
@@ -32,7 +36,11 @@ impl Error {
         match self {
             Error::Aws(e) => e.retryable,
             Error::EventsRejected { .. } => true,
-            Error::Config(_) | Error::Conflict(_) | Error::NotFound(_) | Error::Corrupt { .. } => false,
+            Error::Config(_)
+            | Error::Conflict(_)
+            | Error::NotFound(_)
+            | Error::Corrupt { .. }
+            | Error::EmailRefused { .. } => false,
         }
     }
 }
@@ -99,9 +107,78 @@ impl AwsError {
     }
 }
 
+/// A parser's error message without the input it quotes.
+///
+/// serde's messages repeat what they were given (`invalid type: string "jane@example.com",
+/// expected u32`, ``unknown variant `x` ``), and inputs carry personal data and tokens. What
+/// was expected is ours to show; what was found is described by its kind only.
+pub fn without_values(message: &str) -> String {
+    let message = match message.rfind(" at line ") {
+        Some(at) if message[at..].contains(" column ") => &message[..at],
+        _ => message,
+    };
+    let (found, expected) = match message.split_once(", expected ") {
+        Some((found, expected)) => (found, Some(expected)),
+        None => (message, None),
+    };
+    // Our own field names, which the message names when one is missing or repeated.
+    if found.starts_with("missing field `") || found.starts_with("duplicate field `") {
+        return found.to_owned();
+    }
+    let found = match ["invalid type: ", "invalid value: "].iter().find(|p| found.starts_with(**p)) {
+        // `string "abc"`, `integer `5``: keep the kind, drop the value.
+        Some(prefix) => {
+            let rest = &found[prefix.len()..];
+            let kind = rest.split(['"', '`']).next().unwrap_or_default().trim();
+            format!("{prefix}{kind}")
+        }
+        None => strip_quoted(found),
+    };
+    match expected {
+        Some(expected) => format!("{found}, expected {expected}"),
+        None => found,
+    }
+}
+
+/// Removes every `` `quoted` `` and `"quoted"` part.
+fn strip_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut inside: Option<char> = None;
+    for c in text.chars() {
+        match inside {
+            Some(q) if c == q => inside = None,
+            Some(_) => {}
+            None if c == '`' || c == '"' => inside = Some(c),
+            None => out.push(c),
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parser_messages_keep_what_was_expected_and_drop_what_was_found() {
+        for (message, expected) in [
+            (
+                "invalid type: string \"jane@example.com\", expected u32 at line 1 column 9",
+                "invalid type: string, expected u32",
+            ),
+            ("invalid type: integer `98765`, expected a string", "invalid type: integer, expected a string"),
+            (
+                "unknown variant `invoice.s3cr3t`, expected one of `invoice.created`, `invoice.voided`",
+                "unknown variant, expected one of `invoice.created`, `invoice.voided`",
+            ),
+            ("unknown field `s3cr3t`, expected `a` or `b`", "unknown field, expected `a` or `b`"),
+            ("missing field `number`", "missing field `number`"),
+            ("invalid character: found `s` at 1", "invalid character: found at 1"),
+            ("input contains invalid characters", "input contains invalid characters"),
+        ] {
+            assert_eq!(without_values(message), expected);
+        }
+    }
 
     #[test]
     fn conflicts_and_corruption_are_not_worth_retrying() {

@@ -234,27 +234,39 @@ pub fn request_body(request: &lambda_http::Request) -> &[u8] {
 }
 
 /// Parses a JSON body, naming the exact field that is missing or of the wrong type (`body`
-/// when the text is not JSON at all).
+/// when the text is not JSON at all). The message never repeats the value it refused.
 pub fn parse_json<T: for<'de> serde::Deserialize<'de>>(body: &[u8]) -> Result<T, Problem> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let field = if matches!(path.as_str(), "." | "?" | "") { "body".to_owned() } else { path };
-        Problem::new(field, e.into_inner().to_string())
+        Problem::new(field, crate::error::without_values(&e.into_inner().to_string()))
     })
 }
 
-/// Checks a signed API call: the signature covers the method, the path with its query and
-/// the body, so none of them can be changed or replayed elsewhere.
+/// The request's path, percent-decoded: what routes match and what signatures cover.
+///
+/// API Gateway's HTTP APIs hand `rawPath` over already decoded (`/accounts/acct@home`), while
+/// a function URL or a REST API passes it as sent (`/accounts/acct%40home`); decoding here makes
+/// both the same. No platform id may contain `%` (see [`crate::model`]), so decoding a decoded
+/// path changes nothing that could be told apart.
+pub fn request_path(request: &lambda_http::Request) -> String {
+    use lambda_http::RequestExt;
+    percent_encoding::percent_decode_str(request.raw_http_path()).decode_utf8_lossy().into_owned()
+}
+
+/// Checks a signed API call: the signature covers the method, the decoded path (see
+/// [`request_path`]) with its query string as sent, and the body, so none of them can be
+/// changed or replayed elsewhere.
 pub fn verify_api_request(
     request: &lambda_http::Request,
     secrets: &[crate::signing::SigningSecret],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), ApiError> {
-    use lambda_http::RequestExt;
+    let path = request_path(request);
     let path_and_query = match request.uri().query() {
-        Some(q) if !q.is_empty() => format!("{}?{q}", request.raw_http_path()),
-        _ => request.raw_http_path().to_owned(),
+        Some(q) if !q.is_empty() => format!("{path}?{q}"),
+        _ => path,
     };
     let header = request.headers().get(crate::signing::SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     let signed = crate::signing::Signed::Api {

@@ -7,10 +7,13 @@
 pub mod app;
 pub mod aws;
 pub mod config;
+pub mod decimal;
+pub mod email;
 pub mod error;
 pub mod events;
 pub mod http;
 pub mod lifecycle;
+pub mod mail;
 pub mod model;
 pub mod notify;
 pub mod reference;

@@ -1,4 +1,6 @@
-//! Changes in a connection's life that the account and the platform hear about.
+//! Changes in a connection's life that the account and the platform hear about, and the
+//! clean-up that follows an ending: what a connection held at Xero and in the vault is
+//! released, and released again until that is done.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
@@ -6,10 +8,12 @@ use serde_json::json;
 use crate::Error;
 use crate::aws::Services;
 use crate::events::{EventKind, PlatformEvent};
-use crate::model::{AccountId, Connection, ConnectionStatus, GrantId};
+use crate::mail;
+use crate::model::{AccountId, Connection, ConnectionStatus, GrantId, GrantRelease, XeroConnectionId};
 use crate::notify::Notice;
 use crate::store::{StatusChange, at_most_once};
 use crate::token_provider::{TokenError, TokenProvider};
+use crate::tokens::AccessToken;
 
 pub const RECONNECT_REASON: &str =
     "Xero no longer accepts this connection's authorisation (the refresh token was refused).";
@@ -34,12 +38,12 @@ pub async fn needs_reconnect(
         }
         match connection.status {
             ConnectionStatus::Connected => {
-                let change = StatusChange {
-                    to: ConnectionStatus::NeedsReconnect,
-                    only_from: vec![ConnectionStatus::Connected],
-                    reason: Some(RECONNECT_REASON.into()),
-                    at: now,
-                };
+                let change = StatusChange::new(
+                    ConnectionStatus::NeedsReconnect,
+                    vec![ConnectionStatus::Connected],
+                    Some(RECONNECT_REASON.into()),
+                    now,
+                );
                 match services.store.set_connection_status(&connection.key(), &change).await {
                     Ok(updated) => {
                         moved += 1;
@@ -88,27 +92,34 @@ async fn tell_the_account(
         })
         .collect();
     services.events.publish(&events).await?;
-    if let Some(to) = affected.iter().find_map(|c| c.notify_email.clone()) {
-        let names: Vec<_> = affected.iter().map(|c| c.organisation_name.as_str()).collect();
-        let notice = Notice {
-            subject: format!("Reconnect Xero: {}", names.join(", ")),
-            organisation: names.join(", "),
-            what_happened:
-                "Xero stopped accepting the connection to your organisation, so invoices are no longer sent \
-                to Xero and nothing is imported from it. This happens when the Xero user who connected changes their \
-                password, leaves the organisation, or removes the app in Xero."
-                    .into(),
-            details: vec![],
-            what_to_do: "Open the Xero settings in the platform and click Connect to Xero again. Invoices waiting in \
-                the meantime are sent once you have reconnected."
-                .into(),
-        };
-        services.notifier.send(&notice.to(to)).await?;
-    }
-    Ok(())
+    let names: Vec<_> = affected.iter().map(|c| c.organisation_name.as_str()).collect();
+    let notice = Notice {
+        subject: format!("Reconnect Xero: {}", names.join(", ")),
+        organisation: names.join(", "),
+        what_happened: "Xero stopped accepting the connection to your organisation, so invoices are no longer sent \
+            to Xero and nothing is imported from it. This happens when the Xero user who connected changes their \
+            password, leaves the organisation, or removes the app in Xero."
+            .into(),
+        details: vec![],
+        what_to_do: "Open the Xero settings in the platform and click Connect to Xero again. Invoices waiting in \
+            the meantime are sent once you have reconnected."
+            .into(),
+    };
+    mail::tell(services, affected, notice, now).await.map(|_| ())
 }
 
-/// Ends a connection: marks it `to` (DISCONNECTED or DISCONNECTED_INACTIVE), then removes what
+/// How a connection is to end.
+#[derive(Debug, Clone)]
+pub struct Ending<'a> {
+    /// DISCONNECTED or DISCONNECTED_INACTIVE.
+    pub to: ConnectionStatus,
+    pub reason: &'a str,
+    /// Ends it only if its last activity is still this (as read when the ending was decided):
+    /// for the inactivity sweep, whose reason is gone once the account acts.
+    pub if_last_activity: Option<DateTime<Utc>>,
+}
+
+/// Ends a connection: marks it `to`, listed for clean-up in the same write, then releases what
 /// it held: its connection at Xero, unless another platform account shares it (Xero keeps one
 /// per Xero user and organisation), and its grant's secret, unless another connection of the
 /// account still uses the grant. Sync records, mappings and settings stay, so a reconnect
@@ -118,23 +129,29 @@ async fn tell_the_account(
 /// app, which would cut off the user's other organisations and other platform accounts. A
 /// grant whose secret is deleted can no longer be used by anyone, and Xero lets it lapse.
 ///
-/// The status changes first, so nothing syncs from then on and no concurrent refresh mistakes
-/// the clean-up for a revoked grant. The clean-up is safe to repeat (a Xero 404 counts as
-/// removed, a missing secret as deleted), so a failed attempt is finished by the next one; the
-/// event is published once per ending (a once-key), before the clean-up.
+/// The status changes first, so nothing syncs from then on. A clean-up that fails leaves the
+/// connection in the clean-up index: calling this again (a repeated disconnect) or
+/// [`finish_cleanups`] (the daily sweep) finishes it; each step is safe to repeat (a Xero 404
+/// counts as removed, a missing secret as deleted). The event is published once per ending.
+///
+/// Returns the connection as it now is: not ended when it is still live (its activity moved
+/// on meanwhile, for an ending that asked for [`Ending::if_last_activity`]).
 pub async fn disconnect(
     services: &Services,
     tokens: &TokenProvider,
     connection: &Connection,
-    to: ConnectionStatus,
-    reason: &str,
+    ending: &Ending<'_>,
     now: DateTime<Utc>,
 ) -> Result<Connection, TokenError> {
     let change = StatusChange {
-        to,
-        only_from: vec![ConnectionStatus::Connected, ConnectionStatus::NeedsReconnect],
-        reason: Some(reason.to_owned()),
-        at: now,
+        if_last_activity: ending.if_last_activity,
+        cleanup: true,
+        ..StatusChange::new(
+            ending.to,
+            vec![ConnectionStatus::Connected, ConnectionStatus::NeedsReconnect],
+            Some(ending.reason.to_owned()),
+            now,
+        )
     };
     let updated = match services.store.set_connection_status(&connection.key(), &change).await {
         Ok(updated) => updated,
@@ -144,27 +161,52 @@ pub async fn disconnect(
         }
         Err(e) => return Err(e.into()),
     };
-    if updated.status == to {
-        // Once per ending, whichever attempt gets this far first: a retry after a failed
-        // clean-up still tells the platform, and a repeat does not tell it twice.
-        let dedup = format!("{}|{}", updated.grant_id, to.as_str());
-        let once = format!("disconnected-event#{}#{}#{dedup}", updated.account_id, updated.tenant_id);
-        let reason = updated.last_error.clone().unwrap_or_else(|| reason.to_owned());
-        at_most_once(services.store.as_ref(), &once, now, Duration::days(365), || async {
-            let event = PlatformEvent::new(
-                EventKind::ConnectionDisconnected,
-                updated.account_id.clone(),
-                Some(updated.tenant_id),
-                &dedup,
-                now,
-                json!({ "organisation_name": updated.organisation_name, "status": updated.status, "reason": reason }),
-            );
-            services.events.publish(&[event]).await
-        })
-        .await?;
+    // Still live: the account acted (or reconnected) since the ending was decided.
+    if updated.status.is_live() {
+        return Ok(updated);
     }
-    release(services, tokens, &updated).await?;
-    Ok(updated)
+    if updated.status == ending.to {
+        announce(services, &updated, ending.reason, now).await?;
+    }
+    finish_cleanup(services, tokens, updated).await
+}
+
+/// Once per ending, whichever attempt gets this far first: a retry after a failed clean-up
+/// still tells the platform, and a repeat does not tell it twice.
+async fn announce(services: &Services, ended: &Connection, reason: &str, now: DateTime<Utc>) -> Result<(), Error> {
+    let dedup = format!("{}|{}", ended.grant_id, ended.status.as_str());
+    let once = format!("disconnected-event#{}#{}#{dedup}", ended.account_id, ended.tenant_id);
+    let reason = ended.last_error.clone().unwrap_or_else(|| reason.to_owned());
+    at_most_once(services.store.as_ref(), &once, now, Duration::days(365), || async {
+        let event = PlatformEvent::new(
+            EventKind::ConnectionDisconnected,
+            ended.account_id.clone(),
+            Some(ended.tenant_id),
+            &dedup,
+            now,
+            json!({ "organisation_name": ended.organisation_name, "status": ended.status, "reason": reason }),
+        );
+        services.events.publish(&[event]).await
+    })
+    .await
+    .map(|_| ())
+}
+
+/// Releases what an ended connection still holds, if its clean-up is pending; returns the
+/// connection as it then is.
+pub async fn finish_cleanup(
+    services: &Services,
+    tokens: &TokenProvider,
+    mut ended: Connection,
+) -> Result<Connection, TokenError> {
+    if ended.status.is_live() || !ended.cleanup_pending {
+        return Ok(ended);
+    }
+    release(services, tokens, &ended).await?;
+    services.store.finish_cleanup(&ended.key()).await?;
+    ended.cleanup_pending = false;
+    tracing::info!(account = %ended.account_id, tenant = %ended.tenant_id, "connection released");
+    Ok(ended)
 }
 
 /// What a no-longer-live connection still holds at Xero and in the vault, released unless
@@ -175,22 +217,33 @@ async fn release(services: &Services, tokens: &TokenProvider, connection: &Conne
         services.store.sharing_xero_connection(connection.xero_connection_id).await?.into_iter().any(|k| k != key);
     if !shared {
         match tokens.grant_token(connection.grant_id).await {
-            Ok(token) => {
-                let existed = tokens.xero().delete_connection(&token, connection.xero_connection_id).await?;
-                tracing::info!(tenant = %connection.tenant_id, existed, "removed the connection at Xero");
-            }
+            Ok(token) => remove_at_xero(tokens, &token, connection.xero_connection_id).await?,
             // No usable tokens: the grant is gone, and Xero drops its connection with it.
             Err(TokenError::Reconnect) => {}
             Err(e) => return Err(e),
         }
     }
-    let grant_in_use = services.store.account_connections(&connection.account_id).await?.iter().any(|c| {
-        c.grant_id == connection.grant_id
-            && c.key() != key
-            && matches!(c.status, ConnectionStatus::Connected | ConnectionStatus::NeedsReconnect)
-    });
-    if !grant_in_use {
-        drop_grant(services, tokens, connection.grant_id).await?;
+    drop_grant_if_unused(services, tokens, &connection.account_id, connection.grant_id).await?;
+    Ok(())
+}
+
+async fn remove_at_xero(tokens: &TokenProvider, token: &AccessToken, id: XeroConnectionId) -> Result<(), TokenError> {
+    let existed = tokens.xero().delete_connection(token, id).await?;
+    tracing::info!(xero_connection = %id, existed, "removed the connection at Xero");
+    Ok(())
+}
+
+/// Deletes the grant's tokens unless a live connection of the account still uses them.
+async fn drop_grant_if_unused(
+    services: &Services,
+    tokens: &TokenProvider,
+    account: &AccountId,
+    grant: GrantId,
+) -> Result<(), Error> {
+    let in_use =
+        services.store.account_connections(account).await?.iter().any(|c| c.grant_id == grant && c.status.is_live());
+    if !in_use {
+        drop_grant(services, tokens, grant).await?;
     }
     Ok(())
 }
@@ -200,4 +253,81 @@ pub async fn drop_grant(services: &Services, tokens: &TokenProvider, grant: Gran
     services.vault.delete(&grant).await?;
     tokens.forget(grant);
     Ok(())
+}
+
+/// Releases a grant nobody went on to use (see [`GrantRelease`]): each of its Xero connections
+/// that no live platform connection uses is removed at Xero, then its tokens are deleted unless
+/// a live connection of the account uses them. Safe to repeat; done once this returns `Ok`.
+pub async fn release_grant(
+    services: &Services,
+    tokens: &TokenProvider,
+    release: &GrantRelease,
+) -> Result<(), TokenError> {
+    match tokens.grant_token(release.grant_id).await {
+        Ok(token) => {
+            let mut ids = release.xero_connection_ids.clone();
+            for listed in tokens.xero().connections(&token, Some(release.grant_id)).await? {
+                if !ids.contains(&listed.id) {
+                    ids.push(listed.id);
+                }
+            }
+            for id in ids {
+                if services.store.sharing_xero_connection(id).await?.is_empty() {
+                    remove_at_xero(tokens, &token, id).await?;
+                }
+            }
+        }
+        // No tokens left (or Xero refuses them): nothing can be removed, and Xero lets it lapse.
+        Err(TokenError::Reconnect) => {}
+        Err(e) => return Err(e),
+    }
+    drop_grant_if_unused(services, tokens, &release.account_id, release.grant_id).await?;
+    services.store.delete_grant_release(release.grant_id).await?;
+    Ok(())
+}
+
+/// Finishes up to `limit` pending clean-ups and due grant releases; what still fails stays
+/// listed for the next call. Returns what failed, with why.
+pub async fn finish_cleanups(
+    services: &Services,
+    tokens: &TokenProvider,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<Cleanups, Error> {
+    let mut done = Cleanups::default();
+    let mut token = None;
+    loop {
+        let page = services.store.pending_cleanups(100, token.as_ref()).await?;
+        for connection in page.items {
+            if done.attempted >= limit {
+                return Ok(done);
+            }
+            done.attempted += 1;
+            let key = connection.key();
+            match finish_cleanup(services, tokens, connection).await {
+                Ok(released) => done.released.push(released),
+                Err(e) => done.failed.push((key.account_id.to_string(), key.tenant_id.to_string(), e.to_string())),
+            }
+        }
+        token = page.next;
+        if token.is_none() {
+            break;
+        }
+    }
+    for release in services.store.due_grant_releases(now, limit.saturating_sub(done.attempted).max(1) as i32).await? {
+        done.attempted += 1;
+        if let Err(e) = release_grant(services, tokens, &release).await {
+            done.failed.push((release.account_id.to_string(), format!("grant {}", release.grant_id), e.to_string()));
+        }
+    }
+    Ok(done)
+}
+
+#[derive(Debug, Default)]
+pub struct Cleanups {
+    pub attempted: usize,
+    /// Connections released by this call.
+    pub released: Vec<Connection>,
+    /// (account, tenant or grant, why) of each that failed.
+    pub failed: Vec<(String, String, String)>,
 }

@@ -151,6 +151,11 @@ pub enum ConnectionStatus {
 }
 
 impl ConnectionStatus {
+    /// Whether the connection is still the account's (syncing, or waiting for a reconnect).
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Connected | Self::NeedsReconnect)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Connected => "CONNECTED",
@@ -183,6 +188,24 @@ pub struct Connection {
     pub status_changed_at: DateTime<Utc>,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Ended, but its connection at Xero or its tokens may still be there: the clean-up is
+    /// repeated (by a repeated disconnect, or the daily sweep) until it is done.
+    #[serde(default)]
+    pub cleanup_pending: bool,
+    /// SES refused the notify address for good; emails to it are held (see [`crate::mail`]).
+    #[serde(default)]
+    pub email_refused: Option<EmailRefusal>,
+}
+
+/// A permanent refusal of an account's address by SES. The address itself is not kept here,
+/// only a hash of it, so a new address is tried at once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailRefusal {
+    pub address_hash: String,
+    /// SES's error code (`MessageRejected` ...); never its message, which quotes the address.
+    pub code: String,
+    #[serde(with = "crate::time::fixed")]
+    pub at: DateTime<Utc>,
 }
 
 /// Leaves out the email address: personal data.
@@ -271,6 +294,21 @@ impl fmt::Debug for PendingChoice {
     }
 }
 
+/// A grant whose Xero connections and tokens are to be released once nobody uses them: a
+/// consent that was abandoned or failed after the code exchange, or the grant of a connection
+/// replaced by another Xero user's. The sweep handles those due.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRelease {
+    pub grant_id: GrantId,
+    pub account_id: AccountId,
+    /// Xero connections known to belong to the grant (Xero is asked for the rest).
+    #[serde(default)]
+    pub xero_connection_ids: Vec<XeroConnectionId>,
+    /// Not before this: a consent still in progress must be left to finish.
+    #[serde(with = "crate::time::fixed")]
+    pub due_at: DateTime<Utc>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SyncStatus {
@@ -306,6 +344,9 @@ pub struct SyncRecord {
     /// When the newest event applied so far happened: an older one arriving late is dropped.
     #[serde(with = "crate::time::fixed_opt", default)]
     pub last_event_at: Option<DateTime<Utc>>,
+    /// The platform's version of the newest event applied, when it sends one.
+    #[serde(default)]
+    pub last_sequence: Option<u64>,
     /// Set while a push is writing to Xero: others wait until then; a claim still set after it
     /// means the pusher died midway, so its write may or may not have reached Xero.
     #[serde(with = "crate::time::fixed_opt", default)]
@@ -347,6 +388,7 @@ impl SyncRecord {
             content_hash: None,
             xero_status: None,
             last_event_at: None,
+            last_sequence: None,
             claimed_until: None,
             uncertain: false,
             last_delivery_id: None,
@@ -366,6 +408,9 @@ pub struct ParkedPush {
     pub invoice_id: PlatformInvoiceId,
     #[serde(with = "crate::time::fixed")]
     pub occurred_at: DateTime<Utc>,
+    /// The event's platform version, when it has one: it orders events before the time does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
     /// The queue message, as it will be sent again.
     pub message: String,
 }
@@ -396,13 +441,23 @@ pub struct ImportCursor {
     /// The newest UpdatedDateUTC the platform has accepted; the next run asks for newer.
     #[serde(with = "crate::time::fixed_opt", default)]
     pub modified_since: Option<DateTime<Utc>>,
-    /// Set while a run pages by number through records that all share the boundary instant.
+    /// When the last run first read: records carrying a time shortly before it may have been
+    /// invisible then (see scheduled-import's `cursor`).
+    #[serde(with = "crate::time::fixed_opt", default)]
+    pub read_at: Option<DateTime<Utc>>,
+    /// Set while a run pages by number through a window of changes larger than a page, with
+    /// the `If-Modified-Since` those pages are numbered in.
     #[serde(default)]
     pub next_page: Option<u32>,
-    /// The ids delivered with UpdatedDateUTC equal to `modified_since`: Xero returns that
-    /// boundary again, and they are not news.
+    #[serde(with = "crate::time::fixed_opt", default)]
+    pub paging_from: Option<DateTime<Utc>>,
+    /// What was delivered inside the overlap before `modified_since`, as `{time}|{id}` (older
+    /// runs kept plain ids at that instant): Xero lists them again, and they are not news.
     #[serde(default)]
     pub boundary: Vec<String>,
+    /// Ids of records Xero sent that did not parse: tried again each run until they do.
+    #[serde(default)]
+    pub unreadable: Vec<String>,
     /// For resources read whole (tax rates, accounts ...): what was last delivered.
     #[serde(default)]
     pub content_hash: Option<String>,
@@ -418,8 +473,11 @@ impl ImportCursor {
         Self {
             resource: resource.to_owned(),
             modified_since: None,
+            read_at: None,
             next_page: None,
+            paging_from: None,
             boundary: Vec::new(),
+            unreadable: Vec::new(),
             content_hash: None,
             updated_at: now,
             version: 0,

@@ -89,10 +89,28 @@ impl Notifier for SesNotifier {
             .send()
             .await
             // SES quotes refused addresses in its messages; keep only the code.
-            .map_err(|e| Error::Aws(AwsError::new("SESv2", "SendEmail", &e).without_message()))?;
+            .map_err(|e| {
+                let e = AwsError::new("SESv2", "SendEmail", &e).without_message();
+                match e.code.as_deref() {
+                    Some(code) if REFUSED_FOR_GOOD.contains(&code) => Error::EmailRefused { code: code.to_owned() },
+                    _ => Error::Aws(e),
+                }
+            })?;
         Ok(())
     }
 }
+
+/// SES's answers that sending again cannot change: the message or address is refused (in the
+/// sandbox, an unverified recipient too), the sender is not verified, or sending is stopped
+/// for the account. Throttling and SES's own trouble are worth a retry and are not here.
+const REFUSED_FOR_GOOD: &[&str] = &[
+    "MessageRejected",
+    "MailFromDomainNotVerifiedException",
+    "AccountSuspendedException",
+    "SendingPausedException",
+    "BadRequestException",
+    "NotFoundException",
+];
 
 #[cfg(test)]
 mod tests {

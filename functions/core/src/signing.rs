@@ -8,7 +8,10 @@
 //!
 //! * the invoice webhook: `"{t}.{raw body}"`;
 //! * a connection API call: `"{t}.{METHOD}.{path and query}.{raw body}"`, so a signature cannot be
-//!   replayed against another account's URL.
+//!   replayed against another account's URL. The path is signed **percent-decoded**
+//!   (`/accounts/acct@home/connections`, never `acct%40home`), as API Gateway's HTTP API hands
+//!   it to the function; the query string is signed exactly as sent (`?a=1&b=x%20y`), without
+//!   the `?` when there is none.
 //!
 //! A signature older or newer than [`TOLERANCE`] is refused. Several secrets may be active at once
 //! (rotation: add the new one, switch the platform, remove the old one); the header may carry

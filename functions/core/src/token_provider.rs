@@ -5,10 +5,13 @@
 //! * One refresher: within a process a per-grant mutex lets one task refresh while the others
 //!   wait for its result; across processes a DynamoDB lease does the same: the others poll the
 //!   lease and read the vault when they get it, finding the new set.
-//! * Rotation: Xero's refresh tokens are single use. The new set is written to the vault before
-//!   the new access token is handed out. If the refresh response is lost, or the write fails,
-//!   the old refresh token still works for Xero's 30-minute grace period, so the next attempt
-//!   recovers.
+//! * Rotation: Xero's refresh tokens are single use. Once Xero has answered a refresh, the new
+//!   set is the grant's only future: it is written to the vault (retried a few times) before it
+//!   is used, and if the vault still refuses it, it is kept in this process and written by the
+//!   next call rather than dropped, since past Xero's 30-minute grace the old refresh token is
+//!   dead. If the refresh response itself is lost, the old token still works within the grace.
+//! * Before a grant is declared dead on `invalid_grant`, the vault is read again: another
+//!   process may have stored a newer set meanwhile.
 //! * `invalid_grant`: the grant's connections become NEEDS_RECONNECT (see
 //!   [`crate::lifecycle::needs_reconnect`]); the grant is remembered as dead in this process, and
 //!   connections already NEEDS_RECONNECT never reach Xero, so nothing retries in a loop.
@@ -84,6 +87,8 @@ pub struct TokenProvider {
     /// Names this process as a lease holder.
     owner: String,
     cache: Mutex<HashMap<GrantId, TokenSet>>,
+    /// Rotated sets the vault has not taken yet, with the refresh token each was rotated from.
+    unstored: Mutex<HashMap<GrantId, (String, TokenSet)>>,
     dead: Mutex<HashSet<GrantId>>,
     refreshing: Mutex<HashMap<GrantId, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -100,6 +105,7 @@ impl TokenProvider {
             policy,
             owner: Uuid::new_v4().to_string(),
             cache: Mutex::default(),
+            unstored: Mutex::default(),
             dead: Mutex::default(),
             refreshing: Mutex::default(),
         }
@@ -176,6 +182,7 @@ impl TokenProvider {
     /// Drops what this process remembers of a grant (after a disconnect or reconnect).
     pub fn forget(&self, grant: GrantId) {
         lock(&self.cache).remove(&grant);
+        lock(&self.unstored).remove(&grant);
         lock(&self.dead).remove(&grant);
     }
 
@@ -220,6 +227,7 @@ impl TokenProvider {
             return Err(TokenError::Reconnect);
         }
         if let Some(token) = self.usable(self.cached(grant), rejected) {
+            self.store_unstored(grant).await;
             return Ok(token);
         }
         let gate = lock(&self.refreshing).entry(grant).or_default().clone();
@@ -228,6 +236,23 @@ impl TokenProvider {
             return Ok(token);
         }
         self.refresh_across_processes(grant, rejected).await
+    }
+
+    /// Writes a rotated set an earlier refresh could not store, unless the vault has moved on.
+    async fn store_unstored(&self, grant: GrantId) {
+        let Some((from, set)) = lock(&self.unstored).get(&grant).cloned() else { return };
+        let outcome = match self.services.vault.load(&grant).await {
+            Ok(Some(stored)) if *stored.refresh_token.secret() == from => self.services.vault.replace(&set).await,
+            // A newer set is stored, or the grant was ended: ours is not wanted.
+            Ok(_) => Ok(false),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Err(e) => tracing::warn!(grant = %grant, error = %e, "rotated tokens still not stored"),
+            Ok(_) => {
+                lock(&self.unstored).remove(&grant);
+            }
+        }
     }
 
     fn cached(&self, grant: GrantId) -> Option<TokenSet> {
@@ -294,32 +319,97 @@ impl TokenProvider {
         lease: &str,
     ) -> Result<AccessToken, TokenError> {
         // The previous holder may have stored a new set just before we took the lease.
-        let current = self.stored(grant).await?;
+        let mut current = self.stored(grant).await?;
+        // A set this process rotated but could not store is newer than the one it came from.
+        let pending = lock(&self.unstored).get(&grant).cloned();
+        if let Some((from, set)) = pending {
+            if *current.refresh_token.secret() == from {
+                current = set;
+            } else {
+                lock(&self.unstored).remove(&grant);
+            }
+        }
         if self.usable(Some(current.clone()), rejected).is_some() {
             return Ok(self.keep(current));
         }
         match self.xero.refresh(&current, self.clock.now()).await {
-            Ok(next) => {
-                // Fence: if the lease ran out while Xero answered, someone else may be refreshing
-                // from the same (still stored) refresh token; writing now could overwrite their
-                // newer set. Xero's grace period keeps the stored token usable, so stepping back
-                // loses nothing.
-                let now = self.clock.now();
-                if !self.services.store.renew_lease(lease, &self.owner, now + self.policy.lease, now).await? {
-                    tracing::warn!(grant = %grant, "refresh lease lost before the write; leaving the vault as it was");
-                    return Err(TokenError::Busy);
+            Ok(next) => self.keep_rotated(grant, &current, next, lease).await,
+            Err(XeroError::InvalidGrant) => {
+                // Dead only if the vault holds nothing newer than what Xero just refused.
+                let again = self.stored(grant).await?;
+                if again.refresh_token.secret() == current.refresh_token.secret() {
+                    return Err(TokenError::Xero(XeroError::InvalidGrant));
                 }
-                if !self.services.vault.replace(&next).await? {
-                    // Deleted while Xero answered: the grant was ended, and stays ended.
-                    tracing::info!(grant = %grant, "the grant's secret is gone; the refreshed tokens are dropped");
-                    return Err(TokenError::Reconnect);
-                }
-                tracing::info!(grant = %grant, "refreshed Xero tokens");
-                Ok(self.keep(next))
+                tracing::info!(grant = %grant, "a newer token set was stored meanwhile; refreshing with it");
+                let next = self.xero.refresh(&again, self.clock.now()).await?;
+                self.keep_rotated(grant, &again, next, lease).await
             }
             Err(e) => Err(TokenError::Xero(e)),
         }
     }
+
+    /// Stores a set Xero rotated `from` into, retrying, and hands out its access token. It is
+    /// never dropped: if the vault keeps refusing it, this process keeps it until it is stored.
+    async fn keep_rotated(
+        &self,
+        grant: GrantId,
+        from: &TokenSet,
+        next: TokenSet,
+        lease: &str,
+    ) -> Result<AccessToken, TokenError> {
+        const ATTEMPTS: u32 = 3;
+        for attempt in 0..ATTEMPTS {
+            match self.write_rotated(from, &next, lease).await {
+                Ok(Rotated::Stored) => {
+                    lock(&self.unstored).remove(&grant);
+                    tracing::info!(grant = %grant, "refreshed Xero tokens");
+                    return Ok(self.keep(next));
+                }
+                Ok(Rotated::Newer(theirs)) => {
+                    lock(&self.unstored).remove(&grant);
+                    return Ok(self.keep(theirs));
+                }
+                Ok(Rotated::Gone) => {
+                    // Deleted while Xero answered: the grant was ended, and stays ended.
+                    tracing::info!(grant = %grant, "the grant's secret is gone; the refreshed tokens are dropped");
+                    return Err(TokenError::Reconnect);
+                }
+                Err(e) if attempt + 1 < ATTEMPTS => {
+                    tracing::warn!(grant = %grant, error = %e, attempt, "storing rotated tokens failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(grant = %grant, error = %e, "rotated tokens kept in this process until they can be stored");
+                }
+            }
+        }
+        lock(&self.unstored).insert(grant, (from.refresh_token.secret().clone(), next.clone()));
+        Ok(self.keep(next))
+    }
+
+    async fn write_rotated(&self, from: &TokenSet, next: &TokenSet, lease: &str) -> Result<Rotated, Error> {
+        let now = self.clock.now();
+        if !self.services.store.renew_lease(lease, &self.owner, now + self.policy.lease, now).await? {
+            // The lease ran out while Xero answered: another process may have refreshed from the
+            // same stored set. What it stored wins; ours goes only over the set it came from.
+            match self.services.vault.load(&from.grant_id).await? {
+                None => return Ok(Rotated::Gone),
+                Some(stored) if stored.refresh_token.secret() != from.refresh_token.secret() => {
+                    return Ok(Rotated::Newer(stored));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(if self.services.vault.replace(next).await? { Rotated::Stored } else { Rotated::Gone })
+    }
+}
+
+enum Rotated {
+    Stored,
+    /// Another process stored a newer set first.
+    Newer(TokenSet),
+    /// The grant's secret was deleted meanwhile.
+    Gone,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

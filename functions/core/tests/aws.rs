@@ -8,6 +8,7 @@ use aws_config::SdkConfig;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
 use xero_sync_core::Error;
+use xero_sync_core::app::Needs;
 use xero_sync_core::events::{EventBridgePublisher, EventKind, EventPublisher, PlatformEvent};
 use xero_sync_core::model::*;
 use xero_sync_core::notify::{Notice, Notifier, SesNotifier};
@@ -51,6 +52,8 @@ fn connection(account_id: AccountId, status: ConnectionStatus, last_activity_at:
         last_sync_at: None,
         status_changed_at: last_activity_at,
         last_error: None,
+        cleanup_pending: false,
+        email_refused: None,
     }
 }
 
@@ -139,12 +142,8 @@ async fn a_status_change_leaves_and_rejoins_the_connected_index() {
     let s = stack().await;
     let c = connection(account(1), ConnectionStatus::Connected, t0());
     s.store.put_connection(&c).await.unwrap();
-    let to = |to, only_from: Vec<ConnectionStatus>| StatusChange {
-        to,
-        only_from,
-        reason: Some("refresh refused".into()),
-        at: t0(),
-    };
+    let to =
+        |to, only_from: Vec<ConnectionStatus>| StatusChange::new(to, only_from, Some("refresh refused".into()), t0());
 
     let changed = s
         .store
@@ -444,51 +443,112 @@ async fn publishing_to_a_missing_bus_fails_instead_of_dropping_events() {
 }
 
 #[tokio::test]
-async fn the_templates_function_environment_and_the_app_secret_are_a_complete_configuration() {
+async fn the_templates_function_environment_is_a_complete_configuration() {
     let aws = LocalAws::provision("config").await;
-    // The secret the template names (one per account in moto, so shared with other stacks).
-    let secrets = aws_sdk_secretsmanager::Client::new(&aws.sdk);
-    let value = serde_json::json!({ "XERO_CLIENT_SECRET": "s", "PLATFORM_SIGNING_SECRETS": "p".repeat(32) });
-    let created = secrets
-        .create_secret()
-        .name(aws.stack.parameter("AppSecretName"))
-        .secret_string(value.to_string())
-        .send()
-        .await;
-    if let Err(e) = created {
-        assert!(e.as_service_error().is_some_and(|s| s.is_resource_exists_exception()), "{e:?}");
-    }
+    // As the fan-out starts: the template's environment and no secret at all.
     let env = xero_sync_core::Env::from_pairs(aws.function_env(&[]));
-    let (app, _) = xero_sync_core::App::start_with(env, &aws.sdk).await.unwrap();
+    let (app, _) = xero_sync_core::App::start_with(Needs::default(), env, &aws.sdk).await.unwrap();
     let config = app.config;
     assert_eq!(config.aws.table_name, aws.stack.reference("Table"));
     assert_eq!(config.aws.event_bus_name, aws.stack.reference("EventBus"));
     assert_eq!(config.email.from, aws.stack.parameter("SenderEmail"));
     assert_eq!(config.xero.api_url.as_str(), "https://api.xero.com/");
+    assert!(config.xero.client_secret.is_none());
 }
 
 #[tokio::test]
-async fn secret_settings_come_from_the_app_secret_and_nothing_else_may_hide_there() {
-    let aws = LocalAws::provision("core-app-secret").await;
+async fn each_function_reads_only_the_secrets_it_needs_each_from_the_secret_its_id_names() {
+    let aws = LocalAws::provision("core-secrets").await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws.sdk);
-    let name = format!("{}/app", aws.stack.name);
-    let platform = "platform-signing-secret-from-secrets-manager-0001";
-    let value = serde_json::json!({ "XERO_CLIENT_SECRET": "from-the-vault", "PLATFORM_SIGNING_SECRETS": platform });
-    secrets.create_secret().name(&name).secret_string(value.to_string()).send().await.unwrap();
+    let xero_name = format!("{}/xero-client-secret", aws.stack.name);
+    let platform_name = format!("{}/platform-signing-secrets", aws.stack.name);
+    let platform = "platform-signing-secret-from-secrets-manager-0001,platform-signing-secret-being-retired-0000";
+    for (name, value) in [(&xero_name, "from-the-vault"), (&platform_name, platform)] {
+        secrets.create_secret().name(name).secret_string(value).send().await.unwrap();
+    }
+    // Every call is counted, so a secret a function does not need is seen not to be read.
+    let proxy = xero_sync_testkit::AwsProxy::start(Moto::shared().endpoint()).await.unwrap();
+    let sdk = proxy.sdk_config(&aws.sdk);
+    let reads = || proxy.calls().iter().filter(|c| c.operation == "GetSecretValue").count();
     let env = |extra: &[(&str, &str)]| {
-        let mut vars = aws.function_env(&[("XERO_CLIENT_ID", "client"), ("APP_SECRET_ID", name.as_str())]);
+        let mut vars = aws.function_env(&[("XERO_CLIENT_ID", "client")]);
         vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         xero_sync_core::Env::from_pairs(vars)
     };
+    let both_ids =
+        [("XERO_CLIENT_SECRET_ID", xero_name.as_str()), ("PLATFORM_SIGNING_SECRETS_ID", platform_name.as_str())];
+    let both = Needs { xero_client_secret: true, platform_signing_secrets: true };
+    let xero_only = Needs { xero_client_secret: true, platform_signing_secrets: false };
+    let platform_only = Needs { xero_client_secret: false, platform_signing_secrets: true };
 
-    let (_, env_seen) = xero_sync_core::App::start_with(env(&[]), &aws.sdk).await.unwrap();
-    assert_eq!(env_seen.optional("PLATFORM_SIGNING_SECRETS").as_deref(), Some(platform));
-    assert_eq!(env_seen.optional("XERO_CLIENT_SECRET").as_deref(), Some("from-the-vault"));
+    // connect: both, each from its own secret, as plain text.
+    let (app, seen) = xero_sync_core::App::start_with(both, env(&both_ids), &sdk).await.unwrap();
+    assert_eq!(app.config.xero.client_secret.as_ref().map(|s| s.secret().as_str()), Some("from-the-vault"));
+    assert_eq!(seen.optional("PLATFORM_SIGNING_SECRETS").as_deref(), Some(platform));
+    assert_eq!(xero_sync_core::config::platform_signing_secrets(&seen).unwrap().len(), 2);
+    assert_eq!(reads(), 2);
+    assert!(!format!("{:?}", app.config).contains("from-the-vault"), "the client secret never prints");
 
-    let smuggled = serde_json::json!({ "XERO_CLIENT_SECRET": "x", "TABLE_NAME": "elsewhere" });
-    secrets.put_secret_value().secret_id(&name).secret_string(smuggled.to_string()).send().await.unwrap();
-    let refused = xero_sync_core::App::start_with(env(&[]), &aws.sdk).await.err().unwrap().to_string();
-    assert!(refused.contains("TABLE_NAME"), "{refused}");
+    // The workers: the Xero client secret only. The platform's is not read, even with its id
+    // (or its value) in the environment, and is not handed on.
+    proxy.reset();
+    let mut vars = both_ids.to_vec();
+    vars.push(("PLATFORM_SIGNING_SECRETS", platform));
+    let (app, seen) = xero_sync_core::App::start_with(xero_only, env(&vars), &sdk).await.unwrap();
+    assert!(app.config.xero.client_secret.is_some());
+    assert_eq!(seen.optional("PLATFORM_SIGNING_SECRETS"), None);
+    assert_eq!(reads(), 1);
+
+    // The webhook: the platform's only; it starts without the Xero client secret and cannot
+    // use Xero's identity service.
+    proxy.reset();
+    let mut vars = both_ids.to_vec();
+    vars.push(("XERO_CLIENT_SECRET", "set-directly"));
+    let (app, seen) = xero_sync_core::App::start_with(platform_only, env(&vars), &sdk).await.unwrap();
+    assert!(app.config.xero.client_secret.is_none());
+    assert_eq!(seen.optional("XERO_CLIENT_SECRET"), None);
+    assert_eq!(seen.optional("PLATFORM_SIGNING_SECRETS").as_deref(), Some(platform));
+    assert_eq!(reads(), 1);
+    let grant = GrantId(Uuid::new_v4());
+    let refused = app.xero.refresh(&token_set(grant, "r1", t0()), t0()).await.unwrap_err().to_string();
+    assert!(refused.contains("no Xero client secret"), "{refused}");
+    let refused = app.xero.revoke(&RefreshToken::new("r1".into())).await.unwrap_err().to_string();
+    assert!(refused.contains("no Xero client secret"), "{refused}");
+
+    // The fan-out: neither, and nothing read.
+    proxy.reset();
+    let (app, seen) = xero_sync_core::App::start_with(Needs::default(), env(&vars), &sdk).await.unwrap();
+    assert!(app.config.xero.client_secret.is_none() && seen.optional("PLATFORM_SIGNING_SECRETS").is_none());
+    assert_eq!(reads(), 0);
+
+    // Locally and in tests the value may be set directly instead: nothing is read.
+    let (app, _) =
+        xero_sync_core::App::start_with(xero_only, env(&[("XERO_CLIENT_SECRET", "local")]), &sdk).await.unwrap();
+    assert_eq!(app.config.xero.client_secret.as_ref().map(|s| s.secret().as_str()), Some("local"));
+    assert_eq!(reads(), 0);
+
+    // A needed secret that is neither named nor set stops the start, naming the variable.
+    for (needs, set, missing) in [
+        (xero_only, ("PLATFORM_SIGNING_SECRETS_ID", platform_name.as_str()), "XERO_CLIENT_SECRET_ID"),
+        (platform_only, ("XERO_CLIENT_SECRET_ID", xero_name.as_str()), "PLATFORM_SIGNING_SECRETS_ID"),
+    ] {
+        let err = xero_sync_core::App::start_with(needs, env(&[set]), &sdk).await.err().unwrap().to_string();
+        assert!(err.starts_with(&format!("missing environment variable {missing} ")), "{err}");
+    }
+
+    // A secret that is not there, or still in the old one-JSON-object layout, stops it too,
+    // naming the variable and the secret but never a secret's value.
+    let gone = xero_sync_core::App::start_with(xero_only, env(&[("XERO_CLIENT_SECRET_ID", "no-such-secret")]), &sdk)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(gone.contains("no-such-secret") && gone.contains("XERO_CLIENT_SECRET_ID"), "{gone}");
+    let old = serde_json::json!({ "XERO_CLIENT_SECRET": "x", "PLATFORM_SIGNING_SECRETS": platform });
+    secrets.put_secret_value().secret_id(&platform_name).secret_string(old.to_string()).send().await.unwrap();
+    let refused = xero_sync_core::App::start_with(platform_only, env(&both_ids), &sdk).await.err().unwrap().to_string();
+    assert!(refused.contains("PLATFORM_SIGNING_SECRETS_ID") && refused.contains("JSON"), "{refused}");
+    assert!(!refused.contains(platform), "{refused}");
 }
 
 #[tokio::test]

@@ -12,25 +12,26 @@
 //!   per idle period: its once-key names the last activity, so any activity starts afresh.
 //! * **Bounded**: at most `max_per_run` connections and `time_budget` a run; where it stopped is
 //!   kept after every page, and the next
-//!   run carries on. A connection whose clean-up failed (Xero 5xx, say) is remembered and tried
-//!   again next run, and never stops the others; a connection already gone at Xero counts as done.
+//!   run carries on. A connection whose clean-up failed (Xero 5xx, say) stays in the clean-up
+//!   index and is tried again next run, and never stops the others; a connection already gone at
+//!   Xero counts as done.
+//! * **Clean-ups** left unfinished by anyone (a disconnect by the account that failed midway,
+//!   a replaced connection) are finished first, and so are the grants due for release (consents
+//!   abandoned at the organisation choice or failing after the code exchange).
+//! * **Races**: a connection is ended only if its last activity is still the one the sweep read,
+//!   so activity recorded meanwhile wins.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use xero_sync_core::events::{EventKind, PlatformEvent};
-use xero_sync_core::model::{Connection, ConnectionKey, ConnectionStatus};
+use xero_sync_core::model::{Connection, ConnectionStatus};
 use xero_sync_core::notify::Notice;
 use xero_sync_core::store::{ConnectedQuery, PageToken, at_most_once};
-use xero_sync_core::{App, ConfigError, Env, Error, lifecycle};
+use xero_sync_core::{App, ConfigError, Env, Error, lifecycle, mail};
 
 /// Where a bounded run stopped in the index.
 const CONTINUE_AT: &str = "inactivity-sweep:continue";
-/// Connections whose disconnect did not finish (their status has changed, so the index no
-/// longer lists them).
-const RETRY: &str = "inactivity-sweep:retry";
-/// Kept well inside a DynamoDB item.
-const MAX_RETRIES: usize = 2000;
 
 #[derive(Debug, Clone)]
 pub struct SweepConfig {
@@ -106,9 +107,6 @@ pub struct Failure {
     pub error: String,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Retries(Vec<ConnectionKey>);
-
 /// One run at a time: a second (a retried schedule, say) finds the lease held and does nothing.
 const LEASE: &str = "inactivity-sweep";
 
@@ -131,27 +129,17 @@ async fn run(app: &App, config: &SweepConfig, now: DateTime<Utc>) -> Result<Swee
     let started = std::time::Instant::now();
     let mut summary = SweepSummary::default();
 
-    // Disconnects that did not finish last time: only ones already ended as inactive, so a
-    // connection that was reconnected or ended otherwise meanwhile is left alone.
-    let retries: Retries = match store.get_job_state(RETRY).await? {
-        Some(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "the sweep's retry list did not parse; starting a new one");
-            Retries::default()
-        }),
-        None => Retries::default(),
-    };
-    let mut still_failing = Vec::new();
-    for key in retries.0 {
-        let Some(connection) = store.get_connection(&key).await? else { continue };
-        if connection.status != ConnectionStatus::DisconnectedInactive {
-            continue;
-        }
-        if let Err(e) = finish_disconnect(app, &connection, now).await {
-            summary.failures.push(failure(&connection, &e));
-            still_failing.push(key);
+    // Clean-ups nobody finished (this sweep's own, the account's, replaced connections) and
+    // grants due for release, before anything new is ended.
+    let cleanups = lifecycle::finish_cleanups(&app.services, &app.tokens, now, config.max_per_run).await?;
+    for released in &cleanups.released {
+        if let Err(e) = tell_disconnected(app, released, now).await {
+            summary.failures.push(failure(released, &e));
         }
     }
-    save_retries(app, &still_failing).await?;
+    for (account_id, tenant_id, error) in cleanups.failed {
+        summary.failures.push(Failure { account_id, tenant_id, error });
+    }
 
     let earliest = config.warnings.first().copied().unwrap_or_default();
     // Idle at least `limit - earliest` (the index condition is strict; times are to the µs).
@@ -175,18 +163,12 @@ async fn run(app: &App, config: &SweepConfig, now: DateTime<Utc>) -> Result<Swee
                 Ok(Done::Warned) => summary.warned += 1,
                 Ok(Done::Disconnected) => summary.disconnected += 1,
                 Ok(Done::Nothing) => {}
-                Err(Failed::Warning(e)) => summary.failures.push(failure(connection, &e)),
-                Err(Failed::Disconnect(e)) => {
-                    summary.failures.push(failure(connection, &e));
-                    if still_failing.len() < MAX_RETRIES && !still_failing.contains(&connection.key()) {
-                        still_failing.push(connection.key());
-                    }
-                }
+                // A failed disconnect stays in the clean-up index: the next run finishes it.
+                Err(Failed::Warning(e) | Failed::Disconnect(e)) => summary.failures.push(failure(connection, &e)),
             }
         }
         token = page.next;
         // Progress is kept page by page: a run cut short loses at most a page.
-        save_retries(app, &still_failing).await?;
         store.put_job_state(CONTINUE_AT, token.as_ref().map(|t| t.0.as_str())).await?;
         if token.is_none() || summary.examined >= config.max_per_run || started.elapsed() >= config.time_budget {
             break;
@@ -202,18 +184,6 @@ async fn run(app: &App, config: &SweepConfig, now: DateTime<Utc>) -> Result<Swee
         "inactivity sweep done"
     );
     Ok(summary)
-}
-
-async fn save_retries(app: &App, keys: &[ConnectionKey]) -> Result<(), Error> {
-    let state = if keys.is_empty() {
-        None
-    } else {
-        Some(
-            serde_json::to_string(&Retries(keys.to_vec()))
-                .map_err(|e| Error::Corrupt { what: "sweep retries", reason: e.to_string() })?,
-        )
-    };
-    app.services.store.put_job_state(RETRY, state.as_deref()).await
 }
 
 enum Failed {
@@ -246,8 +216,8 @@ async fn examine(app: &App, config: &SweepConfig, connection: &Connection, now: 
         let still_idle =
             |c: &Connection| c.status == ConnectionStatus::Connected && now - c.last_activity_at >= config.limit;
         let Some(current) = current.filter(still_idle) else { return Ok(Done::Nothing) };
-        finish_disconnect(app, &current, now).await.map_err(Failed::Disconnect)?;
-        return Ok(Done::Disconnected);
+        let ended = finish_disconnect(app, &current, now).await.map_err(Failed::Disconnect)?;
+        return Ok(if ended { Done::Disconnected } else { Done::Nothing });
     }
     let left = config.limit - idle;
     // The nearest warning due: a connection first seen 2 days before gets the 3-day warning only.
@@ -274,7 +244,7 @@ async fn examine(app: &App, config: &SweepConfig, connection: &Connection, now: 
             }),
         );
         app.services.events.publish(&[event]).await?;
-        if let Some(to) = &connection.notify_email {
+        {
             let notice = Notice {
                 subject: format!(
                     "Xero will be disconnected on {}: {}",
@@ -295,7 +265,7 @@ async fn examine(app: &App, config: &SweepConfig, connection: &Connection, now: 
                     or open the Xero settings in the platform and click Test connection before that date."
                         .into(),
             };
-            app.services.notifier.send(&notice.to(to.clone())).await?;
+            mail::tell(&app.services, std::slice::from_ref(connection), notice, now).await?;
         }
         Ok(())
     })
@@ -304,27 +274,33 @@ async fn examine(app: &App, config: &SweepConfig, connection: &Connection, now: 
     Ok(if sent { Done::Warned } else { Done::Nothing })
 }
 
-/// Ends an idle connection, or finishes ending it: safe to repeat.
-async fn finish_disconnect(app: &App, connection: &Connection, now: DateTime<Utc>) -> Result<(), String> {
+/// Ends an idle connection, unless it was used since it was read; returns whether it ended.
+async fn finish_disconnect(app: &App, connection: &Connection, now: DateTime<Utc>) -> Result<bool, String> {
     let reason = format!(
         "No activity since {}: connections unused for this long are disconnected.",
         connection.last_activity_at.format("%Y-%m-%d")
     );
-    let ended = lifecycle::disconnect(
-        &app.services,
-        &app.tokens,
-        connection,
-        ConnectionStatus::DisconnectedInactive,
-        &reason,
-        now,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let ending = lifecycle::Ending {
+        to: ConnectionStatus::DisconnectedInactive,
+        reason: &reason,
+        if_last_activity: Some(connection.last_activity_at),
+    };
+    let ended =
+        lifecycle::disconnect(&app.services, &app.tokens, connection, &ending, now).await.map_err(|e| e.to_string())?;
+    if ended.status.is_live() {
+        tracing::info!(account = %ended.account_id, tenant = %ended.tenant_id, "used meanwhile; not ended");
+        return Ok(false);
+    }
+    tell_disconnected(app, &ended, now).await?;
+    Ok(true)
+}
+
+/// Emails the account once that the sweep ended its connection (not when it was ended some
+/// other way, as by the account itself).
+async fn tell_disconnected(app: &App, ended: &Connection, now: DateTime<Utc>) -> Result<(), String> {
     if ended.status != ConnectionStatus::DisconnectedInactive {
-        // Ended some other way meanwhile (the account disconnected it): not ours to announce.
         return Ok(());
     }
-    let Some(to) = ended.notify_email.clone() else { return Ok(()) };
     let once = format!(
         "inactivity-disconnect#{}#{}#{}",
         ended.account_id,
@@ -345,7 +321,7 @@ async fn finish_disconnect(app: &App, connection: &Connection, now: DateTime<Utc
             .into(),
     };
     at_most_once(app.services.store.as_ref(), &once, now, Duration::days(365), || async {
-        app.services.notifier.send(&notice.to(to)).await
+        mail::tell(&app.services, std::slice::from_ref(ended), notice, now).await.map(|_| ())
     })
     .await
     .map_err(|e| e.to_string())?;

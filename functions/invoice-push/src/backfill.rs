@@ -50,6 +50,9 @@ struct BackfillItem {
     /// When the invoice last changed in the platform: orders this copy against the webhook's
     /// events, so a backfill sent late never puts an older version back into Xero.
     updated_at: chrono::DateTime<chrono::Utc>,
+    /// The invoice's version in the platform, as in the webhook's `sequence`.
+    #[serde(default)]
+    sequence: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,7 +88,8 @@ pub async fn start(webhook: &Webhook, key: &ConnectionKey, body: &[u8]) -> Resul
         let event = InvoiceEvent {
             delivery_id: format!("{backfill_id}:{index}"),
             event: EventType::Created,
-            occurred_at: item.updated_at,
+            occurred_at: chrono::SubsecRound::trunc_subsecs(item.updated_at, 6),
+            sequence: item.sequence,
             account_id: key.account_id.clone(),
             xero_tenant_id: Some(key.tenant_id),
             invoice: item.invoice,

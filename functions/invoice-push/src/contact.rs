@@ -1,9 +1,13 @@
 //! Which Xero contact stands for a platform customer, in at most one Xero call: the stored
-//! mapping; else, from one `where` query, a contact whose ContactNumber is the customer's id
-//! (as we set it on contacts we create), else one with the customer's email, else one with
-//! exactly its name. Archived contacts are passed over: Xero refuses invoices for them.
+//! mapping; else, from one `where` query, a contact whose ContactNumber is the customer's
+//! number (see [`crate::mapping::contact_number`], as we set it on contacts we create), else one
+//! with the customer's email, else one with exactly its name. Archived contacts are passed over:
+//! Xero refuses invoices for them. A contact that already stands for another platform customer
+//! (our mapping says so) is never matched by email or name: two customers may share an email
+//! or a name, and each gets its own contact. When the one to create would share its name with
+//! an active contact, it gets a distinct name, since Xero requires active names to be unique.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 use uuid::Uuid;
@@ -13,6 +17,17 @@ use xero_sync_core::token_provider::TokenError;
 use xero_sync_core::xero::ApiRequest;
 
 use crate::event::Customer;
+use crate::mapping::contact_number;
+
+/// What Xero has for a customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    Contact(Uuid),
+    /// No contact stands for the customer; `name_taken` when an active one has its name.
+    Missing {
+        name_taken: bool,
+    },
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -35,14 +50,15 @@ struct Contacts {
     contacts: Vec<XeroContact>,
 }
 
-/// A string literal in Xero's `where` syntax.
-fn literal(value: &str) -> String {
-    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+/// A string literal in Xero's `where` syntax, which doubles a quote to escape it (a backslash
+/// is an ordinary character there).
+pub fn literal(value: &str) -> String {
+    format!("\"{}\"", value.replace('"', "\"\""))
 }
 
 /// The `where` clause that finds every candidate in one call.
 pub fn where_clause(customer: &Customer) -> String {
-    let mut terms = vec![format!("ContactNumber=={}", literal(customer.id.as_str()))];
+    let mut terms = vec![format!("ContactNumber=={}", literal(&contact_number(&customer.id)))];
     if let Some(email) = &customer.email {
         terms.push(format!("EmailAddress=={}", literal(email)));
     }
@@ -50,37 +66,54 @@ pub fn where_clause(customer: &Customer) -> String {
     terms.join(" OR ")
 }
 
-fn best(candidates: &[XeroContact], customer: &Customer) -> Option<(Uuid, ContactMatch)> {
+/// The best candidate for `customer`; `others` are contacts that stand for other customers.
+fn best(
+    candidates: &[XeroContact],
+    customer: &Customer,
+    others: &HashSet<Uuid>,
+) -> Result<(Uuid, ContactMatch), Found> {
     let active: Vec<&XeroContact> =
         candidates.iter().filter(|c| c.contact_status.as_deref().is_none_or(|s| s == "ACTIVE")).collect();
-    let by = |matches: &dyn Fn(&XeroContact) -> bool| active.iter().find(|c| matches(c)).map(|c| c.contact_id);
-    if let Some(id) = by(&|c| c.contact_number.as_deref() == Some(customer.id.as_str())) {
-        return Some((id, ContactMatch::ContactNumber));
+    let number = contact_number(&customer.id);
+    if let Some(c) = active.iter().find(|c| c.contact_number.as_deref() == Some(number.as_str())) {
+        return Ok((c.contact_id, ContactMatch::ContactNumber));
     }
+    let free: Vec<&&XeroContact> = active.iter().filter(|c| !others.contains(&c.contact_id)).collect();
     if let Some(email) = &customer.email {
-        if let Some(id) = by(&|c| c.email_address.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email))) {
-            return Some((id, ContactMatch::Email));
+        if let Some(c) = free.iter().find(|c| c.email_address.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email)))
+        {
+            return Ok((c.contact_id, ContactMatch::Email));
         }
     }
-    by(&|c| c.name.as_deref() == Some(customer.name.trim())).map(|id| (id, ContactMatch::Name))
+    let name = customer.name.trim();
+    if let Some(c) = free.iter().find(|c| c.name.as_deref() == Some(name)) {
+        return Ok((c.contact_id, ContactMatch::Name));
+    }
+    let name_taken = active.iter().any(|c| c.name.as_deref().is_some_and(|n| n.trim().eq_ignore_ascii_case(name)));
+    Err(Found::Missing { name_taken })
 }
 
 /// How many customers one `where` query looks for: keeps the URL well inside what Xero accepts.
 const CUSTOMERS_PER_QUERY: usize = 10;
 
-/// The contact to invoice, remembered for next time; `None` when Xero has none, in which case
-/// the invoice carries the customer's details and Xero creates the contact with it.
+/// The contact to invoice for one customer; `None` when Xero has none.
 pub async fn find(app: &App, connection: &Connection, customer: &Customer) -> Result<Option<Uuid>, TokenError> {
-    Ok(find_many(app, connection, &[customer]).await?.remove(&customer.id).flatten())
+    let found = find_many(app, connection, &[customer]).await?.remove(&customer.id);
+    Ok(match found {
+        Some(Found::Contact(id)) => Some(id),
+        _ => None,
+    })
 }
 
-/// [`find`] for many customers: stored mappings first, then one Xero query per ten customers
-/// that have none.
+/// The contact to invoice for each customer, stored mappings first, then one Xero query per
+/// ten customers that have none. What is found is remembered for next time; a customer Xero
+/// does not have is [`Found::Missing`], and its details go with the invoice so that Xero
+/// creates the contact with it.
 pub async fn find_many(
     app: &App,
     connection: &Connection,
     customers: &[&Customer],
-) -> Result<HashMap<PlatformCustomerId, Option<Uuid>>, TokenError> {
+) -> Result<HashMap<PlatformCustomerId, Found>, TokenError> {
     let key = connection.key();
     let store = &app.services.store;
     let mut found = HashMap::new();
@@ -90,7 +123,7 @@ pub async fn find_many(
     for (customer, mapping) in customers.iter().zip(lookups) {
         match mapping {
             Some(m) => {
-                found.insert(customer.id.clone(), Some(m.xero_contact_id));
+                found.insert(customer.id.clone(), Found::Contact(m.xero_contact_id));
             }
             None if !found.contains_key(&customer.id) && !unmapped.iter().any(|u| u.id == customer.id) => {
                 unmapped.push(customer)
@@ -103,10 +136,17 @@ pub async fn find_many(
         let mut request = ApiRequest::new("/Contacts");
         request.query = vec![("where", clause), ("page", "1".into())];
         let candidates: Contacts = app.tokens.get(connection, &request).await?.body;
+        let ids: Vec<Uuid> = candidates.contacts.iter().map(|c| c.contact_id).collect();
+        let owners = if ids.is_empty() { HashMap::new() } else { store.customers_for_xero_ids(&key, &ids).await? };
         for customer in chunk {
-            let Some((id, matched_by)) = best(&candidates.contacts, customer) else {
-                found.insert(customer.id.clone(), None);
-                continue;
+            let others: HashSet<Uuid> =
+                owners.iter().filter(|(_, owner)| **owner != customer.id).map(|(id, _)| *id).collect();
+            let (id, matched_by) = match best(&candidates.contacts, customer, &others) {
+                Ok(hit) => hit,
+                Err(missing) => {
+                    found.insert(customer.id.clone(), missing);
+                    continue;
+                }
             };
             let mapping = ContactMapping {
                 customer_id: customer.id.clone(),
@@ -118,7 +158,7 @@ pub async fn find_many(
             if let Err(e) = store.put_contact_mapping(&key, &mapping).await {
                 tracing::warn!(customer = %customer.id, error = %e, "contact mapping not kept");
             }
-            found.insert(customer.id.clone(), Some(id));
+            found.insert(customer.id.clone(), Found::Contact(id));
         }
     }
     Ok(found)
@@ -143,22 +183,34 @@ mod tests {
     }
 
     #[test]
-    fn quotes_and_backslashes_in_values_are_escaped() {
+    fn quotes_in_values_are_doubled_as_xeros_where_syntax_escapes_them() {
         let c = customer("cust-1", "The \"Best\" Plumbers \\ Co", None);
-        assert_eq!(where_clause(&c), r#"ContactNumber=="cust-1" OR Name=="The \"Best\" Plumbers \\ Co""#);
+        assert_eq!(where_clause(&c), r#"ContactNumber=="cust-1" OR Name=="The ""Best"" Plumbers \ Co""#);
     }
 
     #[test]
     fn number_beats_email_beats_name_and_archived_contacts_are_skipped() {
+        let none = HashSet::new();
         let c = customer("cust-1", "Acme", Some("a@acme.example"));
         let by_name = contact(None, "Acme", None, "ACTIVE");
         let by_email = contact(None, "Other", Some("A@ACME.example"), "ACTIVE");
         let by_number = contact(Some("cust-1"), "Renamed", None, "ACTIVE");
         let archived = contact(Some("cust-1"), "Acme", Some("a@acme.example"), "ARCHIVED");
-        assert_eq!(best(&[by_name, by_email, by_number], &c).map(|(_, m)| m), Some(ContactMatch::ContactNumber));
+        assert_eq!(best(&[by_name, by_email, by_number], &c, &none).map(|(_, m)| m), Ok(ContactMatch::ContactNumber));
         let by_name = contact(None, "Acme", None, "ACTIVE");
         let by_email = contact(None, "Other", Some("A@ACME.example"), "ACTIVE");
-        assert_eq!(best(&[by_name, by_email], &c).map(|(_, m)| m), Some(ContactMatch::Email));
-        assert_eq!(best(&[archived], &c), None);
+        assert_eq!(best(&[by_name, by_email], &c, &none).map(|(_, m)| m), Ok(ContactMatch::Email));
+        assert_eq!(best(&[archived], &c, &none), Err(Found::Missing { name_taken: false }));
+    }
+
+    #[test]
+    fn a_contact_of_another_customer_is_never_matched_by_email_or_name() {
+        let c = customer("cust-2", "John Smith", Some("office@smith.example"));
+        let theirs = contact(Some("cust-1"), "John Smith", Some("office@smith.example"), "ACTIVE");
+        let others = HashSet::from([theirs.contact_id]);
+        assert_eq!(best(&[theirs], &c, &others), Err(Found::Missing { name_taken: true }));
+        let mine = contact(Some("cust-2"), "John Smith (cust-2)", None, "ACTIVE");
+        let id = mine.contact_id;
+        assert_eq!(best(&[mine], &c, &others), Ok((id, ContactMatch::ContactNumber)));
     }
 }

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use xero_sync_core::decimal;
 use xero_sync_core::http::Problem;
 use xero_sync_core::model::{AccountId, PlatformCustomerId, PlatformInvoiceId, TenantId};
-use xero_sync_core::xero::model::decimal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventType {
@@ -118,7 +118,12 @@ impl std::fmt::Debug for Customer {
 pub struct InvoiceEvent {
     pub delivery_id: String,
     pub event: EventType,
+    /// When the invoice changed in the platform, to the microsecond (finer is cut off).
     pub occurred_at: DateTime<Utc>,
+    /// The invoice's version in the platform, increasing with each change: when two events
+    /// for an invoice both carry one, it alone orders them (see [`EventOrder`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
     pub account_id: AccountId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xero_tenant_id: Option<TenantId>,
@@ -128,6 +133,66 @@ pub struct InvoiceEvent {
 
 /// Xero keeps at most four decimal places on quantities and unit prices.
 const MAX_DP: u32 = 4;
+
+/// The longest text Xero takes in each field we send, as xero_accounting.yaml's `maxLength`
+/// says (`(schema, property, limit)`; a unit test holds this table to the spec). Where the spec
+/// gives none, Xero's documentation does: a 4000-character line description, a 255-character
+/// reference.
+pub mod limits {
+    pub const CONTACT_NAME: usize = 255;
+    pub const CONTACT_FIRST_NAME: usize = 255;
+    pub const CONTACT_LAST_NAME: usize = 255;
+    pub const CONTACT_EMAIL: usize = 255;
+    /// Also what an id longer than this becomes (see `crate::mapping::contact_number`).
+    pub const CONTACT_NUMBER: usize = 50;
+    pub const PHONE_NUMBER: usize = 50;
+    pub const ADDRESS_LINE: usize = 500;
+    pub const ADDRESS_CITY: usize = 255;
+    pub const ADDRESS_REGION: usize = 255;
+    pub const ADDRESS_POSTAL_CODE: usize = 50;
+    pub const ADDRESS_COUNTRY: usize = 50;
+    pub const INVOICE_NUMBER: usize = 255;
+    pub const ITEM_CODE: usize = 30;
+    pub const ACCOUNT_CODE: usize = 10;
+    pub const REFERENCE: usize = 255;
+    pub const LINE_DESCRIPTION: usize = 4000;
+
+    /// Every limit above that the spec states, with where it states it.
+    pub const IN_SPEC: &[(&str, &str, usize)] = &[
+        ("Contact", "Name", CONTACT_NAME),
+        ("Contact", "FirstName", CONTACT_FIRST_NAME),
+        ("Contact", "LastName", CONTACT_LAST_NAME),
+        ("Contact", "EmailAddress", CONTACT_EMAIL),
+        ("Contact", "ContactNumber", CONTACT_NUMBER),
+        ("Phone", "PhoneNumber", PHONE_NUMBER),
+        ("Address", "AddressLine1", ADDRESS_LINE),
+        ("Address", "AddressLine2", ADDRESS_LINE),
+        ("Address", "City", ADDRESS_CITY),
+        ("Address", "Region", ADDRESS_REGION),
+        ("Address", "PostalCode", ADDRESS_POSTAL_CODE),
+        ("Address", "Country", ADDRESS_COUNTRY),
+        ("Invoice", "InvoiceNumber", INVOICE_NUMBER),
+        ("Item", "Code", ITEM_CODE),
+    ];
+}
+
+/// How two events for one invoice are ordered: by `sequence` when both carry one, otherwise by
+/// `occurred_at` (to the microsecond). Events equal in that order are applied in the order
+/// they arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventOrder {
+    pub occurred_at: DateTime<Utc>,
+    pub sequence: Option<u64>,
+}
+
+impl EventOrder {
+    pub fn is_older_than(&self, other: &EventOrder) -> bool {
+        match (self.sequence, other.sequence) {
+            (Some(mine), Some(theirs)) => mine < theirs,
+            _ => self.occurred_at < other.occurred_at,
+        }
+    }
+}
 
 fn text(problems: &mut Vec<Problem>, field: &str, value: &str, max: usize, required: bool) {
     if required && value.trim().is_empty() {
@@ -144,6 +209,10 @@ fn opt_text(problems: &mut Vec<Problem>, field: &str, value: &Option<String>, ma
 }
 
 impl InvoiceEvent {
+    pub fn order(&self) -> EventOrder {
+        EventOrder { occurred_at: self.occurred_at, sequence: self.sequence }
+    }
+
     /// What the types cannot say; every problem at once.
     pub fn problems(&self) -> Vec<Problem> {
         let mut p = Vec::new();
@@ -153,8 +222,8 @@ impl InvoiceEvent {
             p.push(Problem::new("delivery_id", "must be 8 to 128 letters, digits or . _ : -"));
         }
         let inv = &self.invoice;
-        text(&mut p, "invoice.number", &inv.number, 255, true);
-        opt_text(&mut p, "invoice.reference", &inv.reference, 255);
+        text(&mut p, "invoice.number", &inv.number, limits::INVOICE_NUMBER, true);
+        opt_text(&mut p, "invoice.reference", &inv.reference, limits::REFERENCE);
         if !(inv.currency.len() == 3 && inv.currency.bytes().all(|b| b.is_ascii_uppercase())) {
             p.push(Problem::new("invoice.currency", "must be a three-letter ISO 4217 code such as NZD"));
         }
@@ -171,7 +240,7 @@ impl InvoiceEvent {
         }
         for (i, line) in inv.lines.iter().enumerate() {
             let f = |name: &str| format!("invoice.lines[{i}].{name}");
-            text(&mut p, &f("description"), &line.description, 4000, true);
+            text(&mut p, &f("description"), &line.description, limits::LINE_DESCRIPTION, true);
             for (name, value) in [("quantity", line.quantity), ("unit_price", line.unit_price)] {
                 if value.normalize().scale() > MAX_DP {
                     p.push(Problem::new(f(name), "has more than 4 decimal places"));
@@ -183,24 +252,30 @@ impl InvoiceEvent {
                 }
             }
             opt_text(&mut p, &f("tax_rate_id"), &line.tax_rate_id, 128);
-            opt_text(&mut p, &f("item_code"), &line.item_code, 30);
-            opt_text(&mut p, &f("account_code"), &line.account_code, 10);
+            opt_text(&mut p, &f("item_code"), &line.item_code, limits::ITEM_CODE);
+            opt_text(&mut p, &f("account_code"), &line.account_code, limits::ACCOUNT_CODE);
         }
         let c = &self.customer;
-        text(&mut p, "customer.name", &c.name, 255, true);
-        opt_text(&mut p, "customer.first_name", &c.first_name, 255);
-        opt_text(&mut p, "customer.last_name", &c.last_name, 255);
-        opt_text(&mut p, "customer.phone", &c.phone, 50);
+        text(&mut p, "customer.name", &c.name, limits::CONTACT_NAME, true);
+        opt_text(&mut p, "customer.first_name", &c.first_name, limits::CONTACT_FIRST_NAME);
+        opt_text(&mut p, "customer.last_name", &c.last_name, limits::CONTACT_LAST_NAME);
+        opt_text(&mut p, "customer.phone", &c.phone, limits::PHONE_NUMBER);
         if let Some(email) = &c.email {
-            let plausible = email.len() <= 254
-                && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-                && !email.chars().any(char::is_whitespace);
-            if !plausible {
+            if !xero_sync_core::email::is_valid(email) || email.len() > limits::CONTACT_EMAIL {
                 p.push(Problem::new("customer.email", "is not an email address"));
             }
         }
         if c.addresses.len() > 2 || (c.addresses.len() == 2 && c.addresses[0].kind == c.addresses[1].kind) {
             p.push(Problem::new("customer.addresses", "may hold one billing and one street address"));
+        }
+        for (i, a) in c.addresses.iter().enumerate() {
+            let f = |name: &str| format!("customer.addresses[{i}].{name}");
+            opt_text(&mut p, &f("line1"), &a.line1, limits::ADDRESS_LINE);
+            opt_text(&mut p, &f("line2"), &a.line2, limits::ADDRESS_LINE);
+            opt_text(&mut p, &f("city"), &a.city, limits::ADDRESS_CITY);
+            opt_text(&mut p, &f("region"), &a.region, limits::ADDRESS_REGION);
+            opt_text(&mut p, &f("postal_code"), &a.postal_code, limits::ADDRESS_POSTAL_CODE);
+            opt_text(&mut p, &f("country"), &a.country, limits::ADDRESS_COUNTRY);
         }
         p
     }
@@ -208,5 +283,34 @@ impl InvoiceEvent {
 
 /// Parses a body, naming the exact field that is missing or of the wrong type.
 pub fn parse(body: &[u8]) -> Result<InvoiceEvent, Problem> {
-    xero_sync_core::http::parse_json(body)
+    let mut event: InvoiceEvent = xero_sync_core::http::parse_json(body)?;
+    // Stored times keep microseconds; ordering on finer digits would not survive storage.
+    event.occurred_at = event.occurred_at.trunc_subsecs(6);
+    Ok(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_length_we_hold_fields_to_is_the_one_xeros_spec_states() {
+        let spec = xero_sync_testkit::openapi::accounting_spec();
+        for (schema, property, limit) in limits::IN_SPEC {
+            let pointer = format!("/components/schemas/{schema}/properties/{property}/maxLength");
+            let stated = spec.pointer(&pointer).and_then(serde_json::Value::as_u64);
+            assert_eq!(stated, Some(*limit as u64), "{schema}.{property}");
+        }
+    }
+
+    #[test]
+    fn a_sequence_orders_events_and_without_one_the_time_does() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let order = |t: &str, seq: Option<u64>| EventOrder { occurred_at: at(t), sequence: seq };
+        let (early, late) = ("2026-11-21T06:00:00.100Z", "2026-11-21T06:00:00.250Z");
+        assert!(order(early, None).is_older_than(&order(late, None)));
+        assert!(!order(late, None).is_older_than(&order(late, None)), "the same time is applied");
+        assert!(order(late, Some(1)).is_older_than(&order(early, Some(2))), "the sequence wins over the clock");
+        assert!(order(early, Some(3)).is_older_than(&order(late, None)), "one without a sequence: the time");
+    }
 }

@@ -12,7 +12,9 @@ use xero_sync_core::http::Problem;
 use xero_sync_core::settings::{ConnectionSettings, NewInvoiceStatus};
 use xero_sync_core::xero::model::TrackingCategory;
 
-use crate::event::{AddressType, AmountsAre, Customer, InvoiceEvent};
+use xero_sync_core::model::PlatformCustomerId;
+
+use crate::event::{AddressType, AmountsAre, Customer, InvoiceEvent, limits};
 
 /// Who the invoice is for in Xero.
 #[derive(Debug, Clone, Copy)]
@@ -20,7 +22,38 @@ pub enum ContactRef<'a> {
     /// A contact already in Xero (mapped or found).
     Existing(Uuid),
     /// Not in Xero yet: its details go with the invoice and Xero creates it, saving a call.
-    New(&'a Customer),
+    /// `distinct_name` when another active contact has the customer's name already: Xero
+    /// requires active contacts' names to be unique (and would otherwise take that contact).
+    New { customer: &'a Customer, distinct_name: bool },
+}
+
+impl<'a> ContactRef<'a> {
+    pub fn new(customer: &'a Customer) -> Self {
+        Self::New { customer, distinct_name: false }
+    }
+}
+
+/// The ContactNumber that stands for a platform customer in Xero, where it holds 50
+/// characters: the id itself when it fits, else its first 37 characters, `~` and 12 hex digits
+/// of its SHA-256, which is stable, still readable, and never another id (ids have no `~`).
+pub fn contact_number(id: &PlatformCustomerId) -> String {
+    let id = id.as_str();
+    if id.len() <= limits::CONTACT_NUMBER {
+        return id.to_owned();
+    }
+    let digest = Sha256::digest(id.as_bytes());
+    let hash: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    // Platform ids are ASCII, so byte positions are character positions.
+    format!("{}~{hash}", &id[..limits::CONTACT_NUMBER - 13])
+}
+
+/// The name a customer's new contact gets beside an active namesake: `John Smith (cust-2)`,
+/// cut to fit Xero's 255 characters.
+pub fn distinct_name(customer: &Customer) -> String {
+    let suffix = format!(" ({})", contact_number(&customer.id));
+    let room = limits::CONTACT_NAME.saturating_sub(suffix.chars().count());
+    let name: String = customer.name.trim().chars().take(room).collect();
+    format!("{}{suffix}", name.trim_end())
 }
 
 /// A decimal as a JSON number with exactly its digits.
@@ -33,11 +66,12 @@ fn number(d: Decimal) -> Value {
 pub fn contact_json(contact: ContactRef<'_>) -> Value {
     match contact {
         ContactRef::Existing(id) => json!({ "ContactID": id }),
-        ContactRef::New(c) => {
+        ContactRef::New { customer: c, distinct_name: distinct } => {
             let mut m = Map::new();
-            m.insert("Name".into(), json!(c.name.trim()));
-            // Set to the platform's customer id, so the contact is found by number next time.
-            m.insert("ContactNumber".into(), json!(c.id.as_str()));
+            let name = if distinct { self::distinct_name(c) } else { c.name.trim().to_owned() };
+            m.insert("Name".into(), json!(name));
+            // Stands for the platform's customer id, so the contact is found by number next time.
+            m.insert("ContactNumber".into(), json!(contact_number(&c.id)));
             for (key, value) in [("FirstName", &c.first_name), ("LastName", &c.last_name), ("EmailAddress", &c.email)] {
                 if let Some(v) = value {
                     m.insert(key.into(), json!(v));
@@ -188,14 +222,11 @@ pub fn xero_invoice(
     Ok(Value::Object(invoice))
 }
 
-/// What the invoice says, independent of who it is for: equal hashes mean nothing to send.
-/// serde_json's maps are sorted, so the text is canonical.
+/// What the invoice says, with the customer it is for as [`ContactRef::new`] describes it (its
+/// id and the details we send): equal hashes mean nothing to send, and a customer changed on
+/// an update is a change. serde_json's maps are sorted, so the text is canonical.
 pub fn content_hash(invoice: &Value) -> String {
-    let mut without_contact = invoice.clone();
-    if let Some(m) = without_contact.as_object_mut() {
-        m.remove("Contact");
-    }
-    Sha256::digest(without_contact.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(invoice.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -252,7 +283,7 @@ mod tests {
     #[test]
     fn a_platform_invoice_becomes_an_approved_accrec_invoice_with_mapped_lines() {
         let e = event();
-        let invoice = xero_invoice(&e, &settings(), &tracking(), ContactRef::New(&e.customer)).unwrap();
+        let invoice = xero_invoice(&e, &settings(), &tracking(), ContactRef::new(&e.customer)).unwrap();
         assert_eq!(invoice["Type"], "ACCREC");
         assert_eq!(invoice["InvoiceNumber"], "INV-1001");
         assert_eq!(invoice["Status"], "AUTHORISED");
@@ -277,7 +308,7 @@ mod tests {
     #[test]
     fn the_invoices_we_send_match_xeros_spec() {
         let e = event();
-        for to in [ContactRef::New(&e.customer), ContactRef::Existing(Uuid::new_v4())] {
+        for to in [ContactRef::new(&e.customer), ContactRef::Existing(Uuid::new_v4())] {
             let invoice = xero_invoice(&e, &settings(), &tracking(), to).unwrap();
             xero_sync_testkit::openapi::accounting("Invoices", &json!({ "Invoices": [invoice] }));
         }
@@ -327,14 +358,43 @@ mod tests {
     }
 
     #[test]
-    fn the_content_hash_ignores_the_contact_and_sees_every_other_change() {
+    fn the_content_hash_sees_the_customer_and_every_other_change() {
         let e = event();
-        let a = xero_invoice(&e, &settings(), &tracking(), ContactRef::New(&e.customer)).unwrap();
-        let b = xero_invoice(&e, &settings(), &tracking(), ContactRef::Existing(Uuid::new_v4())).unwrap();
-        assert_eq!(content_hash(&a), content_hash(&b));
+        let hash = |e: &InvoiceEvent| {
+            content_hash(&xero_invoice(e, &settings(), &tracking(), ContactRef::new(&e.customer)).unwrap())
+        };
+        assert_eq!(hash(&e), hash(&e.clone()), "the same content, the same hash");
         let mut changed = e.clone();
         changed.invoice.lines[1].quantity = Decimal::new(4, 0);
-        let c = xero_invoice(&changed, &settings(), &tracking(), ContactRef::New(&e.customer)).unwrap();
-        assert_ne!(content_hash(&a), content_hash(&c));
+        assert_ne!(hash(&e), hash(&changed));
+        let mut other_customer = e.clone();
+        other_customer.customer.id = PlatformCustomerId::parse("cust-8").unwrap();
+        assert_ne!(hash(&e), hash(&other_customer), "the invoice now bills someone else");
+        let mut moved = e.clone();
+        moved.customer.email = Some("new@acme.example".into());
+        assert_ne!(hash(&e), hash(&moved), "the details we send changed");
+    }
+
+    #[test]
+    fn long_customer_ids_become_stable_readable_contact_numbers_that_fit() {
+        let short = PlatformCustomerId::parse("cust-7").unwrap();
+        assert_eq!(contact_number(&short), "cust-7");
+        let long = PlatformCustomerId::parse(format!("crm:customer:{}", "7".repeat(100))).unwrap();
+        let number = contact_number(&long);
+        assert_eq!(number.len(), 50);
+        assert!(number.starts_with("crm:customer:777") && number.contains('~'), "{number}");
+        assert_eq!(number, contact_number(&long.clone()), "stable");
+        let other = PlatformCustomerId::parse(format!("crm:customer:{}8", "7".repeat(99))).unwrap();
+        assert_ne!(contact_number(&other), number, "ids with a common start stay apart");
+    }
+
+    #[test]
+    fn a_namesakes_name_carries_the_customer_number_and_fits() {
+        let mut e = event();
+        e.customer.name = " John Smith ".into();
+        e.customer.id = PlatformCustomerId::parse("cust-2").unwrap();
+        assert_eq!(distinct_name(&e.customer), "John Smith (cust-2)");
+        e.customer.name = "x".repeat(255);
+        assert_eq!(distinct_name(&e.customer).chars().count(), 255);
     }
 }

@@ -40,9 +40,10 @@ use xero_sync_core::store::at_most_once;
 use xero_sync_core::token_provider::TokenError;
 use xero_sync_core::xero::model::TrackingCategory;
 use xero_sync_core::xero::{ApiRequest, XeroError};
-use xero_sync_core::{App, Error, reference};
+use xero_sync_core::{App, Error, mail, reference};
 
-use crate::event::{EventType, InvoiceEvent};
+use crate::contact::Found;
+use crate::event::{EventOrder, EventType, InvoiceEvent};
 use crate::mapping::{ContactRef, content_hash, xero_invoice};
 
 /// Xero takes at most this many invoices in one request.
@@ -166,7 +167,10 @@ struct Job {
 #[derive(Debug, Clone, Copy)]
 enum ContactTarget {
     Existing(Uuid),
-    New,
+    /// Created by Xero with the invoice; under a distinct name beside an active namesake.
+    New {
+        distinct_name: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -303,7 +307,8 @@ fn decide(
     now: DateTime<Utc>,
     policy: &PushPolicy,
 ) -> Plan {
-    if record.last_event_at.is_some_and(|last| event.occurred_at < last) {
+    let applied = record.last_event_at.map(|occurred_at| EventOrder { occurred_at, sequence: record.last_sequence });
+    if applied.is_some_and(|applied| event.order().is_older_than(&applied)) {
         return Plan::Done(Ok(Outcome::Superseded));
     }
     if let Some(until) = record.claimed_until.filter(|until| *until > now) {
@@ -344,8 +349,8 @@ fn decide(
         Some("PAID") => return fail("the invoice is paid in Xero, and Xero cannot change a paid invoice", "paid"),
         _ => {}
     }
-    // The contact does not enter the hash, so any stands in for it here.
-    match xero_invoice(event, settings, tracking, ContactRef::Existing(Uuid::nil())) {
+    // The customer as we would send it to be created: its id and details are in the hash.
+    match xero_invoice(event, settings, tracking, ContactRef::new(&event.customer)) {
         Err(problems) => {
             let reasons: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect();
             let hash = hex(&Sha256::digest(reasons.join("\n").as_bytes()));
@@ -395,7 +400,7 @@ fn later_for(e: &TokenError) -> PushError {
 
 /// Whether the failed write may have been applied by Xero.
 fn maybe_applied(e: &TokenError) -> bool {
-    matches!(e, TokenError::Xero(XeroError::Server { .. } | XeroError::Transport { maybe_applied: true, .. }))
+    matches!(e, TokenError::Xero(x) if x.maybe_applied())
 }
 
 #[derive(Debug, Deserialize)]
@@ -465,8 +470,11 @@ async fn write_to_xero(
             }
         };
         for i in &writes {
-            let id = found.get(&jobs[*i].event.customer.id).copied().flatten();
-            jobs[*i].contact = Some(id.map_or(ContactTarget::New, ContactTarget::Existing));
+            jobs[*i].contact = Some(match found.get(&jobs[*i].event.customer.id) {
+                Some(Found::Contact(id)) => ContactTarget::Existing(*id),
+                Some(Found::Missing { name_taken }) => ContactTarget::New { distinct_name: *name_taken },
+                None => ContactTarget::New { distinct_name: false },
+            });
         }
     }
     let pending: Vec<usize> = (0..jobs.len())
@@ -606,7 +614,10 @@ async fn write_once(
             (Plan::Write { invoice, .. }, existing) => {
                 let contact = match job.contact {
                     Some(ContactTarget::Existing(id)) => ContactRef::Existing(id),
-                    _ => ContactRef::New(&job.event.customer),
+                    Some(ContactTarget::New { distinct_name }) => {
+                        ContactRef::New { customer: &job.event.customer, distinct_name }
+                    }
+                    None => ContactRef::new(&job.event.customer),
                 };
                 let settings_status = match new_status {
                     NewInvoiceStatus::Draft => "DRAFT",
@@ -707,9 +718,26 @@ async fn look_up_by_number(
     which: &[usize],
 ) -> Result<(), TokenError> {
     let numbers: Vec<String> = which.iter().map(|i| jobs[*i].event.invoice.number.trim().to_owned()).collect();
-    let mut request = ApiRequest::new("/Invoices");
-    request.query = vec![("InvoiceNumbers", numbers.join(",")), ("page", "1".into()), ("summaryOnly", "true".into())];
-    let found: XeroInvoices = app.tokens.get(connection, &request).await?.body;
+    // InvoiceNumbers= is split on commas, so a number holding one is asked for by `where`.
+    let (plain, with_commas): (Vec<&String>, Vec<&String>) = numbers.iter().partition(|n| !n.contains(','));
+    let mut found = XeroInvoices { invoices: Vec::new() };
+    if !plain.is_empty() {
+        let mut request = ApiRequest::new("/Invoices");
+        let joined = plain.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(",");
+        request.query = vec![("InvoiceNumbers", joined), ("page", "1".into()), ("summaryOnly", "true".into())];
+        found.invoices.extend(app.tokens.get::<XeroInvoices>(connection, &request).await?.body.invoices);
+    }
+    if !with_commas.is_empty() {
+        let terms: Vec<String> =
+            with_commas.iter().map(|n| format!("InvoiceNumber=={}", crate::contact::literal(n))).collect();
+        let mut request = ApiRequest::new("/Invoices");
+        request.query = vec![
+            ("where", format!("Type==\"ACCREC\" AND ({})", terms.join(" OR "))),
+            ("page", "1".into()),
+            ("summaryOnly", "true".into()),
+        ];
+        found.invoices.extend(app.tokens.get::<XeroInvoices>(connection, &request).await?.body.invoices);
+    }
     for &i in which {
         let number = jobs[i].event.invoice.number.trim().to_owned();
         let hit = found.invoices.iter().find(|x| {
@@ -739,6 +767,7 @@ async fn park(app: &App, key: &ConnectionKey, events: &[InvoiceEvent]) -> Result
         let item = ParkedPush {
             invoice_id: event.invoice.id.clone(),
             occurred_at: event.occurred_at,
+            sequence: event.sequence,
             message: serde_json::to_string(&message)
                 .map_err(|e| Error::Corrupt { what: "parked push", reason: e.to_string() })?,
         };
@@ -792,6 +821,7 @@ fn settle(job: &mut Job, now: DateTime<Utc>) -> (PushResult, Settled) {
     }
     let told = |mut next: SyncRecord, outcome: &Outcome| {
         next.last_event_at = Some(latest(&next, event));
+        next.last_sequence = latest_sequence(&next, event);
         next.last_delivery_id = Some(event.delivery_id.clone());
         next.invoice_number = event.invoice.number.clone();
         let announce = match outcome {
@@ -825,6 +855,7 @@ fn settle(job: &mut Job, now: DateTime<Utc>) -> (PushResult, Settled) {
             };
             next.untold = false;
             next.last_event_at = Some(latest(&next, event));
+            next.last_sequence = latest_sequence(&next, event);
             (Ok(outcome), Settled { record: Some(next), announce: Some(announce) })
         }
         Plan::Fail { reasons, hash } => {
@@ -880,7 +911,9 @@ async fn finish(app: &App, connection: &Connection, mut jobs: Vec<Job>) -> Resul
     let mut settled = Vec::with_capacity(jobs.len());
     let mut mappings = Vec::new();
     for job in jobs.iter_mut() {
-        if let (Some(ContactTarget::New), Some(Written { contact_id: Some(id), .. })) = (job.contact, &job.written) {
+        if let (Some(ContactTarget::New { .. }), Some(Written { contact_id: Some(id), .. })) =
+            (job.contact, &job.written)
+        {
             mappings.push(ContactMapping {
                 customer_id: job.event.customer.id.clone(),
                 xero_contact_id: *id,
@@ -946,6 +979,10 @@ async fn finish(app: &App, connection: &Connection, mut jobs: Vec<Job>) -> Resul
 
 fn latest(record: &SyncRecord, event: &InvoiceEvent) -> DateTime<Utc> {
     record.last_event_at.map_or(event.occurred_at, |last| last.max(event.occurred_at))
+}
+
+fn latest_sequence(record: &SyncRecord, event: &InvoiceEvent) -> Option<u64> {
+    record.last_sequence.max(event.sequence)
 }
 
 fn plan_hash(plan: &Plan) -> String {
@@ -1015,7 +1052,9 @@ async fn tell_the_account(
     connection: &Connection,
     failures: &[(String, String, Vec<String>)],
 ) -> Result<(), Error> {
-    let Some(to) = connection.notify_email.clone() else { return Ok(()) };
+    if connection.notify_email.is_none() {
+        return Ok(());
+    }
     let mut ids =
         Sha256::new().chain_update(connection.account_id.as_str()).chain_update(connection.tenant_id.to_string());
     for (number, hash, _) in failures {
@@ -1047,8 +1086,10 @@ async fn tell_the_account(
             to Xero. Nothing else is held up: other invoices keep flowing."
             .into(),
     };
-    at_most_once(app.services.store.as_ref(), &once, app.now(), REMEMBER_NOTICES, || async {
-        app.services.notifier.send(&notice.to(to)).await
+    // A refusal for good is recorded on the connection and is not a reason to hold the push.
+    let now = app.now();
+    at_most_once(app.services.store.as_ref(), &once, now, REMEMBER_NOTICES, || async {
+        mail::tell(&app.services, std::slice::from_ref(connection), notice, now).await.map(|_| ())
     })
     .await
     .map(|_| ())

@@ -4,7 +4,7 @@
 
 use chrono::Duration;
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use xero_sync_core::config::platform_signing_secrets;
@@ -17,8 +17,13 @@ use xero_sync_core::{App, AwsError, ConfigError, Env, Error};
 use crate::event::{InvoiceEvent, parse};
 use crate::worker::QueueMessage;
 
-/// Far more than any invoice needs; a larger body is refused before it is parsed.
-pub const MAX_BODY: usize = 1024 * 1024;
+/// The largest body accepted: what is accepted goes onto the push queue (an SQS message holds
+/// 256 KiB) and may be parked as one DynamoDB item (400 KB), so it must fit both with room for
+/// the envelope. Far more than any invoice needs; a larger body is refused before it is parsed.
+pub const MAX_BODY: usize = 240 * 1024;
+/// SQS's limit on a message, which the queued event (slightly larger than its body: decimals
+/// become strings) must also stay under.
+const MAX_QUEUE_MESSAGE: usize = 256 * 1024;
 /// How long a delivery id is remembered: longer than any platform retries a webhook.
 pub const REMEMBER_DELIVERIES: Duration = Duration::days(7);
 /// A delivery recorded but not yet handed on is taken to be in flight for this long; after
@@ -49,7 +54,7 @@ pub struct PushMessage {
 /// The webhook, plus the platform's signed invoice API (backfill, one invoice's status).
 pub async fn handle(webhook: &Webhook, request: Request) -> Response<Body> {
     let method = request.method().as_str().to_owned();
-    let path = request.raw_http_path().trim_end_matches('/').to_owned();
+    let path = xero_sync_core::http::request_path(&request).trim_end_matches('/').to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let answer = match (method.as_str(), segments.as_slice()) {
         ("POST", ["webhooks", "invoices"]) => accept(webhook, &request).await,
@@ -75,7 +80,7 @@ async fn api(
         ("POST", ["backfill"]) => crate::backfill::start(webhook, &key, request_body(request)).await,
         ("GET", ["invoices", invoice]) => crate::backfill::invoice_status(webhook, &key, invoice).await,
         (method, ["backfill"] | ["invoices", _]) => Err(ApiError::MethodNotAllowed { method: method.to_owned() }),
-        (method, _) => Err(no_route(method, request.raw_http_path())),
+        (method, _) => Err(no_route(method, &xero_sync_core::http::request_path(request))),
     }
 }
 
@@ -94,6 +99,12 @@ async fn accept(webhook: &Webhook, request: &Request) -> Result<Response<Body>, 
         return Err(ApiError::BadRequest(problems));
     }
     let tenant_id = organisation(webhook, &event).await?;
+    let message =
+        serde_json::to_string(&QueueMessage::Event(Box::new(PushMessage { tenant_id, event: event.clone() })))
+            .map_err(|e| Error::Corrupt { what: "push message", reason: e.to_string() })?;
+    if message.len() > MAX_QUEUE_MESSAGE {
+        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY });
+    }
 
     match app.services.store.claim_delivery(&event.delivery_id, app.now(), REMEMBER_DELIVERIES).await? {
         DeliveryClaim::Seen(seen) if seen.status == DeliveryStatus::Enqueued => {
@@ -112,9 +123,6 @@ async fn accept(webhook: &Webhook, request: &Request) -> Result<Response<Body>, 
         // New, or recorded by an attempt that died before handing it on: hand it on.
         DeliveryClaim::Seen(_) | DeliveryClaim::New => {}
     }
-    let message =
-        serde_json::to_string(&QueueMessage::Event(Box::new(PushMessage { tenant_id, event: event.clone() })))
-            .map_err(|e| Error::Corrupt { what: "push message", reason: e.to_string() })?;
     let sent = webhook.sqs.send_message().queue_url(&webhook.push_queue_url).message_body(message).send().await;
     if let Err(e) = sent {
         // Let the platform's retry find the delivery unclaimed.

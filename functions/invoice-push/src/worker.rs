@@ -239,6 +239,8 @@ pub fn verdict(results: &[PushResult]) -> Result<(), Retry> {
 
 fn unreadable(reason: &str) -> Retry {
     // It cannot succeed; after the receive limit it waits in the dead-letter queue for a person.
+    // The parser's words, without the values it quotes (customers' details).
+    let reason = xero_sync_core::error::without_values(reason);
     tracing::error!(reason, "unreadable push message");
     Retry { after: None }
 }

@@ -44,6 +44,12 @@ fn the_schema_and_the_parser_refuse_the_same_broken_payloads() {
         ("an unknown amounts_are", Box::new(|v| v["invoice"]["amounts_are"] = json!("gross"))),
         ("a bad date", Box::new(|v| v["invoice"]["issue_date"] = json!("21/11/2026"))),
         ("a bad tenant id", Box::new(|v| v["xero_tenant_id"] = json!("not-a-uuid"))),
+        ("a negative sequence", Box::new(|v| v["sequence"] = json!(-1))),
+        ("a sequence that is not a whole number", Box::new(|v| v["sequence"] = json!(1.5))),
+        (
+            "a postal code longer than Xero takes",
+            Box::new(|v| v["customer"]["addresses"][0]["postal_code"] = json!("9".repeat(51))),
+        ),
     ];
     for (what, break_it) in broken {
         let mut payload = example();

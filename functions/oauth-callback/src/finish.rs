@@ -3,9 +3,12 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use xero_sync_core::events::{EventKind, PlatformEvent};
-use xero_sync_core::lifecycle::{disconnect, drop_grant};
-use xero_sync_core::model::{AccountId, Connection, ConnectionStatus, GrantId, OrganisationChoice, TenantId};
+use xero_sync_core::lifecycle::{Ending, disconnect, drop_grant, release_grant};
+use xero_sync_core::model::{
+    AccountId, Connection, ConnectionStatus, GrantId, GrantRelease, OrganisationChoice, TenantId, XeroConnectionId,
+};
 use xero_sync_core::token_provider::TokenError;
+use xero_sync_core::tokens::TokenSet;
 
 use crate::Callback;
 
@@ -59,9 +62,15 @@ async fn record(
 ) -> Result<(), xero_sync_core::Error> {
     let services = &callback.app.services;
     let existing = services.store.account_connections(account).await?;
-    let live = |c: &Connection| matches!(c.status, ConnectionStatus::Connected | ConnectionStatus::NeedsReconnect);
+    let live = |c: &Connection| c.status.is_live();
+    // Connections to the same organisations made earlier through another Xero user: theirs
+    // are no longer used once this consent's replace them.
+    let mut replaced: Vec<(GrantId, XeroConnectionId)> = Vec::new();
     for org in organisations {
         let before = existing.iter().find(|c| c.tenant_id == org.tenant_id);
+        if let Some(b) = before.filter(|b| live(b) && b.xero_connection_id != org.xero_connection_id) {
+            replaced.push((b.grant_id, b.xero_connection_id));
+        }
         let connection = Connection {
             account_id: account.clone(),
             tenant_id: org.tenant_id,
@@ -75,8 +84,25 @@ async fn record(
             last_sync_at: before.and_then(|c| c.last_sync_at),
             status_changed_at: now,
             last_error: None,
+            cleanup_pending: false,
+            email_refused: before.and_then(|c| c.email_refused.clone()),
         };
         services.store.put_connection(&connection).await?;
+    }
+    // Released at once, or else listed for the sweep (the grant is kept for that).
+    let mut deferred: Vec<GrantId> = Vec::new();
+    for (old_grant, old_connection) in replaced.into_iter().filter(|(g, _)| *g != grant) {
+        let release = GrantRelease {
+            grant_id: old_grant,
+            account_id: account.clone(),
+            xero_connection_ids: vec![old_connection],
+            due_at: now,
+        };
+        if let Err(e) = release_grant(services, &callback.app.tokens, &release).await {
+            tracing::warn!(grant = %old_grant, error = %e, "could not release the replaced Xero connection; the sweep will");
+            services.store.put_grant_release(&release).await?;
+            deferred.push(old_grant);
+        }
     }
     let chosen = |t: TenantId| organisations.iter().any(|o| o.tenant_id == t);
     let names: Vec<_> = organisations.iter().map(|o| o.name.as_str()).collect();
@@ -87,10 +113,9 @@ async fn record(
             continue;
         }
         let reason = format!("Replaced by the connection to {}.", names.join(", "));
-        if let Err(e) =
-            disconnect(services, &callback.app.tokens, old, ConnectionStatus::Disconnected, &reason, now).await
-        {
-            // The new connection works regardless; the old one is retried on the next disconnect.
+        let ending = Ending { to: ConnectionStatus::Disconnected, reason: &reason, if_last_activity: None };
+        if let Err(e) = disconnect(services, &callback.app.tokens, old, &ending, now).await {
+            // The new connection works regardless; the old one's clean-up is finished by the sweep.
             tracing::warn!(tenant = %old.tenant_id, error = %e, "could not end the replaced connection");
         }
     }
@@ -98,7 +123,7 @@ async fn record(
     old_grants.sort();
     old_grants.dedup();
     for old in old_grants {
-        if still_live.iter().any(|c| c.grant_id == old) {
+        if still_live.iter().any(|c| c.grant_id == old) || deferred.contains(&old) {
             continue;
         }
         // Not revoked: Xero's revocation would also remove the connections this consent just
@@ -124,6 +149,38 @@ async fn record(
     services.events.publish(&events).await?;
     tracing::info!(account = %account, organisations = organisations.len(), "connected to Xero");
     Ok(())
+}
+
+/// A consent that ended with everything it made in use (or removed) needs no release.
+pub async fn released_if_done(callback: &Callback, grant: GrantId, outcome: &Outcome, nothing_left: bool) {
+    if !matches!(outcome, Outcome::Connected { .. }) || !nothing_left {
+        return;
+    }
+    if let Err(e) = callback.app.services.store.delete_grant_release(grant).await {
+        // It comes due and finds everything in use: a few wasted calls, nothing removed.
+        tracing::warn!(grant = %grant, error = %e, "could not drop the consent's release");
+    }
+}
+
+/// A consent whose tokens could not be kept: remove its Xero connections now, as best we can
+/// (none of them is used yet; a reconnect of a connection in use keeps it).
+pub async fn abandon_now(callback: &Callback, tokens: &TokenSet) {
+    let app = &callback.app;
+    let listed = match app.xero.connections(&tokens.access_token, Some(tokens.grant_id)).await {
+        Ok(listed) => listed,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list the abandoned consent's connections");
+            return;
+        }
+    };
+    for connection in listed {
+        let used = app.services.store.sharing_xero_connection(connection.id).await.map(|u| !u.is_empty());
+        if matches!(used, Ok(false)) {
+            if let Err(e) = app.xero.delete_connection(&tokens.access_token, connection.id).await {
+                tracing::warn!(error = %e, "could not remove the abandoned consent's connection");
+            }
+        }
+    }
 }
 
 /// The consent reached organisations the account did not keep: remove them at Xero so they do

@@ -15,7 +15,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use oauth2::CsrfToken;
 use xero_sync_core::config::OAuthConfig;
 use xero_sync_core::http::{ApiError, CONSENT_COOKIE, consent_binding, no_route, request_cookie};
-use xero_sync_core::model::{OrganisationChoice, PendingChoice};
+use xero_sync_core::model::{GrantRelease, OrganisationChoice, PendingChoice};
 use xero_sync_core::store::StateRefusal;
 use xero_sync_core::{App, ConfigError, Env};
 
@@ -37,7 +37,7 @@ impl Callback {
 }
 
 pub async fn handle(callback: &Callback, request: Request) -> Response<Body> {
-    let path = request.raw_http_path().to_owned();
+    let path = xero_sync_core::http::request_path(&request);
     let method = request.method().as_str().to_owned();
     match (method.as_str(), path.trim_end_matches('/')) {
         ("GET", "/oauth/callback") => oauth_callback(callback, &request).await,
@@ -121,6 +121,24 @@ async fn oauth_callback(callback: &Callback, request: &Request) -> Response<Body
             return outcome_response(return_to, &outcome);
         }
     };
+    // From here the consent holds tokens and Xero connections. Until it completes they are
+    // listed for release, so a consent abandoned at the choice, or failing below, leaves nothing
+    // at Xero or in the vault once the sweep has been by.
+    let release = GrantRelease {
+        grant_id: grant.tokens.grant_id,
+        account_id: pending.account_id.clone(),
+        xero_connection_ids: Vec::new(),
+        due_at: now + CHOICE_LIFETIME + Duration::seconds(30),
+    };
+    let kept = match app.services.store.put_grant_release(&release).await {
+        Ok(()) => app.services.vault.store(&grant.tokens).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = kept {
+        tracing::error!(error = %e, "could not keep the consent's tokens");
+        finish::abandon_now(callback, &grant.tokens).await;
+        return problem_page(StatusCode::SERVICE_UNAVAILABLE, "Something went wrong on our side.");
+    }
     let organisations = match app.xero.connections(&grant.tokens.access_token, Some(grant.tokens.grant_id)).await {
         Ok(list) => list
             .into_iter()
@@ -145,10 +163,6 @@ async fn oauth_callback(callback: &Callback, request: &Request) -> Response<Body
             Outcome::Failed { reason: "no_organisation", message: "No Xero organisation was selected.".into() };
         return outcome_response(return_to, &outcome);
     }
-    if let Err(e) = app.services.vault.store(&grant.tokens).await {
-        tracing::error!(error = %e, "could not store the token set");
-        return problem_page(StatusCode::SERVICE_UNAVAILABLE, "Something went wrong on our side.");
-    }
     let notify_email = pending.notify_email.clone().or_else(|| grant.id.and_then(|id| id.email));
     if !callback.oauth.multi_org && organisations.len() > 1 {
         let choice = PendingChoice {
@@ -169,6 +183,7 @@ async fn oauth_callback(callback: &Callback, request: &Request) -> Response<Body
     }
     let outcome =
         finish::connect(callback, &pending.account_id, grant.tokens.grant_id, organisations, notify_email, now).await;
+    finish::released_if_done(callback, grant.tokens.grant_id, &outcome, true).await;
     outcome_response(return_to, &outcome)
 }
 
@@ -205,11 +220,13 @@ async fn choose(callback: &Callback, request: &Request) -> Response<Body> {
     if chosen.is_empty() {
         return problem_page(StatusCode::BAD_REQUEST, "That organisation was not one of those offered.");
     }
-    if let Err(e) = finish::drop_unchosen(callback, choice.grant_id, &others).await {
-        // They stay connected at Xero but unused here; the sweep is not needed for them to work.
+    let dropped = finish::drop_unchosen(callback, choice.grant_id, &others).await;
+    if let Err(e) = &dropped {
+        // The grant's release (due soon) removes them; the chosen one works meanwhile.
         tracing::warn!(error = %e, "could not remove the organisations not chosen at Xero");
     }
     let outcome =
         finish::connect(callback, &choice.account_id, choice.grant_id, chosen, choice.notify_email.clone(), now).await;
+    finish::released_if_done(callback, choice.grant_id, &outcome, dropped.is_ok()).await;
     outcome_response(choice.return_to.as_deref(), &outcome)
 }

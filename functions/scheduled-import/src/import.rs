@@ -20,14 +20,17 @@
 //!   429 is waited out in-process when short, otherwise handed back to the queue.
 //! * One import per connection at a time (a lease), so two runs never race a cursor.
 
+use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
+use xero_sync_core::error::without_values;
 use xero_sync_core::events::{EventKind, PlatformEvent};
 use xero_sync_core::model::{Connection, ConnectionKey, ConnectionStatus, ImportCursor, SyncRecord};
 use xero_sync_core::reference::ReferenceData;
@@ -36,9 +39,12 @@ use xero_sync_core::xero::model::{Accounts, Currencies, Items, TaxRates, Trackin
 use xero_sync_core::xero::{ApiRequest, RateLimits, XeroError};
 use xero_sync_core::{App, Error};
 
-/// Ids remembered at the boundary instant: beyond this (thousands of records changed in one
-/// instant) the rest are delivered again rather than the cursor outgrowing a DynamoDB item.
-const MAX_BOUNDARY: usize = 5000;
+use crate::cursor::{self, Listed, Paging};
+
+/// Unreadable records kept on a cursor to try again; beyond this they are only logged.
+const MAX_UNREADABLE: usize = 500;
+/// Unreadable records read again per resource and run (one `IDs=` call).
+const RETRY_PER_RUN: usize = 50;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ImportPolicy {
@@ -50,13 +56,24 @@ pub struct ImportPolicy {
     pub max_wait: StdDuration,
     /// How long one connection's import may hold its lease (longer than the function's timeout).
     pub lease: Duration,
+    /// How far back each request reaches before the newest change delivered, for records Xero
+    /// makes visible a little after the time they carry (see [`crate::cursor`]).
+    pub overlap: Duration,
 }
 
 impl Default for ImportPolicy {
     fn default() -> Self {
         // The lease is shorter than the import queue's visibility timeout (an hour), so a
         // redelivery after a run that died finds it expired; the function's timeout is shorter still.
-        Self { page_size: 1000, day_reserve: 500, max_wait: StdDuration::from_secs(10), lease: Duration::minutes(14) }
+        Self {
+            page_size: 1000,
+            day_reserve: 500,
+            max_wait: StdDuration::from_secs(10),
+            lease: Duration::minutes(14),
+            // Xero does not say how late a record may become visible; a few seconds is what
+            // replicas lag by. Each run's first request re-reads what changed in this window.
+            overlap: Duration::seconds(2),
+        }
     }
 }
 
@@ -65,6 +82,8 @@ impl Default for ImportPolicy {
 pub struct ImportSummary {
     pub events: usize,
     pub calls: u32,
+    /// Records Xero sent that did not parse: not delivered, kept to try again, logged by id.
+    pub unreadable: usize,
     /// Why it stopped before the end (it resumes next run), if it did.
     pub stopped: Option<String>,
     /// Why it did nothing (not connected, another import running), if it did not run.
@@ -109,6 +128,14 @@ struct Run<'a> {
     key: ConnectionKey,
     limits: RateLimits,
     summary: ImportSummary,
+    /// Ids of records of the page at hand that did not parse.
+    unreadable: Vec<String>,
+}
+
+/// One record of a page: what the cursor needs, and Xero's text of it.
+struct Item {
+    listed: Listed,
+    raw: Box<RawValue>,
 }
 
 pub async fn import(app: &App, policy: &ImportPolicy, key: &ConnectionKey) -> Result<ImportSummary, ImportError> {
@@ -131,6 +158,7 @@ pub async fn import(app: &App, policy: &ImportPolicy, key: &ConnectionKey) -> Re
         key: key.clone(),
         limits: RateLimits::default(),
         summary: ImportSummary::default(),
+        unreadable: Vec::new(),
     };
     let result = run.all().await;
     let _ = store.release_lease(&lease, &owner).await;
@@ -176,10 +204,10 @@ impl Run<'_> {
     }
 
     /// One GET, waiting out a short Retry-After.
-    async fn get(&mut self, request: &ApiRequest<'_>) -> Result<Value, ImportError> {
+    async fn get<T: serde::de::DeserializeOwned>(&mut self, request: &ApiRequest<'_>) -> Result<T, ImportError> {
         loop {
             self.summary.calls += 1;
-            match self.app.tokens.get::<Value>(&self.connection, request).await {
+            match self.app.tokens.get::<T>(&self.connection, request).await {
                 Ok(response) => {
                     // A response without the headers keeps what the last one said.
                     let l = response.limits;
@@ -244,12 +272,18 @@ impl Run<'_> {
             .get_cursor(&self.key, resource.name())
             .await?
             .unwrap_or_else(|| ImportCursor::new(resource.name(), self.app.now()));
+        let paging = Paging { page_size: self.policy.page_size, overlap: self.policy.overlap };
+        if !cursor.unreadable.is_empty() && !self.over_budget() {
+            cursor = self.retry_unreadable(resource, cursor).await?;
+        }
+        let run_began = self.app.now();
+        let mut first_of_run = true;
         loop {
             if self.over_budget() {
                 return Ok(Ended::Budget);
             }
-            let since = cursor.modified_since;
-            let page = cursor.next_page.unwrap_or(1);
+            let (since, page) = cursor::request(&cursor, &paging, first_of_run);
+            first_of_run = false;
             let mut request = ApiRequest::new(resource.path());
             request.if_modified_since = since;
             request.query = vec![
@@ -258,53 +292,109 @@ impl Run<'_> {
                 ("order", "UpdatedDateUTC ASC".into()),
             ];
             request.query.extend(resource.query());
-            let body = self.get(&request).await?;
-            let items: Vec<Value> = body.get(resource.key()).and_then(Value::as_array).cloned().unwrap_or_default();
-            let full = items.len() >= self.policy.page_size as usize;
-            let updated = |v: &Value| v.get("UpdatedDateUTC").and_then(Value::as_str).and_then(date::parse);
-            let id = |v: &Value| v.get(resource.id_field()).and_then(Value::as_str).unwrap_or_default().to_owned();
-            let fresh: Vec<&Value> = items
-                .iter()
-                .filter(|v| match (since, updated(v)) {
-                    (Some(s), Some(u)) if u < s => false,
-                    (Some(s), Some(u)) if u == s => resource.rechecks_boundary() || !cursor.boundary.contains(&id(v)),
-                    _ => true,
-                })
-                .collect();
-            let (events, after) = self.events_for(resource, &fresh).await?;
+            let items = self.list(resource, &request).await?;
+            let listed: Vec<Listed> = items.iter().map(|i| i.listed.clone()).collect();
+            // Invoices are compared with the payment state announced, so a repeat is no news.
+            let fresh =
+                if resource.rechecks_boundary() { vec![true; items.len()] } else { cursor::fresh(&cursor, &listed) };
+            let news: Vec<&Item> = items.iter().zip(fresh).filter(|(_, fresh)| *fresh).map(|(i, _)| i).collect();
+            let (events, after) = self.events_for(resource, &news).await?;
             self.publish(&events).await?;
             // Only once the platform has them: what the next run compares against.
             self.note_payment_states(after).await?;
-            let newest = items.iter().filter_map(updated).max();
-            let at = |t: Option<DateTime<Utc>>| items.iter().filter(|v| updated(v) == t).map(id).collect::<Vec<_>>();
-            match newest {
-                Some(n) if since.is_none_or(|s| n > s) => {
-                    cursor.modified_since = Some(n);
-                    cursor.boundary = at(Some(n));
-                    cursor.next_page = None;
-                }
-                // The whole page is at the boundary instant: only page numbers get past it.
-                _ => {
-                    for item in at(since) {
-                        if !cursor.boundary.contains(&item) && cursor.boundary.len() < MAX_BOUNDARY {
-                            cursor.boundary.push(item);
-                        }
-                    }
-                    cursor.next_page = full.then_some(page + 1);
-                }
-            }
+            self.keep_unreadable(resource, &mut cursor);
+            let more = cursor::advance(&mut cursor, &listed, since, &paging, run_began);
             cursor = self.save_cursor(&cursor).await?;
-            if !full {
+            if !more {
                 return Ok(Ended::Done);
             }
         }
+    }
+
+    /// A page of a resource, each record with what the cursor needs of it.
+    async fn list(&mut self, resource: Incremental, request: &ApiRequest<'_>) -> Result<Vec<Item>, ImportError> {
+        let body: HashMap<String, Box<RawValue>> = self.get(request).await?;
+        let Some(list) = body.get(resource.key()) else { return Ok(Vec::new()) };
+        let raws: Vec<Box<RawValue>> = serde_json::from_str(list.get()).map_err(|e| ImportError::Later {
+            reason: format!("Xero's {} list did not parse: {}", resource.name(), without_values(&e.to_string())),
+            after: StdDuration::from_secs(300),
+        })?;
+        Ok(raws
+            .into_iter()
+            .map(|raw| {
+                let head: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+                let id = head.get(resource.id_field()).and_then(Value::as_str).unwrap_or_default().to_owned();
+                let updated = head.get("UpdatedDateUTC").and_then(Value::as_str).and_then(date::parse);
+                Item { listed: Listed { id, updated }, raw }
+            })
+            .collect())
+    }
+
+    /// Records that did not parse are kept on the cursor (and tried again each run), counted in
+    /// the summary and logged by id: a record the platform never hears of is never silent.
+    fn keep_unreadable(&mut self, resource: Incremental, cursor: &mut ImportCursor) {
+        let ids = std::mem::take(&mut self.unreadable);
+        if ids.is_empty() {
+            return;
+        }
+        tracing::warn!(resource = resource.name(), count = ids.len(), ids = ?ids, "Xero records did not parse; kept to try again");
+        self.summary.unreadable += ids.len();
+        for id in ids {
+            if !cursor.unreadable.contains(&id) && cursor.unreadable.len() < MAX_UNREADABLE {
+                cursor.unreadable.push(id);
+            }
+        }
+    }
+
+    /// Reads again the records that did not parse before: those that do now are delivered.
+    async fn retry_unreadable(
+        &mut self,
+        resource: Incremental,
+        mut cursor: ImportCursor,
+    ) -> Result<ImportCursor, ImportError> {
+        let ids: Vec<String> = cursor.unreadable.iter().take(RETRY_PER_RUN).cloned().collect();
+        let mut items = Vec::new();
+        match resource {
+            Incremental::Contacts | Incremental::Invoices => {
+                let mut request = ApiRequest::new(resource.path());
+                request.query = vec![("IDs", ids.join(",")), ("page", "1".into())];
+                request.query.extend(resource.query());
+                items = self.list(resource, &request).await?;
+            }
+            // Payments take no IDs=: one call each, a few a run.
+            Incremental::Payments => {
+                for id in ids.iter().take(5) {
+                    let path = format!("/Payments/{id}");
+                    match self.list(resource, &ApiRequest::new(&path)).await {
+                        Ok(found) => items.extend(found),
+                        Err(ImportError::Refused(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        let news: Vec<&Item> = items.iter().collect();
+        let (events, after) = self.events_for(resource, &news).await?;
+        self.publish(&events).await?;
+        self.note_payment_states(after).await?;
+        let delivered: Vec<Listed> = items.iter().map(|i| i.listed.clone()).collect();
+        cursor::remember(&mut cursor, &delivered);
+        let still: Vec<String> = std::mem::take(&mut self.unreadable);
+        let tried: Vec<&String> =
+            if resource == Incremental::Payments { ids.iter().take(5).collect() } else { ids.iter().collect() };
+        let readable: Vec<&String> =
+            tried.into_iter().filter(|id| items.iter().any(|i| &&i.listed.id == id) && !still.contains(id)).collect();
+        cursor.unreadable.retain(|id| !readable.contains(&id));
+        self.unreadable = still;
+        self.keep_unreadable(resource, &mut cursor);
+        self.save_cursor(&cursor).await
     }
 
     /// The events for a page, and the payment states to record once they are published.
     async fn events_for(
         &mut self,
         resource: Incremental,
-        items: &[&Value],
+        items: &[&Item],
     ) -> Result<(Vec<PlatformEvent>, Vec<StateChange>), ImportError> {
         if items.is_empty() {
             return Ok(Default::default());
@@ -316,12 +406,29 @@ impl Run<'_> {
         }
     }
 
+    /// The records that parse, read digit for digit from Xero's text; the ids of the others
+    /// are noted (see [`Run::keep_unreadable`]), never their content.
+    fn parse<T: serde::de::DeserializeOwned>(&mut self, items: &[&Item]) -> Vec<T> {
+        let mut parsed = Vec::with_capacity(items.len());
+        for item in items {
+            let de = &mut serde_json::Deserializer::from_str(item.raw.get());
+            match serde_path_to_error::deserialize::<_, T>(de) {
+                Ok(t) => parsed.push(t),
+                Err(e) => {
+                    tracing::debug!(id = %item.listed.id, path = %e.path(), error = %without_values(&e.inner().to_string()), "Xero record did not parse");
+                    self.unreadable.push(item.listed.id.clone());
+                }
+            }
+        }
+        parsed
+    }
+
     fn event(&self, kind: EventKind, dedup: &str, data: Value) -> PlatformEvent {
         PlatformEvent::new(kind, self.key.account_id.clone(), Some(self.key.tenant_id), dedup, self.app.now(), data)
     }
 
-    async fn contact_events(&mut self, items: &[&Value]) -> Result<Vec<PlatformEvent>, ImportError> {
-        let contacts: Vec<XeroContact> = items.iter().filter_map(|v| parse_logged("contact", v)).collect();
+    async fn contact_events(&mut self, items: &[&Item]) -> Result<Vec<PlatformEvent>, ImportError> {
+        let contacts: Vec<XeroContact> = self.parse(items);
         let ids: Vec<Uuid> = contacts.iter().map(|c| c.contact_id).collect();
         let mapped = self.app.services.store.customers_for_xero_ids(&self.key, &ids).await?;
         Ok(contacts
@@ -336,11 +443,8 @@ impl Run<'_> {
 
     /// Our invoices only (Xero's other sales invoices are not the platform's business), and only
     /// when their payment state moved since it was last announced.
-    async fn invoice_events(
-        &mut self,
-        items: &[&Value],
-    ) -> Result<(Vec<PlatformEvent>, Vec<StateChange>), ImportError> {
-        let invoices: Vec<XeroInvoice> = items.iter().filter_map(|v| parse_logged("invoice", v)).collect();
+    async fn invoice_events(&mut self, items: &[&Item]) -> Result<(Vec<PlatformEvent>, Vec<StateChange>), ImportError> {
+        let invoices: Vec<XeroInvoice> = self.parse(items);
         let ids: Vec<Uuid> = invoices.iter().map(|i| i.invoice_id).collect();
         let store = &self.app.services.store;
         let ours = store.invoices_for_xero_ids(&self.key, &ids).await?;
@@ -403,8 +507,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn payment_events(&mut self, items: &[&Value]) -> Result<Vec<PlatformEvent>, ImportError> {
-        let payments: Vec<XeroPayment> = items.iter().filter_map(|v| parse_logged("payment", v)).collect();
+    async fn payment_events(&mut self, items: &[&Item]) -> Result<Vec<PlatformEvent>, ImportError> {
+        let payments: Vec<XeroPayment> = self.parse(items);
         let ids: Vec<Uuid> = payments.iter().filter_map(|p| p.invoice.as_ref().map(|i| i.invoice_id)).collect();
         let ours = self.app.services.store.invoices_for_xero_ids(&self.key, &ids).await?;
         let mut events = Vec::new();
@@ -444,7 +548,7 @@ impl Run<'_> {
             if path == "/TrackingCategories" {
                 request.query = vec![("includeArchived", "true".into())];
             }
-            bodies.push(self.get(&request).await?);
+            bodies.push(self.get::<Box<RawValue>>(&request).await?);
         }
         let tax: TaxRates = parse_whole(&bodies[0], "tax rates")?;
         let accounts: Accounts = parse_whole(&bodies[1], "accounts")?;
@@ -570,7 +674,7 @@ struct StateChange {
     status: String,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Incremental {
     Contacts,
     Invoices,
@@ -631,25 +735,11 @@ impl Incremental {
     }
 }
 
-/// Xero's data is untrusted: an element that does not parse is logged (by id only) and left out,
-/// rather than stopping every other change.
-fn parse_logged<T: serde::de::DeserializeOwned>(what: &str, v: &Value) -> Option<T> {
-    match serde_path_to_error::deserialize(v) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            let id =
-                ["ContactID", "InvoiceID", "PaymentID"].iter().find_map(|k| v.get(*k)).cloned().unwrap_or(Value::Null);
-            tracing::warn!(what, id = %id, path = %e.path(), error = %e.inner(), "Xero object skipped: it does not parse");
-            None
-        }
-    }
-}
-
 /// A reference list that does not parse is not delivered (a partial list would read as
 /// deletions); it is tried again later.
-fn parse_whole<T: serde::de::DeserializeOwned>(v: &Value, what: &str) -> Result<T, ImportError> {
-    serde_json::from_value(v.clone()).map_err(|e| ImportError::Later {
-        reason: format!("Xero's {what} did not parse: {e}"),
+fn parse_whole<T: serde::de::DeserializeOwned>(v: &RawValue, what: &str) -> Result<T, ImportError> {
+    serde_json::from_str(v.get()).map_err(|e| ImportError::Later {
+        reason: format!("Xero's {what} did not parse: {}", without_values(&e.to_string())),
         after: StdDuration::from_secs(300),
     })
 }

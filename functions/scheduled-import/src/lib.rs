@@ -1,6 +1,7 @@
 //! The scheduled import's fan-out: one queue message per CONNECTED connection, so the
 //! per-connection imports run in parallel without one run having to reach every organisation.
 
+pub mod cursor;
 pub mod import;
 pub mod worker;
 

@@ -65,6 +65,7 @@ async fn fail(worker: &Worker, message: &SqsMessage, after: Option<Duration>, re
 async fn process(worker: &Worker, message: &SqsMessage) -> Result<(), Option<Duration>> {
     let Some(key) = connection_of(message.body.as_deref().unwrap_or_default()).map_err(|reason| {
         // It cannot succeed; after the receive limit it waits in the dead-letter queue.
+        let reason = xero_sync_core::error::without_values(&reason);
         tracing::error!(reason, "unreadable import message");
         None
     })?

@@ -28,6 +28,8 @@ async fn every_connected_connection_gets_exactly_one_import_message() {
             last_sync_at: None,
             status_changed_at: now,
             last_error: None,
+            cleanup_pending: false,
+            email_refused: None,
         };
         if status == ConnectionStatus::Connected {
             expected.insert((c.account_id.clone(), c.tenant_id));

@@ -57,8 +57,13 @@ async fn main() -> anyhow::Result<()> {
         ("OAUTH_REDIRECT_URI", redirect_uri.as_str()),
         ("PUSH_QUEUE_URL", aws.stack.reference("PushQueue")),
         ("IMPORT_QUEUE_URL", aws.stack.reference("ImportQueue")),
-        // Locally the secrets are plain settings above, not in Secrets Manager.
-        ("APP_SECRET_ID", ""),
+        // The link printed below is for a person who may open it later: it lives a day here
+        // (15 minutes by default), and like every link it works once.
+        ("CONNECT_LINK_MAX_MINUTES", "1440"),
+        // Locally the secrets are plain settings above (XERO_CLIENT_SECRET,
+        // PLATFORM_SIGNING_SECRETS), not in Secrets Manager: no XERO_CLIENT_SECRET_ID or
+        // PLATFORM_SIGNING_SECRETS_ID, which only each function's own Environment in the
+        // template sets.
     ];
     let env = Env::from_pairs(aws.function_env(&overrides));
     let config = aws.config(&overrides);
@@ -143,7 +148,9 @@ async fn main() -> anyhow::Result<()> {
         inbox.drain().await?;
         return tour(&base, &link, &secret, &emu, &inbox, &app()?).await;
     }
-    println!("\nConnect the demo account to Xero: open this link in a browser, tick Demo Company (NZ), approve.");
+    println!(
+        "\nConnect the demo account to Xero: open this link in a browser (it works once), tick Demo Company (NZ), approve."
+    );
     println!("  {link}");
     println!("\nPress Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;
@@ -345,6 +352,8 @@ async fn check_store(services: &Services) -> anyhow::Result<()> {
         last_sync_at: None,
         status_changed_at: now,
         last_error: None,
+        cleanup_pending: false,
+        email_refused: None,
     };
     services.store.put_connection(&connection).await?;
     let listed = services.store.account_connections(&connection.account_id).await?;

@@ -232,7 +232,11 @@ async fn forward(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Resp
     }
     let dropped = {
         let outage = shared.outage.lock().unwrap_or_else(|e| e.into_inner());
-        let failing = lock(&shared.failing).iter_mut().find(|f| f.left > 0 && (f.what == call.operation || f.what == call.service)).map(|f| f.left -= 1).is_some();
+        let failing = lock(&shared.failing)
+            .iter_mut()
+            .find(|f| f.left > 0 && (f.what == call.operation || f.what == call.service))
+            .map(|f| f.left -= 1)
+            .is_some();
         (outage.from..outage.until).contains(&number) || failing
     };
     call.dropped = dropped;

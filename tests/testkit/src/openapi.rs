@@ -110,6 +110,11 @@ pub fn assert_valid(file: SpecFile, name: &str, instance: &Value) {
     assert!(errors.is_empty(), "{name} does not match {file:?}:\n{}\n{instance:#}", errors.join("\n"));
 }
 
+/// The accounting spec as JSON, for tests that read a limit or an enum from it.
+pub fn accounting_spec() -> Value {
+    load(SpecFile::Accounting)
+}
+
 pub fn accounting(name: &str, instance: &Value) {
     assert_valid(SpecFile::Accounting, name, instance)
 }

@@ -17,9 +17,9 @@ use uuid::Uuid;
 use super::{CONNECTED_SHARDS, ConnectedQuery, DeliveryClaim, Page, PageToken, StateRefusal, StatusChange, Store};
 use crate::error::{AwsError, Error};
 use crate::model::{
-    AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, DeliveryStatus, ImportCursor,
-    OAuthState, ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId, SyncRecord, TenantId,
-    XeroConnectionId,
+    AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, DeliveryStatus, EmailRefusal,
+    GrantId, GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId,
+    SyncRecord, TenantId, XeroConnectionId,
 };
 use crate::reference::ReferenceData;
 use crate::settings::{ConnectionSettings, VersionedSettings};
@@ -88,6 +88,13 @@ mod keys {
     pub fn job(name: &str) -> String {
         format!("JOB#{name}")
     }
+    pub fn once(name: &str) -> String {
+        format!("ONCE#{name}")
+    }
+    pub fn release(grant: &GrantId) -> String {
+        format!("RELEASE#{grant}")
+    }
+    pub const RELEASES: &str = "RELEASES";
 
     /// Stable across processes and releases: a connection never moves between shards.
     pub fn connected_shard(key: &ConnectionKey) -> u8 {
@@ -101,6 +108,10 @@ mod keys {
 
     pub fn connected_partition(shard: u8) -> String {
         format!("CONNECTED#{shard}")
+    }
+
+    pub fn cleanup_partition(shard: u8) -> String {
+        format!("CLEANUP#{shard}")
     }
 }
 
@@ -117,11 +128,13 @@ fn key(pk: String, sk: impl Into<String>) -> Item {
 }
 
 fn to_item<T: Serialize>(what: &'static str, value: &T) -> Result<Item, Error> {
-    serde_dynamo::to_item(value).map_err(|e| Error::Corrupt { what, reason: e.to_string() })
+    serde_dynamo::to_item(value)
+        .map_err(|e| Error::Corrupt { what, reason: crate::error::without_values(&e.to_string()) })
 }
 
 fn from_item<T: DeserializeOwned>(what: &'static str, item: Item) -> Result<T, Error> {
-    serde_dynamo::from_item(item).map_err(|e| Error::Corrupt { what, reason: e.to_string() })
+    serde_dynamo::from_item(item)
+        .map_err(|e| Error::Corrupt { what, reason: crate::error::without_values(&e.to_string()) })
 }
 
 fn with_keys(mut item: Item, pk: String, sk: String, kind: &str) -> Item {
@@ -172,9 +185,13 @@ fn connection_item(c: &Connection) -> Result<Item, Error> {
         keys::connection(&c.tenant_id),
         "connection",
     );
+    let shard = keys::connected_shard(&c.key());
     if c.status == ConnectionStatus::Connected {
-        item.insert("gsi1pk".into(), s(keys::connected_partition(keys::connected_shard(&c.key()))));
+        item.insert("gsi1pk".into(), s(keys::connected_partition(shard)));
         item.insert("gsi1sk".into(), s(time::format(c.last_activity_at)));
+    } else if c.cleanup_pending {
+        item.insert("gsi1pk".into(), s(keys::cleanup_partition(shard)));
+        item.insert("gsi1sk".into(), s(time::format(c.status_changed_at)));
     }
     Ok(item)
 }
@@ -400,6 +417,56 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// A page of one of `gsi1`'s sharded partitions (`partition(shard)`), shard after shard.
+    async fn index_page(
+        &self,
+        partition: fn(u8) -> String,
+        before: Option<DateTime<Utc>>,
+        page_size: i32,
+        from: Option<&PageToken>,
+    ) -> Result<Page<Connection>, Error> {
+        let cursor = match from {
+            Some(token) => ConnectedCursor::decode(token)?,
+            None => ConnectedCursor { shard: 0, start: None },
+        };
+        let mut req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(CONNECTED_INDEX)
+            .expression_attribute_values(":p", s(partition(cursor.shard)))
+            .limit(page_size.max(1));
+        req = match before {
+            Some(before) => req
+                .key_condition_expression("gsi1pk = :p AND gsi1sk < :before")
+                .expression_attribute_values(":before", s(time::format(before))),
+            None => req.key_condition_expression("gsi1pk = :p"),
+        };
+        if let Some(start) = cursor.start {
+            req = req.set_exclusive_start_key(Some(start.into_iter().map(|(k, v)| (k, s(v))).collect()));
+        }
+        let out = req.send().await.map_err(dynamo("Query"))?;
+        let items =
+            out.items.unwrap_or_default().into_iter().map(|i| from_item("connection", i)).collect::<Result<_, _>>()?;
+        let next = match out.last_evaluated_key {
+            Some(last) => {
+                let start = last
+                    .into_iter()
+                    .map(|(k, v)| match v {
+                        AttributeValue::S(v) => Ok((k, v)),
+                        _ => Err(Error::Corrupt { what: "page token", reason: format!("{k} is not a string") }),
+                    })
+                    .collect::<Result<_, _>>()?;
+                Some(ConnectedCursor { shard: cursor.shard, start: Some(start) }.encode())
+            }
+            None if cursor.shard + 1 < CONNECTED_SHARDS => {
+                Some(ConnectedCursor { shard: cursor.shard + 1, start: None }.encode())
+            }
+            None => None,
+        };
+        Ok(Page { items, next })
+    }
+
     async fn refs(&self, key: &ConnectionKey, sks: Vec<String>, field: &str) -> Result<HashMap<Uuid, String>, Error> {
         let pk = keys::org(key);
         let mut unique = sks;
@@ -429,13 +496,28 @@ impl DynamoStore {
 #[async_trait]
 impl Store for DynamoStore {
     async fn put_connection(&self, connection: &Connection) -> Result<(), Error> {
-        self.client
+        let out = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(connection_item(connection)?))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await
             .map_err(dynamo("PutItem"))?;
+        // Reconnected through another Xero user: this connection no longer uses the old one.
+        let before = out.attributes.and_then(|old| old.get("xero_connection_id").and_then(|v| v.as_s().ok()).cloned());
+        let replaced = before.and_then(|old| XeroConnectionId::parse(&old).ok());
+        if let Some(old) = replaced.filter(|old| *old != connection.xero_connection_id) {
+            let row = key(keys::xero_connection(&old), keys::xero_connection_user(&connection.key()));
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(row))
+                .send()
+                .await
+                .map_err(dynamo("DeleteItem"))?;
+        }
         self.track_xero_connection(connection).await
     }
 
@@ -450,12 +532,19 @@ impl Store for DynamoStore {
     }
 
     async fn set_connection_status(&self, key: &ConnectionKey, change: &StatusChange) -> Result<Connection, Error> {
-        let mut update = String::from("SET #s = :to, status_changed_at = :at, last_error = :reason");
-        if change.to == ConnectionStatus::Connected {
-            update.push_str(", gsi1pk = :shard, gsi1sk = last_activity_at");
+        let shard = keys::connected_shard(key);
+        let mut update =
+            String::from("SET #s = :to, status_changed_at = :at, last_error = :reason, cleanup_pending = :cleanup");
+        let index = if change.to == ConnectionStatus::Connected {
+            update.push_str(", gsi1pk = :index, gsi1sk = last_activity_at");
+            Some(keys::connected_partition(shard))
+        } else if change.cleanup {
+            update.push_str(", gsi1pk = :index, gsi1sk = :at");
+            Some(keys::cleanup_partition(shard))
         } else {
             update.push_str(" REMOVE gsi1pk, gsi1sk");
-        }
+            None
+        };
         let mut condition = String::from("attribute_exists(pk)");
         let mut req = self
             .client
@@ -465,13 +554,14 @@ impl Store for DynamoStore {
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":to", s(change.to.as_str()))
             .expression_attribute_values(":at", s(time::format(change.at)))
+            .expression_attribute_values(":cleanup", AttributeValue::Bool(change.cleanup))
             .expression_attribute_values(
                 ":reason",
                 change.reason.clone().map(AttributeValue::S).unwrap_or(AttributeValue::Null(true)),
             )
             .return_values(ReturnValue::AllNew);
-        if change.to == ConnectionStatus::Connected {
-            req = req.expression_attribute_values(":shard", s(keys::connected_partition(keys::connected_shard(key))));
+        if let Some(index) = index {
+            req = req.expression_attribute_values(":index", s(index));
         }
         if !change.only_from.is_empty() {
             let names: Vec<String> = (0..change.only_from.len()).map(|i| format!(":from{i}")).collect();
@@ -479,6 +569,10 @@ impl Store for DynamoStore {
             for (name, status) in names.into_iter().zip(&change.only_from) {
                 req = req.expression_attribute_values(name, s(status.as_str()));
             }
+        }
+        if let Some(seen) = change.if_last_activity {
+            condition.push_str(" AND last_activity_at = :seen");
+            req = req.expression_attribute_values(":seen", s(time::format(seen)));
         }
         let result = req.update_expression(update).condition_expression(condition).send().await;
         match result.map_err(dynamo("UpdateItem")) {
@@ -530,46 +624,98 @@ impl Store for DynamoStore {
     }
 
     async fn connected_page(&self, query: ConnectedQuery, from: Option<&PageToken>) -> Result<Page<Connection>, Error> {
-        let cursor = match from {
-            Some(token) => ConnectedCursor::decode(token)?,
-            None => ConnectedCursor { shard: 0, start: None },
+        self.index_page(keys::connected_partition, query.idle_before, query.page_size, from).await
+    }
+
+    async fn pending_cleanups(&self, page_size: i32, from: Option<&PageToken>) -> Result<Page<Connection>, Error> {
+        self.index_page(keys::cleanup_partition, None, page_size, from).await
+    }
+
+    async fn finish_cleanup(&self, key: &ConnectionKey) -> Result<(), Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self::key(keys::account(&key.account_id), keys::connection(&key.tenant_id))))
+            .update_expression("SET cleanup_pending = :false REMOVE gsi1pk, gsi1sk")
+            .condition_expression("cleanup_pending = :true")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .send()
+            .await;
+        // Not pending (finished by someone else, or reconnected since): nothing to take out.
+        held(result.map_err(dynamo("UpdateItem"))).map(|_| ())
+    }
+
+    async fn set_email_refusal(&self, key: &ConnectionKey, refusal: Option<&EmailRefusal>) -> Result<(), Error> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self::key(keys::account(&key.account_id), keys::connection(&key.tenant_id))))
+            .condition_expression("attribute_exists(pk)");
+        let req = match refusal {
+            Some(refusal) => {
+                let value = serde_dynamo::to_attribute_value(refusal)
+                    .map_err(|e| Error::Corrupt { what: "email refusal", reason: e.to_string() })?;
+                req.update_expression("SET email_refused = :refusal").expression_attribute_values(":refusal", value)
+            }
+            None => req.update_expression("REMOVE email_refused"),
         };
-        let mut req = self
+        held(req.send().await.map_err(dynamo("UpdateItem"))).map(|_| ())
+    }
+
+    async fn put_grant_release(&self, release: &GrantRelease) -> Result<(), Error> {
+        let mut item = with_keys(
+            to_item("grant release", release)?,
+            keys::release(&release.grant_id),
+            "RELEASE".into(),
+            "release",
+        );
+        item.insert("gsi1pk".into(), s(keys::RELEASES));
+        item.insert("gsi1sk".into(), s(time::format(release.due_at)));
+        self.put(item).await
+    }
+
+    async fn delete_grant_release(&self, grant: GrantId) -> Result<(), Error> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::release(&grant), "RELEASE")))
+            .send()
+            .await
+            .map_err(dynamo("DeleteItem"))?;
+        Ok(())
+    }
+
+    async fn due_grant_releases(&self, now: DateTime<Utc>, limit: i32) -> Result<Vec<GrantRelease>, Error> {
+        let out = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(CONNECTED_INDEX)
-            .expression_attribute_values(":p", s(keys::connected_partition(cursor.shard)))
-            .limit(query.page_size.max(1));
-        req = match query.idle_before {
-            Some(before) => req
-                .key_condition_expression("gsi1pk = :p AND gsi1sk < :before")
-                .expression_attribute_values(":before", s(time::format(before))),
-            None => req.key_condition_expression("gsi1pk = :p"),
-        };
-        if let Some(start) = cursor.start {
-            req = req.set_exclusive_start_key(Some(start.into_iter().map(|(k, v)| (k, s(v))).collect()));
-        }
-        let out = req.send().await.map_err(dynamo("Query"))?;
-        let items =
-            out.items.unwrap_or_default().into_iter().map(|i| from_item("connection", i)).collect::<Result<_, _>>()?;
-        let next = match out.last_evaluated_key {
-            Some(last) => {
-                let start = last
-                    .into_iter()
-                    .map(|(k, v)| match v {
-                        AttributeValue::S(v) => Ok((k, v)),
-                        _ => Err(Error::Corrupt { what: "page token", reason: format!("{k} is not a string") }),
-                    })
-                    .collect::<Result<_, _>>()?;
-                Some(ConnectedCursor { shard: cursor.shard, start: Some(start) }.encode())
-            }
-            None if cursor.shard + 1 < CONNECTED_SHARDS => {
-                Some(ConnectedCursor { shard: cursor.shard + 1, start: None }.encode())
-            }
-            None => None,
-        };
-        Ok(Page { items, next })
+            .key_condition_expression("gsi1pk = :p AND gsi1sk <= :now")
+            .expression_attribute_values(":p", s(keys::RELEASES))
+            .expression_attribute_values(":now", s(time::format(now)))
+            .limit(limit.max(1))
+            .send()
+            .await
+            .map_err(dynamo("Query"))?;
+        out.items.unwrap_or_default().into_iter().map(|i| from_item("grant release", i)).collect()
+    }
+
+    async fn claim_once(&self, name: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool, Error> {
+        let item = with_expiry(with_keys(Item::new(), keys::once(name), "ONCE".into(), "once"), until);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(":now", s(time::format(now)))
+            .send()
+            .await;
+        held(result.map_err(dynamo("PutItem")))
     }
 
     async fn sharing_xero_connection(&self, id: XeroConnectionId) -> Result<Vec<ConnectionKey>, Error> {
@@ -812,15 +958,24 @@ impl Store for DynamoStore {
     async fn park_push(&self, key: &ConnectionKey, parked: &ParkedPush) -> Result<(), Error> {
         let item =
             with_keys(to_item("parked push", parked)?, keys::org(key), keys::parked(&parked.invoice_id), "parked");
-        let result = self
+        // Newer as the push orders events: by sequence when both have one, else by time.
+        let mut req = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR occurred_at <= :at")
-            .expression_attribute_values(":at", s(time::format(parked.occurred_at)))
-            .send()
-            .await;
+            .expression_attribute_values(":at", s(time::format(parked.occurred_at)));
+        req = match parked.sequence {
+            Some(seq) => req
+                .condition_expression(
+                    "attribute_not_exists(pk) OR (attribute_exists(#seq) AND #seq <= :seq) \
+                     OR (attribute_not_exists(#seq) AND occurred_at <= :at)",
+                )
+                .expression_attribute_names("#seq", "sequence")
+                .expression_attribute_values(":seq", n(seq)),
+            None => req.condition_expression("attribute_not_exists(pk) OR occurred_at <= :at"),
+        };
+        let result = req.send().await;
         // Not held: a newer event for the invoice is parked already, and it carries everything.
         held(result.map_err(dynamo("PutItem"))).map(|_| ())
     }
@@ -831,16 +986,20 @@ impl Store for DynamoStore {
     }
 
     async fn unpark_push(&self, key: &ConnectionKey, parked: &ParkedPush) -> Result<(), Error> {
-        let result = self
+        let mut req = self
             .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(self::key(keys::org(key), keys::parked(&parked.invoice_id))))
-            .condition_expression("occurred_at = :at")
-            .expression_attribute_values(":at", s(time::format(parked.occurred_at)))
-            .send()
-            .await;
-        held(result.map_err(dynamo("DeleteItem"))).map(|_| ())
+            .expression_attribute_names("#seq", "sequence")
+            .expression_attribute_values(":at", s(time::format(parked.occurred_at)));
+        req = match parked.sequence {
+            Some(seq) => req
+                .condition_expression("occurred_at = :at AND #seq = :seq")
+                .expression_attribute_values(":seq", n(seq)),
+            None => req.condition_expression("occurred_at = :at AND attribute_not_exists(#seq)"),
+        };
+        held(req.send().await.map_err(dynamo("DeleteItem"))).map(|_| ())
     }
 
     async fn get_contact_mapping(

@@ -23,6 +23,8 @@
 //! | webhook delivery  | `DELIVERY#{delivery id}`      | `DELIVERY`                  | –                                       | a few days   |
 //! | lease             | `LEASE#{name}`                | `LEASE`                     | –                                       | seconds      |
 //! | job state         | `JOB#{name}`                  | `JOB`                       | –                                       | –            |
+//! | once              | `ONCE#{name}`                 | `ONCE`                      | –                                       | as claimed   |
+//! | grant release     | `RELEASE#{grant}`             | `RELEASE`                   | `RELEASES` / due at                     | –            |
 //!
 //! * **Connected index.** `gsi1` holds only CONNECTED connections (the attribute is removed on
 //!   any other status), sorted by last activity as a fixed-width UTC string. "Connected
@@ -30,6 +32,10 @@
 //!   inactivity sweep) adds `gsi1sk < T`. The partition is spread over [`CONNECTED_SHARDS`]
 //!   values by a hash of the connection, so tens of thousands of connections recording activity
 //!   do not all write to one index partition.
+//! * **Clean-up index.** An ended connection whose clean-up (its Xero connection, its tokens)
+//!   is not done yet sits in `gsi1` under `CLEANUP#{shard}` instead, sorted by when it ended;
+//!   [`Store::finish_cleanup`] takes it out. Grant releases sit under `RELEASES`, sorted by when
+//!   they are due. Both are written in the same request as the state they describe.
 //! * **Activity** is a successful push, an import that delivered changes, or an action by the
 //!   account through the connection API; each calls [`Store::record_activity`].
 //! * **Expiry.** `expires_epoch` (epoch seconds) is the table's TTL attribute, there only so
@@ -62,8 +68,9 @@ pub use dynamo::DynamoStore;
 
 use crate::Error;
 use crate::model::{
-    AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, ImportCursor, OAuthState,
-    ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId, SyncRecord, XeroConnectionId,
+    AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, EmailRefusal, GrantId,
+    GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId,
+    SyncRecord, XeroConnectionId,
 };
 use crate::reference::ReferenceData;
 use crate::settings::{ConnectionSettings, VersionedSettings};
@@ -96,6 +103,22 @@ pub struct StatusChange {
     pub only_from: Vec<ConnectionStatus>,
     pub reason: Option<String>,
     pub at: DateTime<Utc>,
+    /// Only while the connection's last activity is still this (as the caller read it), so
+    /// activity recorded meanwhile wins over a change decided from idleness.
+    pub if_last_activity: Option<DateTime<Utc>>,
+    /// What the connection held is still to be released: list it in the clean-up index.
+    pub cleanup: bool,
+}
+
+impl StatusChange {
+    pub fn new(
+        to: ConnectionStatus,
+        only_from: Vec<ConnectionStatus>,
+        reason: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self { to, only_from, reason, at, if_last_activity: None, cleanup: false }
+    }
 }
 
 /// Which connected connections to list.
@@ -170,6 +193,22 @@ pub trait Store: Send + Sync {
     async fn connected_page(&self, query: ConnectedQuery, from: Option<&PageToken>) -> Result<Page<Connection>, Error>;
     /// Live connections, of any account, that use this Xero connection.
     async fn sharing_xero_connection(&self, id: XeroConnectionId) -> Result<Vec<ConnectionKey>, Error>;
+    /// Ended connections whose clean-up is not done, oldest first.
+    async fn pending_cleanups(&self, page_size: i32, from: Option<&PageToken>) -> Result<Page<Connection>, Error>;
+    /// The clean-up is done: out of the clean-up index.
+    async fn finish_cleanup(&self, key: &ConnectionKey) -> Result<(), Error>;
+    /// Records (or, with `None`, clears) a permanent refusal of the account's address.
+    async fn set_email_refusal(&self, key: &ConnectionKey, refusal: Option<&EmailRefusal>) -> Result<(), Error>;
+
+    // Grants to release once nobody uses them.
+    async fn put_grant_release(&self, release: &GrantRelease) -> Result<(), Error>;
+    async fn delete_grant_release(&self, grant: GrantId) -> Result<(), Error>;
+    /// Releases due at `now`, soonest first, at most `limit`.
+    async fn due_grant_releases(&self, now: DateTime<Utc>, limit: i32) -> Result<Vec<GrantRelease>, Error>;
+
+    /// Claims `name` until `until`: `true` the first time, `false` while an earlier claim lasts
+    /// (single use of a connect link, say).
+    async fn claim_once(&self, name: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool, Error>;
 
     // OAuth states.
     async fn create_oauth_state(&self, state: &OAuthState) -> Result<(), Error>;

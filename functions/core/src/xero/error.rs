@@ -30,8 +30,15 @@ pub enum XeroError {
     /// caller must look before writing again.
     #[error("Xero did not answer: {message}")]
     Transport { message: String, maybe_applied: bool },
+    /// A 2xx whose body did not parse (cut short on the way, say). For a write,
+    /// `maybe_applied` says Xero did apply it: look before writing again.
+    #[error("Xero's answer from {what} did not parse: {reason}")]
+    Unreadable { what: String, reason: String, maybe_applied: bool },
     #[error("Xero sent something unexpected: {0}")]
     Unexpected(String),
+    /// Our own configuration rules the call out (a function without the client secret).
+    #[error("{0}")]
+    NotConfigured(&'static str),
     /// An OAuth error other than invalid_grant (invalid_client, unauthorized_client, ...).
     #[error("Xero's identity service refused the request: {0}")]
     OAuth(String),
@@ -39,7 +46,24 @@ pub enum XeroError {
 
 impl XeroError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::RateLimited { .. } | Self::Server { .. } | Self::Transport { .. } | Self::Unauthorized)
+        matches!(
+            self,
+            Self::RateLimited { .. }
+                | Self::Server { .. }
+                | Self::Transport { .. }
+                | Self::Unreadable { .. }
+                | Self::Unauthorized
+        )
+    }
+
+    /// Whether a failed write may have been applied by Xero all the same.
+    pub fn maybe_applied(&self) -> bool {
+        matches!(
+            self,
+            Self::Server { .. }
+                | Self::Transport { maybe_applied: true, .. }
+                | Self::Unreadable { maybe_applied: true, .. }
+        )
     }
 
     /// How long Xero asked us to wait, if it did.

@@ -9,8 +9,8 @@ use oauth2::basic::{
     BasicTokenType,
 };
 use oauth2::{
-    AuthUrl, AuthorizationCode, ClientId, CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, RequestTokenError, RevocationUrl, Scope, StandardRevocableToken,
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, RevocationUrl, Scope, StandardRevocableToken,
     StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
@@ -97,7 +97,9 @@ fn jwt_payload<T: for<'de> Deserialize<'de>>(jwt: &str) -> Result<T, XeroError> 
     let bytes = URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .map_err(|_| XeroError::Unexpected("JWT payload is not base64url".into()))?;
-    serde_json::from_slice(&bytes).map_err(|e| XeroError::Unexpected(format!("JWT claims: {e}")))
+    // Claims hold the user's email; the parser's message would quote them.
+    serde_json::from_slice(&bytes)
+        .map_err(|e| XeroError::Unexpected(format!("JWT claims: {}", crate::error::without_values(&e.to_string()))))
 }
 
 pub fn access_token_claims(token: &AccessToken) -> Result<AccessClaims, XeroError> {
@@ -115,17 +117,29 @@ fn oauth_error(e: RequestTokenError<oauth2::HttpClientError<reqwest::Error>, Bas
         RequestTokenError::Request(_) => {
             XeroError::Transport { message: "token request failed".into(), maybe_applied: true }
         }
-        RequestTokenError::Parse(e, _) => XeroError::Unexpected(format!("token response: {e}")),
+        // The body holds tokens; the parser's message would quote them.
+        RequestTokenError::Parse(e, _) => {
+            XeroError::Unexpected(format!("token response: {}", crate::error::without_values(&e.to_string())))
+        }
         RequestTokenError::Other(m) => XeroError::Unexpected(m),
     }
 }
 
 impl XeroClient {
+    /// The Xero app's client secret, which only the functions that call the identity service
+    /// hold (`App::start`'s `Needs`); elsewhere a call that needs it is refused, never sent.
+    fn client_secret(&self) -> Result<&ClientSecret, XeroError> {
+        self.config.client_secret.as_ref().ok_or(XeroError::NotConfigured(
+            "this function holds no Xero client secret (XERO_CLIENT_SECRET, from XERO_CLIENT_SECRET_ID), \
+             so it cannot use Xero's identity service",
+        ))
+    }
+
     fn oauth(&self) -> Result<OAuthClient, XeroError> {
         let bad = |e: url::ParseError| XeroError::Unexpected(format!("Xero URL: {e}"));
         let identity = self.config.identity_url.as_str().trim_end_matches('/');
         Ok(oauth2::Client::new(ClientId::new(self.config.client_id.clone()))
-            .set_client_secret(self.config.client_secret.clone())
+            .set_client_secret(self.client_secret()?.clone())
             .set_auth_uri(AuthUrl::new(self.config.authorize_url.to_string()).map_err(bad)?)
             .set_token_uri(TokenUrl::new(format!("{identity}/connect/token")).map_err(bad)?)
             .set_revocation_url(RevocationUrl::new(format!("{identity}/connect/revocation")).map_err(bad)?))
@@ -192,10 +206,11 @@ impl XeroClient {
         let url = format!("{}/connect/revocation", self.config.identity_url.as_str().trim_end_matches('/'));
         // RFC 6749 2.3.1: the client id and secret are form-encoded before Basic encoding.
         let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let secret = self.client_secret()?;
         let response = self
             .http
             .post(url)
-            .basic_auth(encode(&self.config.client_id), Some(encode(self.config.client_secret.secret())))
+            .basic_auth(encode(&self.config.client_id), Some(encode(secret.secret())))
             .form(&[("token", refresh_token.secret().as_str()), ("token_type_hint", "refresh_token")])
             .send()
             .await
@@ -234,7 +249,9 @@ impl XeroClient {
         if !status.is_success() {
             return Err(XeroError::from_response(status, &headers, &bytes, "/connections"));
         }
-        serde_json::from_slice(&bytes).map_err(|e| XeroError::Unexpected(format!("connections: {e}")))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            XeroError::Unexpected(format!("connections: {}", crate::error::without_values(&e.to_string())))
+        })
     }
 }
 

@@ -164,9 +164,15 @@ impl XeroClient {
         let limits = RateLimits::from_headers(&headers);
         let bytes = response.bytes().await.map_err(|e| XeroError::from_transport(&e, is_write))?;
         if status.is_success() {
-            let body = serde_json::from_slice(&bytes)
-                .map_err(|e| XeroError::Unexpected(format!("{} body did not parse: {e}", request.path)))?;
-            return Ok(XeroResponse { body, limits });
+            // A write Xero answered with a 2xx was applied even if its answer cannot be read: the
+            // caller must look before writing again, as after a timeout.
+            return serde_json::from_slice(&bytes).map(|body| XeroResponse { body, limits }).map_err(|e| {
+                XeroError::Unreadable {
+                    what: request.path.trim_start_matches('/').to_owned(),
+                    reason: crate::error::without_values(&e.to_string()),
+                    maybe_applied: is_write,
+                }
+            });
         }
         Err(XeroError::from_response(status, &headers, &bytes, request.path))
     }

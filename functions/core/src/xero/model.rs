@@ -2,50 +2,11 @@
 //! xero_accounting.yaml), kept to what xero-sync uses.
 
 use rust_decimal::Decimal;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Xero writes amounts and rates as JSON numbers. serde_json keeps them as binary floats, whose
-/// shortest round-trip text is the decimal Xero wrote (for up to 15 significant digits, far
-/// more than any amount or rate has); that text, not the float, becomes the `Decimal`.
-pub mod decimal {
-    use super::*;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-        from_value(&serde_json::Value::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
-
-    pub fn from_value(v: &serde_json::Value) -> Result<Decimal, String> {
-        let text = match v {
-            serde_json::Value::Number(n) => n.to_string(),
-            serde_json::Value::String(s) => s.trim().to_owned(),
-            other => return Err(format!("expected a number, got {other}")),
-        };
-        text.parse::<Decimal>().or_else(|_| Decimal::from_scientific(&text)).map_err(|e| format!("{text}: {e}"))
-    }
-
-    pub mod vec {
-        use super::*;
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Decimal>, D::Error> {
-            Vec::<serde_json::Value>::deserialize(d)?
-                .iter()
-                .map(|v| from_value(v).map_err(serde::de::Error::custom))
-                .collect()
-        }
-    }
-
-    pub mod option {
-        use super::*;
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-            match Option::<serde_json::Value>::deserialize(d)? {
-                None | Some(serde_json::Value::Null) => Ok(None),
-                Some(v) => from_value(&v).map(Some).map_err(serde::de::Error::custom),
-            }
-        }
-    }
-}
+/// Amounts and rates, read digit for digit (see [`crate::decimal`]).
+pub use crate::decimal;
 
 /// Xero's JSON dates: `/Date(1573755038314+0000)/` (milliseconds since the epoch, UTC), and in
 /// a few places ISO 8601 without a zone, which Xero means as UTC.

@@ -85,18 +85,22 @@ async fn a_webhook_body_too_large_for_the_queue_is_refused_with_413_naming_the_l
     let stored = w.aws.item_count().await;
     let mut body = example_event("acct-big", "dlv-big-000001");
     let line = body["invoice"]["lines"][0].clone();
-    body["invoice"]["lines"] = json!((0..70).map(|n| {
-        let mut l = line.clone();
-        l["description"] = json!(format!("{n} {}", "d".repeat(3990)));
-        l
-    }).collect::<Vec<_>>());
+    body["invoice"]["lines"] = json!(
+        (0..70)
+            .map(|n| {
+                let mut l = line.clone();
+                l["description"] = json!(format!("{n} {}", "d".repeat(3990)));
+                l
+            })
+            .collect::<Vec<_>>()
+    );
     let text = body.to_string();
     assert!(text.len() > 256 * 1024 && text.len() < invoice_push::webhook::MAX_BODY * 4);
     let response = w.post_webhook(&text, None).await;
     assert_eq!(response.status(), 413, "{}", crate::helpers::body(&response));
     let limit = invoice_push::webhook::MAX_BODY.to_string();
     assert!(crate::helpers::body(&response).contains(&limit), "names the limit: {}", crate::helpers::body(&response));
-    assert!(invoice_push::webhook::MAX_BODY <= 256 * 1024, "whatever is accepted fits a queue message");
+    const { assert!(invoice_push::webhook::MAX_BODY <= 256 * 1024, "whatever is accepted fits a queue message") };
     assert!(w.queued_pushes().await.is_empty());
     assert_eq!(w.aws.item_count().await, stored, "nothing stored");
 }
@@ -133,22 +137,26 @@ async fn the_signed_path_is_the_decoded_one_and_an_id_with_a_space_is_refused_by
     let link = w.link("acct@home", Some(RETURN_TO), None, w.now().timestamp() + 600);
     assert_eq!(w.get_callback(&w.consent(&link).await).await.status(), 302);
     let decoded = "/accounts/acct@home/connections";
-    let signature = |signed: &str| {
-        sign(&w.platform, w.now(), &Signed::Api { method: "GET", path_and_query: signed, body: b"" })
-    };
+    let signature =
+        |signed: &str| sign(&w.platform, w.now(), &Signed::Api { method: "GET", path_and_query: signed, body: b"" });
     // Signed over the decoded path, however it is delivered: API Gateway's HTTP API hands
     // rawPath over decoded, a function URL or REST API as it was sent.
     let sent = "/accounts/acct%40home/connections";
     let header = signature(decoded);
     let headers = [("x-xerosync-signature", header.as_str())];
-    for request in [apigw::request("GET", sent, &headers, None), apigw::request_undecoded("GET", sent, &headers, None)] {
+    for request in [apigw::request("GET", sent, &headers, None), apigw::request_undecoded("GET", sent, &headers, None)]
+    {
         let response = connect::handle(&w.connect, request).await;
         assert_eq!(response.status(), 200, "{}", body(&response));
         assert_eq!(json(&response)["connections"][0]["tenant_id"], nz());
     }
     let header = signature(sent);
     let encoded_signature = apigw::request_undecoded("GET", sent, &[("x-xerosync-signature", header.as_str())], None);
-    assert_eq!(connect::handle(&w.connect, encoded_signature).await.status(), 401, "the encoded form is not what is signed");
+    assert_eq!(
+        connect::handle(&w.connect, encoded_signature).await.status(),
+        401,
+        "the encoded form is not what is signed"
+    );
 
     let with_space = format!("/accounts/acct@home/connections/{}/invoices/inv 1", nz());
     let sent = format!("/accounts/acct@home/connections/{}/invoices/inv%201", nz());

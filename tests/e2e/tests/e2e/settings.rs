@@ -126,16 +126,20 @@ async fn a_malformed_settings_body_is_a_400_naming_the_field() {
     let (w, base) = connected("acct-malformed").await;
     for (payload, field, says) in [
         ("{\"settings\": {}}".to_owned(), "body", "missing field `version`"),
-        (settings(0, json!({"new_invoice_status": "PAID"})), "settings.new_invoice_status", "unknown variant `PAID`"),
+        (
+            settings(0, json!({"new_invoice_status": "PAID"})),
+            "settings.new_invoice_status",
+            "unknown variant, expected `DRAFT` or `AUTHORISED`",
+        ),
         (
             settings(
                 0,
                 json!({"tax_mapping": [{"platform_tax_rate_id": "x", "rate": "lots", "xero_tax_type": "OUTPUT2"}]}),
             ),
             "settings.tax_mapping[0].rate",
-            "lots",
+            "is not a decimal number",
         ),
-        (settings(0, json!({"colour": "blue"})), "settings.colour", "unknown field `colour`"),
+        (settings(0, json!({"colour": "blue"})), "settings.colour", "unknown field, expected one of"),
         ("not json".to_owned(), "body", "expected"),
     ] {
         let response = w.api_json("PUT", &format!("{base}/settings"), &payload).await;
@@ -143,6 +147,10 @@ async fn a_malformed_settings_body_is_a_400_naming_the_field() {
         let problem = &json(&response)["problems"][0];
         assert_eq!(problem["field"], field, "{payload}");
         assert!(problem["message"].as_str().unwrap().contains(says), "{payload}: {problem}");
+        // The message describes the value's kind, never the value (issue 15, item 17).
+        for value in ["PAID", "lots", "blue"] {
+            assert!(!problem["message"].as_str().unwrap().contains(value), "{payload}: {problem}");
+        }
     }
 }
 

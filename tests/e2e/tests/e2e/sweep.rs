@@ -185,6 +185,8 @@ async fn a_sweep_over_1000_connections_pages_through_the_index_and_continues_nex
             last_sync_at: None,
             status_changed_at: idle_since,
             last_error: None,
+            cleanup_pending: false,
+            email_refused: None,
         };
         store.put_connection(&connection).await.unwrap();
     }

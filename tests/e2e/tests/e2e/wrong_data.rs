@@ -91,10 +91,22 @@ async fn two_customers_with_one_name_get_two_contacts_and_neither_gets_the_other
 async fn a_shared_email_never_hands_one_customers_invoices_to_another_customers_contact() {
     let w = ready("acct-shared", NewInvoiceStatus::Draft).await;
     let office = "office@family-business.example";
-    let first = event("acct-shared", "dlv-shared-0001", "inv-m1", "M1", json!({ "id": "cust-mum", "name": "Mary Hill", "email": office }));
+    let first = event(
+        "acct-shared",
+        "dlv-shared-0001",
+        "inv-m1",
+        "M1",
+        json!({ "id": "cust-mum", "name": "Mary Hill", "email": office }),
+    );
     deliver(&w, &first).await;
     w.work_push_queue().await;
-    let second = event("acct-shared", "dlv-shared-0002", "inv-m2", "M2", json!({ "id": "cust-son", "name": "Tom Hill", "email": office }));
+    let second = event(
+        "acct-shared",
+        "dlv-shared-0002",
+        "inv-m2",
+        "M2",
+        json!({ "id": "cust-son", "name": "Tom Hill", "email": office }),
+    );
     deliver(&w, &second).await;
     w.work_push_queue().await;
 
@@ -136,8 +148,12 @@ async fn a_customer_field_longer_than_xero_takes_is_refused_at_the_webhook_namin
     body["customer"]["addresses"][0]["line1"] = json!("x".repeat(501));
     let response = w.post_webhook(&body.to_string(), None).await;
     assert_eq!(response.status(), 400, "{}", crate::helpers::body(&response));
-    let fields: Vec<String> =
-        json(&response)["problems"].as_array().unwrap().iter().map(|p| p["field"].as_str().unwrap().to_owned()).collect();
+    let fields: Vec<String> = json(&response)["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(fields, ["customer.addresses[0].line1", "customer.addresses[0].postal_code"]);
     assert!(w.queued_pushes().await.is_empty());
 }
@@ -221,4 +237,92 @@ async fn an_invoice_number_with_a_comma_is_found_after_a_lost_answer_and_never_c
     assert!(matches!(outcome, Ok(Outcome::Updated { .. } | Outcome::Unchanged)), "{outcome:?}");
     assert_eq!(in_xero(&w, "INV-7,1").len(), 1);
     assert_eq!(record(&w, "acct-comma", "inv-c").await.status, SyncStatus::Synced);
+}
+
+#[tokio::test]
+async fn a_write_xero_applied_but_answered_unreadably_is_looked_up_before_it_is_created_again() {
+    let w = ready("acct-garbled", NewInvoiceStatus::Draft).await;
+    let tenant = TenantId(demo::NZ_TENANT_ID);
+    let first = event("acct-garbled", "dlv-garbled-0001", "inv-g", "INV-G1", new_customer("cust-g", "Garbled Ltd"));
+    let first: invoice_push::event::InvoiceEvent = serde_json::from_value(first).unwrap();
+    // Xero applies the write; its 200 arrives cut short.
+    w.emu.faults().garbled_after_write(Some("PUT"), "/api.xro/2.0/invoices");
+    let once = PushPolicy { attempts: 1, ..w.worker.policy };
+    assert!(push(&w.worker.app, &once, tenant, vec![first.clone()]).await.remove(0).is_err());
+    w.emu.faults().clear();
+    assert!(record(&w, "acct-garbled", "inv-g").await.uncertain, "a 2xx means it may well be in Xero");
+
+    let mut again = first.clone();
+    again.delivery_id = "dlv-garbled-0002".into();
+    let outcome = push(&w.worker.app, &w.worker.policy, tenant, vec![again]).await.remove(0);
+    assert!(matches!(outcome, Ok(Outcome::Updated { .. } | Outcome::Unchanged)), "{outcome:?}");
+    assert_eq!(in_xero(&w, "INV-G1").len(), 1);
+    assert_eq!(record(&w, "acct-garbled", "inv-g").await.status, SyncStatus::Synced);
+}
+
+async fn put_contact(w: &World, account: &str, contact: Value) -> String {
+    let connection = w.connections(account).await.remove(0);
+    let request = xero_sync_core::xero::ApiRequest::new("/Contacts");
+    let answer: Value =
+        w.worker.app.tokens.put(&connection, &request, &json!({ "Contacts": [contact] })).await.unwrap().body;
+    answer["Contacts"][0]["ContactID"].as_str().unwrap().to_owned()
+}
+
+async fn import(w: &World, account: &str) -> scheduled_import::import::ImportSummary {
+    scheduled_import::import::import(&w.importer.app, &w.importer.policy, &key(account)).await.unwrap()
+}
+
+fn upserted(events: &[Value]) -> Vec<String> {
+    events.iter().map(|e| e["detail"]["data"]["name"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn a_record_the_import_cannot_read_is_reported_kept_and_delivered_once_it_reads() {
+    let w = World::new().await;
+    w.connect_account("acct-unread").await;
+    w.work_import_queue().await;
+    w.inbox.drain().await.unwrap();
+    for name in ["Unread One", "Unread Two", "Unread Three"] {
+        put_contact(&w, "acct-unread", json!({ "Name": name })).await;
+        w.emu.clock().advance(std::time::Duration::from_secs(1));
+    }
+    // Xero sends the first of them in a shape we cannot read. The list holds, oldest first,
+    // the demo contacts (read again: they changed just before the last read) and then these.
+    let demo_contacts = w.emu.contacts(demo::NZ_TENANT_ID).len() - 3;
+    let fault = w.emu.faults().rewrite_response(
+        Some("GET"),
+        "/api.xro/2.0/contacts",
+        &format!("/Contacts/{demo_contacts}/UpdatedDateUTC"),
+        json!("not a date"),
+    );
+    let first = import(&w, "acct-unread").await;
+    w.emu.faults().remove(fault);
+    assert_eq!(serde_json::to_value(&first).unwrap()["unreadable"], 1, "{first:?}");
+    assert_eq!(upserted(&events_of(&w.inbox, "contact.upserted").await), ["Unread Two", "Unread Three"]);
+
+    let second = import(&w, "acct-unread").await;
+    assert_eq!(serde_json::to_value(&second).unwrap()["unreadable"], 0, "{second:?}");
+    assert_eq!(upserted(&events_of(&w.inbox, "contact.upserted").await), ["Unread One"], "not lost");
+    import(&w, "acct-unread").await;
+    assert!(events_of(&w.inbox, "contact.upserted").await.is_empty(), "and delivered once");
+}
+
+#[tokio::test]
+async fn a_record_xero_makes_visible_after_a_newer_one_is_still_imported() {
+    let w = World::new().await;
+    w.connect_account("acct-late").await;
+    w.work_import_queue().await;
+    w.inbox.drain().await.unwrap();
+    let late = put_contact(&w, "acct-late", json!({ "Name": "Late Visible" })).await;
+    let hidden_until = w.now() + chrono::Duration::seconds(3);
+    w.emu.delay_visibility(demo::NZ_TENANT_ID, "contacts", late.parse().unwrap(), hidden_until).unwrap();
+    w.emu.clock().advance(std::time::Duration::from_secs(1));
+    put_contact(&w, "acct-late", json!({ "Name": "Seen At Once" })).await;
+    w.emu.clock().advance(std::time::Duration::from_secs(1));
+    import(&w, "acct-late").await;
+    assert_eq!(upserted(&events_of(&w.inbox, "contact.upserted").await), ["Seen At Once"]);
+
+    w.emu.clock().advance(std::time::Duration::from_secs(2));
+    import(&w, "acct-late").await;
+    assert_eq!(upserted(&events_of(&w.inbox, "contact.upserted").await), ["Late Visible"], "not skipped for good");
 }
