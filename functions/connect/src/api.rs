@@ -167,7 +167,7 @@ async fn disconnect(connect: &Connect, key: &ConnectionKey) -> Result<Response<B
         };
         lifecycle::disconnect(&app.services, &app.tokens, &connection, &ending, app.now()).await?
     } else {
-        lifecycle::finish_cleanup(&app.services, &app.tokens, connection).await?
+        lifecycle::finish_cleanup(&app.services, &app.tokens, connection, app.now()).await?
     };
     tracing::info!(account = %key.account_id, tenant = %key.tenant_id, "disconnected by the account");
     Ok(json(StatusCode::OK, &json!({ "connection": ConnectionView::from(&updated) })))

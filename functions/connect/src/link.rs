@@ -16,6 +16,8 @@ pub const STATE_LIFETIME: Duration = Duration::minutes(10);
 /// How far in the future a link may say it expires, unless `CONNECT_LINK_MAX_MINUTES` says
 /// otherwise: a link is a bearer token until it is used, so it lives briefly.
 pub const DEFAULT_LINK_MINUTES: i64 = 15;
+/// A second click on a link this soon after the first gets the first one's answer.
+const DOUBLE_CLICK: Duration = Duration::seconds(30);
 /// The most `CONNECT_LINK_MAX_MINUTES` may allow.
 pub const MAX_LINK_LIFETIME: Duration = Duration::hours(24);
 
@@ -152,21 +154,33 @@ pub async fn start(connect: &Connect, request: &Request) -> Response<Body> {
         return unavailable();
     }
     // Single use, claimed last so that a failure above leaves the link usable. Whoever holds a
-    // link that was used (copied from a log, a shared screen) cannot start a consent with it.
+    // link that was used (copied from a log, a shared screen) cannot start a consent with it;
+    // a double click within moments gets the first click's answer again (its state is single
+    // use at the callback, so only one browser can finish it).
+    let cookie = consent_binding(&record.state);
+    let claim = serde_json::json!({ "location": authorize.as_str(), "cookie": cookie }).to_string();
     let until = chrono::DateTime::from_timestamp(expires, 0).unwrap_or(now);
-    match connect.app.services.store.claim_once(&format!("connect-link#{sig}"), until, now).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return refused(StatusCode::UNAUTHORIZED, "This Connect to Xero link has already been used.");
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "could not record the link's use");
-            return unavailable();
-        }
-    }
+    let (location, cookie) =
+        match connect.app.services.store.claim_once(&format!("connect-link#{sig}"), &claim, until, now).await {
+            Ok(None) => (authorize.to_string(), cookie),
+            Ok(Some(earlier)) if now - earlier.at <= DOUBLE_CLICK => {
+                let first: serde_json::Value = serde_json::from_str(&earlier.value).unwrap_or_default();
+                match (first["location"].as_str(), first["cookie"].as_str()) {
+                    (Some(location), Some(cookie)) => (location.to_owned(), cookie.to_owned()),
+                    _ => return refused(StatusCode::UNAUTHORIZED, "This Connect to Xero link has already been used."),
+                }
+            }
+            Ok(Some(_)) => {
+                return refused(StatusCode::UNAUTHORIZED, "This Connect to Xero link has already been used.");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not record the link's use");
+                return unavailable();
+            }
+        };
     tracing::info!(account = %account, "consent started");
-    let mut response = redirect(authorize.as_str());
-    let cookie = consent_cookie(&consent_binding(&record.state), STATE_LIFETIME.num_seconds());
+    let mut response = redirect(&location);
+    let cookie = consent_cookie(&cookie, STATE_LIFETIME.num_seconds());
     response.headers_mut().insert("set-cookie", cookie.parse().expect("a cookie of hex digits is a valid header"));
     response
 }

@@ -23,6 +23,11 @@ const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 pub fn parse(text: &str) -> Result<Decimal, &'static str> {
     let text = text.trim();
     let plain = text.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+');
+    // from_scientific rounds a mantissa longer than a Decimal holds: such a number is refused.
+    let mantissa_digits = text.split(['e', 'E']).next().unwrap_or_default().bytes().filter(u8::is_ascii_digit).count();
+    if !plain && mantissa_digits > 28 {
+        return Err("has more digits than can be kept exactly (28)");
+    }
     let parsed = if plain { Decimal::from_str_exact(text) } else { Decimal::from_scientific(text) };
     parsed.map_err(|_| {
         if plain && text.split('.').nth(1).is_some_and(|fraction| fraction.len() > 28) {
@@ -98,15 +103,6 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error>
     d.deserialize_newtype_struct(RAW_VALUE_TOKEN, DecimalVisitor)
 }
 
-/// A JSON value as a decimal: for values already parsed (their numbers are floats).
-pub fn from_value(v: &serde_json::Value) -> Result<Decimal, &'static str> {
-    match v {
-        serde_json::Value::Number(n) => parse(&n.to_string()),
-        serde_json::Value::String(s) => parse(s),
-        _ => Err("is not a decimal number"),
-    }
-}
-
 /// A decimal as a field type, for the containers below.
 struct Exact(Decimal);
 
@@ -166,6 +162,7 @@ mod tests {
         let e = serde_json::from_str::<Line>(r#"{"amount": 0.10000000000000000000000000000001}"#).unwrap_err();
         assert!(e.to_string().contains("more digits after the decimal point"), "{e}");
         assert!(serde_json::from_str::<Line>(r#"{"amount": 1e40}"#).is_err());
+        assert!(serde_json::from_str::<Line>(r#"{"amount": 0.12345678901234567890123456789e0}"#).is_err());
     }
 
     #[test]

@@ -1,5 +1,17 @@
-//! What counts as an email address we can send to: the dot-atom form of RFC 5322 with a
-//! DNS host name (RFC 5321), ASCII only (SES does not take SMTPUTF8), within SMTP's lengths.
+//! What counts as an email address: one we can send to ourselves ([`is_valid`]: the dot-atom
+//! form of RFC 5322 with a DNS host name, ASCII only as SES does not take SMTPUTF8, within
+//! SMTP's lengths), or one a customer may have in Xero ([`is_plausible`]: international
+//! addresses included; Xero sends those, not us).
+
+/// Whether `address` looks like an address at all: something, `@`, a domain with a dot, no
+/// spaces. For customers' addresses, which go to Xero and may be international.
+pub fn is_plausible(address: &str) -> bool {
+    address.len() <= 254
+        && address.rsplit_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+        })
+        && !address.chars().any(|c| c.is_whitespace() || c.is_control())
+}
 
 /// Whether `address` is one SES can be asked to deliver to.
 pub fn is_valid(address: &str) -> bool {
@@ -65,5 +77,15 @@ mod tests {
             assert!(!is_valid(bad), "{bad}");
         }
         assert!(!is_valid(&format!("{}@example.com", "a".repeat(65))));
+    }
+
+    #[test]
+    fn international_addresses_are_plausible_for_customers_though_we_do_not_send_to_them() {
+        for ok in ["info@bücher.de", "jöran@example.se", "owner@example.com"] {
+            assert!(super::is_plausible(ok), "{ok}");
+        }
+        for bad in ["not an email", "a@b", "@b.example", "a@b.example.", "a b@c.example"] {
+            assert!(!super::is_plausible(bad), "{bad}");
+        }
     }
 }

@@ -117,42 +117,23 @@ pub fn without_values(message: &str) -> String {
         Some(at) if message[at..].contains(" column ") => &message[..at],
         _ => message,
     };
-    let (found, expected) = match message.split_once(", expected ") {
+    // What was expected comes last and is ours (types, variant and field names); a value that
+    // itself holds ", expected " comes before it.
+    let (found, expected) = match message.rsplit_once(", expected ") {
         Some((found, expected)) => (found, Some(expected)),
         None => (message, None),
     };
     // Our own field names, which the message names when one is missing or repeated.
-    if found.starts_with("missing field `") || found.starts_with("duplicate field `") {
+    if expected.is_none() && (found.starts_with("missing field `") || found.starts_with("duplicate field `")) {
         return found.to_owned();
     }
-    let found = match ["invalid type: ", "invalid value: "].iter().find(|p| found.starts_with(**p)) {
-        // `string "abc"`, `integer `5``: keep the kind, drop the value.
-        Some(prefix) => {
-            let rest = &found[prefix.len()..];
-            let kind = rest.split(['"', '`']).next().unwrap_or_default().trim();
-            format!("{prefix}{kind}")
-        }
-        None => strip_quoted(found),
-    };
+    // Whatever stands in quotes is what was found: keep the words before it (`invalid type:
+    // string`, `unknown variant`), never the rest.
+    let found = found.split(['"', '`']).next().unwrap_or_default().trim().trim_end_matches(':').trim();
     match expected {
         Some(expected) => format!("{found}, expected {expected}"),
-        None => found,
+        None => found.to_owned(),
     }
-}
-
-/// Removes every `` `quoted` `` and `"quoted"` part.
-fn strip_quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut inside: Option<char> = None;
-    for c in text.chars() {
-        match inside {
-            Some(q) if c == q => inside = None,
-            Some(_) => {}
-            None if c == '`' || c == '"' => inside = Some(c),
-            None => out.push(c),
-        }
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -173,7 +154,9 @@ mod tests {
             ),
             ("unknown field `s3cr3t`, expected `a` or `b`", "unknown field, expected `a` or `b`"),
             ("missing field `number`", "missing field `number`"),
-            ("invalid character: found `s` at 1", "invalid character: found at 1"),
+            ("invalid character: found `s` at 1", "invalid character: found"),
+            ("invalid type: string \"x, expected SECRET\", expected u64", "invalid type: string, expected u64"),
+            ("unknown variant `x`SECRET`, expected `a`", "unknown variant, expected `a`"),
             ("input contains invalid characters", "input contains invalid characters"),
         ] {
             assert_eq!(without_values(message), expected);

@@ -165,10 +165,7 @@ pub async fn disconnect(
     if updated.status.is_live() {
         return Ok(updated);
     }
-    if updated.status == ending.to {
-        announce(services, &updated, ending.reason, now).await?;
-    }
-    finish_cleanup(services, tokens, updated).await
+    finish_cleanup(services, tokens, updated, now).await
 }
 
 /// Once per ending, whichever attempt gets this far first: a retry after a failed clean-up
@@ -197,11 +194,18 @@ async fn announce(services: &Services, ended: &Connection, reason: &str, now: Da
 pub async fn finish_cleanup(
     services: &Services,
     tokens: &TokenProvider,
-    mut ended: Connection,
+    seen: Connection,
+    now: DateTime<Utc>,
 ) -> Result<Connection, TokenError> {
-    if ended.status.is_live() || !ended.cleanup_pending {
+    // As it is now, not as an index or an earlier read had it: reconnected meanwhile (the same
+    // Xero user's connection, perhaps) it is nothing to release.
+    let Some(mut ended) = services.store.get_connection(&seen.key()).await? else { return Ok(seen) };
+    if ended.status.is_live() || !ended.cleanup_pending || ended.grant_id != seen.grant_id {
         return Ok(ended);
     }
+    // A repeat of an ending whose announcement failed still tells the platform (once).
+    let reason = ended.last_error.clone().unwrap_or_default();
+    announce(services, &ended, &reason, now).await?;
     release(services, tokens, &ended).await?;
     services.store.finish_cleanup(&ended.key()).await?;
     ended.cleanup_pending = false;
@@ -213,8 +217,7 @@ pub async fn finish_cleanup(
 /// someone else uses it.
 async fn release(services: &Services, tokens: &TokenProvider, connection: &Connection) -> Result<(), TokenError> {
     let key = connection.key();
-    let shared =
-        services.store.sharing_xero_connection(connection.xero_connection_id).await?.into_iter().any(|k| k != key);
+    let shared = in_use(services, connection.xero_connection_id, &connection.account_id, Some(&key)).await?;
     if !shared {
         match tokens.grant_token(connection.grant_id).await {
             Ok(token) => remove_at_xero(tokens, &token, connection.xero_connection_id).await?,
@@ -225,6 +228,28 @@ async fn release(services: &Services, tokens: &TokenProvider, connection: &Conne
     }
     drop_grant_if_unused(services, tokens, &connection.account_id, connection.grant_id).await?;
     Ok(())
+}
+
+/// Whether a live platform connection, other than `except`, uses this Xero connection: those
+/// the sharing index names, as they are now, and the account's own connections (in case the
+/// index write after a connection's own failed).
+async fn in_use(
+    services: &Services,
+    id: XeroConnectionId,
+    account: &AccountId,
+    except: Option<&crate::model::ConnectionKey>,
+) -> Result<bool, Error> {
+    let other = |k: &crate::model::ConnectionKey| except != Some(k);
+    // A row may be stale (its write or delete lost to a failure): only a connection that is
+    // live on this Xero connection right now counts.
+    for key in services.store.sharing_xero_connection(id).await?.iter().filter(|k| other(k)) {
+        let current = services.store.get_connection(key).await?;
+        if current.is_some_and(|c| c.status.is_live() && c.xero_connection_id == id) {
+            return Ok(true);
+        }
+    }
+    let own = services.store.account_connections(account).await?;
+    Ok(own.iter().any(|c| c.xero_connection_id == id && c.status.is_live() && other(&c.key())))
 }
 
 async fn remove_at_xero(tokens: &TokenProvider, token: &AccessToken, id: XeroConnectionId) -> Result<(), TokenError> {
@@ -272,7 +297,7 @@ pub async fn release_grant(
                 }
             }
             for id in ids {
-                if services.store.sharing_xero_connection(id).await?.is_empty() {
+                if !in_use(services, id, &release.account_id, None).await? {
                     remove_at_xero(tokens, &token, id).await?;
                 }
             }
@@ -286,25 +311,28 @@ pub async fn release_grant(
     Ok(())
 }
 
-/// Finishes up to `limit` pending clean-ups and due grant releases; what still fails stays
-/// listed for the next call. Returns what failed, with why.
+/// Finishes up to `limit` pending clean-ups and due grant releases, starting none after
+/// `budget`; what still fails stays listed for the next call. Returns what failed, with why.
 pub async fn finish_cleanups(
     services: &Services,
     tokens: &TokenProvider,
     now: DateTime<Utc>,
     limit: usize,
+    budget: std::time::Duration,
 ) -> Result<Cleanups, Error> {
+    let started = std::time::Instant::now();
+    let limit_reached = |attempted: usize| attempted >= limit || started.elapsed() >= budget;
     let mut done = Cleanups::default();
     let mut token = None;
     loop {
         let page = services.store.pending_cleanups(100, token.as_ref()).await?;
         for connection in page.items {
-            if done.attempted >= limit {
+            if limit_reached(done.attempted) {
                 return Ok(done);
             }
             done.attempted += 1;
             let key = connection.key();
-            match finish_cleanup(services, tokens, connection).await {
+            match finish_cleanup(services, tokens, connection, now).await {
                 Ok(released) => done.released.push(released),
                 Err(e) => done.failed.push((key.account_id.to_string(), key.tenant_id.to_string(), e.to_string())),
             }
@@ -315,6 +343,9 @@ pub async fn finish_cleanups(
         }
     }
     for release in services.store.due_grant_releases(now, limit.saturating_sub(done.attempted).max(1) as i32).await? {
+        if limit_reached(done.attempted) {
+            break;
+        }
         done.attempted += 1;
         if let Err(e) = release_grant(services, tokens, &release).await {
             done.failed.push((release.account_id.to_string(), format!("grant {}", release.grant_id), e.to_string()));

@@ -171,8 +171,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// 64 hex digits, lower case only: one signature has one spelling, so a claim on it (a connect
+/// link is single use) cannot be dodged by changing a digit's case.
 fn unhex(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 || !s.is_ascii() {
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return None;
     }
     let mut out = [0u8; 32];
@@ -288,6 +290,10 @@ mod tests {
         ));
         assert!(!verify_connect_link(&k, &sig, "acct-1", Some("https://app.example.com/x"), None, 1_800_000_001));
         assert!(!verify_connect_link(&[secret("link")], "not-hex", "acct-1", None, None, 0));
+        let upper = sig.to_uppercase();
+        assert!(!verify_connect_link(&k, &upper, "acct-1", Some("https://app.example.com/x"), None, 1_800_000_000));
+        let plus = format!("+{}", &sig[1..]);
+        assert!(!verify_connect_link(&k, &plus, "acct-1", Some("https://app.example.com/x"), None, 1_800_000_000));
     }
 
     #[test]

@@ -320,10 +320,13 @@ impl TokenProvider {
     ) -> Result<AccessToken, TokenError> {
         // The previous holder may have stored a new set just before we took the lease.
         let mut current = self.stored(grant).await?;
-        // A set this process rotated but could not store is newer than the one it came from.
+        // What the vault holds: a rotated set goes only over it (see `write_rotated`).
+        let in_vault = current.refresh_token.secret().clone();
+        // A set this process rotated (perhaps again and again) but could not store is newer
+        // than the one the vault holds.
         let pending = lock(&self.unstored).get(&grant).cloned();
         if let Some((from, set)) = pending {
-            if *current.refresh_token.secret() == from {
+            if in_vault == from {
                 current = set;
             } else {
                 lock(&self.unstored).remove(&grant);
@@ -333,33 +336,35 @@ impl TokenProvider {
             return Ok(self.keep(current));
         }
         match self.xero.refresh(&current, self.clock.now()).await {
-            Ok(next) => self.keep_rotated(grant, &current, next, lease).await,
+            Ok(next) => self.keep_rotated(grant, &in_vault, next, lease).await,
             Err(XeroError::InvalidGrant) => {
                 // Dead only if the vault holds nothing newer than what Xero just refused.
                 let again = self.stored(grant).await?;
-                if again.refresh_token.secret() == current.refresh_token.secret() {
+                if *again.refresh_token.secret() == in_vault {
                     return Err(TokenError::Xero(XeroError::InvalidGrant));
                 }
                 tracing::info!(grant = %grant, "a newer token set was stored meanwhile; refreshing with it");
+                lock(&self.unstored).remove(&grant);
                 let next = self.xero.refresh(&again, self.clock.now()).await?;
-                self.keep_rotated(grant, &again, next, lease).await
+                self.keep_rotated(grant, again.refresh_token.secret(), next, lease).await
             }
             Err(e) => Err(TokenError::Xero(e)),
         }
     }
 
-    /// Stores a set Xero rotated `from` into, retrying, and hands out its access token. It is
-    /// never dropped: if the vault keeps refusing it, this process keeps it until it is stored.
+    /// Stores a rotated set over the one whose refresh token is `in_vault`, retrying, and hands
+    /// out its access token. It is never dropped: if the vault keeps refusing it, this process
+    /// keeps it (with `in_vault`, however many rotations later) until it is stored.
     async fn keep_rotated(
         &self,
         grant: GrantId,
-        from: &TokenSet,
+        in_vault: &str,
         next: TokenSet,
         lease: &str,
     ) -> Result<AccessToken, TokenError> {
         const ATTEMPTS: u32 = 3;
         for attempt in 0..ATTEMPTS {
-            match self.write_rotated(from, &next, lease).await {
+            match self.write_rotated(in_vault, &next, lease).await {
                 Ok(Rotated::Stored) => {
                     lock(&self.unstored).remove(&grant);
                     tracing::info!(grant = %grant, "refreshed Xero tokens");
@@ -383,20 +388,18 @@ impl TokenProvider {
                 }
             }
         }
-        lock(&self.unstored).insert(grant, (from.refresh_token.secret().clone(), next.clone()));
+        lock(&self.unstored).insert(grant, (in_vault.to_owned(), next.clone()));
         Ok(self.keep(next))
     }
 
-    async fn write_rotated(&self, from: &TokenSet, next: &TokenSet, lease: &str) -> Result<Rotated, Error> {
+    async fn write_rotated(&self, in_vault: &str, next: &TokenSet, lease: &str) -> Result<Rotated, Error> {
         let now = self.clock.now();
         if !self.services.store.renew_lease(lease, &self.owner, now + self.policy.lease, now).await? {
             // The lease ran out while Xero answered: another process may have refreshed from the
             // same stored set. What it stored wins; ours goes only over the set it came from.
-            match self.services.vault.load(&from.grant_id).await? {
+            match self.services.vault.load(&next.grant_id).await? {
                 None => return Ok(Rotated::Gone),
-                Some(stored) if stored.refresh_token.secret() != from.refresh_token.secret() => {
-                    return Ok(Rotated::Newer(stored));
-                }
+                Some(stored) if stored.refresh_token.secret() != in_vault => return Ok(Rotated::Newer(stored)),
                 Some(_) => {}
             }
         }

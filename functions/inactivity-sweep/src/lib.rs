@@ -131,7 +131,9 @@ async fn run(app: &App, config: &SweepConfig, now: DateTime<Utc>) -> Result<Swee
 
     // Clean-ups nobody finished (this sweep's own, the account's, replaced connections) and
     // grants due for release, before anything new is ended.
-    let cleanups = lifecycle::finish_cleanups(&app.services, &app.tokens, now, config.max_per_run).await?;
+    // At most half the run's time, so a Xero outage cannot keep idle connections from being looked at.
+    let cleanups =
+        lifecycle::finish_cleanups(&app.services, &app.tokens, now, config.max_per_run, config.time_budget / 2).await?;
     for released in &cleanups.released {
         if let Err(e) = tell_disconnected(app, released, now).await {
             summary.failures.push(failure(released, &e));

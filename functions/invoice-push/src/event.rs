@@ -261,7 +261,7 @@ impl InvoiceEvent {
         opt_text(&mut p, "customer.last_name", &c.last_name, limits::CONTACT_LAST_NAME);
         opt_text(&mut p, "customer.phone", &c.phone, limits::PHONE_NUMBER);
         if let Some(email) = &c.email {
-            if !xero_sync_core::email::is_valid(email) || email.len() > limits::CONTACT_EMAIL {
+            if !xero_sync_core::email::is_plausible(email) || email.len() > limits::CONTACT_EMAIL {
                 p.push(Problem::new("customer.email", "is not an email address"));
             }
         }

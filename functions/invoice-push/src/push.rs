@@ -22,6 +22,7 @@
 //!    derived from the content, so a repeat is recognisable), one email per failure, and the
 //!    activity that keeps the connection from the inactivity sweep.
 
+use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
@@ -31,8 +32,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use xero_sync_core::events::{EventKind, PlatformEvent};
 use xero_sync_core::model::{
-    Connection, ConnectionKey, ConnectionStatus, ContactMapping, ContactMatch, ParkedPush, SyncRecord, SyncStatus,
-    TenantId,
+    Connection, ConnectionKey, ConnectionStatus, ContactMapping, ContactMatch, ParkedPush, PlatformCustomerId,
+    SyncRecord, SyncStatus, TenantId,
 };
 use xero_sync_core::notify::Notice;
 use xero_sync_core::settings::NewInvoiceStatus;
@@ -469,11 +470,19 @@ async fn write_to_xero(
                 Default::default()
             }
         };
+        // Two new customers of one name in one request: Xero would give the second the first
+        // one's contact, so the second is created under a distinct name too.
+        let mut new_names: HashMap<String, PlatformCustomerId> = HashMap::new();
         for i in &writes {
-            jobs[*i].contact = Some(match found.get(&jobs[*i].event.customer.id) {
+            let customer = &jobs[*i].event.customer;
+            jobs[*i].contact = Some(match found.get(&customer.id) {
                 Some(Found::Contact(id)) => ContactTarget::Existing(*id),
-                Some(Found::Missing { name_taken }) => ContactTarget::New { distinct_name: *name_taken },
-                None => ContactTarget::New { distinct_name: false },
+                missing => {
+                    let name_taken = matches!(missing, Some(Found::Missing { name_taken: true }));
+                    let first =
+                        new_names.entry(customer.name.trim().to_lowercase()).or_insert_with(|| customer.id.clone());
+                    ContactTarget::New { distinct_name: name_taken || *first != customer.id }
+                }
             });
         }
     }
@@ -834,10 +843,13 @@ fn settle(job: &mut Job, now: DateTime<Utc>) -> (PushResult, Settled) {
         Plan::Done(result) => {
             // Nothing changed, but a newer event was seen: an older one arriving later must
             // not win over it.
-            let newer = job.record.last_event_at.is_none_or(|last| event.occurred_at > last);
+            let applied =
+                job.record.last_event_at.map(|at| EventOrder { occurred_at: at, sequence: job.record.last_sequence });
+            let newer = applied.is_none_or(|applied| applied.is_older_than(&event.order()));
             let record = match &result {
                 Ok(Outcome::Unchanged | Outcome::Failed { .. }) if newer && job.record.version > 0 => {
-                    next.last_event_at = Some(event.occurred_at);
+                    next.last_event_at = Some(latest(&next, event));
+                    next.last_sequence = latest_sequence(&next, event);
                     Some(next)
                 }
                 _ => None,

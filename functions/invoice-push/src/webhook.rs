@@ -103,7 +103,8 @@ async fn accept(webhook: &Webhook, request: &Request) -> Result<Response<Body>, 
         serde_json::to_string(&QueueMessage::Event(Box::new(PushMessage { tenant_id, event: event.clone() })))
             .map_err(|e| Error::Corrupt { what: "push message", reason: e.to_string() })?;
     if message.len() > MAX_QUEUE_MESSAGE {
-        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY });
+        // Under the body's limit, but larger once queued (decimals as strings): the queue's.
+        return Err(ApiError::PayloadTooLarge { limit: MAX_QUEUE_MESSAGE });
     }
 
     match app.services.store.claim_delivery(&event.delivery_id, app.now(), REMEMBER_DELIVERIES).await? {

@@ -5,7 +5,7 @@ use serde_json::json;
 use xero_sync_core::events::{EventKind, PlatformEvent};
 use xero_sync_core::lifecycle::{Ending, disconnect, drop_grant, release_grant};
 use xero_sync_core::model::{
-    AccountId, Connection, ConnectionStatus, GrantId, GrantRelease, OrganisationChoice, TenantId, XeroConnectionId,
+    AccountId, Connection, ConnectionStatus, GrantId, GrantRelease, OrganisationChoice, TenantId,
 };
 use xero_sync_core::token_provider::TokenError;
 use xero_sync_core::tokens::TokenSet;
@@ -65,11 +65,20 @@ async fn record(
     let live = |c: &Connection| c.status.is_live();
     // Connections to the same organisations made earlier through another Xero user: theirs
     // are no longer used once this consent's replace them.
-    let mut replaced: Vec<(GrantId, XeroConnectionId)> = Vec::new();
+    let mut replaced: Vec<GrantRelease> = Vec::new();
     for org in organisations {
         let before = existing.iter().find(|c| c.tenant_id == org.tenant_id);
-        if let Some(b) = before.filter(|b| live(b) && b.xero_connection_id != org.xero_connection_id) {
-            replaced.push((b.grant_id, b.xero_connection_id));
+        let moved = |b: &&Connection| live(b) && b.xero_connection_id != org.xero_connection_id && b.grant_id != grant;
+        if let Some(b) = before.filter(moved) {
+            // Listed before the connection moves on, so a failure below still leaves it to the sweep.
+            let release = GrantRelease {
+                grant_id: b.grant_id,
+                account_id: account.clone(),
+                xero_connection_ids: vec![b.xero_connection_id],
+                due_at: now,
+            };
+            services.store.put_grant_release(&release).await?;
+            replaced.push(release);
         }
         let connection = Connection {
             account_id: account.clone(),
@@ -89,19 +98,12 @@ async fn record(
         };
         services.store.put_connection(&connection).await?;
     }
-    // Released at once, or else listed for the sweep (the grant is kept for that).
+    // Released at once, or else left listed for the sweep (the grant is kept for that).
     let mut deferred: Vec<GrantId> = Vec::new();
-    for (old_grant, old_connection) in replaced.into_iter().filter(|(g, _)| *g != grant) {
-        let release = GrantRelease {
-            grant_id: old_grant,
-            account_id: account.clone(),
-            xero_connection_ids: vec![old_connection],
-            due_at: now,
-        };
+    for release in replaced {
         if let Err(e) = release_grant(services, &callback.app.tokens, &release).await {
-            tracing::warn!(grant = %old_grant, error = %e, "could not release the replaced Xero connection; the sweep will");
-            services.store.put_grant_release(&release).await?;
-            deferred.push(old_grant);
+            tracing::warn!(grant = %release.grant_id, error = %e, "could not release the replaced Xero connection; the sweep will");
+            deferred.push(release.grant_id);
         }
     }
     let chosen = |t: TenantId| organisations.iter().any(|o| o.tenant_id == t);
@@ -122,8 +124,13 @@ async fn record(
     let mut old_grants: Vec<GrantId> = existing.iter().map(|c| c.grant_id).filter(|g| *g != grant).collect();
     old_grants.sort();
     old_grants.dedup();
+    // As they are now: a replaced connection whose clean-up failed still needs its grant's
+    // tokens to remove its Xero connection, so its clean-up deletes them, not this.
+    let now_held = services.store.account_connections(account).await?;
+    let still_needed =
+        |g: GrantId| now_held.iter().any(|c| c.grant_id == g && (c.status.is_live() || c.cleanup_pending));
     for old in old_grants {
-        if still_live.iter().any(|c| c.grant_id == old) || deferred.contains(&old) {
+        if still_live.iter().any(|c| c.grant_id == old) || deferred.contains(&old) || still_needed(old) {
             continue;
         }
         // Not revoked: Xero's revocation would also remove the connections this consent just
@@ -195,7 +202,10 @@ pub async fn drop_unchosen(
     }
     let tokens = callback.app.services.vault.load(&grant).await?.ok_or(TokenError::Reconnect)?;
     for org in others {
-        callback.app.xero.delete_connection(&tokens.access_token, org.xero_connection_id).await?;
+        // The same Xero user may have connected it to another platform account already.
+        if callback.app.services.store.sharing_xero_connection(org.xero_connection_id).await?.is_empty() {
+            callback.app.xero.delete_connection(&tokens.access_token, org.xero_connection_id).await?;
+        }
     }
     Ok(())
 }

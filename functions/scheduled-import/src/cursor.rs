@@ -46,20 +46,23 @@ fn window_start(cursor: &ImportCursor, paging: &Paging) -> Option<DateTime<Utc>>
     Some(since.min(read_at - paging.overlap))
 }
 
-/// What `If-Modified-Since` to ask with, and which page; `first_of_run` reaches back.
-pub fn request(cursor: &ImportCursor, paging: &Paging, first_of_run: bool) -> (Option<DateTime<Utc>>, u32) {
-    match cursor.next_page {
-        Some(page) => (cursor.paging_from, page),
-        None if first_of_run => (window_start(cursor, paging), 1),
-        None => (cursor.modified_since, 1),
+/// What `If-Modified-Since` to ask with, and which page: where a run in progress stands, or,
+/// starting a run, [`window_start`].
+pub fn request(cursor: &ImportCursor, paging: &Paging) -> (Option<DateTime<Utc>>, u32) {
+    match cursor.paging_from {
+        Some(from) => (Some(from), cursor.next_page.unwrap_or(1)),
+        None => (window_start(cursor, paging), cursor.next_page.unwrap_or(1)),
     }
 }
 
-/// Whether each record of a page is news (not delivered before at this UpdatedDateUTC).
-pub fn fresh(cursor: &ImportCursor, items: &[Listed]) -> Vec<bool> {
+/// Whether each record of a page asked for `since` is news: not older than the request meant
+/// (Xero's filter is to the second, ours to the microsecond) and not delivered before at this
+/// UpdatedDateUTC.
+pub fn fresh(cursor: &ImportCursor, items: &[Listed], since: Option<DateTime<Utc>>) -> Vec<bool> {
     items
         .iter()
         .map(|item| match item.updated {
+            Some(updated) if since.is_some_and(|since| updated < since) => false,
             Some(updated) => {
                 let entry = seen_entry(updated, &item.id);
                 // An entry without a time was kept by older runs for the boundary instant.
@@ -98,30 +101,44 @@ pub fn advance(
     paging: &Paging,
     run_began: DateTime<Utc>,
 ) -> bool {
+    let in_progress = cursor.paging_from.is_some() || cursor.next_page.is_some();
     let page = cursor.next_page.unwrap_or(1);
     let full = items.len() >= paging.page_size as usize;
     let newest = items.iter().filter_map(|i| i.updated).max();
     remember(cursor, items);
-    let next_since = match (cursor.modified_since, newest) {
-        (Some(s), Some(n)) => Some(s.max(n)),
-        (s, n) => s.or(n),
-    };
-    let moves = match (next_since, since) {
-        (Some(next), Some(since)) => next > since,
-        (next, None) => next.is_some(),
-        (None, Some(_)) => false,
-    };
-    cursor.read_at = Some(run_began);
-    if full && !moves {
-        // A whole page inside the window: only page numbers get past it, in the same query.
-        cursor.next_page = Some(page + 1);
-        cursor.paging_from = since;
-    } else {
-        cursor.next_page = None;
-        cursor.paging_from = None;
-        cursor.modified_since = next_since;
+    if let Some(newest) = newest {
+        cursor.modified_since = Some(cursor.modified_since.map_or(newest, |s| s.max(newest)));
     }
-    if let Some(keep_from) = window_start(cursor, paging) {
+    // The earliest read of a run (one resumed after a crash included) is what the next run
+    // reaches back from.
+    cursor.read_at = Some(match (in_progress, cursor.read_at) {
+        (true, Some(read)) => read.min(run_began),
+        _ => run_began,
+    });
+    let moved_past = newest.filter(|newest| since.is_none_or(|since| *newest > since));
+    match (full, moved_past) {
+        (false, _) => {
+            cursor.paging_from = None;
+            cursor.next_page = None;
+        }
+        // On from the newest record of this page, not from the newest ever delivered: a page
+        // inside the window that reaches back is followed through the whole window.
+        (true, Some(newest)) => {
+            cursor.paging_from = Some(newest);
+            cursor.next_page = None;
+        }
+        // A whole page at one instant (or none readable): only page numbers get past it.
+        (true, None) => {
+            cursor.paging_from = since;
+            cursor.next_page = Some(page + 1);
+        }
+    }
+    let next_run = window_start(cursor, paging);
+    let keep_from = match (cursor.paging_from, next_run) {
+        (Some(from), Some(next)) => Some(from.min(next)),
+        (from, next) => from.or(next),
+    };
+    if let Some(keep_from) = keep_from {
         let keep_from = time::format(keep_from);
         cursor.boundary.retain(|entry| entry.as_str() >= keep_from.as_str());
         cursor.boundary.sort();
@@ -149,50 +166,73 @@ mod tests {
         ImportCursor::new("contacts", t(0))
     }
 
-    fn step(c: &mut ImportCursor, first: bool, items: &[Listed], run_began: i64) -> bool {
-        let (since, _) = request(c, &PAGING, first);
+    fn step(c: &mut ImportCursor, items: &[Listed], run_began: i64) -> bool {
+        let (since, _) = request(c, &PAGING);
         advance(c, items, since, &PAGING, t(run_began))
+    }
+
+    fn at_ms(id: &str, seconds: i64, millis: i64) -> Listed {
+        Listed { id: id.into(), updated: Some(t(seconds) + Duration::milliseconds(millis)) }
     }
 
     #[test]
     fn a_run_starts_by_reaching_back_over_what_may_have_turned_up_late() {
         let mut c = cursor();
-        assert_eq!(request(&c, &PAGING, true), (None, 1));
+        assert_eq!(request(&c, &PAGING), (None, 1));
         let first = listed(&[("a", 10), ("b", 12)]);
-        assert_eq!(fresh(&c, &first), [true, true]);
-        assert!(!step(&mut c, true, &first, 13));
-        assert_eq!(request(&c, &PAGING, true), (Some(t(8)), 1), "read at 13: from 13 - 5");
+        assert_eq!(fresh(&c, &first, None), [true, true]);
+        assert!(!step(&mut c, &first, 13));
+        let (since, page) = request(&c, &PAGING);
+        assert_eq!((since, page), (Some(t(8)), 1), "read at 13: from 13 - 5");
         // Xero lists a and b again (inside the overlap) and c, which became visible late.
         let again = listed(&[("c", 9), ("a", 10), ("b", 12)]);
-        assert_eq!(fresh(&c, &again), [true, false, false]);
-        step(&mut c, true, &again, 100);
+        assert_eq!(fresh(&c, &again, since), [true, false, false]);
+        step(&mut c, &again, 100);
         assert_eq!(c.modified_since, Some(t(12)));
-        assert_eq!(request(&c, &PAGING, true), (Some(t(12)), 1), "read long after: all before was visible");
+        assert_eq!(request(&c, &PAGING), (Some(t(12)), 1), "read long after: all before was visible");
         // A change to a seen record is news again.
-        assert_eq!(fresh(&c, &listed(&[("a", 13)])), [true]);
+        assert_eq!(fresh(&c, &listed(&[("a", 13)]), Some(t(12))), [true]);
     }
 
     #[test]
-    fn within_a_run_pages_follow_on_from_the_newest_change() {
+    fn what_xeros_whole_second_filter_lists_again_from_before_the_window_is_no_news() {
         let mut c = cursor();
-        assert!(step(&mut c, true, &listed(&[("a", 1), ("b", 2), ("c", 3)]), 3));
-        assert_eq!(request(&c, &PAGING, false), (Some(t(3)), 1));
-        assert_eq!(request(&c, &PAGING, true), (Some(t(-2)), 1), "the next run reaches back");
+        let page = [at_ms("a", 12, 100), at_ms("b", 12, 345)];
+        assert!(!step(&mut c, &page, 100));
+        let (since, _) = request(&c, &PAGING);
+        assert_eq!(since, Some(t(12) + Duration::milliseconds(345)));
+        // Asked from 12.345, Xero answers from 12 (to the second) and lists a again.
+        assert_eq!(fresh(&c, &page, since), [false, false]);
+        step(&mut c, &page, 200);
+        assert_eq!(fresh(&c, &page, request(&c, &PAGING).0), [false, false], "never again");
+    }
+
+    #[test]
+    fn a_full_page_follows_on_from_its_newest_record_through_the_whole_window() {
+        let mut c = cursor();
+        assert!(!step(&mut c, &listed(&[("z", 30)]), 31));
+        // The next run reaches back to 26, where more changed than a page holds.
+        let (since, _) = request(&c, &PAGING);
+        assert_eq!(since, Some(t(26)));
+        assert!(step(&mut c, &listed(&[("a", 26), ("b", 27), ("c", 28)]), 40));
+        assert_eq!(request(&c, &PAGING), (Some(t(28)), 1), "on from the page, not from 30");
+        assert!(!step(&mut c, &listed(&[("c", 28), ("d", 29)]), 40));
+        assert_eq!((c.modified_since, c.paging_from, c.next_page), (Some(t(30)), None, None));
+        assert_eq!(request(&c, &PAGING), (Some(t(30)), 1), "read at 40: from 35 or the newest change");
     }
 
     #[test]
     fn a_full_page_all_at_one_instant_pages_by_number_in_the_same_query() {
         let mut c = cursor();
-        assert!(step(&mut c, true, &listed(&[("a", 20), ("b", 20), ("c", 21)]), 30));
-        let (since, page) = request(&c, &PAGING, false);
+        assert!(step(&mut c, &listed(&[("a", 20), ("b", 20), ("c", 21)]), 30));
+        let (since, page) = request(&c, &PAGING);
         assert_eq!((since, page), (Some(t(21)), 1));
         let crowd = listed(&[("c", 21), ("d", 21), ("e", 21)]);
-        assert_eq!(fresh(&c, &crowd), [false, true, true]);
+        assert_eq!(fresh(&c, &crowd, since), [false, true, true]);
         assert!(advance(&mut c, &crowd, since, &PAGING, t(30)));
-        assert_eq!(request(&c, &PAGING, false), (Some(t(21)), 2), "nothing newer than 21: page 2 of the same query");
-        assert_eq!(request(&c, &PAGING, true), (Some(t(21)), 2), "a run that resumes goes on with the page");
-        assert!(!step(&mut c, false, &listed(&[("f", 22)]), 30));
-        assert_eq!((c.modified_since, c.next_page), (Some(t(22)), None));
+        assert_eq!(request(&c, &PAGING), (Some(t(21)), 2), "nothing newer than 21: page 2 of the same query");
+        assert!(!step(&mut c, &listed(&[("f", 22)]), 30));
+        assert_eq!((c.modified_since, c.next_page, c.paging_from), (Some(t(22)), None, None));
     }
 
     #[test]
@@ -200,8 +240,8 @@ mod tests {
         let mut c = cursor();
         c.modified_since = Some(t(30));
         c.boundary = vec!["x".into()];
-        assert_eq!(fresh(&c, &listed(&[("x", 30), ("y", 30)])), [false, true]);
-        step(&mut c, false, &listed(&[("z", 40)]), 100);
+        assert_eq!(fresh(&c, &listed(&[("x", 30), ("y", 30)]), Some(t(30))), [false, true]);
+        step(&mut c, &listed(&[("z", 40)]), 100);
         assert_eq!(c.boundary, vec![seen_entry(t(40), "z")], "x at 30 is outside the next window");
     }
 }

@@ -277,13 +277,11 @@ impl Run<'_> {
             cursor = self.retry_unreadable(resource, cursor).await?;
         }
         let run_began = self.app.now();
-        let mut first_of_run = true;
         loop {
             if self.over_budget() {
                 return Ok(Ended::Budget);
             }
-            let (since, page) = cursor::request(&cursor, &paging, first_of_run);
-            first_of_run = false;
+            let (since, page) = cursor::request(&cursor, &paging);
             let mut request = ApiRequest::new(resource.path());
             request.if_modified_since = since;
             request.query = vec![
@@ -295,8 +293,11 @@ impl Run<'_> {
             let items = self.list(resource, &request).await?;
             let listed: Vec<Listed> = items.iter().map(|i| i.listed.clone()).collect();
             // Invoices are compared with the payment state announced, so a repeat is no news.
-            let fresh =
-                if resource.rechecks_boundary() { vec![true; items.len()] } else { cursor::fresh(&cursor, &listed) };
+            let fresh = if resource.rechecks_boundary() {
+                vec![true; items.len()]
+            } else {
+                cursor::fresh(&cursor, &listed, since)
+            };
             let news: Vec<&Item> = items.iter().zip(fresh).filter(|(_, fresh)| *fresh).map(|(i, _)| i).collect();
             let (events, after) = self.events_for(resource, &news).await?;
             self.publish(&events).await?;
@@ -339,7 +340,7 @@ impl Run<'_> {
         }
         tracing::warn!(resource = resource.name(), count = ids.len(), ids = ?ids, "Xero records did not parse; kept to try again");
         self.summary.unreadable += ids.len();
-        for id in ids {
+        for id in ids.into_iter().filter(|id| !id.is_empty()) {
             if !cursor.unreadable.contains(&id) && cursor.unreadable.len() < MAX_UNREADABLE {
                 cursor.unreadable.push(id);
             }
@@ -352,26 +353,34 @@ impl Run<'_> {
         resource: Incremental,
         mut cursor: ImportCursor,
     ) -> Result<ImportCursor, ImportError> {
-        let ids: Vec<String> = cursor.unreadable.iter().take(RETRY_PER_RUN).cloned().collect();
+        // Payments take no IDs=: one call each, so a few a run; the others one IDs= call.
+        let per_run = if resource == Incremental::Payments { 5 } else { RETRY_PER_RUN };
+        let tried: Vec<String> = cursor.unreadable.iter().take(per_run).cloned().collect();
         let mut items = Vec::new();
-        match resource {
+        let fetched = match resource {
             Incremental::Contacts | Incremental::Invoices => {
                 let mut request = ApiRequest::new(resource.path());
-                request.query = vec![("IDs", ids.join(",")), ("page", "1".into())];
+                request.query = vec![("IDs", tried.join(",")), ("page", "1".into())];
                 request.query.extend(resource.query());
-                items = self.list(resource, &request).await?;
+                self.list(resource, &request).await.map(|found| items = found)
             }
-            // Payments take no IDs=: one call each, a few a run.
             Incremental::Payments => {
-                for id in ids.iter().take(5) {
-                    let path = format!("/Payments/{id}");
-                    match self.list(resource, &ApiRequest::new(&path)).await {
+                let mut outcome = Ok(());
+                for id in &tried {
+                    match self.list(resource, &ApiRequest::new(&format!("/Payments/{id}"))).await {
                         Ok(found) => items.extend(found),
-                        Err(ImportError::Refused(_)) => {}
-                        Err(e) => return Err(e),
+                        Err(e) => outcome = Err(e),
                     }
                 }
+                outcome
             }
+        };
+        match fetched {
+            Ok(()) => {}
+            // Trouble that stops the whole import stops it here too.
+            Err(e @ (ImportError::Reconnect | ImportError::Store(_))) => return Err(e),
+            // Reading them again failed: the import itself goes on; they are tried next run.
+            Err(e) => tracing::warn!(resource = resource.name(), error = %e, "unreadable records not read again"),
         }
         let news: Vec<&Item> = items.iter().collect();
         let (events, after) = self.events_for(resource, &news).await?;
@@ -379,14 +388,13 @@ impl Run<'_> {
         self.note_payment_states(after).await?;
         let delivered: Vec<Listed> = items.iter().map(|i| i.listed.clone()).collect();
         cursor::remember(&mut cursor, &delivered);
-        let still: Vec<String> = std::mem::take(&mut self.unreadable);
-        let tried: Vec<&String> =
-            if resource == Incremental::Payments { ids.iter().take(5).collect() } else { ids.iter().collect() };
-        let readable: Vec<&String> =
-            tried.into_iter().filter(|id| items.iter().any(|i| &&i.listed.id == id) && !still.contains(id)).collect();
-        cursor.unreadable.retain(|id| !readable.contains(&id));
-        self.unreadable = still;
-        self.keep_unreadable(resource, &mut cursor);
+        let still = std::mem::take(&mut self.unreadable);
+        let readable = |id: &String| items.iter().any(|i| &i.listed.id == id) && !still.contains(id);
+        // The ones tried go to the back, so ones that never parse do not keep the rest waiting.
+        let (tried_now, rest): (Vec<String>, Vec<String>) =
+            cursor.unreadable.drain(..).partition(|id| tried.contains(id));
+        cursor.unreadable = rest.into_iter().chain(tried_now.into_iter().filter(|id| !readable(id))).collect();
+        self.summary.unreadable += still.iter().filter(|id| !tried.contains(id)).count();
         self.save_cursor(&cursor).await
     }
 

@@ -14,7 +14,9 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{CONNECTED_SHARDS, ConnectedQuery, DeliveryClaim, Page, PageToken, StateRefusal, StatusChange, Store};
+use super::{
+    CONNECTED_SHARDS, Claimed, ConnectedQuery, DeliveryClaim, Page, PageToken, StateRefusal, StatusChange, Store,
+};
 use crate::error::{AwsError, Error};
 use crate::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, DeliveryStatus, EmailRefusal,
@@ -704,8 +706,16 @@ impl Store for DynamoStore {
         out.items.unwrap_or_default().into_iter().map(|i| from_item("grant release", i)).collect()
     }
 
-    async fn claim_once(&self, name: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool, Error> {
-        let item = with_expiry(with_keys(Item::new(), keys::once(name), "ONCE".into(), "once"), until);
+    async fn claim_once(
+        &self,
+        name: &str,
+        value: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Claimed>, Error> {
+        let mut item = with_expiry(with_keys(Item::new(), keys::once(name), "ONCE".into(), "once"), until);
+        item.insert("value".into(), s(value));
+        item.insert("claimed_at".into(), s(time::format(now)));
         let result = self
             .client
             .put_item()
@@ -715,7 +725,13 @@ impl Store for DynamoStore {
             .expression_attribute_values(":now", s(time::format(now)))
             .send()
             .await;
-        held(result.map_err(dynamo("PutItem")))
+        if held(result.map_err(dynamo("PutItem")))? {
+            return Ok(None);
+        }
+        let earlier = self.get(key(keys::once(name), "ONCE")).await?.unwrap_or_default();
+        let text = |field: &str| earlier.get(field).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        let at = time::parse(&text("claimed_at")).unwrap_or(now);
+        Ok(Some(Claimed { value: text("value"), at }))
     }
 
     async fn sharing_xero_connection(&self, id: XeroConnectionId) -> Result<Vec<ConnectionKey>, Error> {

@@ -121,6 +121,13 @@ impl StatusChange {
     }
 }
 
+/// A claim made earlier, with what it kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub value: String,
+    pub at: DateTime<Utc>,
+}
+
 /// Which connected connections to list.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectedQuery {
@@ -206,9 +213,15 @@ pub trait Store: Send + Sync {
     /// Releases due at `now`, soonest first, at most `limit`.
     async fn due_grant_releases(&self, now: DateTime<Utc>, limit: i32) -> Result<Vec<GrantRelease>, Error>;
 
-    /// Claims `name` until `until`: `true` the first time, `false` while an earlier claim lasts
-    /// (single use of a connect link, say).
-    async fn claim_once(&self, name: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool, Error>;
+    /// Claims `name` until `until`, keeping `value` with the claim: `None` the first time, the
+    /// earlier claim while it lasts (single use of a connect link, say).
+    async fn claim_once(
+        &self,
+        name: &str,
+        value: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Claimed>, Error>;
 
     // OAuth states.
     async fn create_oauth_state(&self, state: &OAuthState) -> Result<(), Error>;

@@ -87,8 +87,12 @@ async fn a_rotated_refresh_token_survives_a_vault_that_refuses_the_write() {
     w.emu.clock().advance(Duration::from_secs(31 * 60));
     proxy.fail("PutSecretValue", 1_000);
     let during = app.tokens.access_token(&connection).await;
-    proxy.stop_failing();
     assert!(during.is_ok(), "the new access token works although it is not stored yet: {during:?}");
+    // Half an hour on, it rotates again, and that set cannot be stored either.
+    w.emu.clock().advance(Duration::from_secs(31 * 60));
+    let again = app.tokens.access_token(&connection).await;
+    assert!(again.is_ok(), "{again:?}");
+    proxy.stop_failing();
 
     // Past the old refresh token's 30-minute grace: only the rotated set still works.
     w.emu.clock().advance(Duration::from_secs(31 * 60));

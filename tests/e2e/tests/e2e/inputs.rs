@@ -20,10 +20,19 @@ fn nz() -> String {
 async fn a_connect_link_works_once_and_for_fifteen_minutes_by_default() {
     let w = World::new().await;
     let link = w.valid_link("acct-once");
-    assert_eq!(w.get_connect(&link).await.status(), 302);
+    let first = w.get_connect(&link).await;
+    assert_eq!(first.status(), 302);
+    // A double click gets the first click's answer: the same consent, only one can finish it.
+    let double_click = w.get_connect(&link).await;
+    assert_eq!((double_click.status(), location(&double_click)), (first.status(), location(&first)));
+    w.emu.clock().advance(std::time::Duration::from_secs(31));
     let again = w.get_connect(&link).await;
     assert_eq!(again.status(), 401, "{}", body(&again));
     assert!(body(&again).contains("already been used"), "{}", body(&again));
+    let upper =
+        link.replace(&link[link.find("sig=").unwrap() + 4..], &link[link.find("sig=").unwrap() + 4..].to_uppercase());
+    assert_ne!(upper, link);
+    assert_eq!(w.get_connect(&upper).await.status(), 401, "another spelling of the signature is no new link");
 
     let in_twenty = w.link("acct-once", Some(RETURN_TO), None, w.now().timestamp() + 20 * 60);
     let long = w.get_connect(&in_twenty).await;

@@ -326,3 +326,26 @@ async fn a_record_xero_makes_visible_after_a_newer_one_is_still_imported() {
     import(&w, "acct-late").await;
     assert_eq!(upserted(&events_of(&w.inbox, "contact.upserted").await), ["Late Visible"], "not skipped for good");
 }
+
+#[tokio::test]
+async fn two_new_customers_of_one_name_in_one_batch_get_a_contact_each() {
+    let w = ready("acct-twins", NewInvoiceStatus::Draft).await;
+    for (n, customer) in ["cust-t1", "cust-t2"].into_iter().enumerate() {
+        let body = event(
+            "acct-twins",
+            &format!("dlv-twin-{n:04}"),
+            &format!("inv-t{n}"),
+            &format!("T{n}"),
+            json!({ "id": customer, "name": "Pat Twin" }),
+        );
+        deliver(&w, &body).await;
+    }
+    // Both go to Xero in one request.
+    w.work_push_queue().await;
+    let first = contact(&w, &in_xero(&w, "T0")[0]["Contact"]["ContactID"]);
+    let second = contact(&w, &in_xero(&w, "T1")[0]["Contact"]["ContactID"]);
+    assert_ne!(first["ContactID"], second["ContactID"]);
+    let numbers = [first["ContactNumber"].as_str(), second["ContactNumber"].as_str()];
+    assert_eq!(numbers, [Some("cust-t1"), Some("cust-t2")]);
+    assert_eq!(contacts_named(&w, "Pat Twin").len(), 2, "one under its own name, one distinct");
+}
