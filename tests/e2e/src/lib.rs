@@ -63,6 +63,8 @@ pub struct World {
     pub cookie: std::sync::Mutex<Option<String>>,
     /// Makes every [`World::valid_link`] its own: a connect link works once.
     links: std::sync::atomic::AtomicI64,
+    /// The proxies standing in for the functions' IAM roles, alive as long as the world.
+    _roles: Vec<xero_sync_testkit::AwsProxy>,
 }
 
 impl World {
@@ -96,20 +98,33 @@ impl World {
             client
         };
         let env = Self::env(&options, &redirect_uri);
-        let connect = connect::Connect::new(Self::app_for(&emu, &aws, &client), &env).expect("connect config");
+        // Each function reaches AWS as its role lets it: moto enforces no IAM, so a proxy that
+        // answers AccessDenied to any other action stands in for the role in the template.
+        let moto_endpoint =
+            moto.as_ref().map_or_else(|| xero_sync_testkit::Moto::shared().endpoint(), |m| m.endpoint());
+        let template = xero_sync_testkit::Template::from_repo().expect("the template reads");
+        let mut roles = Vec::new();
+        let mut as_role = async |function: &str| {
+            let proxy = xero_sync_testkit::AwsProxy::start(moto_endpoint).await.expect("proxy starts");
+            proxy.allow_only(template.function_actions(function).expect("the function has a role"));
+            let app = Self::app_on(&emu, &aws, &proxy.sdk_config(&aws.sdk), &client, &[]);
+            roles.push(proxy);
+            app
+        };
+        let connect = connect::Connect::new(as_role("ConnectFunction").await, &env).expect("connect config");
         let callback =
-            oauth_callback::Callback::new(Self::app_for(&emu, &aws, &client), &env).expect("callback config");
+            oauth_callback::Callback::new(as_role("OAuthCallbackFunction").await, &env).expect("callback config");
         let webhook_env = Env::from_pairs([
             ("PLATFORM_SIGNING_SECRETS", PLATFORM_SECRET),
             ("PUSH_QUEUE_URL", aws.stack.reference("PushQueue")),
         ]);
         let webhook =
-            invoice_push::Webhook::new(Self::app_for(&emu, &aws, &client), &webhook_env).expect("webhook config");
+            invoice_push::Webhook::new(as_role("InvoiceWebhookFunction").await, &webhook_env).expect("webhook config");
         let mut worker =
-            invoice_push::Worker::new(Self::app_for(&emu, &aws, &client), &webhook_env).expect("worker config");
+            invoice_push::Worker::new(as_role("InvoicePushWorkerFunction").await, &webhook_env).expect("worker config");
         worker.policy = test_policy();
         let import_env = Env::from_pairs([("IMPORT_QUEUE_URL", aws.stack.reference("ImportQueue"))]);
-        let mut importer = scheduled_import::worker::Worker::new(Self::app_for(&emu, &aws, &client), &import_env)
+        let mut importer = scheduled_import::worker::Worker::new(as_role("ImportWorkerFunction").await, &import_env)
             .expect("import worker config");
         importer.policy.max_wait = std::time::Duration::from_millis(50);
         Self {
@@ -125,6 +140,7 @@ impl World {
             client,
             cookie: Default::default(),
             links: Default::default(),
+            _roles: roles,
             own_moto: moto,
         }
     }

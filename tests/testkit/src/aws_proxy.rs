@@ -101,6 +101,8 @@ struct Shared {
     outage: Mutex<Outage>,
     failing: Mutex<Vec<Failing>>,
     held: Mutex<Vec<Held>>,
+    /// IAM actions allowed (`dynamodb:GetItem`); everything when `None`.
+    allowed: Mutex<Option<Vec<String>>>,
 }
 
 pub struct AwsProxy {
@@ -136,6 +138,7 @@ impl AwsProxy {
             outage: Mutex::new(Outage::default()),
             failing: Mutex::new(Vec::new()),
             held: Mutex::new(Vec::new()),
+            allowed: Mutex::new(None),
         });
         let serving = shared.clone();
         let task = tokio::spawn(async move {
@@ -185,6 +188,13 @@ impl AwsProxy {
         lock(&self.shared.failing).push(Failing { what: what.to_owned(), left: times });
     }
 
+    /// Answers AccessDenied, as IAM would, to every call whose action is not in `actions`
+    /// (`dynamodb:GetItem`, `ses:SendEmail` ...): moto enforces no IAM, so this stands in for a
+    /// function's role.
+    pub fn allow_only(&self, actions: Vec<String>) {
+        *lock(&self.shared.allowed) = Some(actions);
+    }
+
     /// Stops failing what [`AwsProxy::fail`] was told to fail.
     pub fn stop_failing(&self) {
         lock(&self.shared.failing).clear();
@@ -230,6 +240,19 @@ async fn forward(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Resp
     if let Some(gate) = held {
         gate.pass().await;
     }
+    let action = iam_action(&call);
+    let denied = lock(&shared.allowed).as_ref().is_some_and(|allowed| !allowed.contains(&action));
+    if denied {
+        shared.calls.lock().unwrap_or_else(|e| e.into_inner()).push(call);
+        let body =
+            serde_json::json!({ "__type": "AccessDeniedException", "message": format!("not allowed: {action}") });
+        return Response::builder()
+            .status(400)
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("x-amzn-errortype", "AccessDeniedException")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|_| Dropped);
+    }
     let dropped = {
         let outage = shared.outage.lock().unwrap_or_else(|e| e.into_inner());
         let failing = lock(&shared.failing)
@@ -263,6 +286,16 @@ async fn forward(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Resp
     }
     let bytes = answer.bytes().await.map_err(|_| Dropped)?;
     response.body(Full::new(bytes)).map_err(|_| Dropped)
+}
+
+/// The IAM action a call needs: the signing name and the operation, named as IAM names them
+/// (SES v2's REST path is `ses:SendEmail`; SQS batch calls need the single call's action).
+fn iam_action(call: &AwsCall) -> String {
+    match (call.service.as_str(), call.operation.as_str()) {
+        ("ses", op) if op.starts_with("POST /v2/email/outbound-emails") => "ses:SendEmail".into(),
+        ("sqs", op) => format!("sqs:{}", op.strip_suffix("Batch").unwrap_or(op)),
+        (service, op) => format!("{service}:{op}"),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

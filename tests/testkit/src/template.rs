@@ -224,6 +224,32 @@ impl Template {
         self.doc.get("Resources").and_then(Value::as_object).into_iter().flatten().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// The IAM actions (`dynamodb:GetItem` ...) a function's role allows, on whatever resource:
+    /// what a proxy in front of moto (which enforces no IAM) lets that function call.
+    pub fn function_actions(&self, function: &str) -> anyhow::Result<Vec<String>> {
+        let role = self
+            .doc
+            .pointer(&format!("/Resources/{function}/Properties/Role/Fn::GetAtt/0"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("{function} has no Role: !GetAtt <role>.Arn"))?;
+        let policies = self.doc.pointer(&format!("/Resources/{role}/Properties/Policies")).and_then(Value::as_array);
+        let mut actions: Vec<String> = policies
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.pointer("/PolicyDocument/Statement").and_then(Value::as_array))
+            .flatten()
+            .filter(|st| st.get("Effect").and_then(Value::as_str) == Some("Allow"))
+            .flat_map(|st| match st.get("Action") {
+                Some(Value::String(a)) => vec![a.clone()],
+                Some(Value::Array(list)) => list.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        actions.sort();
+        actions.dedup();
+        Ok(actions)
+    }
+
     fn parameters(&self, overrides: &[(&str, &str)]) -> anyhow::Result<HashMap<String, String>> {
         let mut out = HashMap::new();
         for (name, spec) in self.doc.get("Parameters").and_then(Value::as_object).into_iter().flatten() {

@@ -23,7 +23,7 @@ async fn a_customer_is_found_by_number_then_email_then_name_in_one_call_and_reme
     let w = World::new().await;
     w.connect_account("acct-contacts").await;
     let connection = w.connections("acct-contacts").await.remove(0);
-    let app = &w.webhook.app;
+    let app = &w.worker.app;
     let store = w.aws.store();
 
     for (customer, expected, matched_by) in [
