@@ -5,11 +5,11 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
-use xero_sync_core::http::{ApiError, Problem, connection_key, json, request_body};
-use xero_sync_core::lifecycle;
-use xero_sync_core::model::{AccountId, Connection, ConnectionKey, ConnectionStatus};
-use xero_sync_core::token_provider::TokenError;
-use xero_sync_core::xero::{ApiRequest, XeroError};
+use xero_sync_domain::model::{AccountId, Connection, ConnectionKey, ConnectionStatus};
+use xero_sync_http::{ApiError, Problem, connection_key, json, request_body};
+use xero_sync_runtime::lifecycle;
+use xero_sync_runtime::token_provider::TokenError;
+use xero_sync_xero::{ApiRequest, XeroError};
 
 use crate::Connect;
 
@@ -42,7 +42,7 @@ pub struct EmailView {
 
 impl<'a> From<&'a Connection> for ConnectionView<'a> {
     fn from(c: &'a Connection) -> Self {
-        use xero_sync_core::time::format;
+        use xero_sync_domain::time::format;
         Self {
             tenant_id: c.tenant_id.to_string(),
             organisation_name: &c.organisation_name,
@@ -53,8 +53,10 @@ impl<'a> From<&'a Connection> for ConnectionView<'a> {
             status_changed_at: format(c.status_changed_at),
             last_error: c.last_error.as_deref(),
             email: c.notify_email.as_deref().map(|address| {
-                let refused =
-                    c.email_refused.as_ref().filter(|r| r.address_hash == xero_sync_core::mail::address_hash(address));
+                let refused = c
+                    .email_refused
+                    .as_ref()
+                    .filter(|r| r.address_hash == xero_sync_runtime::mail::address_hash(address));
                 EmailView {
                     deliverable: refused.is_none(),
                     refused_at: refused.map(|r| format(r.at)),
@@ -67,7 +69,7 @@ impl<'a> From<&'a Connection> for ConnectionView<'a> {
 }
 
 fn check_signature(connect: &Connect, request: &Request) -> Result<(), ApiError> {
-    xero_sync_core::http::verify_api_request(request, &connect.secrets, connect.app.now())
+    xero_sync_http::verify_api_request(request, &connect.secrets, connect.app.now())
 }
 
 async fn connection(connect: &Connect, key: &ConnectionKey) -> Result<Connection, ApiError> {
@@ -114,7 +116,7 @@ pub async fn handle(
         (_, [] | [_, "test" | "disconnect" | "options" | "settings" | "validate"]) => {
             Err(ApiError::MethodNotAllowed { method: method.to_owned() })
         }
-        _ => Err(xero_sync_core::http::no_route(method, &xero_sync_core::http::request_path(request))),
+        _ => Err(xero_sync_http::no_route(method, &xero_sync_http::request_path(request))),
     }
 }
 

@@ -1,15 +1,15 @@
 //! The signed "Connect to Xero" link (`GET /connect`) and the platform's connection API
-//! (`/accounts/{account}/connections...`, every call signed; see `xero_sync_core::signing`).
+//! (`/accounts/{account}/connections...`, every call signed; see `xero_sync_domain::signing`).
 
 mod api;
 mod link;
 mod settings;
 
 use lambda_http::{Body, Request, Response};
-use xero_sync_core::config::{OAuthConfig, platform_signing_secrets};
-use xero_sync_core::http::{ApiError, no_route};
-use xero_sync_core::signing::SigningSecret;
-use xero_sync_core::{App, ConfigError, Env};
+use xero_sync_domain::signing::SigningSecret;
+use xero_sync_http::{ApiError, no_route};
+use xero_sync_runtime::config::{OAuthConfig, platform_signing_secrets};
+use xero_sync_runtime::{App, ConfigError, Env};
 
 pub use link::connect_link;
 
@@ -42,7 +42,7 @@ impl Connect {
 
 /// Every request ends in a response; errors become their status in one place ([`ApiError`]).
 pub async fn handle(connect: &Connect, request: Request) -> Response<Body> {
-    let path = xero_sync_core::http::request_path(&request);
+    let path = xero_sync_http::request_path(&request);
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = request.method().as_str().to_owned();
     match segments.as_slice() {

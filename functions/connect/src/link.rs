@@ -5,9 +5,9 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use oauth2::CsrfToken;
 use url::Url;
-use xero_sync_core::http::{consent_binding, consent_cookie, page, redirect};
-use xero_sync_core::model::{AccountId, OAuthState};
-use xero_sync_core::signing::{SigningSecret, connect_link_signature, verify_connect_link};
+use xero_sync_domain::model::{AccountId, OAuthState};
+use xero_sync_domain::signing::{SigningSecret, connect_link_signature, verify_connect_link};
+use xero_sync_http::{consent_binding, consent_cookie, page, redirect};
 
 use crate::Connect;
 
@@ -82,7 +82,7 @@ pub async fn start(connect: &Connect, request: &Request) -> Response<Body> {
     let return_to = query.first("return_to");
     let email = query.first("email");
     if let Some(e) = email {
-        if !xero_sync_core::email::is_valid(e) {
+        if !xero_sync_domain::email::is_valid(e) {
             problems.push("email is not an email address".to_owned());
         }
     }

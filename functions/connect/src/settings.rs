@@ -5,10 +5,11 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde::Deserialize;
 use serde_json::json;
-use xero_sync_core::http::{ApiError, json};
-use xero_sync_core::model::{Connection, ConnectionKey};
-use xero_sync_core::reference::{ReferenceData, read_from_xero};
-use xero_sync_core::settings::{ConnectionSettings, check, validate_in_use};
+use xero_sync_domain::model::{Connection, ConnectionKey};
+use xero_sync_domain::reference::ReferenceData;
+use xero_sync_domain::settings::{ConnectionSettings, check, validate_in_use};
+use xero_sync_http::{ApiError, json};
+use xero_sync_runtime::reference::read_from_xero;
 
 use crate::Connect;
 
@@ -29,7 +30,7 @@ struct ValidateRequest {
 }
 
 fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
-    xero_sync_core::http::parse_json(body).map_err(|p| ApiError::BadRequest(vec![p]))
+    xero_sync_http::parse_json(body).map_err(|p| ApiError::BadRequest(vec![p]))
 }
 
 /// From the latest snapshot while fresh, else from Xero (and kept for next time).
@@ -98,7 +99,7 @@ pub async fn options(connect: &Connect, connection: &Connection) -> Result<Respo
     Ok(json(
         StatusCode::OK,
         &json!({
-            "read_at": xero_sync_core::time::format(data.read_at),
+            "read_at": xero_sync_domain::time::format(data.read_at),
             "source": source,
             "sales_accounts": accounts,
             "tax_rates": tax_rates,
@@ -138,7 +139,7 @@ pub async fn put(connect: &Connect, connection: &Connection, body: &[u8]) -> Res
     }
     let saved = match store.put_settings(&key, write.version, &write.settings).await {
         Ok(saved) => saved,
-        Err(xero_sync_core::Error::Conflict(_)) => {
+        Err(xero_sync_domain::Error::Conflict(_)) => {
             let now_at = store.get_settings(&key).await?.version;
             return Err(stale(write.version, now_at));
         }
@@ -164,6 +165,6 @@ pub async fn validate(connect: &Connect, connection: &Connection, body: &[u8]) -
     connect.app.services.store.record_activity(&key, connect.app.now()).await?;
     Ok(json(
         StatusCode::OK,
-        &json!({ "ok": problems.is_empty(), "problems": problems, "checked_at": xero_sync_core::time::format(data.read_at) }),
+        &json!({ "ok": problems.is_empty(), "problems": problems, "checked_at": xero_sync_domain::time::format(data.read_at) }),
     ))
 }

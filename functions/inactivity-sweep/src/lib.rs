@@ -4,7 +4,7 @@
 //! uses is ended: at Xero (unless another platform account shares it), in the vault, and in our
 //! records, which otherwise stay so a reconnect picks up where it left off.
 //!
-//! * **Idle** is measured from the connection's last activity (see `xero_sync_core::store`: a
+//! * **Idle** is measured from the connection's last activity (see `xero_sync_domain::store`: a
 //!   successful push, an import that delivered changes, an action through the connection API).
 //! * The connected index is sorted by last activity, so one Query per shard finds exactly the
 //!   connections idle long enough to warn, oldest first; nothing scans.
@@ -24,11 +24,13 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::json;
-use xero_sync_core::events::{EventKind, PlatformEvent};
-use xero_sync_core::model::{Connection, ConnectionStatus};
-use xero_sync_core::notify::Notice;
-use xero_sync_core::store::{ConnectedQuery, PageToken, at_most_once};
-use xero_sync_core::{App, ConfigError, Env, Error, lifecycle, mail};
+use xero_sync_domain::Error;
+use xero_sync_domain::events::{EventKind, PlatformEvent};
+use xero_sync_domain::model::{Connection, ConnectionStatus};
+use xero_sync_domain::notify::Notice;
+use xero_sync_domain::store::{ConnectedQuery, PageToken, at_most_once};
+use xero_sync_runtime::lease::Lease;
+use xero_sync_runtime::{App, ConfigError, Env, lifecycle, mail};
 
 /// Where a bounded run stopped in the index.
 const CONTINUE_AT: &str = "inactivity-sweep:continue";
@@ -111,16 +113,15 @@ pub struct Failure {
 const LEASE: &str = "inactivity-sweep";
 
 pub async fn sweep(app: &App, config: &SweepConfig) -> Result<SweepSummary, Error> {
-    let store = &app.services.store;
     let now = app.now();
     let owner = uuid::Uuid::new_v4().to_string();
     let lease_for = Duration::from_std(config.time_budget).unwrap_or(Duration::minutes(10)) + Duration::minutes(5);
-    if !store.try_acquire_lease(LEASE, &owner, now + lease_for, now).await? {
+    let Some(lease) = Lease::try_take(app.services.store.as_ref(), LEASE, &owner, lease_for, now).await? else {
         tracing::info!("another inactivity sweep is running");
         return Ok(SweepSummary::default());
-    }
+    };
     let result = run(app, config, now).await;
-    let _ = store.release_lease(LEASE, &owner).await;
+    lease.release().await;
     result
 }
 
@@ -229,7 +230,7 @@ async fn examine(app: &App, config: &SweepConfig, connection: &Connection, now: 
         "inactivity-warning#{}#{}#{}#{}",
         connection.account_id,
         connection.tenant_id,
-        xero_sync_core::time::format(connection.last_activity_at),
+        xero_sync_domain::time::format(connection.last_activity_at),
         warning.num_days()
     );
     let sent = at_most_once(app.services.store.as_ref(), &once, now, config.limit, || async {
@@ -241,7 +242,7 @@ async fn examine(app: &App, config: &SweepConfig, connection: &Connection, now: 
             now,
             json!({
                 "organisation_name": connection.organisation_name,
-                "last_activity_at": xero_sync_core::time::format(connection.last_activity_at),
+                "last_activity_at": xero_sync_domain::time::format(connection.last_activity_at),
                 "disconnect_on": disconnect_on.format("%Y-%m-%d").to_string(),
             }),
         );
@@ -307,7 +308,7 @@ async fn tell_disconnected(app: &App, ended: &Connection, now: DateTime<Utc>) ->
         "inactivity-disconnect#{}#{}#{}",
         ended.account_id,
         ended.tenant_id,
-        xero_sync_core::time::format(ended.last_activity_at)
+        xero_sync_domain::time::format(ended.last_activity_at)
     );
     let notice = Notice {
         subject: format!("Xero disconnected: {}", ended.organisation_name),

@@ -18,14 +18,15 @@ use lambda_http::{Body, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use xero_sync_core::http::{ApiError, Problem, json, parse_json};
-use xero_sync_core::model::{ConnectionKey, ConnectionStatus, PlatformInvoiceId};
-use xero_sync_core::{AwsError, Error};
+use xero_sync_domain::Error;
+use xero_sync_domain::digest::hex;
+use xero_sync_domain::model::{ConnectionKey, PlatformInvoiceId};
+use xero_sync_http::{ApiError, Problem, json, parse_json};
 
 use crate::event::{Customer, EventType, Invoice, InvoiceEvent};
+use crate::message::{BackfillChunk, QueueMessage};
 use crate::push::XERO_BATCH;
 use crate::webhook::Webhook;
-use crate::worker::{BackfillChunk, QueueMessage};
 
 /// Invoices per request: 20 Xero calls' worth, well inside a Lambda's payload limit.
 pub const MAX_INVOICES: usize = 1000;
@@ -33,8 +34,6 @@ pub const MAX_INVOICES: usize = 1000;
 pub const MAX_BODY: usize = 6 * 1024 * 1024 - 64 * 1024;
 /// An SQS message holds 256 KiB; leave room for the envelope.
 const MAX_MESSAGE: usize = 240 * 1024;
-/// SendMessageBatch takes at most ten messages and 256 KiB in all.
-const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,7 +76,7 @@ pub async fn start(webhook: &Webhook, key: &ConnectionKey, body: &[u8]) -> Resul
     let connection = app.services.store.get_connection(key).await?.ok_or_else(|| {
         ApiError::NotFound(format!("account {} has no connection to tenant {}", key.account_id, key.tenant_id))
     })?;
-    if !matches!(connection.status, ConnectionStatus::Connected | ConnectionStatus::NeedsReconnect) {
+    if !connection.status.is_live() {
         return Err(ApiError::Conflict(format!("the connection is {:?}; connect it again first", connection.status)));
     }
     let backfill_id = format!("bf-{}", &hex(&Sha256::digest(body))[..24]);
@@ -122,10 +121,6 @@ pub async fn start(webhook: &Webhook, key: &ConnectionKey, body: &[u8]) -> Resul
     ))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Queue messages of up to fifty invoices each, smaller when the invoices are large.
 fn chunk(backfill_id: &str, key: &ConnectionKey, events: Vec<InvoiceEvent>) -> Result<Vec<String>, ApiError> {
     let corrupt =
@@ -160,46 +155,13 @@ fn chunk(backfill_id: &str, key: &ConnectionKey, events: Vec<InvoiceEvent>) -> R
 }
 
 async fn enqueue(webhook: &Webhook, messages: &[String]) -> Result<(), ApiError> {
-    // Batches of up to ten messages and 256 KiB.
-    let mut batches: Vec<Vec<&String>> = Vec::new();
-    let mut bytes = 0;
-    for message in messages {
-        match batches.last_mut() {
-            Some(batch) if batch.len() < 10 && bytes + message.len() <= MAX_BATCH_BYTES => batch.push(message),
-            _ => {
-                batches.push(vec![message]);
-                bytes = 0;
-            }
-        }
-        bytes += message.len();
-    }
-    for (batch_no, batch) in batches.iter().enumerate() {
-        let entries = batch
-            .iter()
-            .enumerate()
-            .map(|(n, body)| {
-                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                    .id(format!("{batch_no}-{n}"))
-                    .message_body(*body)
-                    .build()
-                    .map_err(|e| Error::Corrupt { what: "queue message", reason: e.to_string() })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let sent = webhook
-            .sqs
-            .send_message_batch()
-            .queue_url(&webhook.push_queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| Error::Aws(AwsError::new("SQS", "SendMessageBatch", &e)))?;
-        if !sent.failed().is_empty() {
-            // Chunks already queued are harmless to send again: the platform retries the call.
-            return Err(ApiError::Upstream {
-                message: format!("{} chunks could not be queued; send the backfill again", sent.failed().len()),
-                retryable: true,
-            });
-        }
+    let refused = webhook.queue.send_all(messages).await?;
+    if !refused.is_empty() {
+        // Chunks already queued are harmless to send again: the platform retries the call.
+        return Err(ApiError::Upstream {
+            message: format!("{} chunks could not be queued; send the backfill again", refused.len()),
+            retryable: true,
+        });
     }
     Ok(())
 }
@@ -225,7 +187,7 @@ pub async fn invoice_status(webhook: &Webhook, key: &ConnectionKey, invoice: &st
             "xero_status": record.xero_status,
             "last_error": record.last_error,
             "attempts": record.attempts,
-            "updated_at": xero_sync_core::time::format(record.updated_at),
+            "updated_at": xero_sync_domain::time::format(record.updated_at),
         }),
     ))
 }

@@ -11,10 +11,10 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 use uuid::Uuid;
-use xero_sync_core::App;
-use xero_sync_core::model::{Connection, ContactMapping, ContactMatch, PlatformCustomerId};
-use xero_sync_core::token_provider::TokenError;
-use xero_sync_core::xero::ApiRequest;
+use xero_sync_domain::model::{Connection, ContactMapping, ContactMatch, PlatformCustomerId};
+use xero_sync_runtime::App;
+use xero_sync_runtime::token_provider::TokenError;
+use xero_sync_xero::ApiRequest;
 
 use crate::event::Customer;
 use crate::mapping::contact_number;
@@ -95,15 +95,6 @@ fn best(
 
 /// How many customers one `where` query looks for: keeps the URL well inside what Xero accepts.
 const CUSTOMERS_PER_QUERY: usize = 10;
-
-/// The contact to invoice for one customer; `None` when Xero has none.
-pub async fn find(app: &App, connection: &Connection, customer: &Customer) -> Result<Option<Uuid>, TokenError> {
-    let found = find_many(app, connection, &[customer]).await?.remove(&customer.id);
-    Ok(match found {
-        Some(Found::Contact(id)) => Some(id),
-        _ => None,
-    })
-}
 
 /// The contact to invoice for each customer, stored mappings first, then one Xero query per
 /// ten customers that have none. What is found is remembered for next time; a customer Xero

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use xero_sync_core::decimal;
-use xero_sync_core::http::Problem;
-use xero_sync_core::model::{AccountId, PlatformCustomerId, PlatformInvoiceId, TenantId};
+use xero_sync_domain::decimal;
+use xero_sync_domain::model::{AccountId, PlatformCustomerId, PlatformInvoiceId, TenantId};
+use xero_sync_http::Problem;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventType {
@@ -261,7 +261,7 @@ impl InvoiceEvent {
         opt_text(&mut p, "customer.last_name", &c.last_name, limits::CONTACT_LAST_NAME);
         opt_text(&mut p, "customer.phone", &c.phone, limits::PHONE_NUMBER);
         if let Some(email) = &c.email {
-            if !xero_sync_core::email::is_plausible(email) || email.len() > limits::CONTACT_EMAIL {
+            if !xero_sync_domain::email::is_plausible(email) || email.len() > limits::CONTACT_EMAIL {
                 p.push(Problem::new("customer.email", "is not an email address"));
             }
         }
@@ -283,7 +283,7 @@ impl InvoiceEvent {
 
 /// Parses a body, naming the exact field that is missing or of the wrong type.
 pub fn parse(body: &[u8]) -> Result<InvoiceEvent, Problem> {
-    let mut event: InvoiceEvent = xero_sync_core::http::parse_json(body)?;
+    let mut event: InvoiceEvent = xero_sync_http::parse_json(body)?;
     // Stored times keep microseconds; ordering on finer digits would not survive storage.
     event.occurred_at = event.occurred_at.trunc_subsecs(6);
     Ok(event)

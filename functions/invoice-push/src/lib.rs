@@ -5,9 +5,13 @@ pub mod backfill;
 pub mod contact;
 pub mod event;
 pub mod mapping;
+pub mod message;
 pub mod push;
+pub mod routes;
 pub mod webhook;
 pub mod worker;
 
-pub use webhook::{PushMessage, Webhook, handle as handle_webhook};
-pub use worker::{QueueMessage, Worker, handle as handle_queue};
+pub use message::{PushMessage, QueueMessage};
+pub use routes::handle as handle_webhook;
+pub use webhook::Webhook;
+pub use worker::{Worker, handle as handle_queue};

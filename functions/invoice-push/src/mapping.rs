@@ -8,11 +8,12 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
-use xero_sync_core::http::Problem;
-use xero_sync_core::settings::{ConnectionSettings, NewInvoiceStatus};
-use xero_sync_core::xero::model::TrackingCategory;
+use xero_sync_domain::digest::{hex, sha256_hex};
+use xero_sync_domain::settings::{ConnectionSettings, NewInvoiceStatus};
+use xero_sync_domain::xero::TrackingCategory;
+use xero_sync_http::Problem;
 
-use xero_sync_core::model::PlatformCustomerId;
+use xero_sync_domain::model::PlatformCustomerId;
 
 use crate::event::{AddressType, AmountsAre, Customer, InvoiceEvent, limits};
 
@@ -42,7 +43,7 @@ pub fn contact_number(id: &PlatformCustomerId) -> String {
         return id.to_owned();
     }
     let digest = Sha256::digest(id.as_bytes());
-    let hash: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let hash = hex(&digest[..6]);
     // Platform ids are ASCII, so byte positions are character positions.
     format!("{}~{hash}", &id[..limits::CONTACT_NUMBER - 13])
 }
@@ -232,15 +233,15 @@ pub fn content_hash(invoice: &Value) -> String {
     if let Some(Value::Object(contact)) = bills.get_mut("Contact") {
         contact.retain(|k, _| k == "ContactID" || k == "ContactNumber");
     }
-    Sha256::digest(bills.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(bills.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
-    use xero_sync_core::settings::{TaxMapping, TrackingMapping};
-    use xero_sync_core::xero::model::TrackingOption;
+    use xero_sync_domain::settings::{TaxMapping, TrackingMapping};
+    use xero_sync_domain::xero::TrackingOption;
 
     fn event() -> InvoiceEvent {
         let text = std::fs::read_to_string(concat!(

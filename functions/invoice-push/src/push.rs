@@ -30,18 +30,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
-use xero_sync_core::events::{EventKind, PlatformEvent};
-use xero_sync_core::model::{
+use xero_sync_aws::Queue;
+use xero_sync_domain::Error;
+use xero_sync_domain::digest::hex;
+use xero_sync_domain::events::{EventKind, PlatformEvent};
+use xero_sync_domain::model::{
     Connection, ConnectionKey, ConnectionStatus, ContactMapping, ContactMatch, ParkedPush, PlatformCustomerId,
     SyncRecord, SyncStatus, TenantId,
 };
-use xero_sync_core::notify::Notice;
-use xero_sync_core::settings::NewInvoiceStatus;
-use xero_sync_core::store::at_most_once;
-use xero_sync_core::token_provider::TokenError;
-use xero_sync_core::xero::model::TrackingCategory;
-use xero_sync_core::xero::{ApiRequest, XeroError};
-use xero_sync_core::{App, Error, mail, reference};
+use xero_sync_domain::notify::Notice;
+use xero_sync_domain::settings::NewInvoiceStatus;
+use xero_sync_domain::store::at_most_once;
+use xero_sync_domain::xero::TrackingCategory;
+use xero_sync_runtime::token_provider::TokenError;
+use xero_sync_runtime::{App, mail};
+use xero_sync_xero::{ApiRequest, XeroError};
 
 use crate::contact::Found;
 use crate::event::{EventOrder, EventType, InvoiceEvent};
@@ -295,7 +298,7 @@ async fn tracking_categories(
     if let Some(data) = app.services.store.get_reference_data(&key).await? {
         return Ok(data.tracking_categories);
     }
-    let data = reference::read_from_xero(&app.tokens, connection, app.now()).await?;
+    let data = xero_sync_runtime::reference::read_from_xero(&app.tokens, connection, app.now()).await?;
     app.services.store.put_reference_data(&key, &data).await?;
     Ok(data.tracking_categories)
 }
@@ -303,7 +306,7 @@ async fn tracking_categories(
 fn decide(
     event: &InvoiceEvent,
     record: &SyncRecord,
-    settings: &xero_sync_core::settings::ConnectionSettings,
+    settings: &xero_sync_domain::settings::ConnectionSettings,
     tracking: &[TrackingCategory],
     now: DateTime<Utc>,
     policy: &PushPolicy,
@@ -368,10 +371,6 @@ fn decide(
             }
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An Idempotency-Key naming exactly this request for these deliveries: a retry of it gets
@@ -769,7 +768,7 @@ async fn park(app: &App, key: &ConnectionKey, events: &[InvoiceEvent]) -> Result
     let store = &app.services.store;
     let mut parked = Vec::with_capacity(events.len());
     for event in events {
-        let message = crate::worker::QueueMessage::Event(Box::new(crate::PushMessage {
+        let message = crate::message::QueueMessage::Event(Box::new(crate::message::PushMessage {
             tenant_id: key.tenant_id,
             event: event.clone(),
         }));
@@ -1130,41 +1129,17 @@ fn log_result(key: &ConnectionKey, event: &InvoiceEvent, result: &PushResult) {
 
 /// Re-sends the pushes parked for a connection that is connected again; each is unparked only
 /// once it is back on the queue.
-pub async fn redrive_parked(
-    app: &App,
-    sqs: &aws_sdk_sqs::Client,
-    queue_url: &str,
-    key: &ConnectionKey,
-) -> Result<usize, Error> {
+pub async fn redrive_parked(app: &App, queue: &Queue, key: &ConnectionKey) -> Result<usize, Error> {
     let parked = app.services.store.parked_pushes(key).await?;
-    for chunk in parked.chunks(10) {
-        let entries: Vec<_> = chunk
-            .iter()
-            .enumerate()
-            .map(|(n, p)| {
-                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                    .id(n.to_string())
-                    .message_body(&p.message)
-                    .build()
-                    .map_err(|e| Error::Corrupt { what: "queue message", reason: e.to_string() })
-            })
-            .collect::<Result<_, _>>()?;
-        let sent = sqs
-            .send_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| Error::Aws(xero_sync_core::AwsError::new("SQS", "SendMessageBatch", &e)))?;
-        let failed: Vec<String> = sent.failed().iter().map(|f| f.id().to_owned()).collect();
-        for (n, p) in chunk.iter().enumerate() {
-            if !failed.contains(&n.to_string()) {
-                app.services.store.unpark_push(key, p).await?;
-            }
+    let bodies: Vec<String> = parked.iter().map(|p| p.message.clone()).collect();
+    let refused = queue.send_all(&bodies).await?;
+    for (at, p) in parked.iter().enumerate() {
+        if !refused.contains(&at) {
+            app.services.store.unpark_push(key, p).await?;
         }
-        if !failed.is_empty() {
-            return Err(Error::Conflict(format!("{} parked pushes could not be queued", failed.len())));
-        }
+    }
+    if !refused.is_empty() {
+        return Err(Error::Conflict(format!("{} parked pushes could not be queued", refused.len())));
     }
     if !parked.is_empty() {
         tracing::info!(account = %key.account_id, tenant = %key.tenant_id, invoices = parked.len(), "parked pushes sent again");

@@ -5,17 +5,18 @@
 use chrono::Duration;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-use xero_sync_core::config::platform_signing_secrets;
-use xero_sync_core::http::{ApiError, Problem, connection_key, json, no_route, request_body, verify_api_request};
-use xero_sync_core::model::{ConnectionStatus, DeliveryStatus, TenantId};
-use xero_sync_core::signing::{SIGNATURE_HEADER, Signed, SigningSecret, verify};
-use xero_sync_core::store::DeliveryClaim;
-use xero_sync_core::{App, AwsError, ConfigError, Env, Error};
+use xero_sync_aws::Queue;
+use xero_sync_domain::Error;
+use xero_sync_domain::model::{DeliveryStatus, TenantId};
+use xero_sync_domain::signing::{SIGNATURE_HEADER, Signed, SigningSecret, verify};
+use xero_sync_domain::store::DeliveryClaim;
+use xero_sync_http::{ApiError, Problem, json, request_body};
+use xero_sync_runtime::config::platform_signing_secrets;
+use xero_sync_runtime::{App, ConfigError, Env};
 
 use crate::event::{InvoiceEvent, parse};
-use crate::worker::QueueMessage;
+use crate::message::{PushMessage, QueueMessage};
 
 /// The largest body accepted: what is accepted goes onto the push queue (an SQS message holds
 /// 256 KiB) and may be parked as one DynamoDB item (400 KB), so it must fit both with room for
@@ -33,58 +34,19 @@ pub const IN_FLIGHT_FOR: Duration = Duration::seconds(60);
 pub struct Webhook {
     pub app: App,
     pub secrets: Vec<SigningSecret>,
-    pub push_queue_url: String,
-    pub sqs: aws_sdk_sqs::Client,
+    /// The push queue.
+    pub queue: Queue,
 }
 
 impl Webhook {
     pub fn new(app: App, env: &Env) -> Result<Self, ConfigError> {
-        let sqs = aws_sdk_sqs::Client::new(&app.sdk);
-        Ok(Self { secrets: platform_signing_secrets(env)?, push_queue_url: env.required("PUSH_QUEUE_URL")?, sqs, app })
+        let queue = Queue::new(aws_sdk_sqs::Client::new(&app.sdk), env.required("PUSH_QUEUE_URL")?);
+        Ok(Self { secrets: platform_signing_secrets(env)?, queue, app })
     }
 }
 
-/// One queue message: the validated event and the organisation it goes to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PushMessage {
-    pub tenant_id: TenantId,
-    pub event: InvoiceEvent,
-}
-
-/// The webhook, plus the platform's signed invoice API (backfill, one invoice's status).
-pub async fn handle(webhook: &Webhook, request: Request) -> Response<Body> {
-    let method = request.method().as_str().to_owned();
-    let path = xero_sync_core::http::request_path(&request).trim_end_matches('/').to_owned();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let answer = match (method.as_str(), segments.as_slice()) {
-        ("POST", ["webhooks", "invoices"]) => accept(webhook, &request).await,
-        (_, ["webhooks", "invoices"]) => Err(ApiError::MethodNotAllowed { method }),
-        (_, ["accounts", account, "connections", tenant, rest @ ..]) => {
-            api(webhook, &request, account, tenant, rest).await
-        }
-        _ => Err(no_route(&method, &path)),
-    };
-    answer.unwrap_or_else(ApiError::into_response)
-}
-
-async fn api(
-    webhook: &Webhook,
-    request: &Request,
-    account: &str,
-    tenant: &str,
-    rest: &[&str],
-) -> Result<Response<Body>, ApiError> {
-    verify_api_request(request, &webhook.secrets, webhook.app.now())?;
-    let key = connection_key(account, tenant)?;
-    match (request.method().as_str(), rest) {
-        ("POST", ["backfill"]) => crate::backfill::start(webhook, &key, request_body(request)).await,
-        ("GET", ["invoices", invoice]) => crate::backfill::invoice_status(webhook, &key, invoice).await,
-        (method, ["backfill"] | ["invoices", _]) => Err(ApiError::MethodNotAllowed { method: method.to_owned() }),
-        (method, _) => Err(no_route(method, &xero_sync_core::http::request_path(request))),
-    }
-}
-
-async fn accept(webhook: &Webhook, request: &Request) -> Result<Response<Body>, ApiError> {
+/// Verifies, validates and durably accepts one delivery of `POST /webhooks/invoices`.
+pub async fn accept(webhook: &Webhook, request: &Request) -> Result<Response<Body>, ApiError> {
     let raw = request_body(request);
     if raw.len() > MAX_BODY {
         return Err(ApiError::PayloadTooLarge { limit: MAX_BODY });
@@ -124,11 +86,10 @@ async fn accept(webhook: &Webhook, request: &Request) -> Result<Response<Body>, 
         // New, or recorded by an attempt that died before handing it on: hand it on.
         DeliveryClaim::Seen(_) | DeliveryClaim::New => {}
     }
-    let sent = webhook.sqs.send_message().queue_url(&webhook.push_queue_url).message_body(message).send().await;
-    if let Err(e) = sent {
+    if let Err(e) = webhook.queue.send(&message).await {
         // Let the platform's retry find the delivery unclaimed.
         let _ = app.services.store.forget_delivery(&event.delivery_id).await;
-        return Err(Error::Aws(AwsError::new("SQS", "SendMessage", &e)).into());
+        return Err(e.into());
     }
     app.services.store.mark_delivery_enqueued(&event.delivery_id).await?;
     tracing::info!(
@@ -145,10 +106,7 @@ async fn accept(webhook: &Webhook, request: &Request) -> Result<Response<Body>, 
 /// waiting for reconnection still takes events (they wait); a disconnected one does not.
 async fn organisation(webhook: &Webhook, event: &InvoiceEvent) -> Result<TenantId, ApiError> {
     let connections = webhook.app.services.store.account_connections(&event.account_id).await?;
-    let live: Vec<_> = connections
-        .iter()
-        .filter(|c| matches!(c.status, ConnectionStatus::Connected | ConnectionStatus::NeedsReconnect))
-        .collect();
+    let live: Vec<_> = connections.iter().filter(|c| c.status.is_live()).collect();
     match (event.xero_tenant_id, live.as_slice()) {
         (Some(tenant), live) => live.iter().find(|c| c.tenant_id == tenant).map(|c| c.tenant_id).ok_or_else(|| {
             ApiError::NotFound(format!("account {} is not connected to Xero organisation {tenant}", event.account_id))

@@ -8,16 +8,16 @@
 
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use xero_sync_core::events::{EventKind, PlatformEvent};
-use xero_sync_core::model::{AccountId, ConnectionKey, TenantId};
-use xero_sync_core::{App, ConfigError, Env};
+use xero_sync_aws::Queue;
+use xero_sync_domain::events::{EventKind, PlatformEvent};
+use xero_sync_domain::model::{ConnectionKey, TenantId};
+use xero_sync_runtime::queue::{Incoming, Retry, Unreadable, read, respond};
+use xero_sync_runtime::{App, ConfigError, Env};
 
-use crate::PushMessage;
 use crate::event::InvoiceEvent;
+use crate::message::QueueMessage;
 use crate::push::{PushError, PushPolicy, PushResult, XERO_BATCH, push, redrive_parked};
 
 /// Lots (or bus events) worked on at once. Xero allows five concurrent calls per organisation;
@@ -25,32 +25,12 @@ use crate::push::{PushError, PushPolicy, PushResult, XERO_BATCH, push, redrive_p
 const CONCURRENCY: usize = 4;
 /// The function's timeout is 120 s; a wave started before this finishes well within it.
 const DEFAULT_BUDGET: Duration = Duration::from_secs(45);
-/// SQS holds a message back for at most twelve hours.
-const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
-
-/// What we put on the push queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum QueueMessage {
-    /// One event from the webhook.
-    Event(Box<PushMessage>),
-    /// Up to fifty invoices of a backfill, pushed in one Xero request.
-    Backfill(BackfillChunk),
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BackfillChunk {
-    pub backfill_id: String,
-    pub account_id: AccountId,
-    pub tenant_id: TenantId,
-    pub events: Vec<InvoiceEvent>,
-}
 
 pub struct Worker {
     pub app: App,
     pub policy: PushPolicy,
-    pub sqs: aws_sdk_sqs::Client,
-    pub push_queue_url: String,
+    /// The push queue: retries are held back on it, parked pushes sent back to it.
+    pub queue: Queue,
     /// Waves of a batch are started only within this time, so a large batch ends well inside
     /// the function's timeout; what was not started goes back to the queue at once.
     pub budget: Duration,
@@ -58,22 +38,9 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(app: App, env: &Env) -> Result<Self, ConfigError> {
-        let sqs = aws_sdk_sqs::Client::new(&app.sdk);
-        Ok(Self {
-            push_queue_url: env.required("PUSH_QUEUE_URL")?,
-            sqs,
-            policy: PushPolicy::default(),
-            budget: DEFAULT_BUDGET,
-            app,
-        })
+        let queue = Queue::new(aws_sdk_sqs::Client::new(&app.sdk), env.required("PUSH_QUEUE_URL")?);
+        Ok(Self { queue, policy: PushPolicy::default(), budget: DEFAULT_BUDGET, app })
     }
-}
-
-/// Why a message is handed back to the queue.
-#[derive(Debug)]
-pub struct Retry {
-    /// How long to hold it back; the queue's own visibility timeout when `None`.
-    pub after: Option<Duration>,
 }
 
 pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
@@ -81,17 +48,18 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
     let messages = event.records;
     let mut results: Vec<Result<(), Retry>> = Vec::with_capacity(messages.len());
     let mut plan = Lots::default();
-    let mut bus: Vec<(usize, Value)> = Vec::new();
+    let mut bus: Vec<(usize, PlatformEvent)> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
         results.push(Ok(()));
-        match read(message.body.as_deref().unwrap_or_default()) {
-            Ok(Read::Bus(value)) => bus.push((index, value)),
-            Ok(Read::Events(tenant, events)) => plan.add(index, tenant, events),
-            Err(retry) => results[index] = Err(retry),
+        match read_message(message.body.as_deref().unwrap_or_default()) {
+            Ok(Some(Read::Bus(event))) => bus.push((index, event)),
+            Ok(Some(Read::Events(tenant, events))) => plan.add(index, tenant, events),
+            Ok(None) => {}
+            Err(unreadable) => results[index] = Err(unreadable.into()),
         }
     }
     let told: Vec<(usize, Result<(), Retry>)> = futures::stream::iter(bus)
-        .map(|(index, value)| async move { (index, bus_event(worker, value).await) })
+        .map(|(index, event)| async move { (index, bus_event(worker, event).await) })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
@@ -124,37 +92,14 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
         }
     }
 
-    let mut response = SqsBatchResponse::default();
-    for (message, result) in messages.iter().zip(results) {
-        let Err(retry) = result else { continue };
-        let id = message.message_id.clone().unwrap_or_default();
-        if let (Some(after), Some(handle)) = (retry.after, message.receipt_handle.as_deref()) {
-            let seconds = after.min(MAX_VISIBILITY).as_secs().max(1) as i32;
-            let changed = worker
-                .sqs
-                .change_message_visibility()
-                .queue_url(&worker.push_queue_url)
-                .receipt_handle(handle)
-                .visibility_timeout(seconds)
-                .send()
-                .await;
-            if let Err(e) = changed {
-                // The queue's own visibility timeout applies instead: sooner, not lost.
-                tracing::warn!(message = %id, error = %xero_sync_core::AwsError::new("SQS", "ChangeMessageVisibility", &e), "could not delay the retry");
-            }
-        }
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = id;
-        response.batch_item_failures.push(failure);
-    }
-    response
+    respond(&worker.queue, &messages, results).await
 }
 
 /// A message fails when any of its events does, and comes back after the longest wait asked.
 fn merge(result: &mut Result<(), Retry>, retry: Retry) {
     *result = Err(match std::mem::replace(result, Ok(())) {
         Ok(()) => retry,
-        Err(r) => Retry { after: r.after.max(retry.after) },
+        Err(r) => r.max(retry),
     });
 }
 
@@ -199,24 +144,25 @@ impl Lots {
 
 enum Read {
     /// From our own bus (`connection.connected`).
-    Bus(Value),
+    Bus(PlatformEvent),
     /// Invoice events of one organisation.
     Events(TenantId, Vec<InvoiceEvent>),
 }
 
-fn read(body: &str) -> Result<Read, Retry> {
-    let value: Value = serde_json::from_str(body).map_err(|e| unreadable(&e.to_string()))?;
-    if value.get("detail-type").is_some() {
-        return Ok(Read::Bus(value));
-    }
-    let message: QueueMessage = serde_json::from_value(value).map_err(|e| unreadable(&e.to_string()))?;
-    match message {
-        QueueMessage::Event(m) => Ok(Read::Events(m.tenant_id, vec![m.event])),
-        QueueMessage::Backfill(chunk) => {
+/// `None` for a bus event of a kind that needs nothing here.
+fn read_message(body: &str) -> Result<Option<Read>, Unreadable> {
+    match read::<QueueMessage>(body, &[EventKind::ConnectionConnected.as_str()])? {
+        Incoming::Event(event) => Ok(Some(Read::Bus(event))),
+        Incoming::Other(kind) => {
+            tracing::info!(kind, "bus event ignored");
+            Ok(None)
+        }
+        Incoming::Ours(QueueMessage::Event(m)) => Ok(Some(Read::Events(m.tenant_id, vec![m.event]))),
+        Incoming::Ours(QueueMessage::Backfill(chunk)) => {
             if chunk.events.iter().any(|e| e.account_id != chunk.account_id) {
-                return Err(unreadable("a backfill chunk mixes accounts"));
+                return Err(Unreadable("a backfill chunk mixes accounts".into()));
             }
-            Ok(Read::Events(chunk.tenant_id, chunk.events))
+            Ok(Some(Read::Events(chunk.tenant_id, chunk.events)))
         }
     }
 }
@@ -230,37 +176,17 @@ pub fn verdict(results: &[PushResult]) -> Result<(), Retry> {
             let after = e.retry_after();
             retry = Some(match retry {
                 None => Retry { after },
-                Some(r) => Retry { after: r.after.max(after) },
+                Some(r) => r.max(Retry { after }),
             });
         }
     }
     retry.map_or(Ok(()), Err)
 }
 
-fn unreadable(reason: &str) -> Retry {
-    // It cannot succeed; after the receive limit it waits in the dead-letter queue for a person.
-    // The parser's words, without the values it quotes (customers' details).
-    let reason = xero_sync_core::error::without_values(reason);
-    tracing::error!(reason, "unreadable push message");
-    Retry { after: None }
-}
-
-async fn bus_event(worker: &Worker, value: Value) -> Result<(), Retry> {
-    let kind = value.get("detail-type").and_then(Value::as_str).unwrap_or_default();
-    if kind != EventKind::ConnectionConnected.as_str() {
-        tracing::info!(kind, "bus event ignored");
-        return Ok(());
-    }
-    // EventBridge sends `detail` as an object; tools that relay it sometimes as a string.
-    let detail = match value.get("detail") {
-        Some(Value::String(text)) => serde_json::from_str(text).map_err(|e| unreadable(&e.to_string()))?,
-        Some(other) => other.clone(),
-        None => return Err(unreadable("a bus event without detail")),
-    };
-    let event: PlatformEvent = serde_json::from_value(detail).map_err(|e| unreadable(&e.to_string()))?;
+async fn bus_event(worker: &Worker, event: PlatformEvent) -> Result<(), Retry> {
     let Some(tenant_id) = event.tenant_id else { return Ok(()) };
     let key = ConnectionKey { account_id: event.account_id, tenant_id };
-    redrive_parked(&worker.app, &worker.sqs, &worker.push_queue_url, &key).await.map(|_| ()).map_err(|e| {
+    redrive_parked(&worker.app, &worker.queue, &key).await.map(|_| ()).map_err(|e| {
         tracing::warn!(error = %e, "parked pushes not yet sent again");
         Retry { after: Some(Duration::from_secs(30)) }
     })

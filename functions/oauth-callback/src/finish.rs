@@ -2,13 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use xero_sync_core::events::{EventKind, PlatformEvent};
-use xero_sync_core::lifecycle::{Ending, disconnect, drop_grant, release_grant};
-use xero_sync_core::model::{
+use xero_sync_domain::events::{EventKind, PlatformEvent};
+use xero_sync_domain::model::{
     AccountId, Connection, ConnectionStatus, GrantId, GrantRelease, OrganisationChoice, TenantId,
 };
-use xero_sync_core::token_provider::TokenError;
-use xero_sync_core::tokens::TokenSet;
+use xero_sync_domain::tokens::TokenSet;
+use xero_sync_runtime::lifecycle::{Ending, disconnect, drop_grant, release_grant};
+use xero_sync_runtime::token_provider::TokenError;
 
 use crate::Callback;
 
@@ -28,7 +28,7 @@ pub enum Outcome {
 
 /// Stores one CONNECTED connection per organisation. Without multi-organisation mode the
 /// account's other connections are ended, and grants no longer used by any live connection of
-/// the account are revoked and their secrets deleted.
+/// the account are released: their secrets deleted once no live connection uses them.
 pub async fn connect(
     callback: &Callback,
     account: &AccountId,
@@ -59,7 +59,7 @@ async fn record(
     organisations: &[OrganisationChoice],
     notify_email: Option<String>,
     now: DateTime<Utc>,
-) -> Result<(), xero_sync_core::Error> {
+) -> Result<(), xero_sync_domain::Error> {
     let services = &callback.app.services;
     let existing = services.store.account_connections(account).await?;
     let live = |c: &Connection| c.status.is_live();

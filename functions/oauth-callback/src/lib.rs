@@ -13,11 +13,11 @@ use chrono::Duration;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use oauth2::CsrfToken;
-use xero_sync_core::config::OAuthConfig;
-use xero_sync_core::http::{ApiError, CONSENT_COOKIE, consent_binding, no_route, request_cookie};
-use xero_sync_core::model::{GrantRelease, OrganisationChoice, PendingChoice};
-use xero_sync_core::store::StateRefusal;
-use xero_sync_core::{App, ConfigError, Env};
+use xero_sync_domain::model::{GrantRelease, OrganisationChoice, PendingChoice};
+use xero_sync_domain::store::StateRefusal;
+use xero_sync_http::{ApiError, CONSENT_COOKIE, consent_binding, no_route, request_cookie};
+use xero_sync_runtime::config::OAuthConfig;
+use xero_sync_runtime::{App, ConfigError, Env};
 
 pub use finish::Outcome;
 use pages::{choose_page, outcome_response, problem_page};
@@ -37,7 +37,7 @@ impl Callback {
 }
 
 pub async fn handle(callback: &Callback, request: Request) -> Response<Body> {
-    let path = xero_sync_core::http::request_path(&request);
+    let path = xero_sync_http::request_path(&request);
     let method = request.method().as_str().to_owned();
     match (method.as_str(), path.trim_end_matches('/')) {
         ("GET", "/oauth/callback") => oauth_callback(callback, &request).await,
@@ -188,7 +188,7 @@ async fn oauth_callback(callback: &Callback, request: &Request) -> Response<Body
 }
 
 async fn choose(callback: &Callback, request: &Request) -> Response<Body> {
-    let body = xero_sync_core::http::request_body(request);
+    let body = xero_sync_http::request_body(request);
     let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
     let (Some(token), Some(tenant)) = (form.get("choice"), form.get("tenant_id")) else {
         return problem_page(StatusCode::BAD_REQUEST, "The form is missing the organisation.");

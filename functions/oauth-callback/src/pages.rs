@@ -4,8 +4,8 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use url::Url;
-use xero_sync_core::http::{CONSENT_COOKIE, escape_html, html_response_posting_to, page, redirect};
-use xero_sync_core::model::PendingChoice;
+use xero_sync_domain::model::PendingChoice;
+use xero_sync_http::{CONSENT_COOKIE, escape_html, html_response_posting_to, page, redirect};
 
 use crate::Outcome;
 

@@ -11,8 +11,8 @@
 //! since one edited moves to the end.
 
 use chrono::{DateTime, Duration, Utc};
-use xero_sync_core::model::ImportCursor;
-use xero_sync_core::time;
+use xero_sync_domain::model::ImportCursor;
+use xero_sync_domain::time;
 
 /// Entries remembered in the window: beyond this (thousands of changes within the overlap)
 /// the oldest are forgotten and may be delivered again, with the same event ids.

@@ -28,16 +28,18 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
-use xero_sync_core::error::without_values;
-use xero_sync_core::events::{EventKind, PlatformEvent};
-use xero_sync_core::model::{Connection, ConnectionKey, ConnectionStatus, ImportCursor, SyncRecord};
-use xero_sync_core::reference::ReferenceData;
-use xero_sync_core::token_provider::TokenError;
-use xero_sync_core::xero::model::{Accounts, Currencies, Items, TaxRates, TrackingCategories, date, decimal};
-use xero_sync_core::xero::{ApiRequest, RateLimits, XeroError};
-use xero_sync_core::{App, Error};
+use xero_sync_domain::Error;
+use xero_sync_domain::decimal;
+use xero_sync_domain::error::without_values;
+use xero_sync_domain::events::{EventKind, PlatformEvent};
+use xero_sync_domain::model::{Connection, ConnectionKey, ConnectionStatus, ImportCursor, SyncRecord};
+use xero_sync_domain::reference::ReferenceData;
+use xero_sync_domain::xero::{Accounts, Currencies, Items, TaxRates, TrackingCategories, date};
+use xero_sync_runtime::App;
+use xero_sync_runtime::lease::Lease;
+use xero_sync_runtime::token_provider::TokenError;
+use xero_sync_xero::{ApiRequest, RateLimits, XeroError};
 
 use crate::cursor::{self, Listed, Paging};
 
@@ -148,9 +150,9 @@ pub async fn import(app: &App, policy: &ImportPolicy, key: &ConnectionKey) -> Re
     let lease = format!("import#{}#{}", key.account_id, key.tenant_id);
     let owner = Uuid::new_v4().to_string();
     let now = app.now();
-    if !store.try_acquire_lease(&lease, &owner, now + policy.lease, now).await? {
+    let Some(lease) = Lease::try_take(store.as_ref(), &lease, &owner, policy.lease, now).await? else {
         return skip("another import of this connection is running");
-    }
+    };
     let mut run = Run {
         app,
         policy: *policy,
@@ -161,7 +163,7 @@ pub async fn import(app: &App, policy: &ImportPolicy, key: &ConnectionKey) -> Re
         unreadable: Vec::new(),
     };
     let result = run.all().await;
-    let _ = store.release_lease(&lease, &owner).await;
+    lease.release().await;
     let summary = run.summary;
     let now = app.now();
     // What was delivered counts, even if a later resource failed.
@@ -443,7 +445,7 @@ impl Run<'_> {
             .iter()
             .map(|c| {
                 let data = contact_data(c, mapped.get(&c.contact_id).map(|id| id.as_str()));
-                let dedup = format!("{}|{}", c.contact_id, xero_sync_core::time::format(c.updated));
+                let dedup = format!("{}|{}", c.contact_id, xero_sync_domain::time::format(c.updated));
                 self.event(EventKind::ContactUpserted, &dedup, data)
             })
             .collect())
@@ -472,7 +474,7 @@ impl Run<'_> {
             if record.payment_state.as_deref() == Some(state.as_str()) {
                 continue;
             }
-            let updated = xero_sync_core::time::format(invoice.updated);
+            let updated = xero_sync_domain::time::format(invoice.updated);
             let data = json!({
                 "xero_invoice_id": invoice.invoice_id,
                 "invoice_id": platform_id,
@@ -538,7 +540,7 @@ impl Run<'_> {
                 "date": p.date.format("%Y-%m-%d").to_string(),
                 "reference": p.reference.clone().filter(|r| !r.is_empty()),
                 "status": p.status,
-                "updated_at": xero_sync_core::time::format(p.updated),
+                "updated_at": xero_sync_domain::time::format(p.updated),
             });
             events.push(self.event(kind, &format!("{}|{}", p.payment_id, p.status), data));
         }
@@ -628,8 +630,7 @@ impl Run<'_> {
             tracing::warn!(error = %e, "reference snapshot not kept");
         }
         for (name, kind, payload) in changes {
-            let hash: String =
-                Sha256::digest(payload.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+            let hash: String = xero_sync_domain::digest::sha256_hex(payload.to_string());
             let cursor =
                 store.get_cursor(&self.key, name).await?.unwrap_or_else(|| ImportCursor::new(name, self.app.now()));
             if cursor.content_hash.as_deref() == Some(hash.as_str()) {
@@ -886,7 +887,7 @@ fn contact_data(c: &XeroContact, customer_id: Option<&str>) -> Value {
         "addresses": addresses,
         "archived": c.contact_status.as_deref() == Some("ARCHIVED"),
         "is_customer": c.is_customer,
-        "updated_at": xero_sync_core::time::format(c.updated),
+        "updated_at": xero_sync_domain::time::format(c.updated),
     })
 }
 

@@ -5,16 +5,13 @@ pub mod cursor;
 pub mod import;
 pub mod worker;
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use xero_sync_core::model::{AccountId, TenantId};
-use xero_sync_core::store::{ConnectedQuery, Store};
-use xero_sync_core::{AwsError, ConfigError, Env, Error};
-
-/// SendMessageBatch takes at most 10 entries.
-const SQS_BATCH: usize = 10;
-const SEND_ATTEMPTS: u32 = 4;
+use xero_sync_aws::Queue;
+use xero_sync_domain::Error;
+use xero_sync_domain::model::{AccountId, TenantId};
+use xero_sync_domain::store::{ConnectedQuery, Store};
+use xero_sync_runtime::{ConfigError, Env};
 
 #[derive(Debug, Clone)]
 pub struct FanoutConfig {
@@ -37,7 +34,7 @@ impl FanoutConfig {
 pub struct ImportRequest {
     pub account_id: AccountId,
     pub tenant_id: TenantId,
-    #[serde(with = "xero_sync_core::time::fixed")]
+    #[serde(with = "xero_sync_domain::time::fixed")]
     pub requested_at: DateTime<Utc>,
 }
 
@@ -53,6 +50,7 @@ pub async fn fan_out(
     config: &FanoutConfig,
     now: DateTime<Utc>,
 ) -> Result<FanoutSummary, Error> {
+    let queue = Queue::new(sqs.clone(), &config.import_queue_url);
     let mut summary = FanoutSummary::default();
     let mut token = None;
     loop {
@@ -65,9 +63,13 @@ pub async fn fan_out(
             .iter()
             .map(|c| ImportRequest { account_id: c.account_id.clone(), tenant_id: c.tenant_id, requested_at: now })
             .collect();
-        for batch in requests.chunks(SQS_BATCH) {
-            send_batch(sqs, &config.import_queue_url, batch).await?;
-        }
+        let bodies = requests
+            .iter()
+            .map(|r| {
+                serde_json::to_string(r).map_err(|e| Error::Corrupt { what: "import request", reason: e.to_string() })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        queue.send_every(&bodies).await?;
         summary.connections += requests.len();
         match page.next {
             Some(next) => token = Some(next),
@@ -76,44 +78,4 @@ pub async fn fan_out(
     }
     tracing::info!(connections = summary.connections, pages = summary.pages, "import fan-out done");
     Ok(summary)
-}
-
-async fn send_batch(sqs: &aws_sdk_sqs::Client, queue_url: &str, batch: &[ImportRequest]) -> Result<(), Error> {
-    let mut pending: Vec<SendMessageBatchRequestEntry> = batch
-        .iter()
-        .enumerate()
-        .map(|(i, request)| {
-            let body = serde_json::to_string(request)
-                .map_err(|e| Error::Corrupt { what: "import request", reason: e.to_string() })?;
-            SendMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .message_body(body)
-                .build()
-                .map_err(|e| Error::Corrupt { what: "import request", reason: e.to_string() })
-        })
-        .collect::<Result<_, _>>()?;
-    for attempt in 0..SEND_ATTEMPTS {
-        if attempt > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
-        }
-        let out = sqs
-            .send_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(pending.clone()))
-            .send()
-            .await
-            .map_err(|e| Error::Aws(AwsError::new("SQS", "SendMessageBatch", &e)))?;
-        let failed: Vec<&str> = out.failed.iter().map(|f| f.id.as_str()).collect();
-        if failed.is_empty() {
-            return Ok(());
-        }
-        pending.retain(|entry| failed.contains(&entry.id.as_str()));
-    }
-    Err(Error::Aws(AwsError {
-        service: "SQS",
-        operation: "SendMessageBatch",
-        code: Some("BatchEntryFailed".into()),
-        message: Some(format!("{} message(s) not accepted", pending.len())),
-        retryable: true,
-    }))
 }

@@ -3,8 +3,8 @@ use std::collections::HashSet;
 use chrono::{TimeZone, Utc};
 use scheduled_import::{FanoutConfig, ImportRequest, fan_out};
 use uuid::Uuid;
-use xero_sync_core::model::*;
-use xero_sync_core::store::Store;
+use xero_sync_domain::model::*;
+use xero_sync_domain::store::Store;
 use xero_sync_testkit::LocalAws;
 
 #[tokio::test]

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use xero_emulator::{LimitsConfig, demo};
-use xero_sync_core::settings::NewInvoiceStatus;
-use xero_sync_core::signing::{Signed, sign};
+use xero_sync_domain::settings::NewInvoiceStatus;
+use xero_sync_domain::signing::{Signed, sign};
 use xero_sync_e2e::*;
 use xero_sync_testkit::{AwsCall, AwsProxy, lambda};
 
@@ -556,7 +556,7 @@ async fn functions(report: &mut Report) -> anyhow::Result<()> {
                         .map_err(|_| anyhow::anyhow!("poisoned"))?
                         .clone()
                         .context("a consent cookie")?;
-                    let cookie = format!("{}={cookie}", xero_sync_core::http::CONSENT_COOKIE);
+                    let cookie = format!("{}={cookie}", xero_sync_http::CONSENT_COOKIE);
                     http_event("GET", &callback, &[("cookie", &cookie)], None)
                 }
                 _ => scheduled_event(),
@@ -604,7 +604,7 @@ async fn functions(report: &mut Report) -> anyhow::Result<()> {
 
 /// What the fan-out sends when its schedule fires: the connection to import.
 async fn fan_out(w: &World) -> anyhow::Result<()> {
-    let env = xero_sync_core::Env::from_pairs([("IMPORT_QUEUE_URL", w.aws.stack.reference("ImportQueue"))]);
+    let env = xero_sync_runtime::Env::from_pairs([("IMPORT_QUEUE_URL", w.aws.stack.reference("ImportQueue"))]);
     let config = scheduled_import::FanoutConfig::from(&env)?;
     let sqs = aws_sdk_sqs::Client::new(&w.aws.sdk);
     scheduled_import::fan_out(w.importer.app.services.store.as_ref(), &sqs, &config, w.now())

@@ -5,20 +5,19 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use xero_sync_core::model::{ConnectionKey, TenantId};
-use xero_sync_core::settings::{ConnectionSettings, NewInvoiceStatus, TaxMapping};
-use xero_sync_core::store::Store;
+use xero_sync_domain::model::{ConnectionKey, TenantId};
+use xero_sync_domain::settings::{ConnectionSettings, NewInvoiceStatus, TaxMapping};
+use xero_sync_domain::store::Store;
 
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Response};
 use xero_emulator::{Emulator, EmulatorConfig, demo};
-use xero_sync_core::model::{AccountId, Connection};
-use xero_sync_core::signing::{Signed, SigningSecret, sign};
-use xero_sync_core::time::Clock;
-use xero_sync_core::token_provider::RefreshPolicy;
-use xero_sync_core::{App, Env};
-use xero_sync_testkit::apigw;
-use xero_sync_testkit::{EventInbox, LocalAws};
+use xero_sync_domain::model::{AccountId, Connection};
+use xero_sync_domain::signing::{Signed, SigningSecret, sign};
+use xero_sync_domain::time::Clock;
+use xero_sync_runtime::token_provider::RefreshPolicy;
+use xero_sync_runtime::{App, Env};
+use xero_sync_testkit::{EventInbox, LocalAws, apigw};
 
 pub const PLATFORM_SECRET: &str = "platform-secret-0123456789abcdef0123456789";
 pub const REDIRECT_URI: &str = "http://localhost:3000/oauth/callback";
@@ -150,6 +149,19 @@ impl World {
         self.own_moto.as_ref().unwrap_or_else(|| xero_sync_testkit::Moto::shared())
     }
 
+    /// Revokes a refresh token at Xero's identity service (RFC 7009), as Xero does when the
+    /// user removes the app there: the grant and its connections end.
+    pub async fn revoke_at_xero(&self, refresh_token: &xero_sync_domain::tokens::RefreshToken) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/connect/revocation", self.emu.base_url()))
+            .basic_auth(&self.client.0, Some(&self.client.1))
+            .form(&[("token", refresh_token.secret().as_str()), ("token_type_hint", "refresh_token")])
+            .send()
+            .await
+            .expect("the emulator answers");
+        assert!(response.status().is_success(), "revocation: {}", response.status());
+    }
+
     /// Another function process: its own token cache, as separate Lambdas have.
     pub fn new_app(&self) -> App {
         Self::app_for(&self.emu, &self.aws, &self.client)
@@ -181,7 +193,7 @@ impl World {
                     _ => json!({ "Name": format!("Solo{n:04}"), "Phones": [{ "PhoneType": "MOBILE", "PhoneNumber": "555 0101" }] }),
                 })
                 .collect();
-            let request = xero_sync_core::xero::ApiRequest::new("/Contacts");
+            let request = xero_sync_xero::ApiRequest::new("/Contacts");
             self.worker
                 .app
                 .tokens
@@ -280,7 +292,7 @@ impl World {
     }
 
     fn keep_cookie(&self, response: &Response<Body>) {
-        let prefix = format!("{}=", xero_sync_core::http::CONSENT_COOKIE);
+        let prefix = format!("{}=", xero_sync_http::CONSENT_COOKIE);
         for value in response.headers().get_all("set-cookie") {
             let text = value.to_str().unwrap();
             if let Some(rest) = text.strip_prefix(&prefix) {
@@ -291,7 +303,7 @@ impl World {
     }
 
     fn cookie_header(&self) -> Option<String> {
-        self.cookie.lock().unwrap().as_ref().map(|v| format!("{}={v}", xero_sync_core::http::CONSENT_COOKIE))
+        self.cookie.lock().unwrap().as_ref().map(|v| format!("{}={v}", xero_sync_http::CONSENT_COOKIE))
     }
 
     /// A signed call to the connection API.
@@ -518,7 +530,7 @@ pub trait StoreConnections {
 
 impl StoreConnections for LocalAws {
     async fn store_connections(&self, account: &AccountId) -> Vec<Connection> {
-        use xero_sync_core::store::Store;
+        use xero_sync_domain::store::Store;
         self.store().account_connections(account).await.unwrap()
     }
 }
@@ -529,7 +541,7 @@ pub const OWNER: &str = "owner@example.com";
 
 pub fn key(account: &str) -> ConnectionKey {
     ConnectionKey {
-        account_id: xero_sync_core::model::AccountId::parse(account).unwrap(),
+        account_id: xero_sync_domain::model::AccountId::parse(account).unwrap(),
         tenant_id: TenantId(demo::NZ_TENANT_ID),
     }
 }

@@ -10,13 +10,13 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use xero_emulator::{ClientSeed, Emulator, EmulatorConfig, demo};
-use xero_sync_core::aws::Services;
-use xero_sync_core::events::{EventKind, PlatformEvent};
-use xero_sync_core::model::*;
-use xero_sync_core::notify::Notice;
-use xero_sync_core::signing::{Signed, SigningSecret, sign};
-use xero_sync_core::tokens::{AccessToken, RefreshToken, TokenSet};
-use xero_sync_core::{App, Env};
+use xero_sync_domain::events::{EventKind, PlatformEvent};
+use xero_sync_domain::model::*;
+use xero_sync_domain::notify::Notice;
+use xero_sync_domain::signing::{Signed, SigningSecret, sign};
+use xero_sync_domain::tokens::{AccessToken, RefreshToken, TokenSet};
+use xero_sync_runtime::aws::Services;
+use xero_sync_runtime::{App, Env};
 use xero_sync_testkit::{EventInbox, LocalApi, LocalAws, Moto, sent_emails, workspace_root};
 
 const STACK: &str = "xero-sync-local";
@@ -90,12 +90,12 @@ async fn main() -> anyhow::Result<()> {
     }));
     let importer = Arc::new(scheduled_import::worker::Worker::new(app()?, &env)?);
     let sqs = aws_sdk_sqs::Client::new(&aws.sdk);
-    let push_queue = worker.push_queue_url.clone();
+    let push_queue = worker.queue.url().to_owned();
     tokio::spawn(poll(sqs.clone(), push_queue, 50, move |event| {
         let worker = worker.clone();
         async move { invoice_push::handle_queue(&worker, event).await }
     }));
-    let import_queue = importer.import_queue_url.clone();
+    let import_queue = importer.queue.url().to_owned();
     tokio::spawn(poll(sqs, import_queue, 1, move |event| {
         let importer = importer.clone();
         async move { scheduled_import::worker::handle(&importer, event).await }
@@ -118,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let secret = SigningSecret::new(platform_secret.as_bytes());
-    let expires = xero_sync_core::time::now().timestamp() + 24 * 3600;
+    let expires = xero_sync_domain::time::now().timestamp() + 24 * 3600;
     let link = connect::connect_link(
         &url::Url::parse(&format!("{base}/"))?,
         &secret,
@@ -207,7 +207,7 @@ async fn tour(
 
     let path = format!("/accounts/{ACCOUNT}/connections");
     let header =
-        sign(secret, xero_sync_core::time::now(), &Signed::Api { method: "GET", path_and_query: &path, body: b"" });
+        sign(secret, xero_sync_domain::time::now(), &Signed::Api { method: "GET", path_and_query: &path, body: b"" });
     let listed: serde_json::Value =
         http.get(format!("{base}{path}")).header("x-xerosync-signature", header).send().await?.json().await?;
     let nz = demo::NZ_TENANT_ID.to_string();
@@ -228,7 +228,7 @@ async fn tour(
     .to_string();
     let header = sign(
         secret,
-        xero_sync_core::time::now(),
+        xero_sync_domain::time::now(),
         &Signed::Api { method: "PUT", path_and_query: &settings_path, body: settings.as_bytes() },
     );
     let saved =
@@ -242,7 +242,7 @@ async fn tour(
     let mut event: serde_json::Value = serde_json::from_str(&example)?;
     event["account_id"] = serde_json::json!(ACCOUNT);
     let body = event.to_string();
-    let header = sign(secret, xero_sync_core::time::now(), &Signed::Webhook { body: body.as_bytes() });
+    let header = sign(secret, xero_sync_domain::time::now(), &Signed::Webhook { body: body.as_bytes() });
     let accepted =
         http.post(format!("{base}/webhooks/invoices")).header("x-xerosync-signature", header).body(body).send().await?;
     if accepted.status().as_u16() != 202 {
@@ -256,7 +256,7 @@ async fn tour(
     for _ in 0..100 {
         let header = sign(
             secret,
-            xero_sync_core::time::now(),
+            xero_sync_domain::time::now(),
             &Signed::Api { method: "GET", path_and_query: &status_path, body: b"" },
         );
         let response = http.get(format!("{base}{status_path}")).header("x-xerosync-signature", header).send().await?;
@@ -338,7 +338,7 @@ fn ok(what: &str) {
 }
 
 async fn check_store(services: &Services) -> anyhow::Result<()> {
-    let now = xero_sync_core::time::now();
+    let now = xero_sync_domain::time::now();
     let connection = Connection {
         account_id: AccountId::parse("local-adapter-check")?,
         tenant_id: TenantId(uuid::Uuid::new_v4()),
@@ -365,7 +365,7 @@ async fn check_store(services: &Services) -> anyhow::Result<()> {
 }
 
 async fn check_vault(services: &Services) -> anyhow::Result<()> {
-    let now = xero_sync_core::time::now();
+    let now = xero_sync_domain::time::now();
     let grant = GrantId(uuid::Uuid::new_v4());
     let tokens = TokenSet {
         grant_id: grant,
@@ -409,7 +409,7 @@ async fn check_events(services: &Services, aws: &LocalAws) -> anyhow::Result<()>
         AccountId::parse("local-demo")?,
         None,
         "local-check",
-        xero_sync_core::time::now(),
+        xero_sync_domain::time::now(),
         serde_json::json!({"check": true}),
     );
     services.events.publish(std::slice::from_ref(&event)).await?;

@@ -73,12 +73,12 @@ fn validator(kind: &str) -> Result<Arc<jsonschema::Validator>, String> {
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
-    use xero_sync_core::events::{EventKind, PlatformEvent};
-    use xero_sync_core::model::AccountId;
+    use xero_sync_domain::events::{EventKind, PlatformEvent};
+    use xero_sync_domain::model::AccountId;
 
     use super::*;
 
-    /// Mirrors `EventKind` in functions/core/src/events.rs (its `as_str`); a kind added there
+    /// Mirrors `EventKind` in functions/domain/src/events.rs (its `as_str`); a kind added there
     /// needs a schema file and an entry here.
     const KINDS: [&str; 15] = [
         "connection.connected",
@@ -262,9 +262,9 @@ mod tests {
         let event = PlatformEvent::new(
             EventKind::ConnectionConnected,
             AccountId::parse("acct:42@example_co.uk").unwrap(),
-            Some(xero_sync_core::model::TenantId::parse(TENANT).unwrap()),
+            Some(xero_sync_domain::model::TenantId::parse(TENANT).unwrap()),
             "grant-1",
-            xero_sync_core::time::now(),
+            xero_sync_domain::time::now(),
             data("connection.connected"),
         );
         assert_valid(&serde_json::to_value(&event).unwrap());

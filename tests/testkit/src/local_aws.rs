@@ -1,8 +1,8 @@
 //! A provisioned stack on the shared moto server, with the adapters the functions use.
 
 use aws_config::SdkConfig;
-use xero_sync_core::store::DynamoStore;
-use xero_sync_core::{Config, Env};
+use xero_sync_aws::DynamoStore;
+use xero_sync_runtime::{Config, Env};
 
 use crate::{Moto, Stack, Template, unique_name};
 

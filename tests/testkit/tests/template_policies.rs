@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
-use xero_sync_core::app::{PLATFORM_SIGNING_SECRETS, SecretSetting, XERO_CLIENT_SECRET};
+use xero_sync_runtime::app::{PLATFORM_SIGNING_SECRETS, SecretSetting, XERO_CLIENT_SECRET};
 use xero_sync_testkit::{Template, workspace_root};
 
 /// (resource logical id, action) pairs allowed a `*` resource, each with AWS's reason.

@@ -1,9 +1,9 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use xero_sync_core::app::{App, Needs};
+use xero_sync_runtime::app::{App, Needs};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    xero_sync_core::telemetry::init();
+    xero_sync_runtime::telemetry::init();
     // Refreshes tokens to end connections at Xero.
     let (app, env) = App::start(Needs { xero_client_secret: true, platform_signing_secrets: false }).await?;
     let config = inactivity_sweep::SweepConfig::from(&env)?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use fantoccini::{ClientBuilder, Locator};
 use xero_emulator::demo;
-use xero_sync_core::model::ConnectionStatus;
+use xero_sync_domain::model::ConnectionStatus;
 use xero_sync_testkit::LocalApi;
 
 use crate::helpers::*;

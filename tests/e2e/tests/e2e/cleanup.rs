@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use inactivity_sweep::{SweepConfig, sweep};
 use xero_emulator::{FaultAction, FaultRule, demo};
-use xero_sync_core::model::{Connection, ConnectionStatus};
-use xero_sync_core::store::Store;
+use xero_sync_domain::model::{Connection, ConnectionStatus};
+use xero_sync_domain::store::Store;
 use xero_sync_testkit::AwsProxy;
 
 use crate::helpers::*;
@@ -114,7 +114,7 @@ async fn an_organisation_choice_nobody_makes_leaves_nothing_at_xero_or_in_the_va
     assert_eq!(page.status(), 200, "the choose page");
     let at_xero = w.emu.connections();
     assert_eq!(at_xero.len(), 2);
-    let grant = xero_sync_core::model::GrantId::parse(at_xero[0]["authEventId"].as_str().unwrap()).unwrap();
+    let grant = xero_sync_domain::model::GrantId::parse(at_xero[0]["authEventId"].as_str().unwrap()).unwrap();
     assert!(w.connect.app.services.vault.load(&grant).await.unwrap().is_some());
 
     w.emu.clock().advance(Duration::from_secs(11 * 60));

@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use xero_emulator::demo;
-use xero_sync_core::model::*;
-use xero_sync_core::signing::SigningSecret;
-use xero_sync_core::store::Store;
-use xero_sync_core::xero::XeroError;
+use xero_sync_domain::model::*;
+use xero_sync_domain::signing::SigningSecret;
+use xero_sync_domain::store::Store;
 use xero_sync_testkit::sent_emails;
+use xero_sync_xero::XeroError;
 
 use crate::helpers::*;
 
@@ -108,7 +108,7 @@ async fn a_state_is_refused_when_unknown_replayed_or_expired() {
     assert!(body(&replay).contains("already been used"));
 
     let unknown_state = "A".repeat(43);
-    *w.cookie.lock().unwrap() = Some(xero_sync_core::http::consent_binding(&unknown_state));
+    *w.cookie.lock().unwrap() = Some(xero_sync_http::consent_binding(&unknown_state));
     let unknown = w.get_callback(&format!("/oauth/callback?code=abc&state={unknown_state}")).await;
     assert_eq!(unknown.status(), 400);
     let malformed = w.get_callback("/oauth/callback?code=abc&state=%3Cscript%3E").await;
@@ -239,7 +239,7 @@ async fn fifty_concurrent_token_requests_at_expiry_cause_exactly_one_refresh() {
     w.connect_account("acct-race").await;
     let connection = w.connections("acct-race").await.remove(0);
     // Five warm Lambdas, each with its own cache, all about to find the token expiring.
-    let lambdas: Vec<Arc<xero_sync_core::App>> = (0..5).map(|_| Arc::new(w.new_app())).collect();
+    let lambdas: Vec<Arc<xero_sync_runtime::App>> = (0..5).map(|_| Arc::new(w.new_app())).collect();
     w.emu.clock().advance(Duration::from_secs(26 * 60));
     w.emu.reset_counters();
     let tasks: Vec<_> = (0..50)
@@ -268,7 +268,7 @@ async fn warm_lambdas_read_the_token_secret_once_per_token_lifetime() {
     let proxy = xero_sync_testkit::AwsProxy::start(w.moto().endpoint()).await.unwrap();
     let sdk = proxy.sdk_config(&w.aws.sdk);
     // Three warm Lambdas asking for a token every five minutes for two hours: four lifetimes.
-    let lambdas: Vec<xero_sync_core::App> = (0..3).map(|_| w.new_app_via(&sdk)).collect();
+    let lambdas: Vec<xero_sync_runtime::App> = (0..3).map(|_| w.new_app_via(&sdk)).collect();
     w.emu.reset_counters();
     for _ in 0..24 {
         for app in &lambdas {
@@ -296,7 +296,7 @@ async fn a_refresh_whose_response_was_lost_is_recovered_with_the_previous_refres
 
     let lost = w.connect.app.tokens.access_token(&connection).await;
     assert!(
-        matches!(lost, Err(xero_sync_core::token_provider::TokenError::Xero(XeroError::Transport { .. }))),
+        matches!(lost, Err(xero_sync_runtime::token_provider::TokenError::Xero(XeroError::Transport { .. }))),
         "{lost:?}"
     );
     let kept = w.connect.app.services.vault.load(&connection.grant_id).await.unwrap().unwrap();
@@ -323,7 +323,7 @@ async fn a_revoked_grant_marks_the_connection_for_reconnection_once() {
     w.get_callback(&w.consent(&link).await).await;
     let connection = w.connections("acct-revoked").await.remove(0);
     let tokens = w.connect.app.services.vault.load(&connection.grant_id).await.unwrap().unwrap();
-    w.connect.app.xero.revoke(&tokens.refresh_token).await.unwrap(); // as if the user removed the app in Xero
+    w.revoke_at_xero(&tokens.refresh_token).await; // as if the user removed the app in Xero
     w.emu.clock().advance(Duration::from_secs(31 * 60));
     w.inbox.drain().await.unwrap();
 
@@ -357,7 +357,7 @@ async fn a_reconnect_email_that_failed_to_send_is_sent_by_the_next_attempt() {
     w.get_callback(&w.consent(&link).await).await;
     let connection = w.connections("acct-retry").await.remove(0);
     let tokens = w.connect.app.services.vault.load(&connection.grant_id).await.unwrap().unwrap();
-    w.connect.app.xero.revoke(&tokens.refresh_token).await.unwrap();
+    w.revoke_at_xero(&tokens.refresh_token).await;
     w.emu.clock().advance(Duration::from_secs(31 * 60));
 
     let (broken_mail, _proxy) = w.new_app_with_mail_down().await;
@@ -368,10 +368,10 @@ async fn a_reconnect_email_that_failed_to_send_is_sent_by_the_next_attempt() {
     assert!(sent_emails(moto, email).await.unwrap().is_empty(), "SES was out of reach at the first attempt");
 
     let app = &w.connect.app;
-    xero_sync_core::lifecycle::needs_reconnect(&app.services, &connection.account_id, connection.grant_id, w.now())
+    xero_sync_runtime::reconnect::needs_reconnect(&app.services, &connection.account_id, connection.grant_id, w.now())
         .await
         .unwrap();
-    xero_sync_core::lifecycle::needs_reconnect(&app.services, &connection.account_id, connection.grant_id, w.now())
+    xero_sync_runtime::reconnect::needs_reconnect(&app.services, &connection.account_id, connection.grant_id, w.now())
         .await
         .unwrap();
     assert_eq!(sent_emails(moto, email).await.unwrap().len(), 1, "sent once, by the next attempt");
@@ -401,10 +401,12 @@ async fn disconnect_leaves_no_usable_token_and_keeps_the_history() {
         .connect
         .app
         .xero
-        .get::<serde_json::Value>(
+        .call::<(), serde_json::Value>(
+            reqwest::Method::GET,
             &tokens.access_token,
             connection.tenant_id,
-            &xero_sync_core::xero::ApiRequest::new("/Organisation"),
+            &xero_sync_xero::ApiRequest::new("/Organisation"),
+            None,
         )
         .await;
     assert!(matches!(stale, Err(XeroError::Forbidden(_))), "the old token reaches nothing: {stale:?}");
@@ -425,10 +427,10 @@ async fn the_connection_api_refuses_unsigned_stale_and_misdirected_calls() {
     assert_eq!(unsigned.status(), 401);
     assert!(json(&unsigned)["message"].as_str().unwrap().contains("missing"));
     let stale_at = w.now() - chrono::Duration::minutes(6);
-    let stale = xero_sync_core::signing::sign(
+    let stale = xero_sync_domain::signing::sign(
         &w.platform,
         stale_at,
-        &xero_sync_core::signing::Signed::Api { method: "GET", path_and_query: path, body: b"" },
+        &xero_sync_domain::signing::Signed::Api { method: "GET", path_and_query: path, body: b"" },
     );
     let r = connect::handle(
         &w.connect,
@@ -437,10 +439,10 @@ async fn the_connection_api_refuses_unsigned_stale_and_misdirected_calls() {
     .await;
     assert_eq!(r.status(), 401);
     // Signed for one account, sent for another.
-    let signed_for_1 = xero_sync_core::signing::sign(
+    let signed_for_1 = xero_sync_domain::signing::sign(
         &w.platform,
         w.now(),
-        &xero_sync_core::signing::Signed::Api { method: "GET", path_and_query: path, body: b"" },
+        &xero_sync_domain::signing::Signed::Api { method: "GET", path_and_query: path, body: b"" },
     );
     let r = connect::handle(
         &w.connect,
@@ -477,7 +479,7 @@ async fn no_token_ever_reaches_the_logs() {
     let subscriber =
         // The functions' own filter at its most verbose.
         tracing_subscriber::fmt()
-            .with_env_filter(xero_sync_core::telemetry::filter("trace"))
+            .with_env_filter(xero_sync_runtime::telemetry::filter("trace"))
             .with_writer(move || writer.clone())
             .finish();
     let _guard = tracing::subscriber::set_default(subscriber);

@@ -1,16 +1,29 @@
 //! Issue 6: finding the Xero contact for a platform customer, against the emulator's demo
 //! organisation (Acme Plumbing Ltd C-1001, Bayside Property Management C-1002, Jane Citizen).
 
-use invoice_push::contact::find;
+use invoice_push::contact::{Found, find_many};
 use invoice_push::event::Customer;
 use serde_json::json;
-use xero_sync_core::model::ContactMatch;
-use xero_sync_core::store::Store;
+use xero_sync_domain::model::ContactMatch;
+use xero_sync_domain::store::Store;
 
 use crate::helpers::*;
 
 fn customer(id: &str, name: &str, email: Option<&str>) -> Customer {
     serde_json::from_value(json!({ "id": id, "name": name, "email": email })).unwrap()
+}
+
+/// The contact Xero has for one customer, through the worker's lookup.
+async fn find(
+    app: &xero_sync_runtime::App,
+    connection: &xero_sync_domain::model::Connection,
+    customer: &Customer,
+) -> Result<Option<uuid::Uuid>, xero_sync_runtime::token_provider::TokenError> {
+    let mut found = find_many(app, connection, &[customer]).await?;
+    Ok(match found.remove(&customer.id) {
+        Some(Found::Contact(id)) => Some(id),
+        _ => None,
+    })
 }
 
 fn contact_id(w: &World, name: &str) -> String {

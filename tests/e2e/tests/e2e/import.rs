@@ -7,8 +7,8 @@ use std::time::Duration;
 use scheduled_import::import::{ImportPolicy, ImportSummary, import};
 use serde_json::{Value, json};
 use xero_emulator::{FaultAction, FaultRule, LimitsConfig, Trigger, demo};
-use xero_sync_core::settings::NewInvoiceStatus;
-use xero_sync_core::xero::ApiRequest;
+use xero_sync_domain::settings::NewInvoiceStatus;
+use xero_sync_xero::ApiRequest;
 
 use crate::helpers::*;
 

@@ -4,10 +4,10 @@
 use invoice_push::push::{Outcome, push};
 use serde_json::json;
 use xero_emulator::demo;
-use xero_sync_core::model::{PlatformInvoiceId, SyncStatus, TenantId};
-use xero_sync_core::settings::NewInvoiceStatus;
-use xero_sync_core::signing::{Signed, sign};
-use xero_sync_core::store::Store;
+use xero_sync_domain::model::{PlatformInvoiceId, SyncStatus, TenantId};
+use xero_sync_domain::settings::NewInvoiceStatus;
+use xero_sync_domain::signing::{Signed, sign};
+use xero_sync_domain::store::Store;
 use xero_sync_testkit::apigw;
 
 use crate::helpers::*;

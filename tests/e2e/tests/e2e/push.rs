@@ -8,11 +8,11 @@ use invoice_push::push::{Outcome, push};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use xero_emulator::demo;
-use xero_sync_core::model::{
+use xero_sync_domain::model::{
     ConnectionStatus, ContactMatch, PlatformCustomerId, PlatformInvoiceId, SyncStatus, TenantId,
 };
-use xero_sync_core::settings::{NewInvoiceStatus, TrackingMapping};
-use xero_sync_core::store::Store;
+use xero_sync_domain::settings::{NewInvoiceStatus, TrackingMapping};
+use xero_sync_domain::store::Store;
 use xero_sync_testkit::{Moto, sent_emails};
 
 use crate::helpers::*;
@@ -29,7 +29,7 @@ fn calls(w: &World, (method, endpoint): (&str, &str)) -> u64 {
     w.emu.counters().calls_to(method, endpoint)
 }
 
-async fn record(w: &World, account: &str, invoice: &str) -> xero_sync_core::model::SyncRecord {
+async fn record(w: &World, account: &str, invoice: &str) -> xero_sync_domain::model::SyncRecord {
     w.aws.store().get_sync_record(&key(account), &PlatformInvoiceId::parse(invoice).unwrap()).await.unwrap().unwrap()
 }
 
@@ -384,7 +384,7 @@ async fn an_unmapped_tax_rate_fails_before_xero_naming_the_line() {
 async fn invoices_wait_for_a_reconnection_and_are_pushed_after_it() {
     let w = ready("acct-parked", NewInvoiceStatus::Draft).await;
     let connection = w.connections("acct-parked").await.remove(0);
-    xero_sync_core::lifecycle::needs_reconnect(
+    xero_sync_runtime::reconnect::needs_reconnect(
         &w.worker.app.services,
         &connection.account_id,
         connection.grant_id,

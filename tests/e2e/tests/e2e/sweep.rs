@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use inactivity_sweep::{SweepConfig, SweepSummary, sweep};
 use xero_emulator::{FaultAction, FaultRule, demo};
-use xero_sync_core::model::{AccountId, Connection, ConnectionStatus, GrantId, TenantId, XeroConnectionId};
-use xero_sync_core::store::Store;
+use xero_sync_domain::model::{AccountId, Connection, ConnectionStatus, GrantId, TenantId, XeroConnectionId};
+use xero_sync_domain::store::Store;
 use xero_sync_testkit::{Moto, sent_emails};
 
 use crate::helpers::*;

@@ -36,8 +36,8 @@ async fn a_signed_invoice_event_is_queued_once_and_a_redelivery_is_only_acknowle
 async fn ten_concurrent_deliveries_of_one_event_make_one_xero_invoice() {
     let w = Arc::new(World::new().await);
     w.connect_account("acct-burst").await;
-    let drafts = settings(xero_sync_core::settings::NewInvoiceStatus::Draft);
-    xero_sync_core::store::Store::put_settings(&w.aws.store(), &key("acct-burst"), 0, &drafts).await.unwrap();
+    let drafts = settings(xero_sync_domain::settings::NewInvoiceStatus::Draft);
+    xero_sync_domain::store::Store::put_settings(&w.aws.store(), &key("acct-burst"), 0, &drafts).await.unwrap();
     w.work_push_queue().await;
     let body = event("acct-burst", "dlv-burst-0001").to_string();
     let attempts: Vec<_> = (0..10)
@@ -124,8 +124,8 @@ async fn an_account_with_several_organisations_must_say_which() {
 async fn a_burst_of_100_redeliveries_makes_one_xero_invoice() {
     let w = Arc::new(World::new().await);
     w.connect_account("acct-storm").await;
-    let drafts = settings(xero_sync_core::settings::NewInvoiceStatus::Draft);
-    xero_sync_core::store::Store::put_settings(&w.aws.store(), &key("acct-storm"), 0, &drafts).await.unwrap();
+    let drafts = settings(xero_sync_domain::settings::NewInvoiceStatus::Draft);
+    xero_sync_domain::store::Store::put_settings(&w.aws.store(), &key("acct-storm"), 0, &drafts).await.unwrap();
     w.work_push_queue().await;
     // Half repeat one delivery id (the platform retrying); half are new deliveries of the same
     // invoice (the platform sending it again).

@@ -4,9 +4,9 @@
 use invoice_push::push::{Outcome, PushPolicy, push};
 use serde_json::{Value, json};
 use xero_emulator::demo;
-use xero_sync_core::model::{PlatformInvoiceId, SyncStatus, TenantId};
-use xero_sync_core::settings::NewInvoiceStatus;
-use xero_sync_core::store::Store;
+use xero_sync_domain::model::{PlatformInvoiceId, SyncStatus, TenantId};
+use xero_sync_domain::settings::NewInvoiceStatus;
+use xero_sync_domain::store::Store;
 
 use crate::helpers::*;
 
@@ -22,7 +22,7 @@ fn contacts_named(w: &World, prefix: &str) -> Vec<Value> {
         .collect()
 }
 
-async fn record(w: &World, account: &str, invoice: &str) -> xero_sync_core::model::SyncRecord {
+async fn record(w: &World, account: &str, invoice: &str) -> xero_sync_domain::model::SyncRecord {
     w.aws.store().get_sync_record(&key(account), &PlatformInvoiceId::parse(invoice).unwrap()).await.unwrap().unwrap()
 }
 
@@ -262,7 +262,7 @@ async fn a_write_xero_applied_but_answered_unreadably_is_looked_up_before_it_is_
 
 async fn put_contact(w: &World, account: &str, contact: Value) -> String {
     let connection = w.connections(account).await.remove(0);
-    let request = xero_sync_core::xero::ApiRequest::new("/Contacts");
+    let request = xero_sync_xero::ApiRequest::new("/Contacts");
     let answer: Value =
         w.worker.app.tokens.put(&connection, &request, &json!({ "Contacts": [contact] })).await.unwrap().body;
     answer["Contacts"][0]["ContactID"].as_str().unwrap().to_owned()

@@ -1,0 +1,151 @@
+//! One SQS queue, as our functions write to it: single messages, batches within
+//! SendMessageBatch's limits with refused entries sent again, and a message's visibility.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use xero_sync_domain::error::{AwsError, Error};
+
+use crate::sdk_error;
+
+/// SendMessageBatch takes at most ten messages and 256 KiB in all.
+const MAX_ENTRIES: usize = 10;
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// Refused entries are sent again this many times in all, 200 ms, 400 ms, 800 ms apart.
+const ATTEMPTS: u32 = 4;
+/// SQS holds a message back for at most twelve hours.
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
+
+#[derive(Clone, Debug)]
+pub struct Queue {
+    client: Client,
+    url: String,
+}
+
+impl Queue {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        Self { client, url: url.into() }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub async fn send(&self, body: &str) -> Result<(), Error> {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| Error::Aws(sdk_error("SQS", "SendMessage", &e)))?;
+        Ok(())
+    }
+
+    /// Sends every body, batched, sending entries SQS refused again a few times. Returns the
+    /// positions (in `bodies`) of those still refused after that, so a caller can keep exactly
+    /// what was not sent; empty when all were.
+    pub async fn send_all(&self, bodies: &[String]) -> Result<Vec<usize>, Error> {
+        let mut refused = Vec::new();
+        for batch in batches(bodies) {
+            refused.extend(self.send_batch(bodies, batch).await?);
+        }
+        Ok(refused)
+    }
+
+    /// [`Queue::send_all`], failing (retryably) unless every body was sent.
+    pub async fn send_every(&self, bodies: &[String]) -> Result<(), Error> {
+        let refused = self.send_all(bodies).await?;
+        if refused.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Aws(AwsError {
+            service: "SQS",
+            operation: "SendMessageBatch",
+            code: Some("BatchEntryFailed".into()),
+            message: Some(format!("{} message(s) not accepted", refused.len())),
+            retryable: true,
+        }))
+    }
+
+    async fn send_batch(&self, bodies: &[String], mut pending: Vec<usize>) -> Result<Vec<usize>, Error> {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            let entries = pending
+                .iter()
+                .map(|&at| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(at.to_string())
+                        .message_body(&bodies[at])
+                        .build()
+                        .map_err(|e| Error::Corrupt { what: "queue message", reason: e.to_string() })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| Error::Aws(sdk_error("SQS", "SendMessageBatch", &e)))?;
+            let failed: Vec<&str> = out.failed.iter().map(|f| f.id.as_str()).collect();
+            pending.retain(|at| failed.contains(&at.to_string().as_str()));
+            if pending.is_empty() {
+                break;
+            }
+        }
+        Ok(pending)
+    }
+
+    /// Holds a received message back for `after` (at most SQS's twelve hours). A failure is
+    /// only logged: the queue's own visibility timeout applies instead, sooner, not lost.
+    pub async fn delay(&self, receipt_handle: &str, after: Duration) {
+        let seconds = after.min(MAX_VISIBILITY).as_secs().max(1) as i32;
+        let changed = self
+            .client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await;
+        if let Err(e) = changed {
+            tracing::warn!(error = %sdk_error("SQS", "ChangeMessageVisibility", &e), "could not delay the retry");
+        }
+    }
+}
+
+/// Positions of `bodies`, in order, grouped into batches of at most ten and 256 KiB.
+fn batches(bodies: &[String]) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut bytes = 0;
+    for (at, body) in bodies.iter().enumerate() {
+        match out.last_mut() {
+            Some(batch) if batch.len() < MAX_ENTRIES && bytes + body.len() <= MAX_BATCH_BYTES => batch.push(at),
+            _ => {
+                out.push(vec![at]);
+                bytes = 0;
+            }
+        }
+        bytes += body.len();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_hold_at_most_ten_messages_and_256_kib() {
+        let small: Vec<String> = (0..23).map(|n| n.to_string()).collect();
+        let sizes: Vec<usize> = batches(&small).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [10, 10, 3]);
+        let big: Vec<String> = (0..3).map(|_| "x".repeat(100 * 1024)).collect();
+        assert_eq!(batches(&big), [vec![0, 1], vec![2]]);
+    }
+}

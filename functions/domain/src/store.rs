@@ -1,0 +1,335 @@
+//! Everything xero-sync remembers, in one DynamoDB table.
+//!
+//! # Item layout
+//!
+//! This table is the single place the layout is described; `xero_sync_aws::store` is the only
+//! code that builds keys. Every access path is a `GetItem`, a `Query` on the table's key or on `gsi1`,
+//! or a `BatchGetItem`; nothing scans.
+//!
+//! | item              | `pk`                          | `sk`                        | `gsi1pk` / `gsi1sk`                     | `expires_epoch` |
+//! |-------------------|-------------------------------|-----------------------------|-----------------------------------------|--------------|
+//! | connection        | `ACCOUNT#{account}`           | `CONNECTION#{tenant}`       | `CONNECTED#{shard}` / last activity, only while CONNECTED | – |
+//! | settings          | `ACCOUNT#{account}`           | `SETTINGS#{tenant}`         | –                                       | –            |
+//! | Xero connection user | `XCONN#{Xero connection id}` | `{account}#{tenant}`     | –                                       | –            |
+//! | sync record       | `ORG#{account}#{tenant}`      | `INVOICE#{platform id}`     | –                                       | –            |
+//! | Xero invoice ref  | `ORG#{account}#{tenant}`      | `XERO_INVOICE#{InvoiceID}`  | –                                       | –            |
+//! | contact mapping   | `ORG#{account}#{tenant}`      | `CONTACT#{customer id}`     | –                                       | –            |
+//! | Xero contact ref  | `ORG#{account}#{tenant}`      | `XERO_CONTACT#{ContactID}`  | –                                       | –            |
+//! | parked push       | `ORG#{account}#{tenant}`      | `PARKED#{platform id}`      | –                                       | –            |
+//! | import cursor     | `ORG#{account}#{tenant}`      | `CURSOR#{resource}`         | –                                       | –            |
+//! | reference data    | `ORG#{account}#{tenant}`      | `REFDATA`                   | –                                       | –            |
+//! | OAuth state       | `OAUTH_STATE#{state}`         | `OAUTH_STATE`               | –                                       | 10 minutes   |
+//! | pending org choice| `CHOICE#{token}`              | `CHOICE`                    | –                                       | 10 minutes   |
+//! | webhook delivery  | `DELIVERY#{delivery id}`      | `DELIVERY`                  | –                                       | a few days   |
+//! | lease             | `LEASE#{name}`                | `LEASE`                     | –                                       | seconds      |
+//! | job state         | `JOB#{name}`                  | `JOB`                       | –                                       | –            |
+//! | once              | `ONCE#{name}`                 | `ONCE`                      | –                                       | as claimed   |
+//! | grant release     | `RELEASE#{grant}`             | `RELEASE`                   | `RELEASES` / due at                     | –            |
+//!
+//! * **Connected index.** `gsi1` holds only CONNECTED connections (the attribute is removed on
+//!   any other status), sorted by last activity as a fixed-width UTC string. "Connected
+//!   connections" (the import fan-out) reads every partition; "connected and idle since T" (the
+//!   inactivity sweep) adds `gsi1sk < T`. The partition is spread over [`CONNECTED_SHARDS`]
+//!   values by a hash of the connection, so tens of thousands of connections recording activity
+//!   do not all write to one index partition.
+//! * **Clean-up index.** An ended connection whose clean-up (its Xero connection, its tokens)
+//!   is not done yet sits in `gsi1` under `CLEANUP#{shard}` instead, sorted by when it ended;
+//!   [`Store::finish_cleanup`] takes it out. Grant releases sit under `RELEASES`, sorted by when
+//!   they are due. Both are written in the same request as the state they describe.
+//! * **Activity** is a successful push, an import that delivered changes, or an action by the
+//!   account through the connection API; each calls [`Store::record_activity`].
+//! * **Expiry.** `expires_epoch` (epoch seconds) is the table's TTL attribute, there only so
+//!   DynamoDB cleans up. It deletes expired items up to days late and moto never does, so every
+//!   read of an expiring item checks the item's own `expires_at` (a fixed-width UTC string),
+//!   and conditional writes treat an item whose `expires_at` has passed as absent.
+//! * **Exactly once.** Single use (states), first delivery (webhook ids), leases and versioned
+//!   records (sync records, cursors, settings) are conditional writes; a lost race is
+//!   [`crate::Error::Conflict`].
+//! * **Shared Xero connections.** Xero keeps one connection per Xero user and organisation, so
+//!   two platform accounts connected by the same person to the same organisation share it. The
+//!   `XCONN#` collection lists the live (CONNECTED or NEEDS_RECONNECT) connections using each
+//!   one; it is kept by [`Store::put_connection`] and [`Store::set_connection_status`], and a
+//!   disconnect removes the Xero connection only when no one else uses it.
+//! * **Paired items.** A Xero id → platform id reference is written just before the record it
+//!   points back to (a reference is true as soon as Xero has the object, so one left alone by a
+//!   failed record write is harmless), so the import can batch-read "which of these Xero
+//!   objects are ours" without an index per entity. No transactions: they cost twice the
+//!   writes and buy nothing here.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use crate::Error;
+use crate::model::{
+    AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, EmailRefusal, GrantId,
+    GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId,
+    SyncRecord, XeroConnectionId,
+};
+use crate::reference::ReferenceData;
+use crate::settings::{ConnectionSettings, VersionedSettings};
+
+/// How many partitions the connected index is spread over. Changing it re-homes every
+/// connection, so it is a constant, not configuration.
+pub const CONNECTED_SHARDS: u8 = 8;
+
+/// Why an OAuth state was refused at the callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateRefusal {
+    /// Never issued, or already used (a replay).
+    Unknown,
+    /// Issued, but the consent took longer than the state lives.
+    Expired,
+}
+
+#[derive(Debug)]
+pub enum DeliveryClaim {
+    /// First sight of this delivery id: process it.
+    New,
+    /// Seen before and still remembered.
+    Seen(Delivery),
+}
+
+/// A status change and the statuses it may come from (empty: any).
+#[derive(Debug, Clone)]
+pub struct StatusChange {
+    pub to: ConnectionStatus,
+    pub only_from: Vec<ConnectionStatus>,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+    /// Only while the connection's last activity is still this (as the caller read it), so
+    /// activity recorded meanwhile wins over a change decided from idleness.
+    pub if_last_activity: Option<DateTime<Utc>>,
+    /// What the connection held is still to be released: list it in the clean-up index.
+    pub cleanup: bool,
+}
+
+impl StatusChange {
+    pub fn new(
+        to: ConnectionStatus,
+        only_from: Vec<ConnectionStatus>,
+        reason: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self { to, only_from, reason, at, if_last_activity: None, cleanup: false }
+    }
+}
+
+/// A claim made earlier, with what it kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub value: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Which connected connections to list.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectedQuery {
+    /// Only those whose last activity is before this instant.
+    pub idle_before: Option<DateTime<Utc>>,
+    /// At most this many per page (DynamoDB's `Limit`).
+    pub page_size: i32,
+}
+
+/// Where the next page of a multi-page listing starts; opaque to callers, safe to put in a
+/// queue message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageToken(pub String);
+
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<PageToken>,
+}
+
+/// How long a claimed once-key is taken to be in progress before its claimant is presumed dead.
+const ONCE_IN_FLIGHT: Duration = Duration::minutes(5);
+/// What [`at_most_once`] keeps with its key while the work runs, and once it is done.
+const ONCE_RUNNING: &str = "running";
+const ONCE_DONE: &str = "done";
+
+/// Runs `work` unless a run under `key` already succeeded (within `remember`): how a notice is
+/// sent once although its cause is seen by every retry. The key is claimed first and released
+/// if `work` fails, so a failure is retried by the next caller instead of being lost. Returns
+/// whether `work` ran.
+pub async fn at_most_once<F, Fut>(
+    store: &dyn Store,
+    key: &str,
+    now: DateTime<Utc>,
+    remember: Duration,
+    work: F,
+) -> Result<bool, Error>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), Error>>,
+{
+    match store.claim_once(key, ONCE_RUNNING, now + remember, now).await? {
+        None => {}
+        // Claimed by a run that died before it finished: ours to do now.
+        Some(earlier) if earlier.value == ONCE_RUNNING && now - earlier.at > ONCE_IN_FLIGHT => {}
+        Some(_) => return Ok(false),
+    }
+    match work().await {
+        Ok(()) => {
+            store.settle_once(key, ONCE_DONE, now + remember, now).await?;
+            Ok(true)
+        }
+        Err(e) => {
+            let _ = store.forget_once(key).await;
+            Err(e)
+        }
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    // Connections.
+    async fn put_connection(&self, connection: &Connection) -> Result<(), Error>;
+    async fn get_connection(&self, key: &ConnectionKey) -> Result<Option<Connection>, Error>;
+    async fn account_connections(&self, account: &AccountId) -> Result<Vec<Connection>, Error>;
+    /// Fails with `Conflict` when the current status is not in `only_from`, `NotFound` when
+    /// there is no such connection.
+    async fn set_connection_status(&self, key: &ConnectionKey, change: &StatusChange) -> Result<Connection, Error>;
+    /// Moves last activity forward (never back). Returns whether it moved.
+    async fn record_activity(&self, key: &ConnectionKey, at: DateTime<Utc>) -> Result<bool, Error>;
+    async fn record_sync(&self, key: &ConnectionKey, at: DateTime<Utc>) -> Result<(), Error>;
+    async fn connected_page(&self, query: ConnectedQuery, from: Option<&PageToken>) -> Result<Page<Connection>, Error>;
+    /// Live connections, of any account, that use this Xero connection.
+    async fn sharing_xero_connection(&self, id: XeroConnectionId) -> Result<Vec<ConnectionKey>, Error>;
+    /// Ended connections whose clean-up is not done, oldest first.
+    async fn pending_cleanups(&self, page_size: i32, from: Option<&PageToken>) -> Result<Page<Connection>, Error>;
+    /// The clean-up is done: out of the clean-up index.
+    async fn finish_cleanup(&self, key: &ConnectionKey) -> Result<(), Error>;
+    /// Records (or, with `None`, clears) a permanent refusal of the account's address.
+    async fn set_email_refusal(&self, key: &ConnectionKey, refusal: Option<&EmailRefusal>) -> Result<(), Error>;
+
+    // Grants to release once nobody uses them.
+    async fn put_grant_release(&self, release: &GrantRelease) -> Result<(), Error>;
+    async fn delete_grant_release(&self, grant: GrantId) -> Result<(), Error>;
+    /// Releases due at `now`, soonest first, at most `limit`.
+    async fn due_grant_releases(&self, now: DateTime<Utc>, limit: i32) -> Result<Vec<GrantRelease>, Error>;
+
+    /// Claims `name` until `until`, keeping `value` with the claim: `None` the first time, the
+    /// earlier claim while it lasts (single use of a connect link, say).
+    async fn claim_once(
+        &self,
+        name: &str,
+        value: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Claimed>, Error>;
+    /// Replaces what a claim keeps, and until when (the claim made, its work done).
+    async fn settle_once(&self, name: &str, value: &str, until: DateTime<Utc>, now: DateTime<Utc>)
+    -> Result<(), Error>;
+    /// Gives a claim up, so that the next caller makes it again (its work failed).
+    async fn forget_once(&self, name: &str) -> Result<(), Error>;
+
+    // OAuth states.
+    async fn create_oauth_state(&self, state: &OAuthState) -> Result<(), Error>;
+    async fn consume_oauth_state(
+        &self,
+        state: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<OAuthState, StateRefusal>, Error>;
+
+    /// The pick-one-organisation step after a consent; single use like an OAuth state.
+    async fn create_choice(&self, choice: &PendingChoice) -> Result<(), Error>;
+    async fn consume_choice(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<PendingChoice, StateRefusal>, Error>;
+
+    // Leases: one holder at a time, until it releases or the lease expires.
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error>;
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), Error>;
+    /// Extends a lease only if `owner` still holds it and it has not expired: a fence before a
+    /// write that must not happen once someone else may have taken over.
+    async fn renew_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error>;
+
+    // Webhook deliveries.
+    async fn claim_delivery(
+        &self,
+        delivery_id: &str,
+        now: DateTime<Utc>,
+        keep_for: Duration,
+    ) -> Result<DeliveryClaim, Error>;
+    async fn mark_delivery_enqueued(&self, delivery_id: &str) -> Result<(), Error>;
+    /// Lets a delivery that could not be handed on be accepted again when it is redelivered.
+    async fn forget_delivery(&self, delivery_id: &str) -> Result<(), Error>;
+
+    // Sync records.
+    async fn get_sync_record(
+        &self,
+        key: &ConnectionKey,
+        invoice: &PlatformInvoiceId,
+    ) -> Result<Option<SyncRecord>, Error>;
+    /// Writes `record` if the stored version still equals `record.version`; returns it with the
+    /// new version.
+    async fn save_sync_record(&self, record: &SyncRecord) -> Result<SyncRecord, Error>;
+    async fn invoices_for_xero_ids(
+        &self,
+        key: &ConnectionKey,
+        xero_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, PlatformInvoiceId>, Error>;
+
+    // A scheduled job's own state between runs (where a bounded run stopped, what to retry).
+    async fn get_job_state(&self, name: &str) -> Result<Option<String>, Error>;
+    /// Replaces the state; `None` removes it.
+    async fn put_job_state(&self, name: &str, state: Option<&str>) -> Result<(), Error>;
+
+    // Pushes waiting for a reconnection.
+    /// Keeps `parked` unless a newer event for the same invoice is already parked.
+    async fn park_push(&self, key: &ConnectionKey, parked: &ParkedPush) -> Result<(), Error>;
+    async fn parked_pushes(&self, key: &ConnectionKey) -> Result<Vec<ParkedPush>, Error>;
+    /// Removes `parked` unless a newer event has replaced it since it was read.
+    async fn unpark_push(&self, key: &ConnectionKey, parked: &ParkedPush) -> Result<(), Error>;
+
+    // Contact mappings.
+    async fn get_contact_mapping(
+        &self,
+        key: &ConnectionKey,
+        customer: &PlatformCustomerId,
+    ) -> Result<Option<ContactMapping>, Error>;
+    async fn put_contact_mapping(&self, key: &ConnectionKey, mapping: &ContactMapping) -> Result<(), Error>;
+    async fn customers_for_xero_ids(
+        &self,
+        key: &ConnectionKey,
+        xero_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, PlatformCustomerId>, Error>;
+
+    // Import cursors.
+    async fn get_cursor(&self, key: &ConnectionKey, resource: &str) -> Result<Option<ImportCursor>, Error>;
+    /// Versioned like [`Store::save_sync_record`].
+    async fn save_cursor(&self, key: &ConnectionKey, cursor: &ImportCursor) -> Result<ImportCursor, Error>;
+
+    // The organisation's reference data, as last read (see [`crate::reference`]).
+    async fn get_reference_data(&self, key: &ConnectionKey) -> Result<Option<ReferenceData>, Error>;
+    /// Keeps a snapshot; one too large for an item (over ~350 KB of JSON) is not kept and
+    /// `false` is returned, so readers go to Xero instead.
+    async fn put_reference_data(&self, key: &ConnectionKey, data: &ReferenceData) -> Result<bool, Error>;
+
+    // Settings.
+    async fn get_settings(&self, key: &ConnectionKey) -> Result<VersionedSettings, Error>;
+    /// Replaces the settings if they are still at `expected_version`.
+    async fn put_settings(
+        &self,
+        key: &ConnectionKey,
+        expected_version: u64,
+        settings: &ConnectionSettings,
+    ) -> Result<VersionedSettings, Error>;
+}

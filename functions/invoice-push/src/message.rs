@@ -1,0 +1,32 @@
+//! What goes on the push queue: the webhook's accepted events, backfill chunks. The worker
+//! also reads `connection.connected` from our own bus there (see [`crate::worker`]).
+
+use serde::{Deserialize, Serialize};
+use xero_sync_domain::model::{AccountId, TenantId};
+
+use crate::event::InvoiceEvent;
+
+/// One queue message: the validated event and the organisation it goes to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushMessage {
+    pub tenant_id: TenantId,
+    pub event: InvoiceEvent,
+}
+
+/// What we put on the push queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum QueueMessage {
+    /// One event from the webhook.
+    Event(Box<PushMessage>),
+    /// Up to fifty invoices of a backfill, pushed in one Xero request.
+    Backfill(BackfillChunk),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackfillChunk {
+    pub backfill_id: String,
+    pub account_id: AccountId,
+    pub tenant_id: TenantId,
+    pub events: Vec<InvoiceEvent>,
+}
