@@ -34,10 +34,10 @@
 //!   do not all write to one index partition.
 //! * **Clean-up index.** An ended connection whose clean-up (its Xero connection, its tokens)
 //!   is not done yet sits in `gsi1` under `CLEANUP#{shard}` instead, sorted by when it ended;
-//!   [`Store::finish_cleanup`] takes it out. Grant releases sit under `RELEASES`, sorted by when
+//!   [`ConnectionStore::finish_cleanup`] takes it out. Grant releases sit under `RELEASES`, sorted by when
 //!   they are due. Both are written in the same request as the state they describe.
 //! * **Activity** is a successful push, an import that delivered changes, or an action by the
-//!   account through the connection API; each calls [`Store::record_activity`].
+//!   account through the connection API; each calls [`ConnectionStore::record_activity`].
 //! * **Expiry.** `expires_epoch` (epoch seconds) is the table's TTL attribute, there only so
 //!   DynamoDB cleans up. It deletes expired items up to days late and moto never does, so every
 //!   read of an expiring item checks the item's own `expires_at` (a fixed-width UTC string),
@@ -48,7 +48,7 @@
 //! * **Shared Xero connections.** Xero keeps one connection per Xero user and organisation, so
 //!   two platform accounts connected by the same person to the same organisation share it. The
 //!   `XCONN#` collection lists the live (CONNECTED or NEEDS_RECONNECT) connections using each
-//!   one; it is kept by [`Store::put_connection`] and [`Store::set_connection_status`], and a
+//!   one; it is kept by [`ConnectionStore::put_connection`] and [`ConnectionStore::set_connection_status`], and a
 //!   disconnect removes the Xero connection only when no one else uses it.
 //! * **Paired items.** A Xero id → platform id reference is written just before the record it
 //!   points back to (a reference is true as soon as Xero has the object, so one left alone by a
@@ -155,7 +155,7 @@ const ONCE_DONE: &str = "done";
 /// if `work` fails, so a failure is retried by the next caller instead of being lost. Returns
 /// whether `work` ran.
 pub async fn at_most_once<F, Fut>(
-    store: &dyn Store,
+    store: &dyn OnceStore,
     key: &str,
     now: DateTime<Utc>,
     remember: Duration,
@@ -183,9 +183,9 @@ where
     }
 }
 
+/// Connections: their status, activity, the indexes over them, clean-up and refused addresses.
 #[async_trait]
-pub trait Store: Send + Sync {
-    // Connections.
+pub trait ConnectionStore: Send + Sync {
     async fn put_connection(&self, connection: &Connection) -> Result<(), Error>;
     async fn get_connection(&self, key: &ConnectionKey) -> Result<Option<Connection>, Error>;
     async fn account_connections(&self, account: &AccountId) -> Result<Vec<Connection>, Error>;
@@ -204,13 +204,20 @@ pub trait Store: Send + Sync {
     async fn finish_cleanup(&self, key: &ConnectionKey) -> Result<(), Error>;
     /// Records (or, with `None`, clears) a permanent refusal of the account's address.
     async fn set_email_refusal(&self, key: &ConnectionKey, refusal: Option<&EmailRefusal>) -> Result<(), Error>;
+}
 
-    // Grants to release once nobody uses them.
+/// Grants to release once nobody uses them.
+#[async_trait]
+pub trait GrantReleaseStore: Send + Sync {
     async fn put_grant_release(&self, release: &GrantRelease) -> Result<(), Error>;
     async fn delete_grant_release(&self, grant: GrantId) -> Result<(), Error>;
     /// Releases due at `now`, soonest first, at most `limit`.
     async fn due_grant_releases(&self, now: DateTime<Utc>, limit: i32) -> Result<Vec<GrantRelease>, Error>;
+}
 
+/// Claims made once: a connect link's single use, a notice sent once (see [`at_most_once`]).
+#[async_trait]
+pub trait OnceStore: Send + Sync {
     /// Claims `name` until `until`, keeping `value` with the claim: `None` the first time, the
     /// earlier claim while it lasts (single use of a connect link, say).
     async fn claim_once(
@@ -225,15 +232,17 @@ pub trait Store: Send + Sync {
     -> Result<(), Error>;
     /// Gives a claim up, so that the next caller makes it again (its work failed).
     async fn forget_once(&self, name: &str) -> Result<(), Error>;
+}
 
-    // OAuth states.
+/// Consents in progress: OAuth states and the pick-one-organisation step, each single use.
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
     async fn create_oauth_state(&self, state: &OAuthState) -> Result<(), Error>;
     async fn consume_oauth_state(
         &self,
         state: &str,
         now: DateTime<Utc>,
     ) -> Result<Result<OAuthState, StateRefusal>, Error>;
-
     /// The pick-one-organisation step after a consent; single use like an OAuth state.
     async fn create_choice(&self, choice: &PendingChoice) -> Result<(), Error>;
     async fn consume_choice(
@@ -241,8 +250,11 @@ pub trait Store: Send + Sync {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<Result<PendingChoice, StateRefusal>, Error>;
+}
 
-    // Leases: one holder at a time, until it releases or the lease expires.
+/// Leases: one holder at a time, until it releases or the lease expires.
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
     async fn try_acquire_lease(
         &self,
         name: &str,
@@ -260,8 +272,11 @@ pub trait Store: Send + Sync {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, Error>;
+}
 
-    // Webhook deliveries.
+/// Webhook deliveries, remembered so that a redelivery is recognised.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
     async fn claim_delivery(
         &self,
         delivery_id: &str,
@@ -271,8 +286,11 @@ pub trait Store: Send + Sync {
     async fn mark_delivery_enqueued(&self, delivery_id: &str) -> Result<(), Error>;
     /// Lets a delivery that could not be handed on be accepted again when it is redelivered.
     async fn forget_delivery(&self, delivery_id: &str) -> Result<(), Error>;
+}
 
-    // Sync records.
+/// Sync records: a platform invoice and what became of it in Xero.
+#[async_trait]
+pub trait SyncRecordStore: Send + Sync {
     async fn get_sync_record(
         &self,
         key: &ConnectionKey,
@@ -286,20 +304,29 @@ pub trait Store: Send + Sync {
         key: &ConnectionKey,
         xero_ids: &[Uuid],
     ) -> Result<HashMap<Uuid, PlatformInvoiceId>, Error>;
+}
 
-    // A scheduled job's own state between runs (where a bounded run stopped, what to retry).
+/// A scheduled job's own state between runs (where a bounded run stopped, what to retry).
+#[async_trait]
+pub trait JobStateStore: Send + Sync {
     async fn get_job_state(&self, name: &str) -> Result<Option<String>, Error>;
     /// Replaces the state; `None` removes it.
     async fn put_job_state(&self, name: &str, state: Option<&str>) -> Result<(), Error>;
+}
 
-    // Pushes waiting for a reconnection.
+/// Pushes waiting for a reconnection.
+#[async_trait]
+pub trait ParkedPushStore: Send + Sync {
     /// Keeps `parked` unless a newer event for the same invoice is already parked.
     async fn park_push(&self, key: &ConnectionKey, parked: &ParkedPush) -> Result<(), Error>;
     async fn parked_pushes(&self, key: &ConnectionKey) -> Result<Vec<ParkedPush>, Error>;
     /// Removes `parked` unless a newer event has replaced it since it was read.
     async fn unpark_push(&self, key: &ConnectionKey, parked: &ParkedPush) -> Result<(), Error>;
+}
 
-    // Contact mappings.
+/// Which Xero contact invoices each platform customer.
+#[async_trait]
+pub trait ContactMappingStore: Send + Sync {
     async fn get_contact_mapping(
         &self,
         key: &ConnectionKey,
@@ -311,19 +338,28 @@ pub trait Store: Send + Sync {
         key: &ConnectionKey,
         xero_ids: &[Uuid],
     ) -> Result<HashMap<Uuid, PlatformCustomerId>, Error>;
+}
 
-    // Import cursors.
+/// Import cursors.
+#[async_trait]
+pub trait CursorStore: Send + Sync {
     async fn get_cursor(&self, key: &ConnectionKey, resource: &str) -> Result<Option<ImportCursor>, Error>;
-    /// Versioned like [`Store::save_sync_record`].
+    /// Versioned like [`SyncRecordStore::save_sync_record`].
     async fn save_cursor(&self, key: &ConnectionKey, cursor: &ImportCursor) -> Result<ImportCursor, Error>;
+}
 
-    // The organisation's reference data, as last read (see [`crate::reference`]).
+/// The organisation's reference data, as last read (see [`crate::reference`]).
+#[async_trait]
+pub trait ReferenceDataStore: Send + Sync {
     async fn get_reference_data(&self, key: &ConnectionKey) -> Result<Option<ReferenceData>, Error>;
     /// Keeps a snapshot; one too large for an item (over ~350 KB of JSON) is not kept and
     /// `false` is returned, so readers go to Xero instead.
     async fn put_reference_data(&self, key: &ConnectionKey, data: &ReferenceData) -> Result<bool, Error>;
+}
 
-    // Settings.
+/// Settings.
+#[async_trait]
+pub trait SettingsStore: Send + Sync {
     async fn get_settings(&self, key: &ConnectionKey) -> Result<VersionedSettings, Error>;
     /// Replaces the settings if they are still at `expected_version`.
     async fn put_settings(
@@ -332,4 +368,41 @@ pub trait Store: Send + Sync {
         expected_version: u64,
         settings: &ConnectionSettings,
     ) -> Result<VersionedSettings, Error>;
+}
+
+/// Every port at once: what the DynamoDB adapter implements, and what a process holds. A
+/// function that needs less asks for the port it uses ([`LeaseStore`], say).
+pub trait Store:
+    ConnectionStore
+    + GrantReleaseStore
+    + OnceStore
+    + ConsentStore
+    + LeaseStore
+    + DeliveryStore
+    + SyncRecordStore
+    + JobStateStore
+    + ParkedPushStore
+    + ContactMappingStore
+    + CursorStore
+    + ReferenceDataStore
+    + SettingsStore
+{
+}
+
+impl<
+    T: ConnectionStore
+        + GrantReleaseStore
+        + OnceStore
+        + ConsentStore
+        + LeaseStore
+        + DeliveryStore
+        + SyncRecordStore
+        + JobStateStore
+        + ParkedPushStore
+        + ContactMappingStore
+        + CursorStore
+        + ReferenceDataStore
+        + SettingsStore,
+> Store for T
+{
 }

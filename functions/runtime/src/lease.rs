@@ -4,12 +4,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 use xero_sync_domain::Error;
-use xero_sync_domain::store::Store;
+use xero_sync_domain::store::LeaseStore;
 
 /// A lease this process holds. Release it when done; if the process dies first, it expires
 /// `held_for` after it was last taken or renewed.
 pub struct Lease<'a> {
-    store: &'a dyn Store,
+    store: &'a dyn LeaseStore,
     name: String,
     owner: String,
     held_for: Duration,
@@ -18,7 +18,7 @@ pub struct Lease<'a> {
 impl<'a> Lease<'a> {
     /// Takes `name` for `held_for` as `owner`, unless someone else holds it: `None` then.
     pub async fn try_take(
-        store: &'a dyn Store,
+        store: &'a dyn LeaseStore,
         name: &str,
         owner: &str,
         held_for: Duration,

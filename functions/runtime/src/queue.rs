@@ -103,10 +103,16 @@ mod tests {
     const CONNECTED: &str = "connection.connected";
 
     fn event_json() -> Value {
-        serde_json::json!({
-            "id": "6f1c1c7e-0000-4000-8000-000000000001", "kind": CONNECTED, "account_id": "acct",
-            "tenant_id": null, "occurred_at": "2026-12-01T00:00:00.000000Z", "data": {}
-        })
+        let account = xero_sync_domain::model::AccountId::parse("acct").unwrap();
+        let event = PlatformEvent::new(
+            xero_sync_domain::events::EventKind::ConnectionConnected,
+            account,
+            None,
+            "grant",
+            chrono::Utc::now(),
+            serde_json::json!({}),
+        );
+        serde_json::to_value(event).unwrap()
     }
 
     #[test]

@@ -13,7 +13,8 @@ use xero_sync_domain::events::{EventKind, EventPublisher, PlatformEvent};
 use xero_sync_domain::model::*;
 use xero_sync_domain::notify::{Notice, Notifier};
 use xero_sync_domain::settings::{ConnectionSettings, NewInvoiceStatus};
-use xero_sync_domain::store::{ConnectedQuery, DeliveryClaim, StateRefusal, StatusChange, Store};
+// Every port: these tests drive the DynamoDB adapter itself.
+use xero_sync_domain::store::*;
 use xero_sync_domain::tokens::{AccessToken, RefreshToken, TokenSet};
 use xero_sync_domain::vault::TokenVault;
 use xero_sync_runtime::app::Needs;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use xero_sync_aws::Queue;
 use xero_sync_domain::Error;
 use xero_sync_domain::model::{AccountId, TenantId};
-use xero_sync_domain::store::{ConnectedQuery, Store};
+use xero_sync_domain::store::{ConnectedQuery, ConnectionStore};
 use xero_sync_runtime::{ConfigError, Env};
 
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ pub struct FanoutSummary {
 }
 
 pub async fn fan_out(
-    store: &dyn Store,
+    store: &dyn ConnectionStore,
     sqs: &aws_sdk_sqs::Client,
     config: &FanoutConfig,
     now: DateTime<Utc>,

@@ -4,7 +4,6 @@ use chrono::{TimeZone, Utc};
 use scheduled_import::{FanoutConfig, ImportRequest, fan_out};
 use uuid::Uuid;
 use xero_sync_domain::model::*;
-use xero_sync_domain::store::Store;
 use xero_sync_testkit::LocalAws;
 
 #[tokio::test]
@@ -39,7 +38,7 @@ async fn every_connected_connection_gets_exactly_one_import_message() {
     let sqs = aws_sdk_sqs::Client::new(&aws.sdk);
     let config = FanoutConfig { import_queue_url: aws.stack.reference("ImportQueue").to_owned(), page_size: 7 };
 
-    let summary = fan_out(&store, &sqs, &config, now).await.unwrap();
+    let summary = fan_out(store.as_ref(), &sqs, &config, now).await.unwrap();
 
     assert_eq!(summary.connections, 40);
     let mut received = Vec::new();

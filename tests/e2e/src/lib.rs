@@ -7,7 +7,6 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use xero_sync_domain::model::{ConnectionKey, TenantId};
 use xero_sync_domain::settings::{ConnectionSettings, NewInvoiceStatus, TaxMapping};
-use xero_sync_domain::store::Store;
 
 use chrono::{DateTime, Utc};
 use lambda_http::{Body, Response};
@@ -281,7 +280,9 @@ impl World {
 
     /// A fresh link each time (a link works once), valid for about ten minutes.
     pub fn valid_link(&self, account: &str) -> String {
-        let n = self.links.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // A second apart, so that two links for one account at one instant differ; the cycle
+        // keeps every link at least five minutes from expiring however many a run makes.
+        let n = self.links.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 300;
         self.link(account, Some(RETURN_TO), Some("owner@example.com"), self.now().timestamp() + 600 - n)
     }
 
@@ -530,7 +531,6 @@ pub trait StoreConnections {
 
 impl StoreConnections for LocalAws {
     async fn store_connections(&self, account: &AccountId) -> Vec<Connection> {
-        use xero_sync_domain::store::Store;
         self.store().account_connections(account).await.unwrap()
     }
 }

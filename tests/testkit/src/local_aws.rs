@@ -2,6 +2,7 @@
 
 use aws_config::SdkConfig;
 use xero_sync_aws::DynamoStore;
+use xero_sync_domain::store::Store;
 use xero_sync_runtime::{Config, Env};
 
 use crate::{Moto, Stack, Template, unique_name};
@@ -24,8 +25,9 @@ impl LocalAws {
         Ok(Self { sdk, stack })
     }
 
-    pub fn store(&self) -> DynamoStore {
-        DynamoStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), self.stack.reference("Table"))
+    /// The stack's table, through every store port.
+    pub fn store(&self) -> Box<dyn Store> {
+        Box::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), self.stack.reference("Table")))
     }
 
     /// How many items the table holds (a Scan: for tests checking that nothing was stored).

@@ -6,7 +6,6 @@ use std::time::Duration;
 use inactivity_sweep::{SweepConfig, sweep};
 use xero_emulator::{FaultAction, FaultRule, demo};
 use xero_sync_domain::model::{Connection, ConnectionStatus};
-use xero_sync_domain::store::Store;
 use xero_sync_testkit::AwsProxy;
 
 use crate::helpers::*;

@@ -6,7 +6,6 @@ use std::time::Duration;
 use xero_emulator::demo;
 use xero_sync_domain::model::*;
 use xero_sync_domain::signing::SigningSecret;
-use xero_sync_domain::store::Store;
 use xero_sync_testkit::sent_emails;
 use xero_sync_xero::XeroError;
 

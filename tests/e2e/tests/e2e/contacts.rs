@@ -5,7 +5,6 @@ use invoice_push::contact::{Found, find_many};
 use invoice_push::event::Customer;
 use serde_json::json;
 use xero_sync_domain::model::ContactMatch;
-use xero_sync_domain::store::Store;
 
 use crate::helpers::*;
 

@@ -7,7 +7,6 @@ use xero_emulator::demo;
 use xero_sync_domain::model::{PlatformInvoiceId, SyncStatus, TenantId};
 use xero_sync_domain::settings::NewInvoiceStatus;
 use xero_sync_domain::signing::{Signed, sign};
-use xero_sync_domain::store::Store;
 use xero_sync_testkit::apigw;
 
 use crate::helpers::*;

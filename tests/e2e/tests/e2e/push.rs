@@ -12,7 +12,6 @@ use xero_sync_domain::model::{
     ConnectionStatus, ContactMatch, PlatformCustomerId, PlatformInvoiceId, SyncStatus, TenantId,
 };
 use xero_sync_domain::settings::{NewInvoiceStatus, TrackingMapping};
-use xero_sync_domain::store::Store;
 use xero_sync_testkit::{Moto, sent_emails};
 
 use crate::helpers::*;

@@ -9,7 +9,6 @@ use serde_json::Value;
 use xero_emulator::demo;
 use xero_sync_domain::model::{PlatformInvoiceId, SyncStatus};
 use xero_sync_domain::settings::NewInvoiceStatus;
-use xero_sync_domain::store::Store;
 use xero_sync_testkit::AwsProxy;
 
 use crate::helpers::*;

@@ -7,7 +7,6 @@ use std::time::Duration;
 use inactivity_sweep::{SweepConfig, SweepSummary, sweep};
 use xero_emulator::{FaultAction, FaultRule, demo};
 use xero_sync_domain::model::{AccountId, Connection, ConnectionStatus, GrantId, TenantId, XeroConnectionId};
-use xero_sync_domain::store::Store;
 use xero_sync_testkit::{Moto, sent_emails};
 
 use crate::helpers::*;

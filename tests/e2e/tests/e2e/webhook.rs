@@ -37,7 +37,7 @@ async fn ten_concurrent_deliveries_of_one_event_make_one_xero_invoice() {
     let w = Arc::new(World::new().await);
     w.connect_account("acct-burst").await;
     let drafts = settings(xero_sync_domain::settings::NewInvoiceStatus::Draft);
-    xero_sync_domain::store::Store::put_settings(&w.aws.store(), &key("acct-burst"), 0, &drafts).await.unwrap();
+    w.aws.store().put_settings(&key("acct-burst"), 0, &drafts).await.unwrap();
     w.work_push_queue().await;
     let body = event("acct-burst", "dlv-burst-0001").to_string();
     let attempts: Vec<_> = (0..10)
@@ -125,7 +125,7 @@ async fn a_burst_of_100_redeliveries_makes_one_xero_invoice() {
     let w = Arc::new(World::new().await);
     w.connect_account("acct-storm").await;
     let drafts = settings(xero_sync_domain::settings::NewInvoiceStatus::Draft);
-    xero_sync_domain::store::Store::put_settings(&w.aws.store(), &key("acct-storm"), 0, &drafts).await.unwrap();
+    w.aws.store().put_settings(&key("acct-storm"), 0, &drafts).await.unwrap();
     w.work_push_queue().await;
     // Half repeat one delivery id (the platform retrying); half are new deliveries of the same
     // invoice (the platform sending it again).

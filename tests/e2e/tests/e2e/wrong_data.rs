@@ -6,7 +6,6 @@ use serde_json::{Value, json};
 use xero_emulator::demo;
 use xero_sync_domain::model::{PlatformInvoiceId, SyncStatus, TenantId};
 use xero_sync_domain::settings::NewInvoiceStatus;
-use xero_sync_domain::store::Store;
 
 use crate::helpers::*;
 

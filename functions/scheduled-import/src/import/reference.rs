@@ -1,0 +1,171 @@
+//! The organisation's reference data, read whole and announced only when it changed.
+
+use std::time::Duration as StdDuration;
+
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use xero_sync_domain::error::without_values;
+use xero_sync_domain::events::{EventKind, PlatformEvent};
+use xero_sync_domain::model::ImportCursor;
+use xero_sync_domain::reference::ReferenceData;
+use xero_sync_domain::xero::{Accounts, Currencies, Items, TaxRates, TrackingCategories};
+use xero_sync_xero::ApiRequest;
+
+use super::{Ended, ImportError, Run};
+
+impl Run<'_> {
+    /// The five reference resources, one call each; an event for each that changed.
+    pub(super) async fn reference(&mut self) -> Result<Ended, ImportError> {
+        let mut bodies = Vec::new();
+        for path in ["/TaxRates", "/Accounts", "/Items", "/Currencies", "/TrackingCategories"] {
+            if self.over_budget() {
+                return Ok(Ended::Budget);
+            }
+            let mut request = ApiRequest::new(path);
+            if path == "/TrackingCategories" {
+                request.query = vec![("includeArchived", "true".into())];
+            }
+            bodies.push(self.get::<Box<RawValue>>(&request).await?);
+        }
+        let tax: TaxRates = parse_whole(&bodies[0], "tax rates")?;
+        let accounts: Accounts = parse_whole(&bodies[1], "accounts")?;
+        let items: Items = parse_whole(&bodies[2], "items")?;
+        let currencies: Currencies = parse_whole(&bodies[3], "currencies")?;
+        let tracking: TrackingCategories = parse_whole(&bodies[4], "tracking categories")?;
+        let data = ReferenceData {
+            read_at: self.app.now(),
+            accounts: accounts.accounts,
+            tax_rates: tax.tax_rates,
+            tracking_categories: tracking.tracking_categories,
+            items: items.items,
+            currencies: currencies.currencies,
+        };
+        let changes = [
+            (
+                "tax_rates",
+                EventKind::TaxRatesChanged,
+                json!({ "tax_rates": data.tax_rates.iter().map(|t| json!({
+                "tax_type": t.tax_type, "name": t.name, "status": t.status.clone().unwrap_or_else(|| "ACTIVE".into()),
+                "effective_rate": t.effective().normalize().to_string(),
+                "components": t.tax_components.iter().map(|c| json!({
+                    "name": c.name, "rate": c.rate.normalize().to_string(), "is_compound": c.is_compound })).collect::<Vec<_>>(),
+                "can_apply_to_revenue": t.can_apply_to_revenue.unwrap_or(true),
+            })).collect::<Vec<_>>() }),
+            ),
+            (
+                "accounts",
+                EventKind::AccountsChanged,
+                json!({ "accounts": data.accounts.iter().map(|a| json!({
+                "code": a.code, "name": a.name, "type": a.account_type,
+                "status": a.status.clone().unwrap_or_else(|| "ACTIVE".into()), "tax_type": a.tax_type,
+            })).collect::<Vec<_>>() }),
+            ),
+            (
+                "items",
+                EventKind::ItemsChanged,
+                json!({ "items": data.items.iter().map(|i| {
+                let sales = i.sales_details.as_ref();
+                json!({
+                    "code": i.code, "name": i.name, "description": i.description,
+                    "unit_price": sales.and_then(|s| s.unit_price).map(|p| p.normalize().to_string()),
+                    "account_code": sales.and_then(|s| s.account_code.clone()),
+                    "tax_type": sales.and_then(|s| s.tax_type.clone()),
+                    "is_sold": i.is_sold.unwrap_or(true),
+                })
+            }).collect::<Vec<_>>() }),
+            ),
+            (
+                "currencies",
+                EventKind::CurrenciesChanged,
+                json!({ "currencies": data.currencies.iter().map(|c| json!({
+                "code": c.code, "description": c.description })).collect::<Vec<_>>() }),
+            ),
+            (
+                "tracking",
+                EventKind::TrackingChanged,
+                json!({ "tracking_categories": data.tracking_categories.iter().map(|c| json!({
+                "id": c.tracking_category_id, "name": c.name, "status": c.status.clone().unwrap_or_else(|| "ACTIVE".into()),
+                "options": c.options.iter().map(|o| json!({
+                    "id": o.tracking_option_id, "name": o.name, "status": o.status.clone().unwrap_or_else(|| "ACTIVE".into()) }))
+                    .collect::<Vec<_>>(),
+            })).collect::<Vec<_>>() }),
+            ),
+        ];
+        let store = &self.app.services.store;
+        // Keeps the settings' snapshot fresh (it is a cache: failing to keep it loses nothing).
+        if let Err(e) = store.put_reference_data(&self.key, &data).await {
+            tracing::warn!(error = %e, "reference snapshot not kept");
+        }
+        for (name, kind, payload) in changes {
+            let hash: String = xero_sync_domain::digest::sha256_hex(payload.to_string());
+            let cursor =
+                store.get_cursor(&self.key, name).await?.unwrap_or_else(|| ImportCursor::new(name, self.app.now()));
+            if cursor.content_hash.as_deref() == Some(hash.as_str()) {
+                continue;
+            }
+            let events: Vec<PlatformEvent> = in_parts(payload)
+                .into_iter()
+                .enumerate()
+                .map(|(n, part)| self.event(kind, &format!("{name}|{hash}|{n}"), part))
+                .collect();
+            self.publish(&events).await?;
+            self.save_cursor(&ImportCursor { content_hash: Some(hash), ..cursor }).await?;
+        }
+        Ok(Ended::Done)
+    }
+}
+
+/// An EventBridge entry holds 256 KiB: a list too large for one event (an organisation with
+/// thousands of items, say) goes as numbered parts, `part` of `parts`, that together are the list.
+pub(super) fn in_parts(payload: Value) -> Vec<Value> {
+    const MAX_PART: usize = 200 * 1024;
+    if payload.to_string().len() <= MAX_PART {
+        return vec![payload];
+    }
+    let Some((key, Value::Array(list))) =
+        payload.as_object().and_then(|m| m.iter().next()).map(|(k, v)| (k.clone(), v.clone()))
+    else {
+        return vec![payload];
+    };
+    let mut parts: Vec<Vec<Value>> = vec![Vec::new()];
+    let mut size = 0;
+    for entry in list {
+        let len = entry.to_string().len() + 1;
+        if size + len > MAX_PART && !parts.last().is_none_or(Vec::is_empty) {
+            parts.push(Vec::new());
+            size = 0;
+        }
+        size += len;
+        parts.last_mut().expect("there is always a last part").push(entry);
+    }
+    let total = parts.len();
+    parts.into_iter().enumerate().map(|(n, part)| json!({ key.clone(): part, "part": n + 1, "parts": total })).collect()
+}
+
+/// A reference list that does not parse is not delivered (a partial list would read as
+/// deletions); it is tried again later.
+pub(super) fn parse_whole<T: serde::de::DeserializeOwned>(v: &RawValue, what: &str) -> Result<T, ImportError> {
+    serde_json::from_str(v.get()).map_err(|e| ImportError::Later {
+        reason: format!("Xero's {what} did not parse: {}", without_values(&e.to_string())),
+        after: StdDuration::from_secs(300),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_too_large_for_one_event_goes_in_numbered_parts_that_add_up_to_it() {
+        let items: Vec<Value> =
+            (0..4000).map(|n| json!({ "code": format!("ITEM-{n:05}"), "name": "x".repeat(80) })).collect();
+        let parts = in_parts(json!({ "items": items }));
+        assert!(parts.len() > 1);
+        assert!(parts.iter().all(|p| p.to_string().len() < 256 * 1024));
+        let total: usize = parts.iter().map(|p| p["items"].as_array().unwrap().len()).sum();
+        assert_eq!(total, 4000);
+        assert_eq!(parts.last().unwrap()["part"], parts.len());
+        assert_eq!(parts[0]["parts"], parts.len());
+        assert_eq!(in_parts(json!({ "items": [] })), vec![json!({ "items": [] })], "small lists stay whole");
+    }
+}
