@@ -203,6 +203,14 @@ impl World {
         }
     }
 
+    /// A function process that waits `seconds` for Xero instead of one: for tests about
+    /// something other than timeouts, so that a loaded machine's slow answer is not taken as a
+    /// lost one.
+    pub fn new_app_waiting_for_xero(&self, seconds: u32) -> App {
+        let seconds = seconds.to_string();
+        Self::app_with(&self.emu, &self.aws, &self.client, &[("XERO_TIMEOUT_SECONDS", seconds.as_str())])
+    }
+
     /// A function process whose emails SES refuses for good (its sender is not a verified identity).
     pub fn new_app_with_unverified_sender(&self) -> App {
         Self::app_with(&self.emu, &self.aws, &self.client, &[("EMAIL_FROM", "unverified@nowhere.example")])
@@ -246,6 +254,7 @@ impl World {
             ("XERO_API_URL", base.as_str()),
             ("XERO_TIMEOUT_SECONDS", "1"),
         ];
+        vars.retain(|(name, _)| !extra.iter().any(|(given, _)| given == name));
         vars.extend_from_slice(extra);
         let config = aws.config(&vars);
         let policy = RefreshPolicy { poll_every: std::time::Duration::from_millis(20), ..RefreshPolicy::default() };

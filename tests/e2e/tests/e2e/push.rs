@@ -215,14 +215,16 @@ async fn updates_change_the_same_invoice_and_voids_delete_drafts_and_void_approv
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_concurrent_pushes_of_one_invoice_make_one_xero_invoice() {
     let w = Arc::new(ready("acct-race", NewInvoiceStatus::Draft).await);
+    // A slow answer on a loaded machine must not pass for a lost write: this is about claims.
+    let app = Arc::new(w.new_app_waiting_for_xero(10));
     let body = event("acct-race", "dlv-race-0001", "inv-r", "INV-R1", new_customer("cust-r", "Matai Ltd"));
     let parsed: invoice_push::event::InvoiceEvent = serde_json::from_value(body).unwrap();
     let tasks: Vec<_> = (0..10)
         .map(|_| {
-            let (w, e) = (w.clone(), parsed.clone());
-            tokio::spawn(async move {
-                push(&w.worker.app, &w.worker.policy, TenantId(demo::NZ_TENANT_ID), vec![e]).await.remove(0)
-            })
+            let (w, app, e) = (w.clone(), app.clone(), parsed.clone());
+            tokio::spawn(
+                async move { push(&app, &w.worker.policy, TenantId(demo::NZ_TENANT_ID), vec![e]).await.remove(0) },
+            )
         })
         .collect();
     let results: Vec<_> = futures::future::join_all(tasks).await.into_iter().map(Result::unwrap).collect();
