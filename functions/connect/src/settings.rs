@@ -79,12 +79,7 @@ pub async fn options(connect: &Connect, connection: &Connection) -> Result<Respo
         .iter()
         .filter(|c| c.is_active())
         .map(|c| {
-            let options: Vec<_> = c
-                .options
-                .iter()
-                .filter(|o| o.status.as_deref().is_none_or(|s| s == "ACTIVE"))
-                .map(|o| &o.name)
-                .collect();
+            let options: Vec<_> = c.options.iter().filter(|o| o.is_active()).map(|o| &o.name).collect();
             json!({"id": c.tracking_category_id, "name": c.name, "options": options})
         })
         .collect();

@@ -340,7 +340,7 @@ pub struct SyncRecord {
     /// The invoice's status in Xero as last seen (DRAFT, AUTHORISED, PAID, VOIDED ...): what an
     /// update may send and whether a void is a VOIDED or a DELETED.
     #[serde(default)]
-    pub xero_status: Option<String>,
+    pub xero_status: Option<crate::xero::InvoiceStatus>,
     /// When the newest event applied so far happened: an older one arriving late is dropped.
     #[serde(with = "crate::time::fixed_opt", default)]
     pub last_event_at: Option<DateTime<Utc>>,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::problem::Problem;
 use crate::reference::ReferenceData;
+use crate::xero::AccountType;
 
 /// At most this many tracking categories per invoice line, as Xero allows.
 pub const MAX_TRACKING: usize = 2;
@@ -86,7 +87,7 @@ fn check_account(code: &str, field: &str, data: &ReferenceData, problems: &mut V
     match data.account(code) {
         None => problems.push(Problem::new(field, format!("account {code} does not exist in Xero"))),
         Some(a) if !a.is_active() => problems.push(Problem::new(field, format!("account {code} is archived in Xero"))),
-        Some(a) if a.account_type == "BANK" => {
+        Some(a) if a.account_type == AccountType::Bank => {
             problems.push(Problem::new(field, format!("account {code} is a bank account and cannot take sales")))
         }
         Some(a) if !a.usable_for_sales() => problems
@@ -223,9 +224,9 @@ mod tests {
             account_id: Uuid::new_v4(),
             code: Some(code.into()),
             name: code.into(),
-            account_type: t.into(),
-            class: Some(class.into()),
-            status: Some(status.into()),
+            account_type: t.parse().unwrap(),
+            class: Some(class.parse().unwrap()),
+            status: Some(status.parse().unwrap()),
             enable_payments_to_account: payments,
             tax_type: None,
         }
@@ -235,7 +236,7 @@ mod tests {
         TaxRate {
             name: tax_type.into(),
             tax_type: tax_type.into(),
-            status: Some("ACTIVE".into()),
+            status: Some("ACTIVE".parse().unwrap()),
             effective_rate: Some(effective),
             display_tax_rate: None,
             tax_components: components
@@ -262,7 +263,7 @@ mod tests {
             tracking_categories: vec![TrackingCategory {
                 tracking_category_id: REGION,
                 name: "Region".into(),
-                status: Some("ACTIVE".into()),
+                status: Some("ACTIVE".parse().unwrap()),
                 options: vec![TrackingOption {
                     tracking_option_id: Uuid::new_v4(),
                     name: "North".into(),

@@ -9,9 +9,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Deserialize;
 use uuid::Uuid;
 use xero_sync_domain::model::{Connection, ContactMapping, ContactMatch, PlatformCustomerId};
+use xero_sync_domain::xero::{Contact, Contacts};
 use xero_sync_runtime::App;
 use xero_sync_runtime::token_provider::TokenError;
 use xero_sync_xero::ApiRequest;
@@ -27,27 +27,6 @@ pub enum Found {
     Missing {
         name_taken: bool,
     },
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct XeroContact {
-    #[serde(rename = "ContactID")]
-    contact_id: Uuid,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    contact_number: Option<String>,
-    #[serde(default)]
-    email_address: Option<String>,
-    #[serde(default)]
-    contact_status: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Contacts {
-    #[serde(rename = "Contacts", default)]
-    contacts: Vec<XeroContact>,
 }
 
 /// A string literal in Xero's `where` syntax, which doubles a quote to escape it (a backslash
@@ -67,29 +46,26 @@ pub fn where_clause(customer: &Customer) -> String {
 }
 
 /// The best candidate for `customer`; `others` are contacts that stand for other customers.
-fn best(
-    candidates: &[XeroContact],
-    customer: &Customer,
-    others: &HashSet<Uuid>,
-) -> Result<(Uuid, ContactMatch), Found> {
-    let active: Vec<&XeroContact> =
-        candidates.iter().filter(|c| c.contact_status.as_deref().is_none_or(|s| s == "ACTIVE")).collect();
+fn best(candidates: &[Contact], customer: &Customer, others: &HashSet<Uuid>) -> Result<(Uuid, ContactMatch), Found> {
+    let active: Vec<(Uuid, &Contact)> =
+        candidates.iter().filter(|c| c.is_active()).filter_map(|c| Some((c.contact_id?, c))).collect();
     let number = contact_number(&customer.id);
-    if let Some(c) = active.iter().find(|c| c.contact_number.as_deref() == Some(number.as_str())) {
-        return Ok((c.contact_id, ContactMatch::ContactNumber));
+    if let Some((id, _)) = active.iter().find(|(_, c)| c.contact_number.as_deref() == Some(number.as_str())) {
+        return Ok((*id, ContactMatch::ContactNumber));
     }
-    let free: Vec<&&XeroContact> = active.iter().filter(|c| !others.contains(&c.contact_id)).collect();
+    let free: Vec<&(Uuid, &Contact)> = active.iter().filter(|(id, _)| !others.contains(id)).collect();
     if let Some(email) = &customer.email {
-        if let Some(c) = free.iter().find(|c| c.email_address.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email)))
+        if let Some((id, _)) =
+            free.iter().find(|(_, c)| c.email_address.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email)))
         {
-            return Ok((c.contact_id, ContactMatch::Email));
+            return Ok((*id, ContactMatch::Email));
         }
     }
     let name = customer.name.trim();
-    if let Some(c) = free.iter().find(|c| c.name.as_deref() == Some(name)) {
-        return Ok((c.contact_id, ContactMatch::Name));
+    if let Some((id, _)) = free.iter().find(|(_, c)| c.name.as_deref() == Some(name)) {
+        return Ok((*id, ContactMatch::Name));
     }
-    let name_taken = active.iter().any(|c| c.name.as_deref().is_some_and(|n| n.trim().eq_ignore_ascii_case(name)));
+    let name_taken = active.iter().any(|(_, c)| c.name.as_deref().is_some_and(|n| n.trim().eq_ignore_ascii_case(name)));
     Err(Found::Missing { name_taken })
 }
 
@@ -127,7 +103,7 @@ pub async fn find_many(
         let mut request = ApiRequest::new("/Contacts");
         request.query = vec![("where", clause), ("page", "1".into())];
         let candidates: Contacts = app.tokens.get(connection, &request).await?.body;
-        let ids: Vec<Uuid> = candidates.contacts.iter().map(|c| c.contact_id).collect();
+        let ids: Vec<Uuid> = candidates.contacts.iter().filter_map(|c| c.contact_id).collect();
         let owners = if ids.is_empty() { HashMap::new() } else { store.customers_for_xero_ids(&key, &ids).await? };
         for customer in chunk {
             let others: HashSet<Uuid> =
@@ -163,13 +139,14 @@ mod tests {
         serde_json::from_value(serde_json::json!({ "id": id, "name": name, "email": email })).unwrap()
     }
 
-    fn contact(number: Option<&str>, name: &str, email: Option<&str>, status: &str) -> XeroContact {
-        XeroContact {
-            contact_id: Uuid::new_v4(),
+    fn contact(number: Option<&str>, name: &str, email: Option<&str>, status: &str) -> Contact {
+        Contact {
+            contact_id: Some(Uuid::new_v4()),
             name: Some(name.into()),
             contact_number: number.map(Into::into),
             email_address: email.map(Into::into),
-            contact_status: Some(status.into()),
+            contact_status: Some(status.parse().unwrap()),
+            ..Contact::default()
         }
     }
 
@@ -198,10 +175,10 @@ mod tests {
     fn a_contact_of_another_customer_is_never_matched_by_email_or_name() {
         let c = customer("cust-2", "John Smith", Some("office@smith.example"));
         let theirs = contact(Some("cust-1"), "John Smith", Some("office@smith.example"), "ACTIVE");
-        let others = HashSet::from([theirs.contact_id]);
+        let others = HashSet::from([theirs.contact_id.unwrap()]);
         assert_eq!(best(&[theirs], &c, &others), Err(Found::Missing { name_taken: true }));
         let mine = contact(Some("cust-2"), "John Smith (cust-2)", None, "ACTIVE");
-        let id = mine.contact_id;
+        let id = mine.contact_id.unwrap();
         assert_eq!(best(&[mine], &c, &others), Ok((id, ContactMatch::ContactNumber)));
     }
 }

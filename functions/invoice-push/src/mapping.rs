@@ -1,4 +1,5 @@
-//! A platform invoice as a Xero invoice (`ACCREC`), per the connection's settings.
+//! A platform invoice as a Xero invoice (`ACCREC`), per the connection's settings: the one
+//! place an invoice becomes Xero's JSON ([`to_xero`]), voids included ([`withdrawal`]).
 //!
 //! Pure: no I/O, so every rule is a unit test. What the settings cannot resolve (an unmapped
 //! tax rate, no account code, an unknown tracking option) is a list of problems the account
@@ -9,9 +10,9 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use xero_sync_domain::digest::{hex, sha256_hex};
+use xero_sync_domain::problem::Problem;
 use xero_sync_domain::settings::{ConnectionSettings, NewInvoiceStatus};
-use xero_sync_domain::xero::TrackingCategory;
-use xero_sync_http::Problem;
+use xero_sync_domain::xero::{InvoiceStatus, InvoiceType, LineAmountTypes, TrackingCategory};
 
 use xero_sync_domain::model::PlatformCustomerId;
 
@@ -115,26 +116,36 @@ pub fn contact_json(contact: ContactRef<'_>) -> Value {
     }
 }
 
-/// The Xero invoice for `event`, or every problem that stops it.
-pub fn xero_invoice(
+/// The invoice Xero holds already, when the write is an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InXero {
+    pub id: Uuid,
+    /// Its status as last seen.
+    pub status: Option<InvoiceStatus>,
+}
+
+/// The Xero invoice for `event`, billed to `to`: a new one, or an update of `existing`. Or
+/// every problem that stops it.
+pub fn to_xero(
     event: &InvoiceEvent,
     settings: &ConnectionSettings,
     tracking: &[TrackingCategory],
     to: ContactRef<'_>,
+    existing: Option<InXero>,
 ) -> Result<Value, Vec<Problem>> {
     let inv = &event.invoice;
     let mut problems = Vec::new();
-    let status = match settings.new_invoice_status {
-        NewInvoiceStatus::Draft => "DRAFT",
-        NewInvoiceStatus::Authorised => "AUTHORISED",
+    let new_status = match settings.new_invoice_status {
+        NewInvoiceStatus::Draft => InvoiceStatus::Draft,
+        NewInvoiceStatus::Authorised => InvoiceStatus::Authorised,
     };
-    if status == "AUTHORISED" && inv.due_date.is_none() {
+    if new_status == InvoiceStatus::Authorised && inv.due_date.is_none() {
         problems.push(Problem::new("invoice.due_date", "is needed: Xero approves an invoice only with a due date"));
     }
     let amounts = match inv.amounts_are {
-        AmountsAre::TaxExclusive => "Exclusive",
-        AmountsAre::TaxInclusive => "Inclusive",
-        AmountsAre::NoTax => "NoTax",
+        AmountsAre::TaxExclusive => LineAmountTypes::Exclusive,
+        AmountsAre::TaxInclusive => LineAmountTypes::Inclusive,
+        AmountsAre::NoTax => LineAmountTypes::NoTax,
     };
     let mut lines = Vec::with_capacity(inv.lines.len());
     for (i, line) in inv.lines.iter().enumerate() {
@@ -183,6 +194,11 @@ pub fn xero_invoice(
             let Some(value) = line.job_attributes.get(&mapping.job_attribute) else { continue };
             let option = mapping.options.get(value).unwrap_or(value);
             match tracking.iter().find(|c| c.tracking_category_id == mapping.xero_category_id) {
+                // The snapshot lists archived categories too (so this can say so).
+                Some(category) if !category.is_active() => problems.push(Problem::new(
+                    field("job_attributes"),
+                    format!("{} is archived in Xero (from {})", category.name, mapping.job_attribute),
+                )),
                 Some(category) if category.active_option(option).is_some() => {
                     line_tracking.push(json!({ "Name": category.name, "Option": option }));
                 }
@@ -206,7 +222,10 @@ pub fn xero_invoice(
         return Err(problems);
     }
     let mut invoice = Map::new();
-    invoice.insert("Type".into(), json!("ACCREC"));
+    if let Some(existing) = existing {
+        invoice.insert("InvoiceID".into(), json!(existing.id));
+    }
+    invoice.insert("Type".into(), json!(InvoiceType::AccRec));
     invoice.insert("InvoiceNumber".into(), json!(inv.number.trim()));
     if let Some(reference) = &inv.reference {
         invoice.insert("Reference".into(), json!(reference));
@@ -218,9 +237,20 @@ pub fn xero_invoice(
     }
     invoice.insert("CurrencyCode".into(), json!(inv.currency));
     invoice.insert("LineAmountTypes".into(), json!(amounts));
+    // An approved invoice stays approved: Xero refuses to take it back to draft.
+    let status = match existing.and_then(|e| e.status) {
+        Some(approved) if approved.is_approved() => approved,
+        _ => new_status,
+    };
     invoice.insert("Status".into(), json!(status));
     invoice.insert("LineItems".into(), Value::Array(lines));
     Ok(Value::Object(invoice))
+}
+
+/// What takes `existing` back: a draft or one awaiting approval is deleted, an approved one voided.
+pub fn withdrawal(existing: InXero) -> Value {
+    let status = existing.status.map_or(InvoiceStatus::Voided, InvoiceStatus::withdrawn);
+    json!({ "InvoiceID": existing.id, "Status": status })
 }
 
 /// What the invoice says, and who it bills: equal hashes mean nothing to send, and an update
@@ -290,7 +320,7 @@ mod tests {
     #[test]
     fn a_platform_invoice_becomes_an_approved_accrec_invoice_with_mapped_lines() {
         let e = event();
-        let invoice = xero_invoice(&e, &settings(), &tracking(), ContactRef::new(&e.customer)).unwrap();
+        let invoice = to_xero(&e, &settings(), &tracking(), ContactRef::new(&e.customer), None).unwrap();
         assert_eq!(invoice["Type"], "ACCREC");
         assert_eq!(invoice["InvoiceNumber"], "INV-1001");
         assert_eq!(invoice["Status"], "AUTHORISED");
@@ -316,16 +346,51 @@ mod tests {
     fn the_invoices_we_send_match_xeros_spec() {
         let e = event();
         for to in [ContactRef::new(&e.customer), ContactRef::Existing(Uuid::new_v4())] {
-            let invoice = xero_invoice(&e, &settings(), &tracking(), to).unwrap();
+            let invoice = to_xero(&e, &settings(), &tracking(), to, None).unwrap();
             xero_sync_testkit::openapi::accounting("Invoices", &json!({ "Invoices": [invoice] }));
         }
+    }
+
+    #[test]
+    fn an_update_names_the_xero_invoice_and_never_takes_an_approved_one_back_to_draft() {
+        let e = event();
+        let mut s = settings();
+        s.new_invoice_status = NewInvoiceStatus::Draft;
+        let id = Uuid::new_v4();
+        let to = ContactRef::Existing(Uuid::nil());
+        for (was, sent) in [
+            (Some(InvoiceStatus::Draft), "DRAFT"),
+            (None, "DRAFT"),
+            (Some(InvoiceStatus::Submitted), "SUBMITTED"),
+            (Some(InvoiceStatus::Authorised), "AUTHORISED"),
+        ] {
+            let invoice = to_xero(&e, &s, &tracking(), to, Some(InXero { id, status: was })).unwrap();
+            assert_eq!(
+                (invoice["InvoiceID"].as_str(), invoice["Status"].as_str()),
+                (Some(&*id.to_string()), Some(sent))
+            );
+            xero_sync_testkit::openapi::accounting("Invoices", &json!({ "Invoices": [invoice] }));
+        }
+        let new = to_xero(&e, &s, &tracking(), to, None).unwrap();
+        assert!(new.get("InvoiceID").is_none());
+    }
+
+    #[test]
+    fn a_draft_is_withdrawn_by_deleting_it_and_anything_else_by_voiding() {
+        let id = Uuid::new_v4();
+        let body = |status| withdrawal(InXero { id, status })["Status"].clone();
+        assert_eq!(body(Some(InvoiceStatus::Draft)), "DELETED");
+        assert_eq!(body(Some(InvoiceStatus::Submitted)), "DELETED");
+        assert_eq!(body(Some(InvoiceStatus::Authorised)), "VOIDED");
+        assert_eq!(body(None), "VOIDED");
+        assert_eq!(withdrawal(InXero { id, status: None })["InvoiceID"], json!(id));
     }
 
     #[test]
     fn a_known_contact_is_referred_to_by_id_alone() {
         let e = event();
         let id = Uuid::new_v4();
-        let invoice = xero_invoice(&e, &settings(), &tracking(), ContactRef::Existing(id)).unwrap();
+        let invoice = to_xero(&e, &settings(), &tracking(), ContactRef::Existing(id), None).unwrap();
         assert_eq!(invoice["Contact"], json!({ "ContactID": id }));
     }
 
@@ -337,7 +402,7 @@ mod tests {
         e.invoice.lines[0].job_attributes.insert("zone".into(), "Z".into());
         let mut s = settings();
         s.default_sales_account_code = None;
-        let problems = xero_invoice(&e, &s, &tracking(), ContactRef::Existing(Uuid::nil())).unwrap_err();
+        let problems = to_xero(&e, &s, &tracking(), ContactRef::Existing(Uuid::nil()), None).unwrap_err();
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -353,13 +418,23 @@ mod tests {
     }
 
     #[test]
+    fn a_line_mapped_to_an_archived_category_is_refused_naming_it() {
+        let e = event();
+        let mut archived = tracking();
+        archived[0].status = Some(xero_sync_domain::xero::RecordStatus::Archived);
+        let problems = to_xero(&e, &settings(), &archived, ContactRef::new(&e.customer), None).unwrap_err();
+        assert_eq!(problems[0].field, "invoice.lines[0].job_attributes");
+        assert!(problems[0].message.starts_with("Region is archived in Xero"), "{}", problems[0].message);
+    }
+
+    #[test]
     fn a_draft_needs_no_due_date_and_no_tax_invoices_carry_no_tax_types() {
         let mut e = event();
         e.invoice.due_date = None;
         e.invoice.amounts_are = AmountsAre::NoTax;
         let mut s = settings();
         s.new_invoice_status = NewInvoiceStatus::Draft;
-        let invoice = xero_invoice(&e, &s, &tracking(), ContactRef::Existing(Uuid::nil())).unwrap();
+        let invoice = to_xero(&e, &s, &tracking(), ContactRef::Existing(Uuid::nil()), None).unwrap();
         assert_eq!(invoice["Status"], "DRAFT");
         assert!(invoice["LineItems"].as_array().unwrap().iter().all(|l| l.get("TaxType").is_none()));
     }
@@ -368,7 +443,7 @@ mod tests {
     fn the_content_hash_sees_who_is_billed_and_every_other_change() {
         let e = event();
         let hash = |e: &InvoiceEvent| {
-            content_hash(&xero_invoice(e, &settings(), &tracking(), ContactRef::new(&e.customer)).unwrap())
+            content_hash(&to_xero(e, &settings(), &tracking(), ContactRef::new(&e.customer), None).unwrap())
         };
         assert_eq!(hash(&e), hash(&e.clone()), "the same content, the same hash");
         let mut changed = e.clone();

@@ -1,25 +1,53 @@
-//! Reading an organisation's reference data from Xero (the snapshot type is the domain's).
+//! Reading an organisation's reference data from Xero (the snapshot type is the domain's):
+//! which lists, how each is asked for, and how their answers become one snapshot. The settings
+//! page and the push read it here whole; the import sends the same requests through its own
+//! rate-limited loop and hands the answers to [`assemble`].
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use xero_sync_domain::error::without_values;
 use xero_sync_domain::model::Connection;
 use xero_sync_domain::reference::ReferenceData;
 use xero_sync_domain::xero::{Accounts, Currencies, Items, TaxRates, TrackingCategories};
-use xero_sync_xero::ApiRequest;
+use xero_sync_xero::{ApiRequest, XeroError};
 
 use crate::token_provider::{TokenError, TokenProvider};
 
-/// Reads all five from Xero now (five calls, one after another: Xero allows five concurrent
-/// calls per organisation, and other work may be using some).
-pub async fn read_from_xero(
-    tokens: &TokenProvider,
-    connection: &Connection,
-    now: DateTime<Utc>,
-) -> Result<ReferenceData, TokenError> {
-    let accounts: Accounts = tokens.get(connection, &ApiRequest::new("/Accounts")).await?.body;
-    let tax_rates: TaxRates = tokens.get(connection, &ApiRequest::new("/TaxRates")).await?.body;
-    let tracking: TrackingCategories = tokens.get(connection, &ApiRequest::new("/TrackingCategories")).await?.body;
-    let items: Items = tokens.get(connection, &ApiRequest::new("/Items")).await?.body;
-    let currencies: Currencies = tokens.get(connection, &ApiRequest::new("/Currencies")).await?.body;
+/// The five lists, in the order [`assemble`] takes their answers.
+pub const LISTS: [&str; 5] = ["/Accounts", "/TaxRates", "/TrackingCategories", "/Items", "/Currencies"];
+
+/// The request for one of [`LISTS`]. Archived tracking categories are listed too: a mapping to
+/// one must be reported as archived, not as gone.
+pub fn request(path: &'static str) -> ApiRequest<'static> {
+    let mut request = ApiRequest::new(path);
+    if path == "/TrackingCategories" {
+        request.query = vec![("includeArchived", "true".into())];
+    }
+    request
+}
+
+/// A list that did not parse; names the list, never its content.
+#[derive(Debug, thiserror::Error)]
+#[error("Xero's {what} did not parse: {reason}")]
+pub struct Unreadable {
+    pub what: &'static str,
+    pub reason: String,
+}
+
+fn parse<T: DeserializeOwned>(bodies: &[Box<RawValue>], n: usize, what: &'static str) -> Result<T, Unreadable> {
+    let body = bodies.get(n).ok_or(Unreadable { what, reason: "no answer".into() })?;
+    serde_json::from_str(body.get()).map_err(|e| Unreadable { what, reason: without_values(&e.to_string()) })
+}
+
+/// The snapshot from the answers to [`LISTS`], in that order. All or nothing: a partial
+/// snapshot would read as deletions.
+pub fn assemble(bodies: &[Box<RawValue>], now: DateTime<Utc>) -> Result<ReferenceData, Unreadable> {
+    let accounts: Accounts = parse(bodies, 0, "accounts")?;
+    let tax_rates: TaxRates = parse(bodies, 1, "tax rates")?;
+    let tracking: TrackingCategories = parse(bodies, 2, "tracking categories")?;
+    let items: Items = parse(bodies, 3, "items")?;
+    let currencies: Currencies = parse(bodies, 4, "currencies")?;
     Ok(ReferenceData {
         read_at: now,
         accounts: accounts.accounts,
@@ -28,4 +56,18 @@ pub async fn read_from_xero(
         items: items.items,
         currencies: currencies.currencies,
     })
+}
+
+/// Reads all five from Xero now (five calls, one after another: Xero allows five concurrent
+/// calls per organisation, and other work may be using some).
+pub async fn read_from_xero(
+    tokens: &TokenProvider,
+    connection: &Connection,
+    now: DateTime<Utc>,
+) -> Result<ReferenceData, TokenError> {
+    let mut bodies = Vec::with_capacity(LISTS.len());
+    for path in LISTS {
+        bodies.push(tokens.get::<Box<RawValue>>(connection, &request(path)).await?.body);
+    }
+    assemble(&bodies, now).map_err(|e| TokenError::Xero(XeroError::Unexpected(e.to_string())))
 }

@@ -19,6 +19,8 @@ use serde::de::DeserializeOwned;
 
 pub use error::XeroError;
 pub use identity::{AccessClaims, Grant, IdClaims, XeroConnection, access_token_claims};
+/// The Accounting API's objects, defined in the domain crate whose rules read them.
+pub use xero_sync_domain::xero as model;
 
 use xero_sync_domain::model::{TenantId, XeroConnectionId};
 use xero_sync_domain::tokens::AccessToken;

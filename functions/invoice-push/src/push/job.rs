@@ -5,6 +5,7 @@ use std::time::Duration as StdDuration;
 use uuid::Uuid;
 use xero_sync_domain::Error;
 use xero_sync_domain::model::SyncRecord;
+use xero_sync_domain::xero::InvoiceStatus;
 use xero_sync_runtime::token_provider::TokenError;
 
 use super::plan::{Plan, PushError, PushResult};
@@ -36,7 +37,7 @@ pub(super) enum ContactTarget {
 #[derive(Debug, Clone)]
 pub(super) struct Written {
     pub(super) xero_invoice_id: Uuid,
-    pub(super) xero_status: Option<String>,
+    pub(super) xero_status: Option<InvoiceStatus>,
     pub(super) contact_id: Option<Uuid>,
 }
 

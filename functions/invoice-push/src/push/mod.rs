@@ -43,7 +43,7 @@ use job::{Job, clone_error, later_for};
 use park::park;
 use plan::{Plan, decide};
 use settle::finish;
-use write::write_to_xero;
+use write::{Mapping, write_to_xero};
 
 /// Pushes the events of one connection. Every event gets a result, in order.
 pub async fn push(app: &App, policy: &PushPolicy, tenant: TenantId, events: Vec<InvoiceEvent>) -> Vec<PushResult> {
@@ -121,7 +121,7 @@ async fn push_inner(
         }
     }
 
-    write_to_xero(app, policy, &connection, &settings.new_invoice_status, &mut jobs).await;
+    write_to_xero(app, policy, &connection, Mapping { settings: &settings, tracking: &tracking }, &mut jobs).await;
     // Xero refused the grant midway: what was written is recorded, the rest waits.
     let waiting: Vec<InvoiceEvent> =
         jobs.iter().filter(|j| matches!(j.result, Some(Ok(Outcome::Parked)))).map(|j| j.event.clone()).collect();

@@ -5,16 +5,15 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use xero_sync_domain::Error;
 use xero_sync_domain::digest::hex;
 use xero_sync_domain::model::{SyncRecord, SyncStatus};
-use xero_sync_domain::xero::TrackingCategory;
+use xero_sync_domain::xero::{InvoiceStatus, TrackingCategory};
 
 use crate::event::{EventOrder, EventType, InvoiceEvent};
-use crate::mapping::{ContactRef, content_hash, xero_invoice};
+use crate::mapping::{ContactRef, content_hash, to_xero};
 
 /// The content hash recorded for a void.
 pub(super) const VOID: &str = "void";
@@ -108,8 +107,8 @@ pub(super) enum Plan {
     Done(PushResult),
     /// Refused before Xero: what the account must fix.
     Fail { reasons: Vec<String>, hash: String },
-    /// Create or update with this content (the contact is filled in later).
-    Write { invoice: Value, hash: String },
+    /// Create or update: the content hashes to `hash` (the contact is settled when it is written).
+    Write { hash: String },
     /// Void or delete the Xero invoice.
     Void,
     /// Nothing for Xero, but the outcome on record was never announced: announce it.
@@ -151,23 +150,27 @@ pub(super) fn decide(
         Some(outcome) => done(outcome),
         None => Plan::Fail { reasons: vec![reason.to_owned()], hash: hash.to_owned() },
     };
-    let in_xero = record.xero_status.as_deref();
+    let in_xero = record.xero_status;
     if event.event == EventType::Voided {
         return match in_xero {
-            Some("VOIDED" | "DELETED") => done(Outcome::Unchanged),
-            Some("PAID") => fail("the invoice is paid in Xero, and a paid invoice cannot be voided", "paid"),
+            Some(s) if s.is_gone() => done(Outcome::Unchanged),
+            Some(InvoiceStatus::Paid) => {
+                fail("the invoice is paid in Xero, and a paid invoice cannot be voided", "paid")
+            }
             _ => Plan::Void,
         };
     }
     match in_xero {
-        Some("VOIDED" | "DELETED") => {
+        Some(s) if s.is_gone() => {
             return fail("the invoice was voided, and Xero cannot change a voided invoice", "voided");
         }
-        Some("PAID") => return fail("the invoice is paid in Xero, and Xero cannot change a paid invoice", "paid"),
+        Some(InvoiceStatus::Paid) => {
+            return fail("the invoice is paid in Xero, and Xero cannot change a paid invoice", "paid");
+        }
         _ => {}
     }
     // The customer as we would send it to be created: its id and details are in the hash.
-    match xero_invoice(event, settings, tracking, ContactRef::new(&event.customer)) {
+    match to_xero(event, settings, tracking, ContactRef::new(&event.customer), None) {
         Err(problems) => {
             let reasons: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect();
             let hash = hex(&Sha256::digest(reasons.join("\n").as_bytes()));
@@ -180,7 +183,7 @@ pub(super) fn decide(
             let hash = content_hash(&invoice);
             match already(&hash) {
                 Some(outcome) => done(outcome),
-                None => Plan::Write { invoice, hash },
+                None => Plan::Write { hash },
             }
         }
     }
@@ -238,7 +241,7 @@ mod tests {
             status: SyncStatus::Synced,
             content_hash: Some(hash),
             xero_invoice_id: Some(Uuid::from_u128(1)),
-            xero_status: Some(xero_status.into()),
+            xero_status: Some(xero_status.parse().unwrap()),
             last_event_at: Some(event.occurred_at),
             last_delivery_id: Some(event.delivery_id.clone()),
             version: 1,
@@ -256,7 +259,8 @@ mod tests {
     #[test]
     fn a_new_invoice_is_written_with_the_hash_of_its_content() {
         let event = event();
-        let Plan::Write { invoice, hash } = plan(&event, &new_record(&event)) else { panic!("written") };
+        let Plan::Write { hash } = plan(&event, &new_record(&event)) else { panic!("written") };
+        let invoice = to_xero(&event, &settings(), &[], ContactRef::new(&event.customer), None).unwrap();
         assert_eq!(invoice["InvoiceNumber"], event.invoice.number.as_str());
         assert_eq!(hash, content_hash(&invoice));
     }

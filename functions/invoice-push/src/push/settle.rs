@@ -11,6 +11,7 @@ use xero_sync_domain::events::{EventKind, PlatformEvent};
 use xero_sync_domain::model::{Connection, ConnectionKey, ContactMapping, ContactMatch, SyncRecord, SyncStatus};
 use xero_sync_domain::notify::Notice;
 use xero_sync_domain::store::at_most_once;
+use xero_sync_domain::xero::InvoiceStatus;
 use xero_sync_runtime::{App, mail};
 
 use super::job::{ContactTarget, Job, Written, clone_error};
@@ -122,9 +123,9 @@ pub(super) fn settle(job: &mut Job, now: DateTime<Utc>) -> (PushResult, Settled)
                     next.content_hash = Some(plan_hash(&plan));
                     if let Some(w) = &job.written {
                         next.xero_invoice_id = Some(w.xero_invoice_id);
-                        next.xero_status = w.xero_status.clone();
+                        next.xero_status = w.xero_status;
                     } else if matches!(plan, Plan::Void) {
-                        next.xero_status = Some("VOIDED".into());
+                        next.xero_status = Some(InvoiceStatus::Voided);
                     }
                     let (next, announce) = told(next, outcome);
                     (result, Settled { record: Some(next), announce })

@@ -5,14 +5,13 @@ use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 use xero_sync_domain::Error;
 use xero_sync_domain::digest::hex;
 use xero_sync_domain::model::{Connection, PlatformCustomerId, TenantId};
-use xero_sync_domain::settings::NewInvoiceStatus;
+use xero_sync_domain::settings::ConnectionSettings;
+use xero_sync_domain::xero::{Invoice, InvoiceStatus, Invoices, TrackingCategory};
 use xero_sync_runtime::App;
 use xero_sync_runtime::token_provider::TokenError;
 use xero_sync_xero::{ApiRequest, XeroError};
@@ -20,7 +19,7 @@ use xero_sync_xero::{ApiRequest, XeroError};
 use super::job::{ContactTarget, Job, Written, clone_error, later_for, maybe_applied};
 use super::plan::{Outcome, Plan, PushError, PushPolicy};
 use crate::contact::Found;
-use crate::mapping::ContactRef;
+use crate::mapping::{ContactRef, InXero, to_xero, withdrawal};
 
 /// Xero takes at most this many invoices in one request.
 pub const XERO_BATCH: usize = 50;
@@ -42,41 +41,11 @@ pub(super) fn idempotency_key(tenant: TenantId, method: &str, body: &Value, deli
     format!("xero-sync-{}", hex(&digest.finalize()))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct XeroInvoice {
-    #[serde(rename = "InvoiceID", default)]
-    pub(super) invoice_id: Option<Uuid>,
-    #[serde(default)]
-    pub(super) invoice_number: Option<String>,
-    #[serde(rename = "Type", default)]
-    pub(super) kind: Option<String>,
-    #[serde(default)]
-    pub(super) status: Option<String>,
-    #[serde(default)]
-    pub(super) contact: Option<XeroContactRef>,
-    #[serde(default)]
-    pub(super) status_attribute_string: Option<String>,
-    #[serde(default)]
-    pub(super) validation_errors: Vec<XeroMessage>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct XeroContactRef {
-    #[serde(rename = "ContactID", default)]
-    pub(super) contact_id: Option<Uuid>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct XeroMessage {
-    #[serde(rename = "Message", default)]
-    pub(super) message: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct XeroInvoices {
-    #[serde(rename = "Invoices", default)]
-    pub(super) invoices: Vec<XeroInvoice>,
+/// What each invoice is mapped with: the connection's settings and Xero's tracking categories.
+#[derive(Clone, Copy)]
+pub(super) struct Mapping<'a> {
+    pub(super) settings: &'a ConnectionSettings,
+    pub(super) tracking: &'a [TrackingCategory],
 }
 
 /// Contacts, lookups and writes for every claimed job; every outcome becomes the job's
@@ -85,7 +54,7 @@ pub(super) async fn write_to_xero(
     app: &App,
     policy: &PushPolicy,
     connection: &Connection,
-    new_status: &NewInvoiceStatus,
+    mapping: Mapping<'_>,
     jobs: &mut [Job],
 ) {
     let writes: Vec<usize> = (0..jobs.len()).filter(|i| matches!(jobs[*i].plan, Plan::Write { .. })).collect();
@@ -128,7 +97,7 @@ pub(super) async fn write_to_xero(
         .filter(|i| jobs[*i].result.is_none() && matches!(jobs[*i].plan, Plan::Write { .. } | Plan::Void))
         .collect();
     for chunk in pending.chunks(XERO_BATCH) {
-        if write_chunk(app, policy, connection, new_status, jobs, chunk).await.is_err() {
+        if write_chunk(app, policy, connection, mapping, jobs, chunk).await.is_err() {
             return park_open(jobs);
         }
     }
@@ -174,7 +143,7 @@ pub(super) async fn write_chunk(
     app: &App,
     policy: &PushPolicy,
     connection: &Connection,
-    new_status: &NewInvoiceStatus,
+    mapping: Mapping<'_>,
     jobs: &mut [Job],
     chunk: &[usize],
 ) -> Result<(), TokenError> {
@@ -192,7 +161,7 @@ pub(super) async fn write_chunk(
         if open.is_empty() {
             return Ok(());
         }
-        let Err(e) = write_once(app, connection, new_status, jobs, &open).await else { continue };
+        let Err(e) = write_once(app, connection, mapping, jobs, &open).await else { continue };
         let still_open: Vec<usize> = open.iter().copied().filter(|i| jobs[*i].result.is_none()).collect();
         let refused = match &e {
             TokenError::Reconnect => return Err(TokenError::Reconnect),
@@ -231,7 +200,7 @@ pub(super) async fn write_chunk(
 pub(super) async fn write_once(
     app: &App,
     connection: &Connection,
-    new_status: &NewInvoiceStatus,
+    mapping: Mapping<'_>,
     jobs: &mut [Job],
     open: &[usize],
 ) -> Result<(), TokenError> {
@@ -252,13 +221,9 @@ pub(super) async fn write_once(
                 jobs[i].result = Some(Ok(Outcome::Voided { xero_invoice_id: None }));
             }
             (Plan::Void, Some(id)) => {
-                let status = match job.record.xero_status.as_deref() {
-                    Some("DRAFT" | "SUBMITTED") => "DELETED",
-                    _ => "VOIDED",
-                };
-                updates.push((i, json!({ "InvoiceID": id, "Status": status })));
+                updates.push((i, withdrawal(InXero { id, status: job.record.xero_status })));
             }
-            (Plan::Write { invoice, .. }, existing) => {
+            (Plan::Write { .. }, existing) => {
                 let contact = match job.contact {
                     Some(ContactTarget::Existing(id)) => ContactRef::Existing(id),
                     Some(ContactTarget::New { distinct_name }) => {
@@ -266,24 +231,15 @@ pub(super) async fn write_once(
                     }
                     None => ContactRef::new(&job.event.customer),
                 };
-                let settings_status = match new_status {
-                    NewInvoiceStatus::Draft => "DRAFT",
-                    NewInvoiceStatus::Authorised => "AUTHORISED",
-                };
-                let mut body = invoice.clone();
-                body["Contact"] = crate::mapping::contact_json(contact);
-                match existing {
-                    None => creates.push((i, body)),
-                    Some(id) => {
-                        body["InvoiceID"] = json!(id);
-                        // An approved invoice stays approved; Xero refuses to take it back to draft.
-                        let keep = matches!(job.record.xero_status.as_deref(), Some("AUTHORISED" | "SUBMITTED"));
-                        if keep {
-                            body["Status"] = json!(job.record.xero_status.clone().unwrap_or_default());
-                        } else {
-                            body["Status"] = json!(settings_status);
-                        }
-                        updates.push((i, body));
+                let existing = existing.map(|id| InXero { id, status: job.record.xero_status });
+                match to_xero(&job.event, mapping.settings, mapping.tracking, contact, existing) {
+                    Ok(body) if existing.is_some() => updates.push((i, body)),
+                    Ok(body) => creates.push((i, body)),
+                    // The planner mapped the same event with the same settings, so this is not
+                    // reached; if it were, the account is told what to fix.
+                    Err(problems) => {
+                        let reasons = problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect();
+                        jobs[i].result = Some(Ok(Outcome::Failed { reasons }));
                     }
                 }
             }
@@ -300,7 +256,7 @@ pub(super) async fn write_once(
         request.query = vec![("summarizeErrors", "false".into()), ("unitdp", "4".into())];
         let deliveries: Vec<&str> = batch.iter().map(|(i, _)| jobs[*i].event.delivery_id.as_str()).collect();
         request.idempotency_key = Some(idempotency_key(connection.tenant_id, method, &body, &deliveries));
-        let response: Result<XeroInvoices, TokenError> = if method == "PUT" {
+        let response: Result<Invoices, TokenError> = if method == "PUT" {
             app.tokens.put(connection, &request, &body).await.map(|r| r.body)
         } else {
             app.tokens.post(connection, &request, &body).await.map(|r| r.body)
@@ -330,15 +286,12 @@ pub(super) async fn write_once(
     Ok(())
 }
 
-pub(super) fn record_answer(job: &mut Job, answered: XeroInvoice, created: bool) {
-    let refused =
-        answered.status_attribute_string.as_deref() == Some("ERROR") || !answered.validation_errors.is_empty();
-    let id = answered.invoice_id.filter(|id| !id.is_nil());
-    match id {
-        Some(id) if !refused => {
+pub(super) fn record_answer(job: &mut Job, answered: Invoice, created: bool) {
+    match answered.id() {
+        Some(id) if !answered.is_refused() => {
             job.written = Some(Written {
                 xero_invoice_id: id,
-                xero_status: answered.status.clone(),
+                xero_status: answered.status,
                 contact_id: answered.contact.and_then(|c| c.contact_id),
             });
             job.result = Some(Ok(match (&job.plan, created) {
@@ -367,12 +320,12 @@ pub(super) async fn look_up_by_number(
     let numbers: Vec<String> = which.iter().map(|i| jobs[*i].event.invoice.number.trim().to_owned()).collect();
     // InvoiceNumbers= is split on commas, so a number holding one is asked for by `where`.
     let (plain, with_commas): (Vec<&String>, Vec<&String>) = numbers.iter().partition(|n| !n.contains(','));
-    let mut found = XeroInvoices { invoices: Vec::new() };
+    let mut found = Invoices::default();
     if !plain.is_empty() {
         let mut request = ApiRequest::new("/Invoices");
         let joined = plain.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(",");
         request.query = vec![("InvoiceNumbers", joined), ("page", "1".into()), ("summaryOnly", "true".into())];
-        found.invoices.extend(app.tokens.get::<XeroInvoices>(connection, &request).await?.body.invoices);
+        found.invoices.extend(app.tokens.get::<Invoices>(connection, &request).await?.body.invoices);
     }
     if !with_commas.is_empty() {
         let terms: Vec<String> =
@@ -383,19 +336,19 @@ pub(super) async fn look_up_by_number(
             ("page", "1".into()),
             ("summaryOnly", "true".into()),
         ];
-        found.invoices.extend(app.tokens.get::<XeroInvoices>(connection, &request).await?.body.invoices);
+        found.invoices.extend(app.tokens.get::<Invoices>(connection, &request).await?.body.invoices);
     }
     for &i in which {
         let number = jobs[i].event.invoice.number.trim().to_owned();
         let hit = found.invoices.iter().find(|x| {
-            x.kind.as_deref().is_none_or(|k| k == "ACCREC")
+            x.is_sales()
                 && x.invoice_number.as_deref() == Some(number.as_str())
-                && !matches!(x.status.as_deref(), Some("DELETED" | "VOIDED"))
+                && !x.status.is_some_and(InvoiceStatus::is_gone)
         });
         let job = &mut jobs[i];
         if let Some(hit) = hit {
-            job.record.xero_invoice_id = hit.invoice_id;
-            job.record.xero_status = hit.status.clone();
+            job.record.xero_invoice_id = hit.id();
+            job.record.xero_status = hit.status;
         }
         // Looked: whatever the next write does, it does knowingly.
         job.record.uncertain = false;
@@ -407,6 +360,7 @@ pub(super) async fn look_up_by_number(
 mod tests {
     use super::*;
     use chrono::Utc;
+    use uuid::Uuid;
     use xero_sync_domain::model::{ConnectionKey, SyncRecord};
 
     use crate::event::InvoiceEvent;
@@ -425,7 +379,7 @@ mod tests {
 
     #[test]
     fn a_failed_answer_keeps_xero_messages() {
-        let answered: XeroInvoice = serde_json::from_value(json!({
+        let answered: Invoice = serde_json::from_value(json!({
             "InvoiceID": "00000000-0000-0000-0000-000000000000",
             "StatusAttributeString": "ERROR",
             "ValidationErrors": [{ "Message": "Account code '999' is not a valid code for this document." }]

@@ -3,27 +3,25 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use xero_sync_domain::Error;
-use xero_sync_domain::decimal;
 use xero_sync_domain::events::{EventKind, PlatformEvent};
 use xero_sync_domain::model::SyncRecord;
-use xero_sync_domain::xero::date;
+use xero_sync_domain::xero::{Contact, ContactStatus, Invoice, InvoiceStatus, Payment, PaymentStatus};
 
 use super::{ImportError, Item, Run};
 
 impl Run<'_> {
     pub(super) async fn contact_events(&mut self, items: &[&Item]) -> Result<Vec<PlatformEvent>, ImportError> {
-        let contacts: Vec<XeroContact> = self.parse(items);
-        let ids: Vec<Uuid> = contacts.iter().map(|c| c.contact_id).collect();
+        let contacts: Vec<ListedContact> = self.parse(items, ListedContact::read);
+        let ids: Vec<Uuid> = contacts.iter().map(|c| c.id).collect();
         let mapped = self.app.services.store.customers_for_xero_ids(&self.key, &ids).await?;
         Ok(contacts
             .iter()
             .map(|c| {
-                let data = contact_data(c, mapped.get(&c.contact_id).map(|id| id.as_str()));
-                let dedup = format!("{}|{}", c.contact_id, xero_sync_domain::time::format(c.updated));
+                let data = contact_data(c, mapped.get(&c.id).map(|id| id.as_str()));
+                let dedup = format!("{}|{}", c.id, xero_sync_domain::time::format(c.updated));
                 self.event(EventKind::ContactUpserted, &dedup, data)
             })
             .collect())
@@ -35,7 +33,7 @@ impl Run<'_> {
         &mut self,
         items: &[&Item],
     ) -> Result<(Vec<PlatformEvent>, Vec<StateChange>), ImportError> {
-        let invoices: Vec<XeroInvoice> = self.parse(items);
+        let invoices: Vec<Billed> = self.parse(items, Billed::read);
         let ids: Vec<Uuid> = invoices.iter().map(|i| i.invoice_id).collect();
         let store = &self.app.services.store;
         let ours = store.invoices_for_xero_ids(&self.key, &ids).await?;
@@ -65,14 +63,14 @@ impl Run<'_> {
                 "amount_due": invoice.amount_due.normalize().to_string(),
                 "amount_paid": invoice.amount_paid.normalize().to_string(),
                 "amount_credited": invoice.amount_credited.normalize().to_string(),
-                "currency": invoice.currency_code,
+                "currency": invoice.currency,
                 "fully_paid_on": invoice.fully_paid_on_date.map(|d| d.format("%Y-%m-%d").to_string()),
                 "updated_at": updated,
             });
             // The time is in the id: PAID, payment deleted, PAID again is three facts.
             let dedup = format!("{}|{state}|{updated}", invoice.invoice_id);
             events.push(self.event(EventKind::InvoicePaymentStatusChanged, &dedup, data));
-            changes.push(StateChange { record, state, status: invoice.status.clone() });
+            changes.push(StateChange { record, state, status: invoice.status });
         }
         Ok((events, changes))
     }
@@ -86,7 +84,7 @@ impl Run<'_> {
             for _ in 0..3 {
                 let Some(mut next) = record.take() else { break };
                 next.payment_state = Some(change.state.clone());
-                next.xero_status = Some(change.status.clone());
+                next.xero_status = Some(change.status);
                 match store.save_sync_record(&next).await {
                     Ok(_) => break,
                     // A push wrote meanwhile: read it again.
@@ -99,31 +97,31 @@ impl Run<'_> {
     }
 
     pub(super) async fn payment_events(&mut self, items: &[&Item]) -> Result<Vec<PlatformEvent>, ImportError> {
-        let payments: Vec<XeroPayment> = self.parse(items);
-        let ids: Vec<Uuid> = payments.iter().filter_map(|p| p.invoice.as_ref().map(|i| i.invoice_id)).collect();
+        let payments: Vec<Paid> = self.parse(items, Paid::read);
+        let ids: Vec<Uuid> = payments.iter().filter_map(|p| p.invoice_id).collect();
         let ours = self.app.services.store.invoices_for_xero_ids(&self.key, &ids).await?;
         let mut events = Vec::new();
         for p in &payments {
-            let Some(invoice) = &p.invoice else { continue };
-            let Some(platform_id) = ours.get(&invoice.invoice_id) else { continue };
-            let kind = match p.status.as_str() {
-                "AUTHORISED" => EventKind::PaymentRecorded,
-                "DELETED" => EventKind::PaymentReversed,
-                _ => continue,
+            let Some(invoice_id) = p.invoice_id else { continue };
+            let Some(platform_id) = ours.get(&invoice_id) else { continue };
+            let invoice = p.wire.invoice.as_ref();
+            let kind = match p.status {
+                PaymentStatus::Authorised => EventKind::PaymentRecorded,
+                PaymentStatus::Deleted => EventKind::PaymentReversed,
             };
             let data = json!({
-                "xero_payment_id": p.payment_id,
-                "xero_invoice_id": invoice.invoice_id,
+                "xero_payment_id": p.id,
+                "xero_invoice_id": invoice_id,
                 "invoice_id": platform_id,
-                "invoice_number": invoice.invoice_number,
+                "invoice_number": invoice.and_then(|i| i.invoice_number.as_deref()),
                 "amount": p.amount.normalize().to_string(),
-                "currency": invoice.currency_code,
+                "currency": invoice.and_then(|i| i.currency_code.as_deref()),
                 "date": p.date.format("%Y-%m-%d").to_string(),
-                "reference": p.reference.clone().filter(|r| !r.is_empty()),
+                "reference": p.wire.reference.clone().filter(|r| !r.is_empty()),
                 "status": p.status,
                 "updated_at": xero_sync_domain::time::format(p.updated),
             });
-            events.push(self.event(kind, &format!("{}|{}", p.payment_id, p.status), data));
+            events.push(self.event(kind, &format!("{}|{}", p.id, p.status), data));
         }
         Ok(events)
     }
@@ -134,83 +132,77 @@ pub(super) struct StateChange {
     /// As read when the change was found; saved conditionally on its version.
     pub(super) record: SyncRecord,
     pub(super) state: String,
-    pub(super) status: String,
+    pub(super) status: InvoiceStatus,
 }
 
-pub(super) fn xero_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.as_deref().and_then(date::parse))
-}
-
-/// The timestamps and dates the platform's events require: a Xero object without one is
-/// skipped (and logged) rather than announced half-known.
-pub(super) fn xero_time_required<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-    let text = String::deserialize(d)?;
-    date::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("{text} is not a Xero date")))
-}
-
-pub(super) fn xero_day<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
-    Ok(xero_time(d)?.map(|t| t.date_naive()))
-}
-
-pub(super) fn xero_day_required<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
-    Ok(xero_time_required(d)?.date_naive())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct XeroPhone {
-    #[serde(default)]
-    pub(super) phone_type: Option<String>,
-    #[serde(default)]
-    pub(super) phone_number: Option<String>,
-    #[serde(default)]
-    pub(super) phone_area_code: Option<String>,
-    #[serde(default)]
-    pub(super) phone_country_code: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct XeroAddress {
-    #[serde(default)]
-    pub(super) address_type: Option<String>,
-    #[serde(default)]
-    pub(super) address_line1: Option<String>,
-    #[serde(default)]
-    pub(super) address_line2: Option<String>,
-    #[serde(default)]
-    pub(super) city: Option<String>,
-    #[serde(default)]
-    pub(super) region: Option<String>,
-    #[serde(default)]
-    pub(super) postal_code: Option<String>,
-    #[serde(default)]
-    pub(super) country: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct XeroContact {
-    #[serde(rename = "ContactID")]
-    pub(super) contact_id: Uuid,
-    #[serde(default)]
-    pub(super) name: String,
-    #[serde(default)]
-    pub(super) first_name: Option<String>,
-    #[serde(default)]
-    pub(super) last_name: Option<String>,
-    #[serde(default)]
-    pub(super) email_address: Option<String>,
-    #[serde(default)]
-    pub(super) contact_status: Option<String>,
-    #[serde(default)]
-    pub(super) is_customer: bool,
-    #[serde(default)]
-    pub(super) phones: Vec<XeroPhone>,
-    #[serde(default)]
-    pub(super) addresses: Vec<XeroAddress>,
-    #[serde(rename = "UpdatedDateUTC", deserialize_with = "xero_time_required")]
+/// A listed contact with what its event needs: its id and when it changed.
+pub(super) struct ListedContact {
+    pub(super) id: Uuid,
     pub(super) updated: DateTime<Utc>,
+    pub(super) wire: Contact,
+}
+
+impl ListedContact {
+    fn read(wire: Contact) -> Result<Self, &'static str> {
+        Ok(Self { id: wire.contact_id.ok_or("ContactID")?, updated: wire.updated.ok_or("UpdatedDateUTC")?, wire })
+    }
+}
+
+/// One of our invoices' payment state as Xero lists it.
+pub(super) struct Billed {
+    pub(super) invoice_id: Uuid,
+    pub(super) invoice_number: Option<String>,
+    pub(super) status: InvoiceStatus,
+    pub(super) total: Decimal,
+    pub(super) amount_due: Decimal,
+    pub(super) amount_paid: Decimal,
+    pub(super) amount_credited: Decimal,
+    pub(super) currency: String,
+    pub(super) fully_paid_on_date: Option<NaiveDate>,
+    pub(super) updated: DateTime<Utc>,
+}
+
+impl Billed {
+    fn read(wire: Invoice) -> Result<Self, &'static str> {
+        Ok(Self {
+            invoice_id: wire.invoice_id.ok_or("InvoiceID")?,
+            status: wire.status.ok_or("Status")?,
+            total: wire.total.ok_or("Total")?,
+            amount_due: wire.amount_due.ok_or("AmountDue")?,
+            amount_paid: wire.amount_paid.ok_or("AmountPaid")?,
+            amount_credited: wire.amount_credited.unwrap_or_default(),
+            currency: wire.currency_code.ok_or("CurrencyCode")?,
+            updated: wire.updated.ok_or("UpdatedDateUTC")?,
+            fully_paid_on_date: wire.fully_paid_on_date,
+            invoice_number: wire.invoice_number,
+        })
+    }
+}
+
+/// A payment with what its event needs.
+pub(super) struct Paid {
+    pub(super) id: Uuid,
+    pub(super) amount: Decimal,
+    pub(super) date: NaiveDate,
+    pub(super) status: PaymentStatus,
+    pub(super) updated: DateTime<Utc>,
+    /// The invoice it pays, when Xero names one (a prepayment's payment does not).
+    pub(super) invoice_id: Option<Uuid>,
+    pub(super) wire: Payment,
+}
+
+impl Paid {
+    fn read(wire: Payment) -> Result<Self, &'static str> {
+        Ok(Self {
+            id: wire.payment_id.ok_or("PaymentID")?,
+            amount: wire.amount.ok_or("Amount")?,
+            date: wire.date.ok_or("Date")?,
+            status: wire.status.ok_or("Status")?,
+            updated: wire.updated.ok_or("UpdatedDateUTC")?,
+            invoice_id: wire.invoice.as_ref().and_then(|i| i.invoice_id),
+            wire,
+        })
+    }
 }
 
 pub(super) fn non_empty(s: &Option<String>) -> Option<String> {
@@ -220,10 +212,12 @@ pub(super) fn non_empty(s: &Option<String>) -> Option<String> {
 /// A contact as the platform takes it. Xero often has only a name while the platform wants a
 /// first and last name: then the first word is the first name and the rest the last ("Jane van
 /// Dyk" → "Jane", "van Dyk"); a one-word name is a first name.
-pub(super) fn contact_data(c: &XeroContact, customer_id: Option<&str>) -> Value {
+pub(super) fn contact_data(listed: &ListedContact, customer_id: Option<&str>) -> Value {
+    let c = &listed.wire;
     let (mut first, mut last) = (non_empty(&c.first_name), non_empty(&c.last_name));
+    let name = c.name.as_deref().unwrap_or_default();
     if first.is_none() && last.is_none() {
-        let name = c.name.trim();
+        let name = name.trim();
         match name.split_once(char::is_whitespace) {
             Some((f, l)) => {
                 first = Some(f.to_owned());
@@ -261,71 +255,18 @@ pub(super) fn contact_data(c: &XeroContact, customer_id: Option<&str>) -> Value 
         })
         .collect();
     json!({
-        "xero_contact_id": c.contact_id,
+        "xero_contact_id": listed.id,
         "customer_id": customer_id,
-        "name": c.name,
+        "name": name,
         "first_name": first,
         "last_name": last,
         "email": non_empty(&c.email_address),
         "phones": phones,
         "addresses": addresses,
-        "archived": c.contact_status.as_deref() == Some("ARCHIVED"),
+        "archived": c.contact_status == Some(ContactStatus::Archived),
         "is_customer": c.is_customer,
-        "updated_at": xero_sync_domain::time::format(c.updated),
+        "updated_at": xero_sync_domain::time::format(listed.updated),
     })
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct XeroInvoice {
-    #[serde(rename = "InvoiceID")]
-    pub(super) invoice_id: Uuid,
-    #[serde(default)]
-    pub(super) invoice_number: Option<String>,
-    pub(super) status: String,
-    #[serde(deserialize_with = "decimal::deserialize")]
-    pub(super) total: Decimal,
-    #[serde(deserialize_with = "decimal::deserialize")]
-    pub(super) amount_due: Decimal,
-    #[serde(deserialize_with = "decimal::deserialize")]
-    pub(super) amount_paid: Decimal,
-    #[serde(default, deserialize_with = "decimal::deserialize")]
-    pub(super) amount_credited: Decimal,
-    pub(super) currency_code: String,
-    #[serde(default, deserialize_with = "xero_day")]
-    pub(super) fully_paid_on_date: Option<NaiveDate>,
-    #[serde(rename = "UpdatedDateUTC", deserialize_with = "xero_time_required")]
-    pub(super) updated: DateTime<Utc>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct PaymentInvoice {
-    #[serde(rename = "InvoiceID")]
-    pub(super) invoice_id: Uuid,
-    #[serde(default)]
-    pub(super) invoice_number: Option<String>,
-    #[serde(default)]
-    pub(super) currency_code: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct XeroPayment {
-    #[serde(rename = "PaymentID")]
-    pub(super) payment_id: Uuid,
-    #[serde(deserialize_with = "decimal::deserialize")]
-    pub(super) amount: Decimal,
-    #[serde(deserialize_with = "xero_day_required")]
-    pub(super) date: NaiveDate,
-    #[serde(default)]
-    pub(super) reference: Option<String>,
-    #[serde(default)]
-    pub(super) status: String,
-    #[serde(default)]
-    pub(super) invoice: Option<PaymentInvoice>,
-    #[serde(rename = "UpdatedDateUTC", deserialize_with = "xero_time_required")]
-    pub(super) updated: DateTime<Utc>,
 }
 
 #[cfg(test)]
@@ -334,13 +275,28 @@ mod tests {
 
     #[test]
     fn a_name_alone_is_split_into_first_and_last() {
-        let contact: XeroContact = serde_json::from_value(json!({
+        let contact: Contact = serde_json::from_value(json!({
             "ContactID": "00000000-0000-0000-0000-000000000001",
             "Name": "Jane van Dyk",
             "UpdatedDateUTC": "/Date(1573755038314+0000)/"
         }))
         .unwrap();
-        let data = contact_data(&contact, None);
+        let data = contact_data(&ListedContact::read(contact).unwrap(), None);
         assert_eq!((data["first_name"].as_str(), data["last_name"].as_str()), (Some("Jane"), Some("van Dyk")));
+    }
+
+    #[test]
+    fn a_listed_record_without_what_its_event_needs_names_the_field() {
+        let invoice: Invoice = serde_json::from_value(json!({
+            "InvoiceID": "00000000-0000-0000-0000-000000000002",
+            "Status": "PAID", "Total": 10, "AmountDue": 0, "AmountPaid": 10,
+            "UpdatedDateUTC": "/Date(1573755038314+0000)/"
+        }))
+        .unwrap();
+        assert_eq!(Billed::read(invoice).err(), Some("CurrencyCode"));
+        let payment: Payment =
+            serde_json::from_value(json!({ "PaymentID": "00000000-0000-0000-0000-000000000003" })).unwrap();
+        assert_eq!(Paid::read(payment).err(), Some("Amount"));
+        assert_eq!(ListedContact::read(Contact::default()).err(), Some("ContactID"));
     }
 }

@@ -418,14 +418,25 @@ impl Run<'_> {
         }
     }
 
-    /// The records that parse, read digit for digit from Xero's text; the ids of the others
-    /// are noted (see [`Run::keep_unreadable`]), never their content.
-    fn parse<T: serde::de::DeserializeOwned>(&mut self, items: &[&Item]) -> Vec<T> {
+    /// The records that parse (read digit for digit from Xero's text) and have what `read`
+    /// needs for their event; the ids of the others are noted (see [`Run::keep_unreadable`]),
+    /// never their content.
+    fn parse<W: serde::de::DeserializeOwned, T>(
+        &mut self,
+        items: &[&Item],
+        read: fn(W) -> Result<T, &'static str>,
+    ) -> Vec<T> {
         let mut parsed = Vec::with_capacity(items.len());
         for item in items {
             let de = &mut serde_json::Deserializer::from_str(item.raw.get());
-            match serde_path_to_error::deserialize::<_, T>(de) {
-                Ok(t) => parsed.push(t),
+            match serde_path_to_error::deserialize::<_, W>(de) {
+                Ok(wire) => match read(wire) {
+                    Ok(t) => parsed.push(t),
+                    Err(field) => {
+                        tracing::debug!(id = %item.listed.id, field, "Xero record lacks what its event needs");
+                        self.unreadable.push(item.listed.id.clone());
+                    }
+                },
                 Err(e) => {
                     tracing::debug!(id = %item.listed.id, path = %e.path(), error = %without_values(&e.inner().to_string()), "Xero record did not parse");
                     self.unreadable.push(item.listed.id.clone());

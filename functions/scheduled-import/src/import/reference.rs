@@ -4,48 +4,33 @@ use std::time::Duration as StdDuration;
 
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use xero_sync_domain::error::without_values;
 use xero_sync_domain::events::{EventKind, PlatformEvent};
 use xero_sync_domain::model::ImportCursor;
-use xero_sync_domain::reference::ReferenceData;
-use xero_sync_domain::xero::{Accounts, Currencies, Items, TaxRates, TrackingCategories};
-use xero_sync_xero::ApiRequest;
+use xero_sync_domain::xero::{RecordStatus, TaxRateStatus};
+use xero_sync_runtime::reference;
 
 use super::{Ended, ImportError, Run};
 
 impl Run<'_> {
     /// The five reference resources, one call each; an event for each that changed.
     pub(super) async fn reference(&mut self) -> Result<Ended, ImportError> {
-        let mut bodies = Vec::new();
-        for path in ["/TaxRates", "/Accounts", "/Items", "/Currencies", "/TrackingCategories"] {
+        let mut bodies = Vec::with_capacity(reference::LISTS.len());
+        for path in reference::LISTS {
             if self.over_budget() {
                 return Ok(Ended::Budget);
             }
-            let mut request = ApiRequest::new(path);
-            if path == "/TrackingCategories" {
-                request.query = vec![("includeArchived", "true".into())];
-            }
-            bodies.push(self.get::<Box<RawValue>>(&request).await?);
+            bodies.push(self.get::<Box<RawValue>>(&reference::request(path)).await?);
         }
-        let tax: TaxRates = parse_whole(&bodies[0], "tax rates")?;
-        let accounts: Accounts = parse_whole(&bodies[1], "accounts")?;
-        let items: Items = parse_whole(&bodies[2], "items")?;
-        let currencies: Currencies = parse_whole(&bodies[3], "currencies")?;
-        let tracking: TrackingCategories = parse_whole(&bodies[4], "tracking categories")?;
-        let data = ReferenceData {
-            read_at: self.app.now(),
-            accounts: accounts.accounts,
-            tax_rates: tax.tax_rates,
-            tracking_categories: tracking.tracking_categories,
-            items: items.items,
-            currencies: currencies.currencies,
-        };
+        // A list that does not parse is not delivered (a partial list would read as
+        // deletions); it is tried again later.
+        let data = reference::assemble(&bodies, self.app.now())
+            .map_err(|e| ImportError::Later { reason: e.to_string(), after: StdDuration::from_secs(300) })?;
         let changes = [
             (
                 "tax_rates",
                 EventKind::TaxRatesChanged,
                 json!({ "tax_rates": data.tax_rates.iter().map(|t| json!({
-                "tax_type": t.tax_type, "name": t.name, "status": t.status.clone().unwrap_or_else(|| "ACTIVE".into()),
+                "tax_type": t.tax_type, "name": t.name, "status": t.status.unwrap_or(TaxRateStatus::Active),
                 "effective_rate": t.effective().normalize().to_string(),
                 "components": t.tax_components.iter().map(|c| json!({
                     "name": c.name, "rate": c.rate.normalize().to_string(), "is_compound": c.is_compound })).collect::<Vec<_>>(),
@@ -57,7 +42,7 @@ impl Run<'_> {
                 EventKind::AccountsChanged,
                 json!({ "accounts": data.accounts.iter().map(|a| json!({
                 "code": a.code, "name": a.name, "type": a.account_type,
-                "status": a.status.clone().unwrap_or_else(|| "ACTIVE".into()), "tax_type": a.tax_type,
+                "status": a.status.unwrap_or(RecordStatus::Active), "tax_type": a.tax_type,
             })).collect::<Vec<_>>() }),
             ),
             (
@@ -84,9 +69,9 @@ impl Run<'_> {
                 "tracking",
                 EventKind::TrackingChanged,
                 json!({ "tracking_categories": data.tracking_categories.iter().map(|c| json!({
-                "id": c.tracking_category_id, "name": c.name, "status": c.status.clone().unwrap_or_else(|| "ACTIVE".into()),
+                "id": c.tracking_category_id, "name": c.name, "status": c.status.unwrap_or(RecordStatus::Active),
                 "options": c.options.iter().map(|o| json!({
-                    "id": o.tracking_option_id, "name": o.name, "status": o.status.clone().unwrap_or_else(|| "ACTIVE".into()) }))
+                    "id": o.tracking_option_id, "name": o.name, "status": o.status.unwrap_or(RecordStatus::Active) }))
                     .collect::<Vec<_>>(),
             })).collect::<Vec<_>>() }),
             ),
@@ -140,15 +125,6 @@ pub(super) fn in_parts(payload: Value) -> Vec<Value> {
     }
     let total = parts.len();
     parts.into_iter().enumerate().map(|(n, part)| json!({ key.clone(): part, "part": n + 1, "parts": total })).collect()
-}
-
-/// A reference list that does not parse is not delivered (a partial list would read as
-/// deletions); it is tried again later.
-pub(super) fn parse_whole<T: serde::de::DeserializeOwned>(v: &RawValue, what: &str) -> Result<T, ImportError> {
-    serde_json::from_str(v.get()).map_err(|e| ImportError::Later {
-        reason: format!("Xero's {what} did not parse: {}", without_values(&e.to_string())),
-        after: StdDuration::from_secs(300),
-    })
 }
 
 #[cfg(test)]

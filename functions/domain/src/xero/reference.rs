@@ -1,44 +1,12 @@
-//! Xero's reference data as the Accounting API returns it (field names as in
-//! xero_accounting.yaml), kept to what xero-sync uses.
+//! An organisation's reference data (accounts, tax rates, tracking, items, currencies) as the
+//! Accounting API lists it.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::status::{AccountClass, AccountType, RecordStatus, TaxRateStatus};
 use crate::decimal;
-
-/// Xero's JSON dates: `/Date(1573755038314+0000)/` (milliseconds since the epoch, UTC), and in
-/// a few places ISO 8601 without a zone, which Xero means as UTC.
-pub mod date {
-    use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
-
-    pub fn parse(text: &str) -> Option<DateTime<Utc>> {
-        let text = text.trim();
-        if let Some(inner) = text.strip_prefix("/Date(").and_then(|r| r.strip_suffix(")/")) {
-            let end =
-                inner.char_indices().skip(1).find(|(_, c)| *c == '+' || *c == '-').map_or(inner.len(), |(i, _)| i);
-            return Utc.timestamp_millis_opt(inner[..end].parse().ok()?).single();
-        }
-        if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-            return Some(t.with_timezone(&Utc));
-        }
-        NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|t| t.and_utc())
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn xero_dates_parse_in_both_forms() {
-            let t = Utc.timestamp_millis_opt(1_573_755_038_314).unwrap();
-            assert_eq!(parse("/Date(1573755038314+0000)/"), Some(t));
-            assert_eq!(parse("/Date(1573755038314)/"), Some(t));
-            assert_eq!(parse("2019-11-14T18:10:38.314"), Some(t));
-            assert_eq!(parse("not a date"), None);
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -49,11 +17,11 @@ pub struct Account {
     pub code: Option<String>,
     pub name: String,
     #[serde(rename = "Type")]
-    pub account_type: String,
+    pub account_type: AccountType,
     #[serde(default)]
-    pub class: Option<String>,
+    pub class: Option<AccountClass>,
     #[serde(default)]
-    pub status: Option<String>,
+    pub status: Option<RecordStatus>,
     #[serde(default)]
     pub enable_payments_to_account: bool,
     #[serde(default)]
@@ -62,7 +30,7 @@ pub struct Account {
 
 impl Account {
     pub fn is_active(&self) -> bool {
-        self.status.as_deref().is_none_or(|s| s == "ACTIVE")
+        self.status.is_none_or(|s| s == RecordStatus::Active)
     }
 
     /// What may receive a sales invoice's lines: an active revenue account, or one that takes
@@ -70,8 +38,8 @@ impl Account {
     pub fn usable_for_sales(&self) -> bool {
         self.is_active()
             && self.code.is_some()
-            && self.account_type != "BANK"
-            && (self.class.as_deref() == Some("REVENUE") || self.enable_payments_to_account)
+            && self.account_type != AccountType::Bank
+            && (self.class == Some(AccountClass::Revenue) || self.enable_payments_to_account)
     }
 }
 
@@ -91,7 +59,7 @@ pub struct TaxRate {
     pub name: String,
     pub tax_type: String,
     #[serde(default)]
-    pub status: Option<String>,
+    pub status: Option<TaxRateStatus>,
     #[serde(default, deserialize_with = "decimal::option::deserialize")]
     pub effective_rate: Option<Decimal>,
     #[serde(default, deserialize_with = "decimal::option::deserialize")]
@@ -104,7 +72,7 @@ pub struct TaxRate {
 
 impl TaxRate {
     pub fn is_active(&self) -> bool {
-        self.status.as_deref().is_none_or(|s| s == "ACTIVE")
+        self.status.is_none_or(|s| s == TaxRateStatus::Active)
     }
 
     pub fn usable_for_sales(&self) -> bool {
@@ -128,7 +96,13 @@ pub struct TrackingOption {
     pub tracking_option_id: Uuid,
     pub name: String,
     #[serde(default)]
-    pub status: Option<String>,
+    pub status: Option<RecordStatus>,
+}
+
+impl TrackingOption {
+    pub fn is_active(&self) -> bool {
+        self.status.is_none_or(|s| s == RecordStatus::Active)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,18 +112,18 @@ pub struct TrackingCategory {
     pub tracking_category_id: Uuid,
     pub name: String,
     #[serde(default)]
-    pub status: Option<String>,
+    pub status: Option<RecordStatus>,
     #[serde(default)]
     pub options: Vec<TrackingOption>,
 }
 
 impl TrackingCategory {
     pub fn is_active(&self) -> bool {
-        self.status.as_deref().is_none_or(|s| s == "ACTIVE")
+        self.status.is_none_or(|s| s == RecordStatus::Active)
     }
 
     pub fn active_option(&self, name: &str) -> Option<&TrackingOption> {
-        self.options.iter().find(|o| o.name == name && o.status.as_deref().is_none_or(|s| s == "ACTIVE"))
+        self.options.iter().find(|o| o.name == name && o.is_active())
     }
 }
 
@@ -253,20 +227,23 @@ mod tests {
 
     #[test]
     fn bank_and_archived_accounts_never_take_sales() {
-        let account = |t: &str, class: &str, status: &str, payments: bool| Account {
+        use AccountClass as C;
+        use AccountType as T;
+        let account = |account_type, class, status, payments: bool| Account {
             account_id: Uuid::nil(),
             code: Some("1".into()),
             name: "x".into(),
-            account_type: t.into(),
-            class: Some(class.into()),
-            status: Some(status.into()),
+            account_type,
+            class: Some(class),
+            status: Some(status),
             enable_payments_to_account: payments,
             tax_type: None,
         };
-        assert!(account("REVENUE", "REVENUE", "ACTIVE", false).usable_for_sales());
-        assert!(account("CURRLIAB", "LIABILITY", "ACTIVE", true).usable_for_sales());
-        assert!(!account("BANK", "ASSET", "ACTIVE", true).usable_for_sales());
-        assert!(!account("REVENUE", "REVENUE", "ARCHIVED", false).usable_for_sales());
-        assert!(!account("EXPENSE", "EXPENSE", "ACTIVE", false).usable_for_sales());
+        let (active, archived) = (RecordStatus::Active, RecordStatus::Archived);
+        assert!(account(T::Revenue, C::Revenue, active, false).usable_for_sales());
+        assert!(account(T::CurrentLiability, C::Liability, active, true).usable_for_sales());
+        assert!(!account(T::Bank, C::Asset, active, true).usable_for_sales());
+        assert!(!account(T::Revenue, C::Revenue, archived, false).usable_for_sales());
+        assert!(!account(T::Expense, C::Expense, active, false).usable_for_sales());
     }
 }

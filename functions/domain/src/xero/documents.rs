@@ -1,0 +1,208 @@
+//! Invoices, contacts and payments: what the push writes and reads back, and what the import
+//! lists.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::date;
+use super::status::{ContactStatus, InvoiceStatus, InvoiceType, PaymentStatus};
+use crate::decimal;
+
+/// One element's refusal in a write answered per element (`summarizeErrors=false`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ValidationError {
+    #[serde(rename = "Message", default)]
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Invoice {
+    #[serde(rename = "InvoiceID", default)]
+    pub invoice_id: Option<Uuid>,
+    #[serde(default)]
+    pub invoice_number: Option<String>,
+    #[serde(rename = "Type", default)]
+    pub kind: Option<InvoiceType>,
+    #[serde(default)]
+    pub status: Option<InvoiceStatus>,
+    #[serde(default)]
+    pub contact: Option<Contact>,
+    #[serde(default, deserialize_with = "decimal::option::deserialize")]
+    pub total: Option<Decimal>,
+    #[serde(default, deserialize_with = "decimal::option::deserialize")]
+    pub amount_due: Option<Decimal>,
+    #[serde(default, deserialize_with = "decimal::option::deserialize")]
+    pub amount_paid: Option<Decimal>,
+    #[serde(default, deserialize_with = "decimal::option::deserialize")]
+    pub amount_credited: Option<Decimal>,
+    #[serde(default)]
+    pub currency_code: Option<String>,
+    #[serde(default, deserialize_with = "date::day_option")]
+    pub fully_paid_on_date: Option<NaiveDate>,
+    #[serde(rename = "UpdatedDateUTC", default, deserialize_with = "date::option")]
+    pub updated: Option<DateTime<Utc>>,
+    /// "ERROR" on an element Xero refused.
+    #[serde(default)]
+    pub status_attribute_string: Option<String>,
+    #[serde(default)]
+    pub validation_errors: Vec<ValidationError>,
+}
+
+impl Invoice {
+    /// The id Xero gave it; a refused element carries the nil UUID.
+    pub fn id(&self) -> Option<Uuid> {
+        self.invoice_id.filter(|id| !id.is_nil())
+    }
+
+    /// Whether Xero refused this element of a write.
+    pub fn is_refused(&self) -> bool {
+        self.status_attribute_string.as_deref() == Some("ERROR") || !self.validation_errors.is_empty()
+    }
+
+    /// A sales invoice, as far as the answer says (a summary may leave the type out).
+    pub fn is_sales(&self) -> bool {
+        self.kind.is_none_or(|k| k == InvoiceType::AccRec)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Phone {
+    #[serde(default)]
+    pub phone_type: Option<String>,
+    #[serde(default)]
+    pub phone_number: Option<String>,
+    #[serde(default)]
+    pub phone_area_code: Option<String>,
+    #[serde(default)]
+    pub phone_country_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Address {
+    #[serde(default)]
+    pub address_type: Option<String>,
+    #[serde(default)]
+    pub address_line1: Option<String>,
+    #[serde(default)]
+    pub address_line2: Option<String>,
+    #[serde(default)]
+    pub city: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub postal_code: Option<String>,
+    #[serde(default)]
+    pub country: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Contact {
+    #[serde(rename = "ContactID", default)]
+    pub contact_id: Option<Uuid>,
+    #[serde(default)]
+    pub contact_number: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub email_address: Option<String>,
+    #[serde(default)]
+    pub contact_status: Option<ContactStatus>,
+    #[serde(default)]
+    pub is_customer: bool,
+    #[serde(default)]
+    pub phones: Vec<Phone>,
+    #[serde(default)]
+    pub addresses: Vec<Address>,
+    #[serde(rename = "UpdatedDateUTC", default, deserialize_with = "date::option")]
+    pub updated: Option<DateTime<Utc>>,
+}
+
+impl Contact {
+    /// Active, or of a status the answer leaves out (Xero's summaries do).
+    pub fn is_active(&self) -> bool {
+        self.contact_status.is_none_or(|s| s == ContactStatus::Active)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Payment {
+    #[serde(rename = "PaymentID", default)]
+    pub payment_id: Option<Uuid>,
+    #[serde(default, deserialize_with = "decimal::option::deserialize")]
+    pub amount: Option<Decimal>,
+    #[serde(default, deserialize_with = "date::day_option")]
+    pub date: Option<NaiveDate>,
+    #[serde(default)]
+    pub reference: Option<String>,
+    #[serde(default)]
+    pub status: Option<PaymentStatus>,
+    #[serde(default)]
+    pub invoice: Option<Invoice>,
+    #[serde(rename = "UpdatedDateUTC", default, deserialize_with = "date::option")]
+    pub updated: Option<DateTime<Utc>>,
+}
+
+/// `{"Invoices": [...]}` and its siblings.
+#[derive(Debug, Default, Deserialize)]
+pub struct Invoices {
+    #[serde(rename = "Invoices", default)]
+    pub invoices: Vec<Invoice>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Contacts {
+    #[serde(rename = "Contacts", default)]
+    pub contacts: Vec<Contact>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+    use serde_json::json;
+
+    #[test]
+    fn a_refused_element_reads_with_its_messages_and_no_id() {
+        let answered: Invoice = serde_json::from_value(json!({
+            "InvoiceID": "00000000-0000-0000-0000-000000000000",
+            "StatusAttributeString": "ERROR",
+            "ValidationErrors": [{ "Message": "Account code '999' is not a valid code for this document." }]
+        }))
+        .unwrap();
+        assert!(answered.is_refused());
+        assert_eq!(answered.id(), None);
+        assert_eq!(answered.validation_errors[0].message, "Account code '999' is not a valid code for this document.");
+    }
+
+    #[test]
+    fn a_listed_payment_reads_its_amount_digit_for_digit_and_its_day_in_utc() {
+        let payment: Payment = serde_json::from_str(
+            r#"{"PaymentID":"00000000-0000-0000-0000-000000000001","Amount":12345678901234.5678,
+                "Date":"/Date(1573689600000+0000)/","Status":"DELETED",
+                "Invoice":{"InvoiceID":"00000000-0000-0000-0000-000000000002","CurrencyCode":"NZD"}}"#,
+        )
+        .unwrap();
+        assert_eq!(payment.amount, Some(dec!(12345678901234.5678)));
+        assert_eq!(payment.date, NaiveDate::from_ymd_opt(2019, 11, 14));
+        assert_eq!(payment.status, Some(PaymentStatus::Deleted));
+    }
+
+    #[test]
+    fn a_date_that_is_not_one_is_refused_rather_than_dropped() {
+        let bad = serde_json::from_value::<Contact>(json!({ "UpdatedDateUTC": "yesterday" }));
+        assert!(bad.is_err());
+        let missing: Contact = serde_json::from_value(json!({})).unwrap();
+        assert_eq!(missing.updated, None);
+    }
+}
