@@ -9,11 +9,12 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use xero_sync_domain::model::{Connection, ContactMapping, ContactMatch, PlatformCustomerId};
+use xero_sync_domain::store::ContactMappingStore;
 use xero_sync_domain::xero::{Contact, Contacts};
-use xero_sync_runtime::App;
-use xero_sync_runtime::token_provider::TokenError;
+use xero_sync_runtime::token_provider::{TokenError, TokenProvider};
 use xero_sync_xero::ApiRequest;
 
 use crate::event::Customer;
@@ -77,12 +78,14 @@ const CUSTOMERS_PER_QUERY: usize = 10;
 /// does not have is [`Found::Missing`], and its details go with the invoice so that Xero
 /// creates the contact with it.
 pub async fn find_many(
-    app: &App,
+    mappings: &dyn ContactMappingStore,
+    tokens: &TokenProvider,
     connection: &Connection,
     customers: &[&Customer],
+    now: DateTime<Utc>,
 ) -> Result<HashMap<PlatformCustomerId, Found>, TokenError> {
     let key = connection.key();
-    let store = &app.services.store;
+    let store = mappings;
     let mut found = HashMap::new();
     let mut unmapped: Vec<&Customer> = Vec::new();
     let lookups =
@@ -102,7 +105,7 @@ pub async fn find_many(
         let clause = chunk.iter().map(|c| format!("({})", where_clause(c))).collect::<Vec<_>>().join(" OR ");
         let mut request = ApiRequest::new("/Contacts");
         request.query = vec![("where", clause), ("page", "1".into())];
-        let candidates: Contacts = app.tokens.get(connection, &request).await?.body;
+        let candidates: Contacts = tokens.get(connection, &request).await?.body;
         let ids: Vec<Uuid> = candidates.contacts.iter().filter_map(|c| c.contact_id).collect();
         let owners = if ids.is_empty() { HashMap::new() } else { store.customers_for_xero_ids(&key, &ids).await? };
         for customer in chunk {
@@ -115,12 +118,8 @@ pub async fn find_many(
                     continue;
                 }
             };
-            let mapping = ContactMapping {
-                customer_id: customer.id.clone(),
-                xero_contact_id: id,
-                matched_by,
-                mapped_at: app.now(),
-            };
+            let mapping =
+                ContactMapping { customer_id: customer.id.clone(), xero_contact_id: id, matched_by, mapped_at: now };
             // Remembering is a saving, not a must: another push may be writing the same mapping.
             if let Err(e) = store.put_contact_mapping(&key, &mapping).await {
                 tracing::warn!(customer = %customer.id, error = %e, "contact mapping not kept");

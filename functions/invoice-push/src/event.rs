@@ -314,3 +314,9 @@ mod tests {
         assert!(order(early, Some(3)).is_older_than(&order(late, None)), "one without a sequence: the time");
     }
 }
+
+/// The contract's example `invoice.created`, as the unit tests' starting point.
+#[cfg(test)]
+pub(crate) fn example() -> InvoiceEvent {
+    parse(include_bytes!("../../../docs/contracts/examples/invoice-created.json")).expect("the example parses")
+}

@@ -274,12 +274,7 @@ mod tests {
     use xero_sync_domain::xero::TrackingOption;
 
     fn event() -> InvoiceEvent {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../docs/contracts/examples/invoice-created.json"
-        ))
-        .unwrap();
-        crate::event::parse(text.as_bytes()).unwrap()
+        crate::event::example()
     }
 
     const REGION: Uuid = Uuid::from_u128(7);

@@ -186,7 +186,7 @@ pub fn verdict(results: &[PushResult]) -> Result<(), Retry> {
 async fn bus_event(worker: &Worker, event: PlatformEvent) -> Result<(), Retry> {
     let Some(tenant_id) = event.tenant_id else { return Ok(()) };
     let key = ConnectionKey { account_id: event.account_id, tenant_id };
-    redrive_parked(&worker.app, &worker.queue, &key).await.map(|_| ()).map_err(|e| {
+    redrive_parked(&*worker.app.services.store, &worker.queue, &key).await.map(|_| ()).map_err(|e| {
         tracing::warn!(error = %e, "parked pushes not yet sent again");
         Retry { after: Some(Duration::from_secs(30)) }
     })

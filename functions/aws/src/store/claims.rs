@@ -2,6 +2,14 @@
 
 use super::*;
 
+/// A once-key's item: what was claimed, when, and until when it holds.
+fn once_item(name: &str, value: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> Item {
+    let mut item = with_expiry(with_keys(Item::new(), keys::once(name), "ONCE".into(), "once"), until);
+    item.insert("value".into(), s(value));
+    item.insert("claimed_at".into(), s(time::format(now)));
+    item
+}
+
 #[async_trait]
 impl OnceStore for DynamoStore {
     async fn claim_once(
@@ -11,9 +19,7 @@ impl OnceStore for DynamoStore {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<Claimed>, Error> {
-        let mut item = with_expiry(with_keys(Item::new(), keys::once(name), "ONCE".into(), "once"), until);
-        item.insert("value".into(), s(value));
-        item.insert("claimed_at".into(), s(time::format(now)));
+        let item = once_item(name, value, until, now);
         let result = self
             .client
             .put_item()
@@ -39,21 +45,13 @@ impl OnceStore for DynamoStore {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let mut item = with_expiry(with_keys(Item::new(), keys::once(name), "ONCE".into(), "once"), until);
-        item.insert("value".into(), s(value));
-        item.insert("claimed_at".into(), s(time::format(now)));
+        let item = once_item(name, value, until, now);
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(dynamo("PutItem"))?;
         Ok(())
     }
 
     async fn forget_once(&self, name: &str) -> Result<(), Error> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::once(name), "ONCE")))
-            .send()
-            .await
-            .map_err(dynamo("DeleteItem"))?;
+        self.delete(key(keys::once(name), "ONCE")).await?;
         Ok(())
     }
 }
@@ -208,13 +206,7 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn forget_delivery(&self, delivery_id: &str) -> Result<(), Error> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::delivery(delivery_id), "DELIVERY")))
-            .send()
-            .await
-            .map_err(dynamo("DeleteItem"))?;
+        self.delete(key(keys::delivery(delivery_id), "DELIVERY")).await?;
         Ok(())
     }
 }
@@ -235,13 +227,7 @@ impl JobStateStore for DynamoStore {
                 self.put(item).await
             }
             None => {
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key(keys::job(name), "JOB")))
-                    .send()
-                    .await
-                    .map_err(dynamo("DeleteItem"))?;
+                self.delete(key(keys::job(name), "JOB")).await?;
                 Ok(())
             }
         }

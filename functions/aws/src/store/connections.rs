@@ -20,13 +20,7 @@ impl ConnectionStore for DynamoStore {
         let replaced = before.and_then(|old| XeroConnectionId::parse(&old).ok());
         if let Some(old) = replaced.filter(|old| *old != connection.xero_connection_id) {
             let row = key(keys::xero_connection(&old), keys::xero_connection_user(&connection.key()));
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(row))
-                .send()
-                .await
-                .map_err(dynamo("DeleteItem"))?;
+            self.delete(row).await?;
         }
         self.track_xero_connection(connection).await
     }
@@ -209,13 +203,7 @@ impl GrantReleaseStore for DynamoStore {
     }
 
     async fn delete_grant_release(&self, grant: GrantId) -> Result<(), Error> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::release(&grant), "RELEASE")))
-            .send()
-            .await
-            .map_err(dynamo("DeleteItem"))?;
+        self.delete(key(keys::release(&grant), "RELEASE")).await?;
         Ok(())
     }
 

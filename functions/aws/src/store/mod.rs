@@ -253,6 +253,18 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// Deletes the item at `key`, if there is one.
+    async fn delete(&self, key: Item) -> Result<(), Error> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .send()
+            .await
+            .map_err(dynamo("DeleteItem"))?;
+        Ok(())
+    }
+
     /// Every item of a partition (those whose sort key starts with `sk_prefix`, when given),
     /// page after page, read consistently.
     async fn query_all(&self, pk: String, sk_prefix: Option<&str>) -> Result<Vec<Item>, Error> {

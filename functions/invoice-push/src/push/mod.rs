@@ -71,14 +71,14 @@ async fn push_inner(
     };
     match connection.status {
         ConnectionStatus::Connected => {}
-        ConnectionStatus::NeedsReconnect => return park(app, key, &events).await,
+        ConnectionStatus::NeedsReconnect => return park(&*app.services.store, key, &events).await,
         _ => return Ok(events.iter().map(|_| Ok(Outcome::NotConnected)).collect()),
     }
     let settings = store.get_settings(key).await?.settings;
     let tracking = tracking_categories(app, &connection, !settings.tracking_mapping.is_empty()).await;
     let tracking = match tracking {
         Ok(t) => t,
-        Err(TokenError::Reconnect) => return park(app, key, &events).await,
+        Err(TokenError::Reconnect) => return park(&*app.services.store, key, &events).await,
         Err(e) => return Err(later_for(&e)),
     };
 
@@ -127,7 +127,7 @@ async fn push_inner(
         jobs.iter().filter(|j| matches!(j.result, Some(Ok(Outcome::Parked)))).map(|j| j.event.clone()).collect();
     let mut results = finish(app, &connection, jobs).await?;
     if !waiting.is_empty() {
-        let parked = park(app, key, &waiting).await?;
+        let parked = park(&*app.services.store, key, &waiting).await?;
         let mut parked = parked.into_iter();
         for result in results.iter_mut().filter(|r| matches!(r, Ok(Outcome::Parked))) {
             *result = parked.next().unwrap_or(Ok(Outcome::Parked));

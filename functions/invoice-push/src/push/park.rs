@@ -5,17 +5,16 @@ use std::time::Duration as StdDuration;
 use xero_sync_aws::Queue;
 use xero_sync_domain::Error;
 use xero_sync_domain::model::{ConnectionKey, ConnectionStatus, ParkedPush};
-use xero_sync_runtime::App;
+use xero_sync_domain::store::{ConnectionStore, ParkedPushStore};
 
 use super::plan::{Outcome, PushError, PushResult};
 use crate::event::InvoiceEvent;
 
 pub(super) async fn park(
-    app: &App,
+    store: &(impl ParkedPushStore + ConnectionStore + ?Sized),
     key: &ConnectionKey,
     events: &[InvoiceEvent],
 ) -> Result<Vec<PushResult>, PushError> {
-    let store = &app.services.store;
     let mut parked = Vec::with_capacity(events.len());
     for event in events {
         let message = crate::message::QueueMessage::Event(Box::new(crate::message::PushMessage {
@@ -50,13 +49,13 @@ pub(super) async fn park(
 
 /// Re-sends the pushes parked for a connection that is connected again; each is unparked only
 /// once it is back on the queue.
-pub async fn redrive_parked(app: &App, queue: &Queue, key: &ConnectionKey) -> Result<usize, Error> {
-    let parked = app.services.store.parked_pushes(key).await?;
+pub async fn redrive_parked(store: &dyn ParkedPushStore, queue: &Queue, key: &ConnectionKey) -> Result<usize, Error> {
+    let parked = store.parked_pushes(key).await?;
     let bodies: Vec<String> = parked.iter().map(|p| p.message.clone()).collect();
     let refused = queue.send_all(&bodies).await?;
     for (at, p) in parked.iter().enumerate() {
         if !refused.contains(&at) {
-            app.services.store.unpark_push(key, p).await?;
+            store.unpark_push(key, p).await?;
         }
     }
     if !refused.is_empty() {

@@ -203,12 +203,7 @@ mod tests {
     }
 
     fn event() -> InvoiceEvent {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../docs/contracts/examples/invoice-created.json"
-        ))
-        .unwrap();
-        crate::event::parse(text.as_bytes()).unwrap()
+        crate::event::example()
     }
 
     fn settings() -> ConnectionSettings {

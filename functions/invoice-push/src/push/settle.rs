@@ -10,7 +10,7 @@ use xero_sync_domain::digest::hex;
 use xero_sync_domain::events::{EventKind, PlatformEvent};
 use xero_sync_domain::model::{Connection, ConnectionKey, ContactMapping, ContactMatch, SyncRecord, SyncStatus};
 use xero_sync_domain::notify::Notice;
-use xero_sync_domain::store::at_most_once;
+use xero_sync_domain::store::{SyncRecordStore, at_most_once};
 use xero_sync_domain::xero::InvoiceStatus;
 use xero_sync_runtime::{App, mail};
 
@@ -194,7 +194,7 @@ pub(super) async fn finish(
         if told.is_err() && s.announce.is_some() {
             record.untold = true;
         }
-        if let Err(e) = save_or_later(app, &record).await {
+        if let Err(e) = save_or_later(&*app.services.store, &record).await {
             job.result = Some(Err(e));
         } else if let (Err(e), Some(_)) = (&told, &s.announce) {
             job.result = Some(Err(clone_error(e)));
@@ -231,8 +231,8 @@ pub(super) fn plan_hash(plan: &Plan) -> String {
     }
 }
 
-pub(super) async fn save_or_later(app: &App, record: &SyncRecord) -> Result<SyncRecord, PushError> {
-    match app.services.store.save_sync_record(record).await {
+pub(super) async fn save_or_later(records: &dyn SyncRecordStore, record: &SyncRecord) -> Result<SyncRecord, PushError> {
+    match records.save_sync_record(record).await {
         Ok(saved) => Ok(saved),
         // Someone took over after our claim ran out; they will record what Xero has.
         Err(Error::Conflict(_)) => Err(PushError::later("the sync record changed under us", StdDuration::from_secs(5))),

@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use xero_sync_domain::Error;
 use xero_sync_domain::digest::hex;
 use xero_sync_domain::model::{Connection, PlatformCustomerId, TenantId};
 use xero_sync_domain::settings::ConnectionSettings;
+use xero_sync_domain::store::SyncRecordStore;
 use xero_sync_domain::xero::{Invoice, InvoiceStatus, Invoices, TrackingCategory};
 use xero_sync_runtime::App;
 use xero_sync_runtime::token_provider::TokenError;
@@ -60,23 +61,25 @@ pub(super) async fn write_to_xero(
     let writes: Vec<usize> = (0..jobs.len()).filter(|i| matches!(jobs[*i].plan, Plan::Write { .. })).collect();
     if !writes.is_empty() {
         let customers: Vec<&crate::event::Customer> = writes.iter().map(|i| &jobs[*i].event.customer).collect();
-        let found = match crate::contact::find_many(app, connection, &customers).await {
-            Ok(found) => found,
-            Err(TokenError::Reconnect) => return park_open(jobs),
-            Err(e) if e.is_retryable() => {
-                let error = later_for(&e);
-                for i in writes {
-                    jobs[i].result = Some(Err(clone_error(&error)));
+        let found =
+            match crate::contact::find_many(&*app.services.store, &app.tokens, connection, &customers, app.now()).await
+            {
+                Ok(found) => found,
+                Err(TokenError::Reconnect) => return park_open(jobs),
+                Err(e) if e.is_retryable() => {
+                    let error = later_for(&e);
+                    for i in writes {
+                        jobs[i].result = Some(Err(clone_error(&error)));
+                    }
+                    return;
                 }
-                return;
-            }
-            // A lookup Xero will never answer (a query it refuses): the customers' details go
-            // with the invoices, and Xero matches them by number or name, or creates them.
-            Err(e) => {
-                tracing::warn!(error = %e, "contact lookup refused; sending the customers' details instead");
-                Default::default()
-            }
-        };
+                // A lookup Xero will never answer (a query it refuses): the customers' details go
+                // with the invoices, and Xero matches them by number or name, or creates them.
+                Err(e) => {
+                    tracing::warn!(error = %e, "contact lookup refused; sending the customers' details instead");
+                    Default::default()
+                }
+            };
         // Two new customers of one name in one request: Xero would give the second the first
         // one's contact, so the second is created under a distinct name too.
         let mut new_names: HashMap<String, PlatformCustomerId> = HashMap::new();
@@ -115,10 +118,16 @@ pub(super) fn park_open(jobs: &mut [Job]) {
 /// Makes sure each open job's claim outlasts the next Xero round (lookup and two writes, each
 /// up to the timeout), extending it when it would not: a claim that ran out while we waited
 /// could let a redelivery write at the same time. A claim lost to another pusher ends the job.
-pub(super) async fn keep_claims(app: &App, policy: &PushPolicy, jobs: &mut [Job], open: &[usize]) -> Result<(), Error> {
-    let timeout = chrono::Duration::from_std(app.xero.config().request_timeout).unwrap_or(Duration::seconds(30));
+pub(super) async fn keep_claims(
+    records: &dyn SyncRecordStore,
+    xero_timeout: StdDuration,
+    now: DateTime<Utc>,
+    policy: &PushPolicy,
+    jobs: &mut [Job],
+    open: &[usize],
+) -> Result<(), Error> {
+    let timeout = Duration::from_std(xero_timeout).unwrap_or(Duration::seconds(30));
     let needed = timeout * 3 + Duration::seconds(10);
-    let now = app.now();
     for &i in open {
         let job = &mut jobs[i];
         if job.record.claimed_until.is_some_and(|until| until - now > needed) {
@@ -126,7 +135,7 @@ pub(super) async fn keep_claims(app: &App, policy: &PushPolicy, jobs: &mut [Job]
         }
         let mut renewed = job.record.clone();
         renewed.claimed_until = Some(now + policy.claim_for.max(needed * 2));
-        match app.services.store.save_sync_record(&renewed).await {
+        match records.save_sync_record(&renewed).await {
             Ok(saved) => job.record = saved,
             Err(Error::Conflict(_)) => {
                 job.claimed = false;
@@ -151,7 +160,8 @@ pub(super) async fn write_chunk(
     loop {
         attempt += 1;
         let open: Vec<usize> = chunk.iter().copied().filter(|i| jobs[*i].result.is_none()).collect();
-        if let Err(e) = keep_claims(app, policy, jobs, &open).await {
+        let timeout = app.xero.config().request_timeout;
+        if let Err(e) = keep_claims(&*app.services.store, timeout, app.now(), policy, jobs, &open).await {
             for &i in &open {
                 jobs[i].result = Some(Err(PushError::later(e.to_string(), StdDuration::from_secs(5))));
             }
@@ -363,8 +373,6 @@ mod tests {
     use uuid::Uuid;
     use xero_sync_domain::model::{ConnectionKey, SyncRecord};
 
-    use crate::event::InvoiceEvent;
-
     #[test]
     fn idempotency_keys_name_the_request_and_its_deliveries_and_fit_xero_limit() {
         let tenant = TenantId(Uuid::nil());
@@ -385,8 +393,7 @@ mod tests {
             "ValidationErrors": [{ "Message": "Account code '999' is not a valid code for this document." }]
         }))
         .unwrap();
-        let event: InvoiceEvent =
-            serde_json::from_str(include_str!("../../../../docs/contracts/examples/invoice-created.json")).unwrap();
+        let event = crate::event::example();
         let key = ConnectionKey { account_id: event.account_id.clone(), tenant_id: TenantId(Uuid::nil()) };
         let record = SyncRecord::new(&key, event.invoice.id.clone(), "INV-1", Utc::now());
         let mut job =

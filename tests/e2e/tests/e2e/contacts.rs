@@ -18,7 +18,7 @@ async fn find(
     connection: &xero_sync_domain::model::Connection,
     customer: &Customer,
 ) -> Result<Option<uuid::Uuid>, xero_sync_runtime::token_provider::TokenError> {
-    let mut found = find_many(app, connection, &[customer]).await?;
+    let mut found = find_many(&*app.services.store, &app.tokens, connection, &[customer], app.now()).await?;
     Ok(match found.remove(&customer.id) {
         Some(Found::Contact(id)) => Some(id),
         _ => None,
