@@ -289,6 +289,12 @@ pub fn parse(body: &[u8]) -> Result<InvoiceEvent, Problem> {
     Ok(event)
 }
 
+/// The contract's example `invoice.created`, as the unit tests' starting point.
+#[cfg(test)]
+pub(crate) fn example() -> InvoiceEvent {
+    parse(include_bytes!("../../../docs/contracts/examples/invoice-created.json")).expect("the example parses")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,10 +319,4 @@ mod tests {
         assert!(order(late, Some(1)).is_older_than(&order(early, Some(2))), "the sequence wins over the clock");
         assert!(order(early, Some(3)).is_older_than(&order(late, None)), "one without a sequence: the time");
     }
-}
-
-/// The contract's example `invoice.created`, as the unit tests' starting point.
-#[cfg(test)]
-pub(crate) fn example() -> InvoiceEvent {
-    parse(include_bytes!("../../../docs/contracts/examples/invoice-created.json")).expect("the example parses")
 }
