@@ -27,22 +27,17 @@ pub fn request(path: &'static str) -> ApiRequest<'static> {
     request
 }
 
-/// A list that did not parse; names the list, never its content.
-#[derive(Debug, thiserror::Error)]
-#[error("Xero's {what} did not parse: {reason}")]
-pub struct Unreadable {
-    pub what: &'static str,
-    pub reason: String,
-}
-
-fn parse<T: DeserializeOwned>(bodies: &[Box<RawValue>], n: usize, what: &'static str) -> Result<T, Unreadable> {
-    let body = bodies.get(n).ok_or(Unreadable { what, reason: "no answer".into() })?;
-    serde_json::from_str(body.get()).map_err(|e| Unreadable { what, reason: without_values(&e.to_string()) })
+/// A list that did not parse is the client's own `Unreadable` (retryable), naming the list,
+/// never its content.
+fn parse<T: DeserializeOwned>(bodies: &[Box<RawValue>], n: usize, what: &str) -> Result<T, XeroError> {
+    let unreadable = |reason: String| XeroError::Unreadable { what: what.to_owned(), reason, maybe_applied: false };
+    let body = bodies.get(n).ok_or_else(|| unreadable("no answer".into()))?;
+    serde_json::from_str(body.get()).map_err(|e| unreadable(without_values(&e.to_string())))
 }
 
 /// The snapshot from the answers to [`LISTS`], in that order. All or nothing: a partial
 /// snapshot would read as deletions.
-pub fn assemble(bodies: &[Box<RawValue>], now: DateTime<Utc>) -> Result<ReferenceData, Unreadable> {
+pub fn assemble(bodies: &[Box<RawValue>], now: DateTime<Utc>) -> Result<ReferenceData, XeroError> {
     let accounts: Accounts = parse(bodies, 0, "accounts")?;
     let tax_rates: TaxRates = parse(bodies, 1, "tax rates")?;
     let tracking: TrackingCategories = parse(bodies, 2, "tracking categories")?;
@@ -69,5 +64,5 @@ pub async fn read_from_xero(
     for path in LISTS {
         bodies.push(tokens.get::<Box<RawValue>>(connection, &request(path)).await?.body);
     }
-    assemble(&bodies, now).map_err(|e| TokenError::Xero(XeroError::Unexpected(e.to_string())))
+    assemble(&bodies, now).map_err(TokenError::Xero)
 }
