@@ -199,7 +199,11 @@ impl Paid {
             date: wire.date.ok_or("Date")?,
             status: wire.status.ok_or("Status")?,
             updated: wire.updated.ok_or("UpdatedDateUTC")?,
-            invoice_id: wire.invoice.as_ref().and_then(|i| i.invoice_id),
+            // An invoice named without its id is a record we cannot read, kept to try again.
+            invoice_id: match &wire.invoice {
+                Some(invoice) => Some(invoice.invoice_id.ok_or("Invoice.InvoiceID")?),
+                None => None,
+            },
             wire,
         })
     }
@@ -297,6 +301,12 @@ mod tests {
         let payment: Payment =
             serde_json::from_value(json!({ "PaymentID": "00000000-0000-0000-0000-000000000003" })).unwrap();
         assert_eq!(Paid::read(payment).err(), Some("Amount"));
+        let unnamed: Payment = serde_json::from_value(json!({
+            "PaymentID": "00000000-0000-0000-0000-000000000003", "Amount": 5, "Date": "/Date(1573689600000+0000)/",
+            "Status": "AUTHORISED", "UpdatedDateUTC": "/Date(1573755038314+0000)/", "Invoice": { "InvoiceNumber": "INV-1" }
+        }))
+        .unwrap();
+        assert_eq!(Paid::read(unnamed).err(), Some("Invoice.InvoiceID"));
         assert_eq!(ListedContact::read(Contact::default()).err(), Some("ContactID"));
     }
 }
