@@ -362,6 +362,10 @@ pub struct SyncRecord {
     /// (`status|paid|credited|due`): a change is announced once.
     #[serde(default)]
     pub payment_state: Option<String>,
+    /// The invoice's payments announced from Xero's webhooks (`payment.recorded`), so that
+    /// each is announced once and one that leaves the invoice is looked up as reversed.
+    #[serde(default)]
+    pub announced_payments: Vec<Uuid>,
     /// The outcome is recorded but the platform (and, for a failure, the account) has not been
     /// told yet: the next delivery tells them.
     #[serde(default)]
@@ -393,6 +397,7 @@ impl SyncRecord {
             uncertain: false,
             last_delivery_id: None,
             payment_state: None,
+            announced_payments: Vec::new(),
             untold: false,
             updated_at: now,
             version: 0,

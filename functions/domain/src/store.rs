@@ -11,6 +11,7 @@
 //! | connection        | `ACCOUNT#{account}`           | `CONNECTION#{tenant}`       | `CONNECTED#{shard}` / last activity, only while CONNECTED | – |
 //! | settings          | `ACCOUNT#{account}`           | `SETTINGS#{tenant}`         | –                                       | –            |
 //! | Xero connection user | `XCONN#{Xero connection id}` | `{account}#{tenant}`     | –                                       | –            |
+//! | organisation's connection | `TENANT#{tenant}`       | `{account}`                 | –                                       | –            |
 //! | sync record       | `ORG#{account}#{tenant}`      | `INVOICE#{platform id}`     | –                                       | –            |
 //! | Xero invoice ref  | `ORG#{account}#{tenant}`      | `XERO_INVOICE#{InvoiceID}`  | –                                       | –            |
 //! | contact mapping   | `ORG#{account}#{tenant}`      | `CONTACT#{customer id}`     | –                                       | –            |
@@ -66,7 +67,7 @@ use crate::Error;
 use crate::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, EmailRefusal, GrantId,
     GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId,
-    SyncRecord, XeroConnectionId,
+    SyncRecord, TenantId, XeroConnectionId,
 };
 use crate::reference::ReferenceData;
 use crate::settings::{ConnectionSettings, VersionedSettings};
@@ -198,6 +199,11 @@ pub trait ConnectionStore: Send + Sync {
     async fn connected_page(&self, query: ConnectedQuery, from: Option<&PageToken>) -> Result<Page<Connection>, Error>;
     /// Live connections, of any account, that use this Xero connection.
     async fn sharing_xero_connection(&self, id: XeroConnectionId) -> Result<Vec<ConnectionKey>, Error>;
+    /// Live connections, of any account, to this organisation (where Xero's webhooks go).
+    async fn holding_tenant(&self, tenant: TenantId) -> Result<Vec<ConnectionKey>, Error>;
+    /// Lists a connection in the collections over live connections again (idempotent): the
+    /// import does it each run, so one stored before a collection existed joins it.
+    async fn index_connection(&self, connection: &Connection) -> Result<(), Error>;
     /// Ended connections whose clean-up is not done, oldest first.
     async fn pending_cleanups(&self, page_size: i32, from: Option<&PageToken>) -> Result<Page<Connection>, Error>;
     /// The clean-up is done: out of the clean-up index.

@@ -25,6 +25,9 @@ pub const XERO_CLIENT_SECRET: SecretSetting = SecretSetting { name: "XERO_CLIENT
 pub const PLATFORM_SIGNING_SECRETS: SecretSetting =
     SecretSetting { name: "PLATFORM_SIGNING_SECRETS", id: "PLATFORM_SIGNING_SECRETS_ID" };
 
+/// The key Xero signs its webhooks with (developer.xero.com > My Apps > Webhooks).
+pub const XERO_WEBHOOK_KEY: SecretSetting = SecretSetting { name: "XERO_WEBHOOK_KEY", id: "XERO_WEBHOOK_KEY_ID" };
+
 /// Which secrets a function's code uses. [`App::start`] reads only these and drops the others
 /// from the environment, so a function never holds a secret it does not need (the import
 /// worker, which parses data from Xero, cannot sign a platform request).
@@ -34,12 +37,18 @@ pub struct Needs {
     pub xero_client_secret: bool,
     /// Anything that checks the platform's signatures ([`PLATFORM_SIGNING_SECRETS`]).
     pub platform_signing_secrets: bool,
+    /// Anything that checks Xero's webhook signatures ([`XERO_WEBHOOK_KEY`]).
+    pub xero_webhook_key: bool,
 }
 
 impl Needs {
     /// Each secret setting, with whether it is needed.
-    fn each(self) -> [(SecretSetting, bool); 2] {
-        [(XERO_CLIENT_SECRET, self.xero_client_secret), (PLATFORM_SIGNING_SECRETS, self.platform_signing_secrets)]
+    fn each(self) -> [(SecretSetting, bool); 3] {
+        [
+            (XERO_CLIENT_SECRET, self.xero_client_secret),
+            (PLATFORM_SIGNING_SECRETS, self.platform_signing_secrets),
+            (XERO_WEBHOOK_KEY, self.xero_webhook_key),
+        ]
     }
 }
 

@@ -481,9 +481,9 @@ async fn each_function_reads_only_the_secrets_it_needs_each_from_the_secret_its_
     };
     let both_ids =
         [("XERO_CLIENT_SECRET_ID", xero_name.as_str()), ("PLATFORM_SIGNING_SECRETS_ID", platform_name.as_str())];
-    let both = Needs { xero_client_secret: true, platform_signing_secrets: true };
-    let xero_only = Needs { xero_client_secret: true, platform_signing_secrets: false };
-    let platform_only = Needs { xero_client_secret: false, platform_signing_secrets: true };
+    let both = Needs { xero_client_secret: true, platform_signing_secrets: true, xero_webhook_key: false };
+    let xero_only = Needs { xero_client_secret: true, platform_signing_secrets: false, xero_webhook_key: false };
+    let platform_only = Needs { xero_client_secret: false, platform_signing_secrets: true, xero_webhook_key: false };
 
     // connect: both, each from its own secret, as plain text.
     let (app, seen) = xero_sync_runtime::App::start_with(both, env(&both_ids), &sdk).await.unwrap();

@@ -1,8 +1,13 @@
-//! The scheduled import's fan-out: one queue message per CONNECTED connection, so the
-//! per-connection imports run in parallel without one run having to reach every organisation.
+//! What changes in Xero, brought to the platform: Xero's webhooks ([`webhook`], [`changes`])
+//! within a minute, and the scheduled import ([`import`], [`worker`]) as the safety net.
+//!
+//! The scheduled import's fan-out (below) sends one queue message per CONNECTED connection, so
+//! the per-connection imports run in parallel without one run having to reach every organisation.
 
+pub mod changes;
 pub mod cursor;
 pub mod import;
+pub mod webhook;
 pub mod worker;
 
 use chrono::{DateTime, Utc};

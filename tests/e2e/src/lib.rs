@@ -19,6 +19,8 @@ use xero_sync_runtime::{App, Env};
 use xero_sync_testkit::{EventInbox, LocalAws, apigw};
 
 pub const PLATFORM_SECRET: &str = "platform-secret-0123456789abcdef0123456789";
+/// The Xero app's webhook key, as the emulator signs deliveries with it.
+pub const XERO_WEBHOOK_KEY: &str = "xero-webhook-key-for-the-e2e-tests-0000000000000000000000000000";
 pub const REDIRECT_URI: &str = "http://localhost:3000/oauth/callback";
 pub const RETURN_TO: &str = "https://platform.example.com/settings/xero";
 
@@ -54,6 +56,11 @@ pub struct World {
     pub worker: invoice_push::Worker,
     /// The import worker, as the import queue's Lambda.
     pub importer: scheduled_import::worker::Worker,
+    /// Xero's webhooks in (`POST /xero/webhooks`), shared with the local server
+    /// [`World::subscribe_to_xero_webhooks`] starts.
+    pub xero_webhook: Arc<scheduled_import::webhook::XeroWebhook>,
+    /// The changes worker, as the changes queue's Lambda.
+    pub changes: scheduled_import::changes::ChangesWorker,
     pub inbox: EventInbox,
     pub platform: SigningSecret,
     client: (String, String),
@@ -125,6 +132,19 @@ impl World {
         let mut importer = scheduled_import::worker::Worker::new(as_role("ImportWorkerFunction").await, &import_env)
             .expect("import worker config");
         importer.policy.max_wait = std::time::Duration::from_millis(50);
+        let changes_env = Env::from_pairs([
+            ("XERO_WEBHOOK_KEY", XERO_WEBHOOK_KEY),
+            ("CHANGES_QUEUE_URL", aws.stack.reference("ChangesQueue")),
+        ]);
+        let receiver = as_role("XeroWebhookFunction").await;
+        let xero_webhook = Arc::new(
+            scheduled_import::webhook::XeroWebhook::new(aws_sdk_sqs::Client::new(&receiver.sdk), &changes_env)
+                .expect("xero webhook config"),
+        );
+        let mut changes =
+            scheduled_import::changes::ChangesWorker::new(as_role("XeroChangesWorkerFunction").await, &changes_env)
+                .expect("changes worker config");
+        changes.policy.max_wait = std::time::Duration::from_millis(50);
         Self {
             emu,
             aws,
@@ -133,6 +153,8 @@ impl World {
             webhook,
             worker,
             importer,
+            xero_webhook,
+            changes,
             inbox,
             platform: SigningSecret::new(PLATFORM_SECRET.as_bytes()),
             client,
@@ -391,6 +413,37 @@ impl World {
         self.work_queue("ImportQueue").await
     }
 
+    /// [`World::work_push_queue`] for the changes queue and the changes worker.
+    pub async fn work_changes_queue(&self) -> QueueRun {
+        self.work_queue("ChangesQueue").await
+    }
+
+    /// A delivery to `POST /xero/webhooks`, signed with `signature` (none when `None`), as
+    /// API Gateway hands it to the function.
+    pub async fn post_xero_webhook(&self, body: &str, signature: Option<&str>) -> Response<Body> {
+        let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
+        headers.extend(signature.iter().map(|s| ("x-xero-signature", *s)));
+        let request = apigw::request("POST", "/xero/webhooks", &headers, Some(body));
+        scheduled_import::webhook::handle_xero_webhook(&self.xero_webhook, request, self.now()).await
+    }
+
+    /// Serves `POST /xero/webhooks` on a local port and subscribes the emulator's app to it,
+    /// so that changes made in the emulator are delivered there (by
+    /// [`Emulator::deliver_webhooks`]). The server stops when the returned value is dropped.
+    pub async fn subscribe_to_xero_webhooks(&self) -> xero_sync_testkit::LocalApi {
+        let mut api = xero_sync_testkit::LocalApi::bind().await.expect("a free port");
+        let url = format!("{}/xero/webhooks", api.base_url());
+        let (webhook, clock) = (self.xero_webhook.clone(), self.emu.clock().clone());
+        api.serve(Arc::new(move |request| {
+            let (webhook, now) = (webhook.clone(), clock.now());
+            Box::pin(async move { scheduled_import::webhook::handle_xero_webhook(&webhook, request, now).await })
+        }));
+        self.emu.update_settings(|s| {
+            s.webhooks = Some(xero_emulator::WebhookSubscription { url, key: XERO_WEBHOOK_KEY.into() })
+        });
+        api
+    }
+
     async fn work_queue(&self, queue: &str) -> QueueRun {
         let sqs = aws_sdk_sqs::Client::new(&self.aws.sdk);
         let url = self.aws.stack.reference(queue);
@@ -398,7 +451,11 @@ impl World {
         // Message id → the receipt handle it was last handed back under.
         let mut held_back: Vec<(String, String)> = Vec::new();
         for _ in 0..500 {
-            let batch_size = if queue == "PushQueue" { PUSH_BATCH } else { IMPORT_BATCH };
+            let batch_size = match queue {
+                "PushQueue" => PUSH_BATCH,
+                "ChangesQueue" => CHANGES_BATCH,
+                _ => IMPORT_BATCH,
+            };
             let messages = xero_sync_testkit::lambda::receive_batch(&sqs, url, batch_size).await.unwrap();
             if messages.is_empty() {
                 if held_back.is_empty() {
@@ -423,6 +480,7 @@ impl World {
             let event = xero_sync_testkit::lambda::sqs_event(&messages);
             let response = match queue {
                 "PushQueue" => invoice_push::handle_queue(&self.worker, event).await,
+                "ChangesQueue" => scheduled_import::changes::handle(&self.changes, event).await,
                 _ => scheduled_import::worker::handle(&self.importer, event).await,
             };
             let mut done = Vec::new();
@@ -489,6 +547,7 @@ impl World {
 /// The batch sizes of the queues' event sources in `infra/template.yaml`.
 pub const PUSH_BATCH: usize = 50;
 pub const IMPORT_BATCH: usize = 1;
+pub const CHANGES_BATCH: usize = 10;
 
 /// What one [`World::work_push_queue`] did.
 #[derive(Debug, Default, Clone, Copy)]

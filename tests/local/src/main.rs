@@ -1,9 +1,11 @@
 //! `./dev run`: xero-sync on this machine. Starts moto and creates the stack from
 //! infra/template.yaml, starts the Xero emulator (demo organisations), serves the HTTP functions
-//! (connect, OAuth callback, invoice webhook and API) behind a local stand-in for API Gateway,
-//! runs the push and import workers off their queues as Lambda's SQS trigger would, checks each AWS
-//! adapter, and prints a signed "Connect to Xero" link to open in a browser. With `--once` it
-//! walks the connect flow, settings and an invoice through to Xero itself, reports, and exits.
+//! (connect, OAuth callback, invoice webhook and API, Xero's webhooks) behind a local stand-in
+//! for API Gateway, subscribes the emulator's app to that webhook endpoint (delivering each
+//! second), runs the push, import and changes workers off their queues as Lambda's SQS trigger
+//! would, checks each AWS adapter, and prints a signed "Connect to Xero" link to open in a
+//! browser. With `--once` it walks the connect flow, settings, an invoice through to Xero and a
+//! payment made in Xero back to the platform by webhook, reports, and exits.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -35,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
     let redirect_uri = format!("{base}/oauth/callback");
     // --once approves the consent by itself; interactively, a person ticks and approves.
     let emulator_config = EmulatorConfig::default().auto_approve(once).approve_tenants(vec![demo::NZ_TENANT_ID]);
-    let emu = Emulator::start(emulator_config).await.context("starting the Xero emulator")?;
+    let emu = Arc::new(Emulator::start(emulator_config).await.context("starting the Xero emulator")?);
     emu.add_client(ClientSeed {
         client_id: CLIENT_ID.into(),
         client_secret: CLIENT_SECRET.into(),
@@ -47,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
     let xero = emu.base_url();
     let authorize = format!("{xero}/identity/connect/authorize");
     let platform_secret = format!("local-platform-secret-{}", uuid::Uuid::new_v4().simple());
+    let webhook_key = format!("local-xero-webhook-key-{}", uuid::Uuid::new_v4().simple());
     let overrides = [
         ("XERO_CLIENT_ID", CLIENT_ID),
         ("XERO_CLIENT_SECRET", CLIENT_SECRET),
@@ -57,6 +60,8 @@ async fn main() -> anyhow::Result<()> {
         ("OAUTH_REDIRECT_URI", redirect_uri.as_str()),
         ("PUSH_QUEUE_URL", aws.stack.reference("PushQueue")),
         ("IMPORT_QUEUE_URL", aws.stack.reference("ImportQueue")),
+        ("CHANGES_QUEUE_URL", aws.stack.reference("ChangesQueue")),
+        ("XERO_WEBHOOK_KEY", webhook_key.as_str()),
         // The link printed below is for a person who may open it later: it lives a day here
         // (15 minutes by default), and like every link it works once.
         ("CONNECT_LINK_MAX_MINUTES", "1440"),
@@ -72,10 +77,16 @@ async fn main() -> anyhow::Result<()> {
     let callback = Arc::new(oauth_callback::Callback::new(app()?, &env)?);
     let webhook = Arc::new(invoice_push::Webhook::new(app()?, &env)?);
     let worker = Arc::new(invoice_push::Worker::new(app()?, &env)?);
+    let xero_webhook = Arc::new(scheduled_import::webhook::XeroWebhook::new(aws_sdk_sqs::Client::new(&aws.sdk), &env)?);
     api.serve(Arc::new(move |request| {
         let (connect, callback, webhook) = (connect.clone(), callback.clone(), webhook.clone());
+        let xero_webhook = xero_webhook.clone();
         Box::pin(async move {
             let path = request.uri().path().to_owned();
+            if path == "/xero/webhooks" {
+                let now = xero_sync_domain::time::now();
+                return scheduled_import::webhook::handle_xero_webhook(&xero_webhook, request, now).await;
+            }
             // As the template routes them.
             let invoice_api =
                 path.starts_with("/accounts/") && (path.ends_with("/backfill") || path.contains("/invoices/"));
@@ -96,10 +107,31 @@ async fn main() -> anyhow::Result<()> {
         async move { invoice_push::handle_queue(&worker, event).await }
     }));
     let import_queue = importer.queue.url().to_owned();
-    tokio::spawn(poll(sqs, import_queue, 1, move |event| {
+    tokio::spawn(poll(sqs.clone(), import_queue, 1, move |event| {
         let importer = importer.clone();
         async move { scheduled_import::worker::handle(&importer, event).await }
     }));
+    let changes = Arc::new(scheduled_import::changes::ChangesWorker::new(app()?, &env)?);
+    let changes_queue = changes.queue.url().to_owned();
+    tokio::spawn(poll(sqs, changes_queue, 10, move |event| {
+        let changes = changes.clone();
+        async move { scheduled_import::changes::handle(&changes, event).await }
+    }));
+    // Xero's app registration, pointed at this machine: changes made in the emulator are
+    // delivered to /xero/webhooks, a batch each second, as Xero batches its own.
+    let webhook_url = format!("{base}/xero/webhooks");
+    emu.update_settings(|s| {
+        s.webhooks = Some(xero_emulator::WebhookSubscription { url: webhook_url.clone(), key: webhook_key.clone() })
+    });
+    let deliverer = emu.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = deliverer.deliver_webhooks().await {
+                eprintln!("the emulator's webhook delivery failed: {e}");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
 
     let services = Services::new(&config, &aws.sdk);
     println!("\nChecking each adapter against the local stack:");
@@ -134,6 +166,8 @@ async fn main() -> anyhow::Result<()> {
         ("DynamoDB table", aws.stack.reference("Table").to_owned()),
         ("push queue", aws.stack.reference("PushQueue").to_owned()),
         ("import queue", aws.stack.reference("ImportQueue").to_owned()),
+        ("changes queue", aws.stack.reference("ChangesQueue").to_owned()),
+        ("Xero webhooks in", webhook_url.clone()),
         ("event bus", aws.stack.reference("EventBus").to_owned()),
         ("SES sender", aws.stack.parameter("SenderEmail").to_owned()),
         ("Xero (emulator)", xero.clone()),
@@ -146,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
     if once {
         let inbox = EventInbox::subscribe(&aws.sdk, &aws.stack, "EventBus").await?;
         inbox.drain().await?;
-        return tour(&base, &link, &secret, &emu, &inbox, &app()?).await;
+        return tour(&base, &link, &secret, &emu, &inbox, &app()?, (&webhook_url, &webhook_key)).await;
     }
     println!(
         "\nConnect the demo account to Xero: open this link in a browser (it works once), tick Demo Company (NZ), approve."
@@ -166,8 +200,11 @@ async fn tour(
     emu: &Emulator,
     inbox: &EventInbox,
     sweeper: &App,
+    (webhook_url, webhook_key): (&str, &str),
 ) -> anyhow::Result<()> {
-    println!("\nWalking the connect flow, the first import, the settings, an invoice to Xero and a sweep:");
+    println!(
+        "\nWalking the connect flow, the first import, the settings, an invoice to Xero, a payment back by webhook and a sweep:"
+    );
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let start = http.get(link.as_str()).send().await?;
     let cookie = start
@@ -223,6 +260,7 @@ async fn tour(
     let settings_path = format!("/accounts/{ACCOUNT}/connections/{nz}/settings");
     let settings = serde_json::json!({ "version": 0, "settings": {
         "default_sales_account_code": "200",
+        "new_invoice_status": "AUTHORISED",
         "tax_mapping": [{ "platform_tax_rate_id": "gst", "rate": "15", "xero_tax_type": "OUTPUT2" }],
     }})
     .to_string();
@@ -236,7 +274,9 @@ async fn tour(
     if !saved.status().is_success() {
         bail!("the settings were refused ({}): {}", saved.status(), saved.text().await?);
     }
-    ok("settings: sales account 200, platform tax rate gst -> Xero OUTPUT2 (checked against Xero)");
+    ok(
+        "settings: sales account 200, new invoices approved, platform tax rate gst -> Xero OUTPUT2 (checked against Xero)",
+    );
 
     let example = std::fs::read_to_string(workspace_root().join("docs/contracts/examples/invoice-created.json"))?;
     let mut event: serde_json::Value = serde_json::from_str(&example)?;
@@ -289,12 +329,51 @@ async fn tour(
         in_xero["InvoiceID"].as_str().unwrap_or_default()
     ));
 
+    let itr = emu.intent_to_receive(webhook_url, webhook_key).await.map_err(anyhow::Error::msg)?;
+    if !itr.passed {
+        bail!("Xero's intent-to-receive check failed: {itr:?}");
+    }
+    ok("Xero webhooks: intent to receive passes (401 to a wrong signature, 200 to the right one)");
+    paid_in_xero(emu, inbox, sweeper, &in_xero).await?;
+
     let swept = inactivity_sweep::sweep(sweeper, &inactivity_sweep::SweepConfig::default()).await?;
     ok(&format!(
         "inactivity sweep: {} connection(s) idle long enough to look at, {} warned, {} disconnected, complete: {}",
         swept.examined, swept.warned, swept.disconnected, swept.complete
     ));
     Ok(())
+}
+
+/// A bookkeeper records a payment for the invoice in Xero: Xero's webhook (the emulator
+/// delivers each second) brings it to the platform as `payment.recorded`, with no poll.
+async fn paid_in_xero(
+    emu: &Emulator,
+    inbox: &EventInbox,
+    app: &App,
+    invoice: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let key = ConnectionKey { account_id: AccountId::parse(ACCOUNT)?, tenant_id: TenantId(demo::NZ_TENANT_ID) };
+    let connection = app.services.store.get_connection(&key).await?.context("the demo connection is gone")?;
+    let payment = serde_json::json!({ "Payments": [{
+        "Invoice": { "InvoiceID": invoice["InvoiceID"] }, "Account": { "Code": "090" },
+        "Date": emu.clock().now().format("%Y-%m-%d").to_string(), "Amount": invoice["AmountDue"], "Reference": "Paid in Xero",
+    }]});
+    let started = std::time::Instant::now();
+    let request = xero_sync_xero::ApiRequest::new("/Payments");
+    app.tokens.put::<_, serde_json::Value>(&connection, &request, &payment).await?;
+    for _ in 0..100 {
+        let events = inbox.drain().await?;
+        if let Some(recorded) = events.iter().find(|e| e["detail-type"] == "payment.recorded") {
+            ok(&format!(
+                "Xero webhook: a payment of {} made in Xero reached the platform as payment.recorded in {} ms (no poll)",
+                recorded["detail"]["data"]["amount"].as_str().unwrap_or_default(),
+                started.elapsed().as_millis()
+            ));
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    bail!("the payment made in Xero did not reach the platform")
 }
 
 /// Lambda's SQS trigger: polls the queue, hands batches (the template's size) to the function and

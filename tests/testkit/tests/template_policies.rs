@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
-use xero_sync_runtime::app::{PLATFORM_SIGNING_SECRETS, SecretSetting, XERO_CLIENT_SECRET};
+use xero_sync_runtime::app::{PLATFORM_SIGNING_SECRETS, SecretSetting, XERO_CLIENT_SECRET, XERO_WEBHOOK_KEY};
 use xero_sync_testkit::{Template, workspace_root};
 
 /// (resource logical id, action) pairs allowed a `*` resource, each with AWS's reason.
@@ -80,7 +80,7 @@ fn every_function_has_its_own_role_and_no_managed_policies() {
     let resources = template.document()["Resources"].as_object().unwrap();
     let functions: Vec<(&String, &Value)> =
         resources.iter().filter(|(_, r)| r["Type"] == "AWS::Serverless::Function").collect();
-    assert_eq!(functions.len(), 7);
+    assert_eq!(functions.len(), 9);
     let mut roles = std::collections::HashSet::new();
     for (id, function) in functions {
         let props = &function["Properties"];
@@ -114,17 +114,19 @@ fn the_check_catches_wildcards() {
 enum Secret {
     XeroClient,
     PlatformSigning,
+    XeroWebhook,
 }
 
-use Secret::{PlatformSigning, XeroClient};
+use Secret::{PlatformSigning, XeroClient, XeroWebhook};
 
 impl Secret {
-    const ALL: [Secret; 2] = [XeroClient, PlatformSigning];
+    const ALL: [Secret; 3] = [XeroClient, PlatformSigning, XeroWebhook];
 
     fn setting(self) -> SecretSetting {
         match self {
             XeroClient => XERO_CLIENT_SECRET,
             PlatformSigning => PLATFORM_SIGNING_SECRETS,
+            XeroWebhook => XERO_WEBHOOK_KEY,
         }
     }
 
@@ -132,6 +134,7 @@ impl Secret {
         match self {
             XeroClient => "XeroClientSecretName",
             PlatformSigning => "PlatformSigningSecretName",
+            XeroWebhook => "XeroWebhookKeySecretName",
         }
     }
 
@@ -158,6 +161,9 @@ const SECRETS_USED: &[(&str, &str, &[Secret])] = &[
     // The workers and the sweep call Xero (refreshing tokens) and verify nothing.
     ("InvoicePushWorkerFunction", "functions/invoice-push/src/bin/worker.rs", &[XeroClient]),
     ("ImportWorkerFunction", "functions/scheduled-import/src/bin/worker.rs", &[XeroClient]),
+    ("XeroChangesWorkerFunction", "functions/scheduled-import/src/bin/changes.rs", &[XeroClient]),
+    // Verifies Xero's webhook signatures and queues; never calls Xero.
+    ("XeroWebhookFunction", "functions/scheduled-import/src/bin/xero_webhook.rs", &[XeroWebhook]),
     ("InactivitySweepFunction", "functions/inactivity-sweep/src/bin/main.rs", &[XeroClient]),
     // Reads the table and queues messages.
     ("ImportFanoutFunction", "functions/scheduled-import/src/bin/fanout.rs", &[]),
@@ -332,9 +338,10 @@ fn each_main_declares_the_secrets_in_the_table() {
         let source = std::fs::read_to_string(workspace_root().join(main)).unwrap();
         let source: String = source.split_whitespace().collect::<Vec<_>>().join(" ");
         let needs = format!(
-            "App::start(Needs {{ xero_client_secret: {}, platform_signing_secrets: {} }})",
+            "App::start(Needs {{ xero_client_secret: {}, platform_signing_secrets: {}, xero_webhook_key: {} }})",
             uses.contains(&XeroClient),
-            uses.contains(&PlatformSigning)
+            uses.contains(&PlatformSigning),
+            uses.contains(&XeroWebhook)
         );
         assert!(source.contains(&needs), "{id}: {main} does not start with {needs}");
     }

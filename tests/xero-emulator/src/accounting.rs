@@ -279,7 +279,9 @@ fn list(state: &State, shared: &Shared, req: &Req, ctx: &TokenCtx, tenant_id: Uu
             });
         }
     };
-    if let Some(id_field) = r.id_field() {
+    // As the spec lists the parameter: Contacts and Invoices take IDs=, and Xero ignores a
+    // parameter an endpoint does not take (CreditNotes, Payments).
+    if let Some(id_field) = r.id_field().filter(|_| matches!(r, Resource::Contacts | Resource::Invoices)) {
         keep_in(&mut items, id_field, csv("IDs"));
     }
     keep_in(&mut items, "InvoiceNumber", csv("InvoiceNumbers"));

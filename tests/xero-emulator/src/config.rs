@@ -23,6 +23,16 @@ pub struct Settings {
     pub limits: LimitsConfig,
     /// How long a `TimeoutAfterWrite` fault holds the response back, unless the rule says.
     pub timeout_hang_millis: u64,
+    /// The app's webhook subscription: where changes are delivered and the key they are signed
+    /// with. `None` (the default): no webhooks, as for an app that registered none.
+    pub webhooks: Option<WebhookSubscription>,
+}
+
+/// Where Xero delivers an app's webhooks, and with which key it signs them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WebhookSubscription {
+    pub url: String,
+    pub key: String,
 }
 
 impl Default for Settings {
@@ -33,6 +43,7 @@ impl Default for Settings {
             signed_in_user: None,
             limits: LimitsConfig::default(),
             timeout_hang_millis: 30_000,
+            webhooks: None,
         }
     }
 }

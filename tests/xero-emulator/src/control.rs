@@ -251,6 +251,10 @@ pub async fn handle(shared: &Arc<Shared>, req: &Req) -> Response {
                 Err(e) => Reply::json(502, json!({"error": e})).into_response(),
             }
         }
+        ("POST", ["webhooks", "deliver"]) => match crate::webhooks::deliver_pending(shared).await {
+            Ok(d) => ok(json!({ "delivery": d, "pending": shared.lock().webhook_outbox.len() })),
+            Err(e) => Reply::json(502, json!({"error": e})).into_response(),
+        },
         ("POST", ["webhooks", "intent-to-receive"]) => {
             let itr: Itr = match body(req) {
                 Ok(s) => s,

@@ -33,6 +33,6 @@ pub use idempotency::IDEMPOTENCY_WINDOW;
 pub use limits::LimitsConfig;
 pub use model::{Account, Currency, Item, ItemDetails, TaxComponent, TaxRate, TrackingCategory, TrackingOption};
 pub use seed::{ClientSeed, OrgSeed, Seed, UserSeed, demo};
-pub use server::{CallCount, Counters, Emulator, EmulatorConfig, Settings};
+pub use server::{CallCount, Counters, Emulator, EmulatorConfig, Settings, WebhookSubscription};
 pub use spec::SPEC_DIR_VAR;
 pub use webhooks::{IntentToReceiveReport, WebhookDelivery, WebhookEvent};

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::clock::Clock;
-pub use crate::config::{CallCount, Counters, EmulatorConfig, Settings};
+pub use crate::config::{CallCount, Counters, EmulatorConfig, Settings, WebhookSubscription};
 use crate::faults::{FaultPlan, Faults};
 use crate::http::{Reply, Req, set_header};
 use crate::limits::{Limiter, LimitsConfig, Remaining};
@@ -289,7 +289,14 @@ async fn api(shared: Arc<Shared>, req: Req) -> Response {
         None => {
             let reply = {
                 let mut state = shared.lock();
-                crate::idempotency::handle(&mut state, &shared, &req, &ctx, tenant)
+                let watch = settings.webhooks.is_some() && req.method != Method::GET;
+                let before = watch.then(|| state.tenant(tenant).cloned()).flatten();
+                let reply = crate::idempotency::handle(&mut state, &shared, &req, &ctx, tenant);
+                if let (Some(before), Some(after)) = (before, state.tenant(tenant)) {
+                    let events = crate::webhooks::changes(&before, after, &shared.base_url(), shared.clock.now());
+                    state.webhook_outbox.extend(events);
+                }
+                reply
             };
             shared.apply_plan_after(&plan, reply.into_response()).await
         }
@@ -485,6 +492,19 @@ impl Emulator {
 
     pub async fn intent_to_receive(&self, url: &str, key: &str) -> Result<IntentToReceiveReport, String> {
         crate::webhooks::intent_to_receive(url, key).await
+    }
+
+    /// Delivers the webhook events that changes made since the last delivery produced (and
+    /// any the receiver refused before), in one signed batch, as Xero does; Xero batches and
+    /// delays on its own schedule, so tests and `./dev run` say when. `None` when nothing was
+    /// pending or [`Settings::webhooks`] is not set.
+    pub async fn deliver_webhooks(&self) -> Result<Option<WebhookDelivery>, String> {
+        crate::webhooks::deliver_pending(&self.shared).await
+    }
+
+    /// How many webhook events wait to be delivered.
+    pub fn pending_webhooks(&self) -> usize {
+        self.shared.lock().webhook_outbox.len()
     }
 
     /// A webhook event about an object of this emulator, with its `resourceUrl` on this host.

@@ -252,6 +252,8 @@ pub struct State {
     pub idempotency: HashMap<(Uuid, String), IdempotentResponse>,
     /// (tenant, resource, id) → when the object starts to appear in reads of that resource.
     pub hidden_until: HashMap<(Uuid, &'static str, Uuid), DateTime<Utc>>,
+    /// Webhook events not yet delivered (or refused by the receiver), oldest first.
+    pub webhook_outbox: std::collections::VecDeque<crate::webhooks::WebhookEvent>,
 }
 
 impl State {

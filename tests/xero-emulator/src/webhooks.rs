@@ -13,6 +13,9 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::server::Shared;
+use crate::state::{DocKind, Tenant};
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookEvent {
@@ -25,6 +28,9 @@ pub struct WebhookEvent {
     pub event_category: String,
     pub tenant_id: Uuid,
     pub tenant_type: String,
+    /// For invoices and credit notes, their Type and Status (the spec requires it on credit notes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
 }
 
 impl WebhookEvent {
@@ -50,6 +56,7 @@ impl WebhookEvent {
             event_category: category.into(),
             tenant_id: tenant,
             tenant_type: "ORGANISATION".into(),
+            data: None,
         }
     }
 }
@@ -80,11 +87,12 @@ fn payload(events: &[WebhookEvent]) -> Value {
     let mut bytes = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
     let entropy: String = bytes.iter().map(|b| format!("{:02X}", b)).collect();
-    // Sequences must be at least 1 (the spec's minimum), also for an empty intent-to-receive batch.
-    let count = events.len().max(1) as i64;
+    // Xero's intent-to-receive payload has no events and sequences of 0, under the schema's
+    // minimum of 1: a receiver that validates it against the schema fails the check.
+    let count = events.len() as i64;
     json!({
         "events": events,
-        "firstEventSequence": 1,
+        "firstEventSequence": count.min(1),
         "lastEventSequence": count,
         "entropy": entropy,
     })
@@ -122,3 +130,57 @@ pub async fn intent_to_receive(url: &str, key: &str) -> Result<IntentToReceiveRe
         good_signature_status: good.status,
     })
 }
+
+/// What one write changed, as the events Xero would send for it: an object that is new is
+/// CREATE, one whose UpdatedDateUTC moved is UPDATE (a payment or an allocation moves its
+/// invoice's, as in Xero).
+pub(crate) fn changes(before: &Tenant, after: &Tenant, base_url: &str, now: DateTime<Utc>) -> Vec<WebhookEvent> {
+    let mut events = Vec::new();
+    let mut push = |category: &str, id: Uuid, was: Option<DateTime<Utc>>, is: DateTime<Utc>, data: Option<Value>| {
+        let event_type = match was {
+            None => "CREATE",
+            Some(was) if was != is => "UPDATE",
+            Some(_) => return,
+        };
+        let mut event = WebhookEvent::new(base_url, after.id, category, event_type, id, now);
+        event.data = data;
+        events.push(event);
+    };
+    for c in &after.contacts {
+        push("CONTACT", c.id, before.contact(c.id).map(|b| b.updated), c.updated, None);
+    }
+    for (category, kind) in [("INVOICE", DocKind::Invoice), ("CREDITNOTE", DocKind::CreditNote)] {
+        for d in after.docs(kind) {
+            let was = before.docs(kind).iter().find(|b| b.id == d.id).map(|b| b.updated);
+            push(category, d.id, was, d.updated, Some(json!({ "Type": d.doc_type, "Status": d.status })));
+        }
+    }
+    events
+}
+
+/// Delivers what the outbox holds, as Xero does: one signed batch (events of any of the app's
+/// organisations), kept for the next attempt unless the receiver answers 200. `None` when
+/// there was nothing to deliver or no subscription.
+pub(crate) async fn deliver_pending(shared: &Shared) -> Result<Option<WebhookDelivery>, String> {
+    let Some(subscription) = shared.settings().webhooks else { return Ok(None) };
+    let batch: Vec<WebhookEvent> = {
+        let mut state = shared.lock();
+        let n = state.webhook_outbox.len().min(MAX_BATCH);
+        state.webhook_outbox.drain(..n).collect()
+    };
+    if batch.is_empty() {
+        return Ok(None);
+    }
+    let outcome = send(&subscription.url, &subscription.key, batch.clone(), true).await;
+    if !matches!(&outcome, Ok(d) if d.status == 200) {
+        // Xero retries a failed delivery (for up to 24 hours): back to the front, in order.
+        let mut state = shared.lock();
+        for event in batch.into_iter().rev() {
+            state.webhook_outbox.push_front(event);
+        }
+    }
+    outcome.map(Some)
+}
+
+/// The most events one delivery carries.
+const MAX_BATCH: usize = 100;

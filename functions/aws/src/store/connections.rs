@@ -171,21 +171,32 @@ impl ConnectionStore for DynamoStore {
 
     async fn sharing_xero_connection(&self, id: XeroConnectionId) -> Result<Vec<ConnectionKey>, Error> {
         let items = self.query_all(keys::xero_connection(&id), None).await?;
-        let corrupt = |e: xero_sync_domain::model::InvalidId| Error::Corrupt {
-            what: "Xero connection user",
-            reason: e.to_string(),
-        };
-        items
-            .iter()
-            .map(|item| {
-                let field = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                Ok(ConnectionKey {
-                    account_id: AccountId::parse(field("account_id")).map_err(corrupt)?,
-                    tenant_id: TenantId::parse(&field("tenant_id")).map_err(corrupt)?,
-                })
-            })
-            .collect()
+        connection_keys("Xero connection user", &items)
     }
+
+    async fn holding_tenant(&self, tenant: TenantId) -> Result<Vec<ConnectionKey>, Error> {
+        let items = self.query_all(keys::tenant(&tenant), None).await?;
+        connection_keys("tenant connection", &items)
+    }
+
+    async fn index_connection(&self, connection: &Connection) -> Result<(), Error> {
+        self.track_xero_connection(connection).await
+    }
+}
+
+/// The connections a collection's rows name.
+fn connection_keys(what: &'static str, items: &[Item]) -> Result<Vec<ConnectionKey>, Error> {
+    let corrupt = |e: xero_sync_domain::model::InvalidId| Error::Corrupt { what, reason: e.to_string() };
+    items
+        .iter()
+        .map(|item| {
+            let field = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            Ok(ConnectionKey {
+                account_id: AccountId::parse(field("account_id")).map_err(corrupt)?,
+                tenant_id: TenantId::parse(&field("tenant_id")).map_err(corrupt)?,
+            })
+        })
+        .collect()
 }
 
 #[async_trait]

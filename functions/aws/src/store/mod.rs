@@ -85,6 +85,9 @@ mod keys {
     pub fn xero_connection_user(key: &ConnectionKey) -> String {
         format!("{}#{}", key.account_id, key.tenant_id)
     }
+    pub fn tenant(tenant: &TenantId) -> String {
+        format!("TENANT#{tenant}")
+    }
     pub fn choice(token: &str) -> String {
         format!("CHOICE#{token}")
     }
@@ -410,30 +413,27 @@ impl DynamoStore {
     /// Keeps the `XCONN#` collection in step with a connection's status. Done after the
     /// connection is written: should this second write fail, the entry errs on the side of
     /// "still used", which only ever leaves a Xero connection in place.
+    /// Keeps the two collections over live connections: who uses each Xero connection
+    /// (`XCONN#`), and which accounts hold each organisation (`TENANT#`, for Xero's webhooks).
     async fn track_xero_connection(&self, connection: &Connection) -> Result<(), Error> {
-        let live = connection.status.is_live();
-        let item =
-            key(keys::xero_connection(&connection.xero_connection_id), keys::xero_connection_user(&connection.key()));
-        if live {
-            let mut item = item;
-            item.insert("kind".into(), s("xero_connection_user"));
-            item.insert("account_id".into(), s(connection.account_id.as_str()));
-            item.insert("tenant_id".into(), s(connection.tenant_id.to_string()));
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .map_err(dynamo("PutItem"))?;
-        } else {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(item))
-                .send()
-                .await
-                .map_err(dynamo("DeleteItem"))?;
+        let held = connection.key();
+        let rows = [
+            (
+                key(keys::xero_connection(&connection.xero_connection_id), keys::xero_connection_user(&held)),
+                "xero_connection_user",
+            ),
+            (key(keys::tenant(&connection.tenant_id), connection.account_id.as_str().to_owned()), "tenant_connection"),
+        ];
+        for (row, kind) in rows {
+            if connection.status.is_live() {
+                let mut item = row;
+                item.insert("kind".into(), s(kind));
+                item.insert("account_id".into(), s(connection.account_id.as_str()));
+                item.insert("tenant_id".into(), s(connection.tenant_id.to_string()));
+                self.put(item).await?;
+            } else {
+                self.delete(row).await?;
+            }
         }
         Ok(())
     }

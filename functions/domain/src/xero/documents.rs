@@ -7,7 +7,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::date;
-use super::status::{ContactStatus, InvoiceStatus, InvoiceType, PaymentStatus};
+use super::status::{ContactStatus, CreditNoteType, InvoiceStatus, InvoiceType, PaymentStatus};
 use crate::decimal;
 
 /// One element's refusal in a write answered per element (`summarizeErrors=false`).
@@ -44,6 +44,10 @@ pub struct Invoice {
     pub fully_paid_on_date: Option<NaiveDate>,
     #[serde(rename = "UpdatedDateUTC", default, deserialize_with = "date::option")]
     pub updated: Option<DateTime<Utc>>,
+    /// Its payments, when Xero lists them (by id, or a numbered page): each an id, a date and
+    /// an amount, authorised (a deleted payment leaves the list).
+    #[serde(default)]
+    pub payments: Vec<Payment>,
     /// "ERROR" on an element Xero refused.
     #[serde(default)]
     pub status_attribute_string: Option<String>,
@@ -60,6 +64,12 @@ impl Invoice {
     /// Whether Xero refused this element of a write.
     pub fn is_refused(&self) -> bool {
         self.status_attribute_string.as_deref() == Some("ERROR") || !self.validation_errors.is_empty()
+    }
+
+    /// Its payment state as the import and the webhooks compare it with the one last
+    /// announced (`status|paid|credited|due`), when the answer has what it takes.
+    pub fn payment_state(&self) -> Option<String> {
+        Some(payment_state(self.status?, self.amount_paid?, self.amount_credited.unwrap_or_default(), self.amount_due?))
     }
 
     /// A sales invoice, as far as the answer says (a summary may leave the type out).
@@ -153,11 +163,44 @@ pub struct Payment {
     pub updated: Option<DateTime<Utc>>,
 }
 
+/// `status|paid|credited|due`, the amounts without trailing zeros: what tells one payment state
+/// of an invoice from another.
+pub fn payment_state(status: InvoiceStatus, paid: Decimal, credited: Decimal, due: Decimal) -> String {
+    format!("{status}|{}|{}|{}", paid.normalize(), credited.normalize(), due.normalize())
+}
+
+/// A credit note, with the invoices it is allocated to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreditNote {
+    #[serde(rename = "CreditNoteID", default)]
+    pub credit_note_id: Option<Uuid>,
+    #[serde(rename = "Type", default)]
+    pub kind: Option<CreditNoteType>,
+    #[serde(default)]
+    pub allocations: Vec<Allocation>,
+    #[serde(rename = "UpdatedDateUTC", default, deserialize_with = "date::option")]
+    pub updated: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Allocation {
+    #[serde(default)]
+    pub invoice: Option<Invoice>,
+}
+
 /// `{"Invoices": [...]}` and its siblings.
 #[derive(Debug, Default, Deserialize)]
 pub struct Invoices {
     #[serde(rename = "Invoices", default)]
     pub invoices: Vec<Invoice>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CreditNotes {
+    #[serde(rename = "CreditNotes", default)]
+    pub credit_notes: Vec<CreditNote>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -11,6 +11,7 @@ pub mod date;
 mod documents;
 mod reference;
 mod status;
+pub mod webhooks;
 
 pub use documents::*;
 pub use reference::*;

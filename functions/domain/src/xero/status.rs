@@ -95,6 +95,14 @@ xero_enum! {
 }
 
 xero_enum! {
+    /// A credit note to a customer (ACCRECCREDIT) or from a supplier (ACCPAYCREDIT).
+    CreditNoteType {
+        AccPayCredit = "ACCPAYCREDIT",
+        AccRecCredit = "ACCRECCREDIT",
+    }
+}
+
+xero_enum! {
     ContactStatus {
         Active = "ACTIVE",
         Archived = "ARCHIVED",
@@ -209,6 +217,7 @@ mod tests {
         assert_eq!(ours(InvoiceStatus::ALL), spec_enum(&spec, "Invoice", Some("Status")));
         assert_eq!(ours(InvoiceStatus::ALL), spec_enum(&spec, "CreditNote", Some("Status")));
         assert_eq!(ours(InvoiceType::ALL), spec_enum(&spec, "Invoice", Some("Type")));
+        assert_eq!(ours(CreditNoteType::ALL), spec_enum(&spec, "CreditNote", Some("Type")));
         assert_eq!(ours(ContactStatus::ALL), spec_enum(&spec, "Contact", Some("ContactStatus")));
         assert_eq!(ours(PaymentStatus::ALL), spec_enum(&spec, "Payment", Some("Status")));
         assert_eq!(ours(RecordStatus::ALL), spec_enum(&spec, "Account", Some("Status")));

@@ -5,7 +5,9 @@ use xero_sync_runtime::app::{App, Needs};
 async fn main() -> Result<(), Error> {
     xero_sync_runtime::telemetry::init();
     // Refreshes tokens to end connections at Xero.
-    let (app, env) = App::start(Needs { xero_client_secret: true, platform_signing_secrets: false }).await?;
+    let (app, env) =
+        App::start(Needs { xero_client_secret: true, platform_signing_secrets: false, xero_webhook_key: false })
+            .await?;
     let config = inactivity_sweep::SweepConfig::from(&env)?;
     run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
         Ok::<_, Error>(inactivity_sweep::sweep(&app, &config).await?)

@@ -5,7 +5,9 @@ use xero_sync_runtime::app::{App, Needs};
 async fn main() -> Result<(), Error> {
     xero_sync_runtime::telemetry::init();
     // Calls Xero (refreshing tokens); takes its work from the queue, not from the platform.
-    let (app, env) = App::start(Needs { xero_client_secret: true, platform_signing_secrets: false }).await?;
+    let (app, env) =
+        App::start(Needs { xero_client_secret: true, platform_signing_secrets: false, xero_webhook_key: false })
+            .await?;
     let worker = invoice_push::Worker::new(app, &env)?;
     run(service_fn(|event: LambdaEvent<_>| async {
         Ok::<_, Error>(invoice_push::handle_queue(&worker, event.payload).await)

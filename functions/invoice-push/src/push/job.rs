@@ -39,6 +39,9 @@ pub(super) struct Written {
     pub(super) xero_invoice_id: Uuid,
     pub(super) xero_status: Option<InvoiceStatus>,
     pub(super) contact_id: Option<Uuid>,
+    /// The payment state Xero answered with, when nothing is paid or credited on it yet: the
+    /// state we wrote, so that reading it back (the import, Xero's webhooks) is no news.
+    pub(super) payment_state: Option<String>,
 }
 
 pub(super) fn clone_error(e: &PushError) -> PushError {

@@ -124,6 +124,9 @@ pub(super) fn settle(job: &mut Job, now: DateTime<Utc>) -> (PushResult, Settled)
                     if let Some(w) = &job.written {
                         next.xero_invoice_id = Some(w.xero_invoice_id);
                         next.xero_status = w.xero_status;
+                        if w.payment_state.is_some() {
+                            next.payment_state = w.payment_state.clone();
+                        }
                     } else if matches!(plan, Plan::Void) {
                         next.xero_status = Some(InvoiceStatus::Voided);
                     }

@@ -299,9 +299,12 @@ pub(super) async fn write_once(
 pub(super) fn record_answer(job: &mut Job, answered: Invoice, created: bool) {
     match answered.id() {
         Some(id) if !answered.is_refused() => {
+            let untouched = answered.amount_paid.is_some_and(|p| p.is_zero())
+                && answered.amount_credited.is_none_or(|c| c.is_zero());
             job.written = Some(Written {
                 xero_invoice_id: id,
                 xero_status: answered.status,
+                payment_state: answered.payment_state().filter(|_| untouched),
                 contact_id: answered.contact.and_then(|c| c.contact_id),
             });
             job.result = Some(Ok(match (&job.plan, created) {

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use xero_sync_domain::Error;
 use xero_sync_domain::events::{EventKind, PlatformEvent};
-use xero_sync_domain::model::SyncRecord;
-use xero_sync_domain::xero::{Contact, ContactStatus, Invoice, InvoiceStatus, Payment, PaymentStatus};
+use xero_sync_domain::model::{PlatformInvoiceId, SyncRecord};
+use xero_sync_domain::xero::{Contact, ContactStatus, Invoice, InvoiceStatus, Payment, PaymentStatus, payment_state};
 
 use super::{ImportError, Item, Run};
 
@@ -43,36 +43,35 @@ impl Run<'_> {
             let Some(platform_id) = ours.get(&invoice.invoice_id) else { continue };
             // A reference without its record (its write failed): nothing was announced for it.
             let Some(record) = store.get_sync_record(&self.key, platform_id).await? else { continue };
-            let state = format!(
-                "{}|{}|{}|{}",
-                invoice.status,
-                invoice.amount_paid.normalize(),
-                invoice.amount_credited.normalize(),
-                invoice.amount_due.normalize()
-            );
+            let state = invoice.state();
             if record.payment_state.as_deref() == Some(state.as_str()) {
                 continue;
             }
-            let updated = xero_sync_domain::time::format(invoice.updated);
-            let data = json!({
-                "xero_invoice_id": invoice.invoice_id,
-                "invoice_id": platform_id,
-                "invoice_number": invoice.invoice_number,
-                "status": invoice.status,
-                "total": invoice.total.normalize().to_string(),
-                "amount_due": invoice.amount_due.normalize().to_string(),
-                "amount_paid": invoice.amount_paid.normalize().to_string(),
-                "amount_credited": invoice.amount_credited.normalize().to_string(),
-                "currency": invoice.currency,
-                "fully_paid_on": invoice.fully_paid_on_date.map(|d| d.format("%Y-%m-%d").to_string()),
-                "updated_at": updated,
-            });
-            // The time is in the id: PAID, payment deleted, PAID again is three facts.
-            let dedup = format!("{}|{state}|{updated}", invoice.invoice_id);
-            events.push(self.event(EventKind::InvoicePaymentStatusChanged, &dedup, data));
-            changes.push(StateChange { record, state, status: invoice.status });
+            events.push(self.state_event(invoice, platform_id));
+            changes.push(StateChange { record, state, status: invoice.status, payments: None });
         }
         Ok((events, changes))
+    }
+
+    /// `invoice.payment_status_changed` for one of our invoices.
+    pub(super) fn state_event(&self, invoice: &Billed, platform_id: &PlatformInvoiceId) -> PlatformEvent {
+        let updated = xero_sync_domain::time::format(invoice.updated);
+        let data = json!({
+            "xero_invoice_id": invoice.invoice_id,
+            "invoice_id": platform_id,
+            "invoice_number": invoice.invoice_number,
+            "status": invoice.status,
+            "total": invoice.total.normalize().to_string(),
+            "amount_due": invoice.amount_due.normalize().to_string(),
+            "amount_paid": invoice.amount_paid.normalize().to_string(),
+            "amount_credited": invoice.amount_credited.normalize().to_string(),
+            "currency": invoice.currency,
+            "fully_paid_on": invoice.fully_paid_on_date.map(|d| d.format("%Y-%m-%d").to_string()),
+            "updated_at": updated,
+        });
+        // The time is in the id: PAID, payment deleted, PAID again is three facts.
+        let dedup = format!("{}|{}|{updated}", invoice.invoice_id, invoice.state());
+        self.event(EventKind::InvoicePaymentStatusChanged, &dedup, data)
     }
 
     /// Records announced payment states on the sync records (so the push knows a paid invoice
@@ -85,6 +84,9 @@ impl Run<'_> {
                 let Some(mut next) = record.take() else { break };
                 next.payment_state = Some(change.state.clone());
                 next.xero_status = Some(change.status);
+                if let Some(payments) = &change.payments {
+                    next.announced_payments = payments.clone();
+                }
                 match store.save_sync_record(&next).await {
                     Ok(_) => break,
                     // A push wrote meanwhile: read it again.
@@ -100,30 +102,34 @@ impl Run<'_> {
         let payments: Vec<Paid> = self.parse(items, Paid::read);
         let ids: Vec<Uuid> = payments.iter().filter_map(|p| p.invoice_id).collect();
         let ours = self.app.services.store.invoices_for_xero_ids(&self.key, &ids).await?;
-        let mut events = Vec::new();
-        for p in &payments {
-            let Some(invoice_id) = p.invoice_id else { continue };
-            let Some(platform_id) = ours.get(&invoice_id) else { continue };
-            let invoice = p.wire.invoice.as_ref();
-            let kind = match p.status {
-                PaymentStatus::Authorised => EventKind::PaymentRecorded,
-                PaymentStatus::Deleted => EventKind::PaymentReversed,
-            };
-            let data = json!({
-                "xero_payment_id": p.id,
-                "xero_invoice_id": invoice_id,
-                "invoice_id": platform_id,
-                "invoice_number": invoice.and_then(|i| i.invoice_number.as_deref()),
-                "amount": p.amount.normalize().to_string(),
-                "currency": invoice.and_then(|i| i.currency_code.as_deref()),
-                "date": p.date.format("%Y-%m-%d").to_string(),
-                "reference": p.wire.reference.clone().filter(|r| !r.is_empty()),
-                "status": p.status,
-                "updated_at": xero_sync_domain::time::format(p.updated),
-            });
-            events.push(self.event(kind, &format!("{}|{}", p.id, p.status), data));
-        }
-        Ok(events)
+        Ok(payments
+            .iter()
+            .filter_map(|p| {
+                p.invoice_id.and_then(|invoice| ours.get(&invoice)).map(|platform| self.payment_event(p, platform))
+            })
+            .collect())
+    }
+
+    /// `payment.recorded` or `payment.reversed` for a payment on one of our invoices.
+    pub(super) fn payment_event(&self, p: &Paid, platform_id: &PlatformInvoiceId) -> PlatformEvent {
+        let invoice = p.wire.invoice.as_ref();
+        let kind = match p.status {
+            PaymentStatus::Authorised => EventKind::PaymentRecorded,
+            PaymentStatus::Deleted => EventKind::PaymentReversed,
+        };
+        let data = json!({
+            "xero_payment_id": p.id,
+            "xero_invoice_id": p.invoice_id,
+            "invoice_id": platform_id,
+            "invoice_number": invoice.and_then(|i| i.invoice_number.as_deref()),
+            "amount": p.amount.normalize().to_string(),
+            "currency": invoice.and_then(|i| i.currency_code.as_deref()),
+            "date": p.date.format("%Y-%m-%d").to_string(),
+            "reference": p.wire.reference.clone().filter(|r| !r.is_empty()),
+            "status": p.status,
+            "updated_at": xero_sync_domain::time::format(p.updated),
+        });
+        self.event(kind, &format!("{}|{}", p.id, p.status), data)
     }
 }
 
@@ -133,6 +139,8 @@ pub(super) struct StateChange {
     pub(super) record: SyncRecord,
     pub(super) state: String,
     pub(super) status: InvoiceStatus,
+    /// The payments now announced, when the change says (Xero's webhooks do).
+    pub(super) payments: Option<Vec<Uuid>>,
 }
 
 /// A listed contact with what its event needs: its id and when it changed.
@@ -160,10 +168,12 @@ pub(super) struct Billed {
     pub(super) currency: String,
     pub(super) fully_paid_on_date: Option<NaiveDate>,
     pub(super) updated: DateTime<Utc>,
+    /// Its payments, when Xero listed them.
+    pub(super) payments: Vec<Payment>,
 }
 
 impl Billed {
-    fn read(wire: Invoice) -> Result<Self, &'static str> {
+    pub(super) fn read(wire: Invoice) -> Result<Self, &'static str> {
         Ok(Self {
             invoice_id: wire.invoice_id.ok_or("InvoiceID")?,
             status: wire.status.ok_or("Status")?,
@@ -175,7 +185,13 @@ impl Billed {
             updated: wire.updated.ok_or("UpdatedDateUTC")?,
             fully_paid_on_date: wire.fully_paid_on_date,
             invoice_number: wire.invoice_number,
+            payments: wire.payments,
         })
+    }
+
+    /// What is compared with the state last announced (`status|paid|credited|due`).
+    pub(super) fn state(&self) -> String {
+        payment_state(self.status, self.amount_paid, self.amount_credited, self.amount_due)
     }
 }
 
@@ -192,7 +208,28 @@ pub(super) struct Paid {
 }
 
 impl Paid {
-    fn read(wire: Payment) -> Result<Self, &'static str> {
+    /// A payment as an invoice lists it (an id, a date and an amount): authorised, since a
+    /// deleted one leaves the list, and as new as the invoice.
+    pub(super) fn on_invoice(wire: &Payment, invoice: &Billed) -> Option<Self> {
+        let mut wire = wire.clone();
+        wire.invoice = Some(Invoice {
+            invoice_id: Some(invoice.invoice_id),
+            invoice_number: invoice.invoice_number.clone(),
+            currency_code: Some(invoice.currency.clone()),
+            ..Invoice::default()
+        });
+        Some(Self {
+            id: wire.payment_id?,
+            amount: wire.amount?,
+            date: wire.date?,
+            status: PaymentStatus::Authorised,
+            updated: invoice.updated,
+            invoice_id: Some(invoice.invoice_id),
+            wire,
+        })
+    }
+
+    pub(super) fn read(wire: Payment) -> Result<Self, &'static str> {
         Ok(Self {
             id: wire.payment_id.ok_or("PaymentID")?,
             amount: wire.amount.ok_or("Amount")?,

@@ -20,6 +20,7 @@
 //!   429 is waited out in-process when short, otherwise handed back to the queue.
 //! * One import per connection at a time (a lease), so two runs never race a cursor.
 
+pub mod changes;
 mod documents;
 mod reference;
 mod resource;
@@ -155,6 +156,12 @@ pub async fn import(app: &App, policy: &ImportPolicy, key: &ConnectionKey) -> Re
     let Some(lease) = Lease::try_take(store.as_ref(), &lease, &owner, policy.lease, now).await? else {
         return skip("another import of this connection is running");
     };
+    // A connection stored before the organisation index existed joins it here, so that
+    // Xero's webhooks for it are not dropped as an unknown organisation's.
+    if let Err(e) = store.index_connection(&connection).await {
+        lease.release().await;
+        return Err(e.into());
+    }
     let mut run = Run {
         app,
         policy: *policy,

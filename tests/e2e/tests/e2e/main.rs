@@ -14,3 +14,4 @@ mod settings;
 mod sweep;
 mod webhook;
 mod wrong_data;
+mod xero_webhooks;
