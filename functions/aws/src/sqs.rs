@@ -16,6 +16,8 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 const ATTEMPTS: u32 = 4;
 /// SQS holds a message back for at most twelve hours.
 pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
+/// SQS delays a message at most fifteen minutes.
+pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Clone, Debug)]
 pub struct Queue {
@@ -47,16 +49,27 @@ impl Queue {
     /// positions (in `bodies`) of those still refused after that, so a caller can keep exactly
     /// what was not sent; empty when all were.
     pub async fn send_all(&self, bodies: &[String]) -> Result<Vec<usize>, Error> {
+        self.send_all_delayed(bodies, &[]).await
+    }
+
+    /// [`Queue::send_all`], each body delivered only after its delay (SQS's `DelaySeconds`, at
+    /// most fifteen minutes); a body without one (`delays` shorter) is delivered at once.
+    pub async fn send_all_delayed(&self, bodies: &[String], delays: &[Duration]) -> Result<Vec<usize>, Error> {
         let mut refused = Vec::new();
         for batch in batches(bodies) {
-            refused.extend(self.send_batch(bodies, batch).await?);
+            refused.extend(self.send_batch(bodies, delays, batch).await?);
         }
         Ok(refused)
     }
 
     /// [`Queue::send_all`], failing (retryably) unless every body was sent.
     pub async fn send_every(&self, bodies: &[String]) -> Result<(), Error> {
-        let refused = self.send_all(bodies).await?;
+        self.send_every_delayed(bodies, &[]).await
+    }
+
+    /// [`Queue::send_all_delayed`], failing (retryably) unless every body was sent.
+    pub async fn send_every_delayed(&self, bodies: &[String], delays: &[Duration]) -> Result<(), Error> {
+        let refused = self.send_all_delayed(bodies, delays).await?;
         if refused.is_empty() {
             return Ok(());
         }
@@ -69,7 +82,12 @@ impl Queue {
         }))
     }
 
-    async fn send_batch(&self, bodies: &[String], mut pending: Vec<usize>) -> Result<Vec<usize>, Error> {
+    async fn send_batch(
+        &self,
+        bodies: &[String],
+        delays: &[Duration],
+        mut pending: Vec<usize>,
+    ) -> Result<Vec<usize>, Error> {
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
@@ -77,9 +95,11 @@ impl Queue {
             let entries = pending
                 .iter()
                 .map(|&at| {
+                    let delay = delays.get(at).map(|d| (*d).min(MAX_DELAY).as_secs() as i32);
                     SendMessageBatchRequestEntry::builder()
                         .id(at.to_string())
                         .message_body(&bodies[at])
+                        .set_delay_seconds(delay.filter(|d| *d > 0))
                         .build()
                         .map_err(|e| Error::Corrupt { what: "queue message", reason: e.to_string() })
                 })

@@ -5,7 +5,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
-use xero_sync_domain::model::{AccountId, Connection, ConnectionKey, ConnectionStatus};
+use xero_sync_domain::model::{AccountId, Connection, ConnectionKey, ConnectionStatus, XeroUsage};
 use xero_sync_http::{ApiError, Problem, connection_key, json, request_body};
 use xero_sync_runtime::lifecycle;
 use xero_sync_runtime::token_provider::TokenError;
@@ -28,6 +28,14 @@ pub struct ConnectionView<'a> {
     pub email: Option<EmailView>,
     /// Ended, with its clean-up at Xero or in the vault still to finish.
     pub cleanup_pending: bool,
+    /// What xero-sync received from Xero for it, today and yesterday (UTC): calls and bytes.
+    pub xero_usage: UsageView,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct UsageView {
+    pub today: XeroUsage,
+    pub yesterday: XeroUsage,
 }
 
 #[derive(Debug, Serialize)]
@@ -64,6 +72,7 @@ impl<'a> From<&'a Connection> for ConnectionView<'a> {
                 }
             }),
             cleanup_pending: c.cleanup_pending,
+            xero_usage: UsageView::default(),
         }
     }
 }
@@ -90,8 +99,18 @@ pub async fn handle(
         ("GET", []) => {
             let account = AccountId::parse(account)
                 .map_err(|e| ApiError::BadRequest(vec![Problem::new("account", e.to_string())]))?;
-            let connections = connect.app.services.store.account_connections(&account).await?;
-            let views: Vec<ConnectionView> = connections.iter().map(ConnectionView::from).collect();
+            let store = &connect.app.services.store;
+            let connections = store.account_connections(&account).await?;
+            let today = connect.app.now().date_naive();
+            let days = [today, today - chrono::Duration::days(1)];
+            let mut views = Vec::with_capacity(connections.len());
+            for c in &connections {
+                let mut view = ConnectionView::from(c);
+                if let [(_, today), (_, yesterday)] = store.usage(&c.key(), &days).await?.as_slice() {
+                    view.xero_usage = UsageView { today: *today, yesterday: *yesterday };
+                }
+                views.push(view);
+            }
             Ok(json(StatusCode::OK, &json!({ "account_id": account, "connections": views })))
         }
         ("POST", [tenant, "test"]) => test(connect, &connection_key(account, tenant)?).await,

@@ -49,7 +49,10 @@ pub async fn handle(connect: &Connect, request: Request) -> Response<Body> {
         ["connect"] if method == "GET" => link::start(connect, &request).await,
         ["connect"] => ApiError::MethodNotAllowed { method }.into_response(),
         ["accounts", account, "connections", rest @ ..] => {
-            api::handle(connect, &request, account, rest).await.unwrap_or_else(ApiError::into_response)
+            let response = api::handle(connect, &request, account, rest).await.unwrap_or_else(ApiError::into_response);
+            // The API's calls to Xero (test, options, validate) count towards the organisation's day.
+            xero_sync_runtime::meter::flush(&connect.app, "connect").await;
+            response
         }
         _ => no_route(&method, &path).into_response(),
     }

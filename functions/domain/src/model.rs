@@ -439,6 +439,21 @@ pub struct ContactMapping {
     pub mapped_at: DateTime<Utc>,
 }
 
+/// What one connection received from Xero in one UTC day: calls made and bytes of answers
+/// (Xero bills egress past each tier's allowance).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XeroUsage {
+    pub calls: u64,
+    pub bytes: u64,
+}
+
+impl XeroUsage {
+    pub fn add(&mut self, other: XeroUsage) {
+        self.calls += other.calls;
+        self.bytes += other.bytes;
+    }
+}
+
 /// How far the import of one resource has come for one connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportCursor {

@@ -19,6 +19,7 @@
 //! | parked push       | `ORG#{account}#{tenant}`      | `PARKED#{platform id}`      | –                                       | –            |
 //! | import cursor     | `ORG#{account}#{tenant}`      | `CURSOR#{resource}`         | –                                       | –            |
 //! | reference data    | `ORG#{account}#{tenant}`      | `REFDATA`                   | –                                       | –            |
+//! | Xero usage of a day | `ORG#{account}#{tenant}`    | `USAGE#{yyyy-mm-dd}`        | –                                       | 90 days      |
 //! | OAuth state       | `OAUTH_STATE#{state}`         | `OAUTH_STATE`               | –                                       | 10 minutes   |
 //! | pending org choice| `CHOICE#{token}`              | `CHOICE`                    | –                                       | 10 minutes   |
 //! | webhook delivery  | `DELIVERY#{delivery id}`      | `DELIVERY`                  | –                                       | a few days   |
@@ -60,14 +61,14 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use uuid::Uuid;
 
 use crate::Error;
 use crate::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, EmailRefusal, GrantId,
     GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId,
-    SyncRecord, TenantId, XeroConnectionId,
+    SyncRecord, TenantId, XeroConnectionId, XeroUsage,
 };
 use crate::reference::ReferenceData;
 use crate::settings::{ConnectionSettings, VersionedSettings};
@@ -363,6 +364,15 @@ pub trait ReferenceDataStore: Send + Sync {
     async fn put_reference_data(&self, key: &ConnectionKey, data: &ReferenceData) -> Result<bool, Error>;
 }
 
+/// What each connection received from Xero, by UTC day.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Adds `usage` to the connection's count for `day` (one atomic update).
+    async fn add_usage(&self, key: &ConnectionKey, day: NaiveDate, usage: XeroUsage) -> Result<(), Error>;
+    /// The connection's counts for `days`, a day without any counting as zero.
+    async fn usage(&self, key: &ConnectionKey, days: &[NaiveDate]) -> Result<Vec<(NaiveDate, XeroUsage)>, Error>;
+}
+
 /// Settings.
 #[async_trait]
 pub trait SettingsStore: Send + Sync {
@@ -392,6 +402,7 @@ pub trait Store:
     + CursorStore
     + ReferenceDataStore
     + SettingsStore
+    + UsageStore
 {
 }
 
@@ -408,7 +419,8 @@ impl<
         + ContactMappingStore
         + CursorStore
         + ReferenceDataStore
-        + SettingsStore,
+        + SettingsStore
+        + UsageStore,
 > Store for T
 {
 }

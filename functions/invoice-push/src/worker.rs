@@ -92,6 +92,7 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
         }
     }
 
+    xero_sync_runtime::meter::flush(&worker.app, "invoice-push-worker").await;
     respond(&worker.queue, &messages, results).await
 }
 

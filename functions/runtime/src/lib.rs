@@ -12,6 +12,7 @@ pub mod config;
 pub mod lease;
 pub mod lifecycle;
 pub mod mail;
+pub mod meter;
 pub mod queue;
 pub mod reconnect;
 pub mod reference;

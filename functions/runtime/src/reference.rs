@@ -53,6 +53,38 @@ pub fn assemble(bodies: &[Box<RawValue>], now: DateTime<Utc>) -> Result<Referenc
     })
 }
 
+/// Whether Xero honours `If-Modified-Since` on the list (the spec lists it for Accounts and
+/// Items; TaxRates, TrackingCategories and Currencies always answer whole).
+pub fn takes_if_modified_since(path: &str) -> bool {
+    matches!(path, "/Accounts" | "/Items")
+}
+
+/// The snapshot from `kept` and the answers to [`LISTS`] asked with `If-Modified-Since` where
+/// Xero takes it: the changed accounts and items replace or join the kept ones (by id), the
+/// other lists are whole.
+pub fn assemble_onto(
+    kept: &ReferenceData,
+    bodies: &[Box<RawValue>],
+    now: DateTime<Utc>,
+) -> Result<ReferenceData, XeroError> {
+    let mut data = assemble(bodies, now)?;
+    data.accounts = merge(&kept.accounts, std::mem::take(&mut data.accounts), |a| a.account_id);
+    data.items = merge(&kept.items, std::mem::take(&mut data.items), |i| i.item_id);
+    Ok(data)
+}
+
+/// `kept` with each of `changed` in place of the one with its id, or added, in `kept`'s order.
+fn merge<T: Clone>(kept: &[T], changed: Vec<T>, id: impl Fn(&T) -> uuid::Uuid) -> Vec<T> {
+    let mut out: Vec<T> = kept.to_vec();
+    for one in changed {
+        match out.iter_mut().find(|k| id(k) == id(&one)) {
+            Some(slot) => *slot = one,
+            None => out.push(one),
+        }
+    }
+    out
+}
+
 /// Reads all five from Xero now (five calls, one after another: Xero allows five concurrent
 /// calls per organisation, and other work may be using some).
 pub async fn read_from_xero(

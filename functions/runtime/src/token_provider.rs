@@ -92,6 +92,8 @@ pub struct TokenProvider {
     unstored: Mutex<HashMap<GrantId, (String, TokenSet)>>,
     dead: Mutex<HashSet<GrantId>>,
     refreshing: Mutex<HashMap<GrantId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Every Accounting API call, counted per connection.
+    meter: crate::meter::Meter,
 }
 
 impl TokenProvider {
@@ -109,7 +111,13 @@ impl TokenProvider {
             unstored: Mutex::default(),
             dead: Mutex::default(),
             refreshing: Mutex::default(),
+            meter: crate::meter::Meter::default(),
         }
+    }
+
+    /// What this process received from Xero since the last [`crate::meter::flush`].
+    pub fn meter(&self) -> &crate::meter::Meter {
+        &self.meter
     }
 
     pub fn xero(&self) -> &XeroClient {
@@ -171,13 +179,28 @@ impl TokenProvider {
         body: Option<&B>,
     ) -> Result<XeroResponse<T>, TokenError> {
         let token = self.access_token(connection).await?;
-        match self.xero.call(method.clone(), &token, connection.tenant_id, request, body).await {
+        match self
+            .counted(connection, self.xero.call(method.clone(), &token, connection.tenant_id, request, body).await)
+        {
             Err(XeroError::Unauthorized) => {
                 let fresh = self.replace_rejected(connection, &token).await?;
-                Ok(self.xero.call(method, &fresh, connection.tenant_id, request, body).await?)
+                Ok(self
+                    .counted(connection, self.xero.call(method, &fresh, connection.tenant_id, request, body).await)?)
             }
             other => Ok(other?),
         }
+    }
+
+    fn counted<T>(
+        &self,
+        connection: &Connection,
+        result: Result<XeroResponse<T>, XeroError>,
+    ) -> Result<XeroResponse<T>, XeroError> {
+        match &result {
+            Ok(response) => self.meter.record(connection.key(), response.bytes, Some(&response.limits)),
+            Err(_) => self.meter.record(connection.key(), 0, None),
+        }
+        result
     }
 
     /// Drops what this process remembers of a grant (after a disconnect or reconnect).

@@ -30,6 +30,7 @@ pub async fn handle(worker: &ChangesWorker, event: SqsEvent) -> SqsBatchResponse
     for message in &event.records {
         results.push(process(worker, message).await);
     }
+    xero_sync_runtime::meter::flush(&worker.app, "xero-changes-worker").await;
     respond(&worker.queue, &event.records, results).await
 }
 

@@ -22,7 +22,7 @@ pub struct Worker {
 impl Worker {
     pub fn new(app: App, env: &Env) -> Result<Self, ConfigError> {
         let queue = Queue::new(aws_sdk_sqs::Client::new(&app.sdk), env.required("IMPORT_QUEUE_URL")?);
-        Ok(Self { queue, policy: ImportPolicy::default(), app })
+        Ok(Self { queue, policy: ImportPolicy { cadence: crate::Cadence::from(env)?, ..ImportPolicy::default() }, app })
     }
 }
 
@@ -33,6 +33,7 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
     for message in &event.records {
         results.push(process(worker, message).await);
     }
+    xero_sync_runtime::meter::flush(&worker.app, "import-worker").await;
     respond(&worker.queue, &event.records, results).await
 }
 

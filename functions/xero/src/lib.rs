@@ -69,6 +69,8 @@ pub struct XeroConfig {
 pub struct XeroResponse<T> {
     pub body: T,
     pub limits: RateLimits,
+    /// The answer's size as received: what Xero bills as egress.
+    pub bytes: usize,
 }
 
 /// A request to the Accounting API.
@@ -154,13 +156,13 @@ impl XeroClient {
         if status.is_success() {
             // A write Xero answered with a 2xx was applied even if its answer cannot be read: the
             // caller must look before writing again, as after a timeout.
-            return serde_json::from_slice(&bytes).map(|body| XeroResponse { body, limits }).map_err(|e| {
-                XeroError::Unreadable {
+            return serde_json::from_slice(&bytes)
+                .map(|body| XeroResponse { body, limits, bytes: bytes.len() })
+                .map_err(|e| XeroError::Unreadable {
                     what: request.path.trim_start_matches('/').to_owned(),
                     reason: xero_sync_domain::error::without_values(&e.to_string()),
                     maybe_applied: is_write,
-                }
-            });
+                });
         }
         Err(XeroError::from_response(status, &headers, &bytes, request.path))
     }

@@ -602,14 +602,17 @@ async fn functions(report: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the fan-out sends when its schedule fires: the connection to import.
+/// What the fan-out sends when the connection's moment in the period comes: its import.
 async fn fan_out(w: &World) -> anyhow::Result<()> {
-    let env = xero_sync_runtime::Env::from_pairs([("IMPORT_QUEUE_URL", w.aws.stack.reference("ImportQueue"))]);
-    let config = scheduled_import::FanoutConfig::from(&env)?;
+    let connection = w.connections("bench-fn").await.into_iter().next().context("bench-fn is connected")?;
+    let request = scheduled_import::ImportRequest {
+        account_id: connection.account_id,
+        tenant_id: connection.tenant_id,
+        requested_at: w.now(),
+    };
     let sqs = aws_sdk_sqs::Client::new(&w.aws.sdk);
-    scheduled_import::fan_out(w.importer.app.services.store.as_ref(), &sqs, &config, w.now())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let queue = xero_sync_aws::Queue::new(sqs, w.aws.stack.reference("ImportQueue"));
+    queue.send(&serde_json::to_string(&request)?).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
 
@@ -636,6 +639,8 @@ fn sizes(report: &mut Report) -> anyhow::Result<()> {
         "invoice-push-worker",
         "import-fanout",
         "import-worker",
+        "xero-webhook",
+        "xero-changes-worker",
         "inactivity-sweep",
     ] {
         let path = dir.join(name).join("bootstrap");

@@ -149,6 +149,9 @@ pub struct CallCount {
     pub tenant_id: Option<Uuid>,
     pub calls: u64,
     pub rate_limited: u64,
+    /// Bytes of answer bodies sent: the API egress Xero bills.
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -164,6 +167,15 @@ impl Counters {
 
     pub fn calls_for_tenant(&self, tenant: Uuid) -> u64 {
         self.calls.iter().filter(|c| c.tenant_id == Some(tenant)).map(|c| c.calls).sum()
+    }
+
+    /// Bytes of answers sent to a tenant: its egress.
+    pub fn bytes_for_tenant(&self, tenant: Uuid) -> u64 {
+        self.calls.iter().filter(|c| c.tenant_id == Some(tenant)).map(|c| c.bytes).sum()
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.calls.iter().map(|c| c.bytes).sum()
     }
 
     pub fn total_calls(&self) -> u64 {

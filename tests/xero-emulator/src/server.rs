@@ -35,7 +35,8 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     settings: Mutex<Settings>,
     limiter: Mutex<Limiter>,
-    counters: Mutex<HashMap<CounterKey, (u64, u64)>>,
+    /// Calls, calls refused for a rate limit, and bytes of answer bodies sent.
+    counters: Mutex<HashMap<CounterKey, (u64, u64, u64)>>,
     base_url: OnceLock<String>,
     shutdown: watch::Receiver<bool>,
 }
@@ -65,12 +66,13 @@ impl Shared {
     pub fn counters(&self) -> Counters {
         let mut calls: Vec<CallCount> = relock(&self.counters)
             .iter()
-            .map(|((method, endpoint, tenant_id), (calls, rate_limited))| CallCount {
+            .map(|((method, endpoint, tenant_id), (calls, rate_limited, bytes))| CallCount {
                 method: method.clone(),
                 endpoint: endpoint.clone(),
                 tenant_id: *tenant_id,
                 calls: *calls,
                 rate_limited: *rate_limited,
+                bytes: *bytes,
             })
             .collect();
         calls.sort_by(|a, b| (&a.endpoint, &a.method, a.tenant_id).cmp(&(&b.endpoint, &b.method, b.tenant_id)));
@@ -88,6 +90,13 @@ impl Shared {
         if rate_limited {
             entry.1 += 1;
         }
+    }
+
+    /// Adds the size of an answer's body (what Xero bills as egress) to its call's counter.
+    fn count_bytes(&self, method: &str, endpoint: &str, tenant: Option<Uuid>, response: &Response) {
+        let bytes = axum::body::HttpBody::size_hint(response.body()).exact().unwrap_or(0);
+        let mut counters = relock(&self.counters);
+        counters.entry((method.to_string(), endpoint.to_string(), tenant)).or_default().2 += bytes;
     }
 
     /// Waits (real time) unless the emulator is shutting down.
@@ -304,6 +313,7 @@ async fn api(shared: Arc<Shared>, req: Req) -> Response {
     rate_headers(&mut resp, remaining);
     // Xero tags every API response with a correlation id for support requests.
     set_header(&mut resp, "xero-correlation-id", Uuid::new_v4());
+    shared.count_bytes(&method, &key, Some(tenant), &resp);
     resp
 }
 

@@ -23,14 +23,14 @@ use xero_sync_domain::error::{AwsError, Error};
 use xero_sync_domain::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, DeliveryStatus, EmailRefusal,
     GrantId, GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId,
-    SyncRecord, TenantId, XeroConnectionId,
+    SyncRecord, TenantId, XeroConnectionId, XeroUsage,
 };
 use xero_sync_domain::reference::ReferenceData;
 use xero_sync_domain::settings::{ConnectionSettings, VersionedSettings};
 use xero_sync_domain::store::{
     CONNECTED_SHARDS, Claimed, ConnectedQuery, ConnectionStore, ConsentStore, ContactMappingStore, CursorStore,
     DeliveryClaim, DeliveryStore, GrantReleaseStore, JobStateStore, LeaseStore, OnceStore, Page, PageToken,
-    ParkedPushStore, ReferenceDataStore, SettingsStore, StateRefusal, StatusChange, SyncRecordStore,
+    ParkedPushStore, ReferenceDataStore, SettingsStore, StateRefusal, StatusChange, SyncRecordStore, UsageStore,
 };
 use xero_sync_domain::time;
 
@@ -57,6 +57,9 @@ mod keys {
     }
     pub fn org(key: &ConnectionKey) -> String {
         format!("ORG#{}#{}", key.account_id, key.tenant_id)
+    }
+    pub fn usage(day: chrono::NaiveDate) -> String {
+        format!("USAGE#{}", day.format("%Y-%m-%d"))
     }
     pub fn invoice(id: &PlatformInvoiceId) -> String {
         format!("INVOICE#{id}")

@@ -212,3 +212,47 @@ impl SettingsStore for DynamoStore {
         Ok(next)
     }
 }
+
+/// A day's usage is kept this long, then DynamoDB's TTL removes it.
+const KEEP_USAGE_DAYS: i64 = 90;
+
+#[async_trait]
+impl UsageStore for DynamoStore {
+    async fn add_usage(&self, key: &ConnectionKey, day: chrono::NaiveDate, usage: XeroUsage) -> Result<(), Error> {
+        let expires =
+            day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default() + Duration::days(KEEP_USAGE_DAYS);
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self::key(keys::org(key), keys::usage(day))))
+            .update_expression("ADD calls :calls, bytes :bytes SET kind = :kind, expires_epoch = :epoch")
+            .expression_attribute_values(":calls", n(usage.calls))
+            .expression_attribute_values(":bytes", n(usage.bytes))
+            .expression_attribute_values(":kind", s("xero_usage"))
+            .expression_attribute_values(":epoch", n(expires.timestamp()))
+            .send()
+            .await
+            .map_err(dynamo("UpdateItem"))?;
+        Ok(())
+    }
+
+    async fn usage(
+        &self,
+        key: &ConnectionKey,
+        days: &[chrono::NaiveDate],
+    ) -> Result<Vec<(chrono::NaiveDate, XeroUsage)>, Error> {
+        let mut out = Vec::with_capacity(days.len());
+        for day in days {
+            let item = self.get(self::key(keys::org(key), keys::usage(*day))).await?;
+            let count = |name: &str| {
+                item.as_ref()
+                    .and_then(|i| i.get(name))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            out.push((*day, XeroUsage { calls: count("calls"), bytes: count("bytes") }));
+        }
+        Ok(out)
+    }
+}

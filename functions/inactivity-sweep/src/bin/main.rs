@@ -10,7 +10,9 @@ async fn main() -> Result<(), Error> {
             .await?;
     let config = inactivity_sweep::SweepConfig::from(&env)?;
     run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
-        Ok::<_, Error>(inactivity_sweep::sweep(&app, &config).await?)
+        let summary = inactivity_sweep::sweep(&app, &config).await;
+        xero_sync_runtime::meter::flush(&app, "inactivity-sweep").await;
+        Ok::<_, Error>(summary?)
     }))
     .await
 }

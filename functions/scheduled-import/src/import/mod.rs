@@ -64,6 +64,8 @@ pub struct ImportPolicy {
     /// How far back each request reaches before the newest change delivered, for records Xero
     /// makes visible a little after the time they carry (see [`crate::cursor`]).
     pub overlap: Duration,
+    /// How often reference data is read (with webhooks on, rarely).
+    pub cadence: crate::Cadence,
 }
 
 impl Default for ImportPolicy {
@@ -78,6 +80,7 @@ impl Default for ImportPolicy {
             // Xero does not say how late a record may become visible; a few seconds is what
             // replicas lag by. Each run's first request re-reads what changed in this window.
             overlap: Duration::seconds(2),
+            cadence: crate::Cadence::default(),
         }
     }
 }

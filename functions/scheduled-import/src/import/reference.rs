@@ -11,20 +11,54 @@ use xero_sync_runtime::reference;
 
 use super::{Ended, ImportError, Run};
 
+/// The cursor that says when reference data was last read (`read_at`) and last read whole
+/// (`modified_since`).
+const READ: &str = "reference";
+
 impl Run<'_> {
-    /// The five reference resources, one call each; an event for each that changed.
+    /// The five reference resources, one call each; an event for each that changed. Without
+    /// webhooks, every run and whole. With them, once in [`Cadence::reference_every`]: Accounts
+    /// and Items only as changed since the last read (`If-Modified-Since`, which Xero honours
+    /// there) onto the stored snapshot, the other three whole (Xero does not), and all five whole
+    /// once in [`Cadence::reference_full_every`], since `If-Modified-Since` never shows a deletion.
+    ///
+    /// [`Cadence::reference_every`]: crate::Cadence::reference_every
+    /// [`Cadence::reference_full_every`]: crate::Cadence::reference_full_every
     pub(super) async fn reference(&mut self) -> Result<Ended, ImportError> {
+        let cadence = self.policy.cadence;
+        let began = self.app.now();
+        let store = &self.app.services.store;
+        let mut read = store.get_cursor(&self.key, READ).await?.unwrap_or_else(|| ImportCursor::new(READ, began));
+        if read.read_at.is_some_and(|at| began - at < cadence.reference_every) {
+            return Ok(Ended::Done);
+        }
+        let snapshot = match (cadence.webhooks, read.read_at, read.modified_since) {
+            (true, Some(last), Some(whole)) if began - whole < cadence.reference_full_every => {
+                store.get_reference_data(&self.key).await?.map(|s| (s, last - self.policy.overlap))
+            }
+            _ => None,
+        };
         let mut bodies = Vec::with_capacity(reference::LISTS.len());
         for path in reference::LISTS {
             if self.over_budget() {
                 return Ok(Ended::Budget);
             }
-            bodies.push(self.get::<Box<RawValue>>(&reference::request(path)).await?);
+            let mut request = reference::request(path);
+            if let Some((_, since)) = &snapshot {
+                request.if_modified_since = reference::takes_if_modified_since(path).then_some(*since);
+            }
+            bodies.push(self.get::<Box<RawValue>>(&request).await?);
         }
         // A list that does not parse is not delivered (a partial list would read as
         // deletions); it is tried again later.
-        let data = reference::assemble(&bodies, self.app.now())
-            .map_err(|e| ImportError::Later { reason: e.to_string(), after: StdDuration::from_secs(300) })?;
+        let later = |e: xero_sync_xero::XeroError| ImportError::Later {
+            reason: e.to_string(),
+            after: StdDuration::from_secs(300),
+        };
+        let data = match &snapshot {
+            Some((kept, _)) => reference::assemble_onto(kept, &bodies, self.app.now()).map_err(later)?,
+            None => reference::assemble(&bodies, self.app.now()).map_err(later)?,
+        };
         let changes = [
             (
                 "tax_rates",
@@ -96,6 +130,11 @@ impl Run<'_> {
             self.publish(&events).await?;
             self.save_cursor(&ImportCursor { content_hash: Some(hash), ..cursor }).await?;
         }
+        read.read_at = Some(began);
+        if snapshot.is_none() {
+            read.modified_since = Some(began);
+        }
+        self.save_cursor(&read).await?;
         Ok(Ended::Done)
     }
 }

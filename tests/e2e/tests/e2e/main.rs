@@ -10,6 +10,7 @@ mod import;
 mod inputs;
 mod push;
 mod resilience;
+mod safety_net;
 mod settings;
 mod sweep;
 mod webhook;

@@ -116,3 +116,16 @@ async fn limits_can_be_switched_off_and_on_while_running() {
     emu.set_limits(LimitsConfig { per_minute: 1, ..generous() });
     assert_eq!(api.get("/Organisation").await.status, 429);
 }
+
+#[tokio::test]
+async fn the_bytes_of_every_answer_are_counted_per_tenant() {
+    let (emu, api) = limited(generous()).await;
+    emu.reset_counters();
+    let contacts = api.get("/Contacts").await;
+    let accounts = api.get("/Accounts").await;
+    assert_eq!(contacts.status, 200);
+    let sent = (contacts.text.len() + accounts.text.len()) as u64;
+    assert!(sent > 0);
+    assert_eq!(emu.counters().bytes_for_tenant(NZ), sent);
+    assert_eq!(emu.counters().total_bytes(), sent);
+}
