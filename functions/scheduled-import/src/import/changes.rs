@@ -24,7 +24,7 @@ use xero_sync_domain::store::at_most_once;
 use xero_sync_domain::xero::webhooks::{Change, ChangeCategory};
 use xero_sync_domain::xero::{CreditNotes, InvoiceType};
 use xero_sync_runtime::App;
-use xero_sync_xero::{ApiRequest, RateLimits};
+use xero_sync_xero::ApiRequest;
 
 use super::documents::{Billed, Paid, StateChange};
 use super::resource::Incremental;
@@ -47,15 +47,7 @@ pub async fn apply(
     if connection.status != ConnectionStatus::Connected {
         return skip("not connected");
     }
-    let mut run = Run {
-        app,
-        policy: *policy,
-        connection,
-        key: key.clone(),
-        limits: RateLimits::default(),
-        summary: ImportSummary::default(),
-        unreadable: Vec::new(),
-    };
+    let mut run = Run::new(app, policy, connection);
     let result = run.changes(changes).await;
     if run.summary.events > 0 {
         app.services.store.record_activity(key, app.now()).await?;

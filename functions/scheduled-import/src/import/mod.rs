@@ -165,15 +165,7 @@ pub async fn import(app: &App, policy: &ImportPolicy, key: &ConnectionKey) -> Re
         lease.release().await;
         return Err(e.into());
     }
-    let mut run = Run {
-        app,
-        policy: *policy,
-        connection,
-        key: key.clone(),
-        limits: RateLimits::default(),
-        summary: ImportSummary::default(),
-        unreadable: Vec::new(),
-    };
+    let mut run = Run::new(app, policy, connection);
     let result = run.all().await;
     lease.release().await;
     let summary = run.summary;
@@ -191,6 +183,21 @@ pub async fn import(app: &App, policy: &ImportPolicy, key: &ConnectionKey) -> Re
     store.record_sync(key, now).await?;
     tracing::info!(account = %key.account_id, tenant = %key.tenant_id, events = summary.events, calls = summary.calls, stopped = ?summary.stopped, "import done");
     Ok(summary)
+}
+
+impl<'a> Run<'a> {
+    /// A run for a connection, with nothing counted yet (the import's and the webhooks' alike).
+    fn new(app: &'a App, policy: &ImportPolicy, connection: Connection) -> Self {
+        Run {
+            app,
+            policy: *policy,
+            key: connection.key(),
+            connection,
+            limits: RateLimits::default(),
+            summary: ImportSummary::default(),
+            unreadable: Vec::new(),
+        }
+    }
 }
 
 impl Run<'_> {
