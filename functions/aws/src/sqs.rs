@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use xero_sync_domain::error::{AwsError, Error};
 
 use crate::sdk_error;
@@ -23,11 +23,69 @@ pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
 pub struct Queue {
     client: Client,
     url: String,
+    max_delay: Duration,
+}
+
+/// A message sent again to be worked later: its body, its attributes, and how long SQS holds it.
+#[derive(Debug, Clone)]
+pub struct Later {
+    pub body: String,
+    pub attributes: Vec<(String, String)>,
+    pub delay: Duration,
 }
 
 impl Queue {
     pub fn new(client: Client, url: impl Into<String>) -> Self {
-        Self { client, url: url.into() }
+        Self { client, url: url.into(), max_delay: MAX_DELAY }
+    }
+
+    /// Caps the delay SQS holds a message sent by [`Queue::send_later`] for: tests that move a
+    /// clock rather than wait set it to zero and read the message's own `not_before`.
+    pub fn with_max_delay(mut self, max_delay: Duration) -> Self {
+        self.max_delay = max_delay.min(MAX_DELAY);
+        self
+    }
+
+    /// Sends messages to be worked after their delay (string attributes with them), batched;
+    /// returns the positions of those SQS did not take.
+    pub async fn send_later(&self, messages: &[Later]) -> Vec<usize> {
+        let mut refused = Vec::new();
+        for (n, chunk) in messages.chunks(MAX_ENTRIES).enumerate() {
+            let base = n * MAX_ENTRIES;
+            let entries: Result<Vec<_>, _> = chunk
+                .iter()
+                .enumerate()
+                .map(|(at, m)| {
+                    let mut entry = SendMessageBatchRequestEntry::builder()
+                        .id((base + at).to_string())
+                        .message_body(&m.body)
+                        .delay_seconds(m.delay.min(self.max_delay).as_secs() as i32);
+                    for (name, value) in &m.attributes {
+                        let value = MessageAttributeValue::builder().data_type("String").string_value(value).build();
+                        entry = entry.message_attributes(name, value.map_err(|e| e.to_string())?);
+                    }
+                    entry.build().map_err(|e| e.to_string())
+                })
+                .collect();
+            let sent = match entries {
+                Ok(entries) => {
+                    self.client.send_message_batch().queue_url(&self.url).set_entries(Some(entries)).send().await
+                }
+                Err(reason) => {
+                    tracing::warn!(reason, "a message to send again did not build");
+                    refused.extend(base..base + chunk.len());
+                    continue;
+                }
+            };
+            match sent {
+                Ok(out) => refused.extend(out.failed.iter().filter_map(|f| f.id.parse::<usize>().ok())),
+                Err(e) => {
+                    tracing::warn!(error = %sdk_error("SQS", "SendMessageBatch", &e), "messages not sent again");
+                    refused.extend(base..base + chunk.len());
+                }
+            }
+        }
+        refused
     }
 
     pub fn url(&self) -> &str {

@@ -163,6 +163,9 @@ async fn test(connect: &Connect, key: &ConnectionKey) -> Result<Response<Body>, 
         Err(TokenError::Busy) => {
             json!({ "ok": false, "problem": "Busy refreshing the connection; try again.", "retryable": true })
         }
+        Err(e @ TokenError::Governed { .. }) => {
+            json!({ "ok": false, "problem": format!("Xero's limits: {e}; try again."), "retryable": true })
+        }
         Err(TokenError::Aws(e)) => return Err(e.into()),
     };
     Ok(json(StatusCode::OK, &body))

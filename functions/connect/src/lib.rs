@@ -23,7 +23,9 @@ pub struct Connect {
 }
 
 impl Connect {
-    pub fn new(app: App, env: &Env) -> Result<Self, ConfigError> {
+    pub fn new(mut app: App, env: &Env) -> Result<Self, ConfigError> {
+        // Someone is waiting on the page: their calls go before the import's.
+        app.tokens.prioritise(xero_sync_domain::governor::Priority::Push);
         let minutes: i64 = env.parse_or("CONNECT_LINK_MAX_MINUTES", link::DEFAULT_LINK_MINUTES)?;
         if !(1..=link::MAX_LINK_LIFETIME.num_minutes()).contains(&minutes) {
             return Err(ConfigError::Invalid {

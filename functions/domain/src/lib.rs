@@ -8,6 +8,7 @@ pub mod digest;
 pub mod email;
 pub mod error;
 pub mod events;
+pub mod governor;
 pub mod model;
 pub mod notify;
 pub mod problem;

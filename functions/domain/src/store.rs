@@ -24,6 +24,7 @@
 //! | pending org choice| `CHOICE#{token}`              | `CHOICE`                    | –                                       | 10 minutes   |
 //! | webhook delivery  | `DELIVERY#{delivery id}`      | `DELIVERY`                  | –                                       | a few days   |
 //! | lease             | `LEASE#{name}`                | `LEASE`                     | –                                       | seconds      |
+//! | governor bucket   | `GOV#{name}`                  | `GOV`                       | –                                       | a day        |
 //! | job state         | `JOB#{name}`                  | `JOB`                       | –                                       | –            |
 //! | once              | `ONCE#{name}`                 | `ONCE`                      | –                                       | as claimed   |
 //! | grant release     | `RELEASE#{grant}`             | `RELEASE`                   | `RELEASES` / due at                     | –            |
@@ -65,6 +66,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use uuid::Uuid;
 
 use crate::Error;
+use crate::governor::Bucket;
 use crate::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, EmailRefusal, GrantId,
     GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId,
@@ -386,6 +388,22 @@ pub trait SettingsStore: Send + Sync {
     ) -> Result<VersionedSettings, Error>;
 }
 
+/// The governor's buckets ([`crate::governor::Bucket`]), each a small versioned record that
+/// every process reads and writes by compare-and-set.
+#[async_trait]
+pub trait BucketStore: Send + Sync {
+    /// The bucket and its version (0 when it was never written).
+    async fn get_bucket(&self, name: &str) -> Result<(Bucket, u64), Error>;
+    /// Writes the bucket if it is still at `version`; `false` when another process wrote first.
+    async fn put_bucket(
+        &self,
+        name: &str,
+        bucket: &Bucket,
+        version: u64,
+        expires: DateTime<Utc>,
+    ) -> Result<bool, Error>;
+}
+
 /// Every port at once: what the DynamoDB adapter implements, and what a process holds. A
 /// function that needs less asks for the port it uses ([`LeaseStore`], say).
 pub trait Store:
@@ -403,6 +421,7 @@ pub trait Store:
     + ReferenceDataStore
     + SettingsStore
     + UsageStore
+    + BucketStore
 {
 }
 
@@ -420,7 +439,8 @@ impl<
         + CursorStore
         + ReferenceDataStore
         + SettingsStore
-        + UsageStore,
+        + UsageStore
+        + BucketStore,
 > Store for T
 {
 }

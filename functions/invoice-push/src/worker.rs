@@ -12,8 +12,9 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures::StreamExt;
 use xero_sync_aws::Queue;
 use xero_sync_domain::events::{EventKind, PlatformEvent};
+use xero_sync_domain::governor::Priority;
 use xero_sync_domain::model::{ConnectionKey, TenantId};
-use xero_sync_runtime::queue::{Incoming, Retry, Unreadable, read, respond};
+use xero_sync_runtime::queue::{Incoming, Retry, Unreadable, not_yet_due, read, respond};
 use xero_sync_runtime::{App, ConfigError, Env};
 
 use crate::event::InvoiceEvent;
@@ -37,7 +38,8 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(app: App, env: &Env) -> Result<Self, ConfigError> {
+    pub fn new(mut app: App, env: &Env) -> Result<Self, ConfigError> {
+        app.tokens.prioritise(Priority::Push);
         let queue = Queue::new(aws_sdk_sqs::Client::new(&app.sdk), env.required("PUSH_QUEUE_URL")?);
         Ok(Self { queue, policy: PushPolicy::default(), budget: DEFAULT_BUDGET, app })
     }
@@ -51,6 +53,10 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
     let mut bus: Vec<(usize, PlatformEvent)> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
         results.push(Ok(()));
+        if let Some(wait) = not_yet_due(message, worker.app.now()) {
+            results[index] = Err(Retry::held(wait));
+            continue;
+        }
         match read_message(message.body.as_deref().unwrap_or_default()) {
             Ok(Some(Read::Bus(event))) => bus.push((index, event)),
             Ok(Some(Read::Events(tenant, events))) => plan.add(index, tenant, events),
@@ -74,9 +80,16 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
             .map(|lot| async move {
                 let (indices, events): (Vec<usize>, Vec<InvoiceEvent>) = lot.events.into_iter().unzip();
                 if started.elapsed() > worker.budget {
-                    let later =
-                        || Err(PushError::Later { reason: "out of time".into(), after: Duration::from_secs(1) });
+                    // Not the event's fault: held, for a fresh invocation to take at once.
+                    let later = || Err(PushError::Held { reason: "out of time".into(), after: Duration::from_secs(1) });
                     return (indices, events.iter().map(|_| later()).collect());
+                }
+                // An organisation that must wait for Xero's limits holds the whole lot before
+                // anything is read or claimed for it.
+                if let Err(e) = worker.app.tokens.ready(lot.key.tenant_id).await {
+                    let after = e.retry_after().unwrap_or(Duration::from_secs(1));
+                    let held = || Err(PushError::Held { reason: e.to_string(), after });
+                    return (indices, events.iter().map(|_| held()).collect());
                 }
                 (indices, push(&worker.app, &worker.policy, lot.key.tenant_id, events).await)
             })
@@ -93,7 +106,7 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
     }
 
     xero_sync_runtime::meter::flush(&worker.app, "invoice-push-worker").await;
-    respond(&worker.queue, &messages, results).await
+    respond(&worker.queue, &messages, results, worker.app.now()).await
 }
 
 /// A message fails when any of its events does, and comes back after the longest wait asked.
@@ -174,10 +187,13 @@ pub fn verdict(results: &[PushResult]) -> Result<(), Retry> {
     let mut retry: Option<Retry> = None;
     for result in results {
         if let Err(e) = result {
-            let after = e.retry_after();
+            let this = match e.retry_after() {
+                Some(after) if e.is_held() => Retry::held(after),
+                after => Retry::later(after),
+            };
             retry = Some(match retry {
-                None => Retry { after },
-                Some(r) => r.max(Retry { after }),
+                None => this,
+                Some(r) => r.max(this),
             });
         }
     }
@@ -189,6 +205,6 @@ async fn bus_event(worker: &Worker, event: PlatformEvent) -> Result<(), Retry> {
     let key = ConnectionKey { account_id: event.account_id, tenant_id };
     redrive_parked(&*worker.app.services.store, &worker.queue, &key).await.map(|_| ()).map_err(|e| {
         tracing::warn!(error = %e, "parked pushes not yet sent again");
-        Retry { after: Some(Duration::from_secs(30)) }
+        Retry::later(Some(Duration::from_secs(30)))
     })
 }

@@ -76,7 +76,7 @@ impl App {
     ) -> Result<Self, XeroError> {
         let services = Services::new(&config, sdk);
         let xero = XeroClient::new(&config.xero)?;
-        let tokens = TokenProvider::new(xero.clone(), services.clone(), clock.clone(), policy);
+        let tokens = TokenProvider::new(xero.clone(), services.clone(), clock.clone(), policy, config.governor);
         Ok(Self { config, services, sdk: sdk.clone(), xero, tokens, clock })
     }
 

@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 use oauth2::ClientSecret;
 use url::Url;
+use xero_sync_domain::governor::GovernorLimits;
 pub use xero_sync_xero::XeroConfig;
 
 /// Xero's production endpoints, overridable so the emulator can stand in for them.
@@ -211,6 +212,11 @@ pub struct Config {
     pub xero: XeroConfig,
     pub aws: AwsResources,
     pub email: EmailConfig,
+    /// Xero's limits as the governor keeps them: `XERO_ORG_CALLS_PER_MINUTE` (60),
+    /// `XERO_ORG_CONCURRENT_CALLS` (5), `XERO_APP_CALLS_PER_MINUTE` (10,000), as Xero sets
+    /// them for the app (lower only to leave room for another stack sharing the Xero app), and
+    /// `XERO_GOVERNOR_WAIT_MS` (2,000), how long a call waits in-process for a token.
+    pub governor: GovernorLimits,
 }
 
 impl Config {
@@ -219,7 +225,25 @@ impl Config {
         if secret_prefix.contains(['*', '?']) {
             return Err(ConfigError::Invalid { name: "SECRET_PREFIX", reason: "must not contain wildcards".into() });
         }
+        let request_timeout = std::time::Duration::from_secs(env.parse_or("XERO_TIMEOUT_SECONDS", 30u64)?);
+        let positive = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
+            match env.parse_or(name, default)? {
+                0 => Err(ConfigError::Invalid { name, reason: "must be at least 1".into() }),
+                n => Ok(n),
+            }
+        };
+        // A call's slot outlives the longest a call can take (a hung answer, then ours).
+        let slot_lease = chrono::Duration::from_std(request_timeout).unwrap_or(chrono::Duration::MAX)
+            + chrono::Duration::seconds(10);
+        let mut governor = GovernorLimits::new(
+            positive("XERO_ORG_CALLS_PER_MINUTE", 60)?,
+            positive("XERO_ORG_CONCURRENT_CALLS", 5)?,
+            positive("XERO_APP_CALLS_PER_MINUTE", 10_000)?,
+            slot_lease,
+        );
+        governor.token_wait = std::time::Duration::from_millis(env.parse_or("XERO_GOVERNOR_WAIT_MS", 2_000u64)?);
         Ok(Self {
+            governor,
             xero: XeroConfig {
                 client_id: env.required("XERO_CLIENT_ID")?,
                 client_secret: env.optional("XERO_CLIENT_SECRET").map(ClientSecret::new),
@@ -229,7 +253,7 @@ impl Config {
                 )?,
                 identity_url: secure(env.url_or("XERO_IDENTITY_URL", DEFAULT_XERO_IDENTITY_URL)?, "XERO_IDENTITY_URL")?,
                 api_url: secure(env.url_or("XERO_API_URL", DEFAULT_XERO_API_URL)?, "XERO_API_URL")?,
-                request_timeout: std::time::Duration::from_secs(env.parse_or("XERO_TIMEOUT_SECONDS", 30u64)?),
+                request_timeout,
             },
             aws: AwsResources {
                 table_name: env.required("TABLE_NAME")?,
@@ -289,6 +313,24 @@ mod tests {
         vars.retain(|(k, _)| *k != "TABLE_NAME");
         vars.push(("TABLE_NAME", "  "));
         assert_eq!(Config::from(&Env::from_pairs(vars)).unwrap_err(), ConfigError::Missing("TABLE_NAME"));
+    }
+
+    #[test]
+    fn the_governor_keeps_xeros_limits_unless_told_lower_and_refuses_zero() {
+        let defaults = Config::from(&Env::from_pairs(complete())).unwrap().governor;
+        assert_eq!(
+            defaults,
+            GovernorLimits { token_wait: defaults.token_wait, ..GovernorLimits::xeros(defaults.slot_lease) }
+        );
+        assert_eq!(defaults.slot_lease, chrono::Duration::seconds(40), "Xero's timeout of 30 s, and 10 more");
+        let mut vars = complete();
+        vars.push(("XERO_APP_CALLS_PER_MINUTE", "5000"));
+        let lower = Config::from(&Env::from_pairs(vars)).unwrap().governor;
+        assert!(lower.app_shard.per_minute * lower.app_shards < defaults.app_shard.per_minute * defaults.app_shards);
+        let mut vars = complete();
+        vars.push(("XERO_ORG_CONCURRENT_CALLS", "0"));
+        let err = Config::from(&Env::from_pairs(vars)).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { name: "XERO_ORG_CONCURRENT_CALLS", .. }), "{err}");
     }
 
     #[test]

@@ -23,9 +23,11 @@ use chrono::Duration;
 use uuid::Uuid;
 
 use crate::aws::Services;
+use crate::governor::Governor;
 use crate::lease::Lease;
 use crate::reconnect;
 use xero_sync_domain::Error;
+use xero_sync_domain::governor::{GovernorLimits, Limit, Priority};
 use xero_sync_domain::model::{Connection, ConnectionStatus, GrantId};
 use xero_sync_domain::time::Clock;
 use xero_sync_domain::tokens::{AccessToken, TokenSet};
@@ -43,6 +45,9 @@ pub enum TokenError {
     /// Another process held the refresh lease for longer than we wait.
     #[error("another process is refreshing this connection's tokens")]
     Busy,
+    /// The governor holds the call back so as to stay inside one of Xero's limits.
+    #[error("waiting {} s for Xero's {} limit", after.as_secs().max(1), limit.as_str())]
+    Governed { after: std::time::Duration, limit: Limit },
 }
 
 impl TokenError {
@@ -51,8 +56,23 @@ impl TokenError {
             Self::Reconnect => false,
             Self::Xero(e) => e.is_retryable(),
             Self::Aws(e) => e.is_retryable(),
-            Self::Busy => true,
+            Self::Busy | Self::Governed { .. } => true,
         }
+    }
+
+    /// How long to wait before trying again, when Xero or the governor said.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Xero(e) => e.retry_after(),
+            Self::Governed { after, .. } => Some(*after),
+            _ => None,
+        }
+    }
+
+    /// A wait for Xero's limits (the governor's or a 429's): no fault of the work, so it goes
+    /// back to the queue without counting towards the dead-letter queue.
+    pub fn is_rate_wait(&self) -> bool {
+        matches!(self, Self::Governed { .. } | Self::Xero(XeroError::RateLimited { .. }))
     }
 }
 
@@ -94,18 +114,30 @@ pub struct TokenProvider {
     refreshing: Mutex<HashMap<GrantId, Arc<tokio::sync::Mutex<()>>>>,
     /// Every Accounting API call, counted per connection.
     meter: crate::meter::Meter,
+    /// Every Accounting API call, inside Xero's limits.
+    governor: Governor,
+    priority: Priority,
 }
 
 impl TokenProvider {
-    pub fn new(xero: XeroClient, services: Services, clock: Arc<dyn Clock>, mut policy: RefreshPolicy) -> Self {
+    pub fn new(
+        xero: XeroClient,
+        services: Services,
+        clock: Arc<dyn Clock>,
+        mut policy: RefreshPolicy,
+        limits: GovernorLimits,
+    ) -> Self {
         let whole_refresh =
             Duration::from_std(xero.config().request_timeout * 2).unwrap_or(Duration::MAX) + Duration::seconds(10);
         policy.lease = policy.lease.max(whole_refresh);
+        let governor = Governor::new(services.store.clone(), clock.clone(), limits);
         Self {
             xero,
             services,
             clock,
             policy,
+            governor,
+            priority: Priority::Import,
             owner: Uuid::new_v4().to_string(),
             cache: Mutex::default(),
             unstored: Mutex::default(),
@@ -113,6 +145,20 @@ impl TokenProvider {
             refreshing: Mutex::default(),
             meter: crate::meter::Meter::default(),
         }
+    }
+
+    /// Calls from this process go before the import's (pushes, the connection API).
+    pub fn prioritise(&mut self, priority: Priority) {
+        self.priority = priority;
+    }
+
+    /// Whether the governor would let a call to the connection's organisation through now
+    /// ([`Governor::ready`]): `Governed` when it would not.
+    pub async fn ready(&self, connection_tenant: xero_sync_domain::model::TenantId) -> Result<(), TokenError> {
+        self.governor
+            .ready(connection_tenant, self.priority)
+            .await
+            .map_err(|wait| TokenError::Governed { after: wait.after, limit: wait.limit })
     }
 
     /// What this process received from Xero since the last [`crate::meter::flush`].
@@ -179,16 +225,32 @@ impl TokenProvider {
         body: Option<&B>,
     ) -> Result<XeroResponse<T>, TokenError> {
         let token = self.access_token(connection).await?;
-        match self
-            .counted(connection, self.xero.call(method.clone(), &token, connection.tenant_id, request, body).await)
-        {
+        match self.call(method.clone(), connection, &token, request, body).await? {
             Err(XeroError::Unauthorized) => {
                 let fresh = self.replace_rejected(connection, &token).await?;
-                Ok(self
-                    .counted(connection, self.xero.call(method, &fresh, connection.tenant_id, request, body).await)?)
+                Ok(self.call(method, connection, &fresh, request, body).await??)
             }
             other => Ok(other?),
         }
+    }
+
+    /// One call, once the governor allows it; Xero's answer goes back to the governor.
+    async fn call<B: serde::Serialize + Sync, T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        connection: &Connection,
+        token: &AccessToken,
+        request: &ApiRequest<'_>,
+        body: Option<&B>,
+    ) -> Result<Result<XeroResponse<T>, XeroError>, TokenError> {
+        let permit = self
+            .governor
+            .acquire(connection.tenant_id, self.priority)
+            .await
+            .map_err(|wait| TokenError::Governed { after: wait.after, limit: wait.limit })?;
+        let result = self.xero.call(method, token, connection.tenant_id, request, body).await;
+        self.governor.finish(permit, &result).await;
+        Ok(self.counted(connection, result))
     }
 
     fn counted<T>(

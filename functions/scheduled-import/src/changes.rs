@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use xero_sync_aws::Queue;
-use xero_sync_runtime::queue::{Incoming, Retry, read, respond};
+use xero_sync_runtime::queue::{Incoming, Retry, not_yet_due, read, respond};
 use xero_sync_runtime::{App, ConfigError, Env};
 
 use crate::import::changes::apply;
@@ -31,10 +31,13 @@ pub async fn handle(worker: &ChangesWorker, event: SqsEvent) -> SqsBatchResponse
         results.push(process(worker, message).await);
     }
     xero_sync_runtime::meter::flush(&worker.app, "xero-changes-worker").await;
-    respond(&worker.queue, &event.records, results).await
+    respond(&worker.queue, &event.records, results, worker.app.now()).await
 }
 
 async fn process(worker: &ChangesWorker, message: &SqsMessage) -> Result<(), Retry> {
+    if let Some(wait) = not_yet_due(message, worker.app.now()) {
+        return Err(Retry::held(wait));
+    }
     let body = message.body.as_deref().unwrap_or_default();
     let batch = match read::<ChangeBatch>(body, &[])? {
         Incoming::Ours(batch) => batch,
@@ -43,7 +46,7 @@ async fn process(worker: &ChangesWorker, message: &SqsMessage) -> Result<(), Ret
     let store = &worker.app.services.store;
     let holders = store.holding_tenant(batch.tenant_id).await.map_err(|e| {
         tracing::warn!(tenant = %batch.tenant_id, error = %e, "changes deferred");
-        Retry { after: Some(Duration::from_secs(30)) }
+        Retry::later(Some(Duration::from_secs(30)))
     })?;
     if holders.is_empty() {
         // Xero tells every app of every organisation it was ever connected to until it is not.
@@ -60,7 +63,7 @@ async fn process(worker: &ChangesWorker, message: &SqsMessage) -> Result<(), Ret
             }
             Err(e) => {
                 tracing::info!(account = %key.account_id, tenant = %key.tenant_id, error = %e, "changes deferred");
-                let retry = Retry { after: e.retry_after().or(Some(Duration::from_secs(30))) };
+                let retry = e.retry(Duration::from_secs(30));
                 outcome = Err(outcome.err().map_or(retry, |r: Retry| r.max(retry)));
             }
         }

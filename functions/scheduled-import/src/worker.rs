@@ -7,7 +7,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use xero_sync_aws::Queue;
 use xero_sync_domain::events::EventKind;
 use xero_sync_domain::model::ConnectionKey;
-use xero_sync_runtime::queue::{Incoming, Retry, read, respond};
+use xero_sync_runtime::queue::{Incoming, Retry, not_yet_due, read, respond};
 use xero_sync_runtime::{App, ConfigError, Env};
 
 use crate::ImportRequest;
@@ -34,10 +34,13 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
         results.push(process(worker, message).await);
     }
     xero_sync_runtime::meter::flush(&worker.app, "import-worker").await;
-    respond(&worker.queue, &event.records, results).await
+    respond(&worker.queue, &event.records, results, worker.app.now()).await
 }
 
 async fn process(worker: &Worker, message: &SqsMessage) -> Result<(), Retry> {
+    if let Some(wait) = not_yet_due(message, worker.app.now()) {
+        return Err(Retry::held(wait));
+    }
     let body = message.body.as_deref().unwrap_or_default();
     let key = match read::<ImportRequest>(body, &[EventKind::ConnectionConnected.as_str()])? {
         Incoming::Ours(request) => ConnectionKey { account_id: request.account_id, tenant_id: request.tenant_id },
@@ -56,7 +59,7 @@ async fn process(worker: &Worker, message: &SqsMessage) -> Result<(), Retry> {
         }
         Err(e) => {
             tracing::info!(account = %key.account_id, tenant = %key.tenant_id, error = %e, "import deferred");
-            Err(Retry { after: e.retry_after().or(Some(Duration::from_secs(60))) })
+            Err(e.retry(Duration::from_secs(60)))
         }
     }
 }

@@ -128,10 +128,12 @@ impl World {
         let mut worker =
             invoice_push::Worker::new(as_role("InvoicePushWorkerFunction").await, &webhook_env).expect("worker config");
         worker.policy = test_policy();
+        worker.queue = Self::held_at_once(worker.queue);
         let import_env = Env::from_pairs([("IMPORT_QUEUE_URL", aws.stack.reference("ImportQueue"))]);
         let mut importer = scheduled_import::worker::Worker::new(as_role("ImportWorkerFunction").await, &import_env)
             .expect("import worker config");
         importer.policy.max_wait = std::time::Duration::from_millis(50);
+        importer.queue = Self::held_at_once(importer.queue);
         let changes_env = Env::from_pairs([
             ("XERO_WEBHOOK_KEY", XERO_WEBHOOK_KEY),
             ("CHANGES_QUEUE_URL", aws.stack.reference("ChangesQueue")),
@@ -145,6 +147,7 @@ impl World {
             scheduled_import::changes::ChangesWorker::new(as_role("XeroChangesWorkerFunction").await, &changes_env)
                 .expect("changes worker config");
         changes.policy.max_wait = std::time::Duration::from_millis(50);
+        changes.queue = Self::held_at_once(changes.queue);
         Self {
             emu,
             aws,
@@ -163,6 +166,12 @@ impl World {
             _roles: roles,
             own_moto: moto,
         }
+    }
+
+    /// A worker's queue whose held messages SQS delivers at once: the test moves the clock to
+    /// their `not_before` instead of waiting (see [`World::work_push_queue`]).
+    fn held_at_once(queue: xero_sync_aws::Queue) -> xero_sync_aws::Queue {
+        queue.with_max_delay(std::time::Duration::ZERO)
     }
 
     /// The moto server this world's stack is on.
@@ -200,6 +209,7 @@ impl World {
         let policy = self.worker.policy;
         self.worker = invoice_push::Worker::new(self.new_app_via(&sdk), &env).expect("worker config");
         self.worker.policy = policy;
+        self.worker.queue = Self::held_at_once(self.worker.queue.clone());
     }
 
     /// Adds `count` contacts to the demo organisation through Xero's API, `per_call` a request,
@@ -231,6 +241,11 @@ impl World {
     pub fn new_app_waiting_for_xero(&self, seconds: u32) -> App {
         let seconds = seconds.to_string();
         Self::app_with(&self.emu, &self.aws, &self.client, &[("XERO_TIMEOUT_SECONDS", seconds.as_str())])
+    }
+
+    /// Another function process, with these settings besides the usual ones.
+    pub fn new_app_with(&self, extra: &[(&str, &str)]) -> App {
+        Self::app_with(&self.emu, &self.aws, &self.client, extra)
     }
 
     /// A function process whose emails SES refuses for good (its sender is not a verified identity).
@@ -275,6 +290,9 @@ impl World {
             ("XERO_IDENTITY_URL", base.as_str()),
             ("XERO_API_URL", base.as_str()),
             ("XERO_TIMEOUT_SECONDS", "1"),
+            // The clock stands still unless the test moves it: waiting here for a token to
+            // refill would wait for nothing, so a governed call is held at once.
+            ("XERO_GOVERNOR_WAIT_MS", "0"),
         ];
         vars.retain(|(name, _)| !extra.iter().any(|(given, _)| given == name));
         vars.extend_from_slice(extra);
@@ -444,13 +462,24 @@ impl World {
         api
     }
 
+    /// [`World::work_import_queue`], but stopping after the clock has moved `steps` times,
+    /// whatever is left on the queue.
+    pub async fn work_import_queue_for(&self, steps: usize) -> QueueRun {
+        self.work_queue_steps("ImportQueue", Some(steps)).await
+    }
+
     async fn work_queue(&self, queue: &str) -> QueueRun {
+        self.work_queue_steps(queue, None).await
+    }
+
+    async fn work_queue_steps(&self, queue: &str, mut steps: Option<usize>) -> QueueRun {
         let sqs = aws_sdk_sqs::Client::new(&self.aws.sdk);
         let url = self.aws.stack.reference(queue);
         let mut run = QueueRun::default();
-        // Message id → the receipt handle it was last handed back under.
-        let mut held_back: Vec<(String, String)> = Vec::new();
-        for _ in 0..500 {
+        // Message id → the receipt handle it was last put aside under, and when it is due.
+        let mut held_back: Vec<(String, String, Option<DateTime<Utc>>)> = Vec::new();
+        let mut held_seen = std::collections::HashSet::new();
+        for _ in 0..2000 {
             let batch_size = match queue {
                 "PushQueue" => PUSH_BATCH,
                 "ChangesQueue" => CHANGES_BATCH,
@@ -461,10 +490,27 @@ impl World {
                 if held_back.is_empty() {
                     return run;
                 }
-                // A minute passes: Xero's longest rate-limit window, and all any hold-back asks
-                // for in these tests.
-                self.emu.clock().advance(std::time::Duration::from_secs(60));
-                for (_, handle) in held_back.drain(..) {
+                if steps == Some(0) {
+                    // Left on the queue as it found them, to be worked later.
+                    for (_, handle, _) in held_back.drain(..) {
+                        sqs.change_message_visibility()
+                            .queue_url(url)
+                            .receipt_handle(handle)
+                            .visibility_timeout(0)
+                            .send()
+                            .await
+                            .unwrap();
+                    }
+                    return run;
+                }
+                steps = steps.map(|n| n - 1);
+                // Time passes: a minute (Xero's longest rate-limit window, and all a retry asks
+                // for in these tests), or until the first held message is due.
+                let now = self.now();
+                let due = held_back.iter().filter_map(|(_, _, due)| *due).min().unwrap_or(now);
+                let step = (due - now).to_std().unwrap_or_default().max(std::time::Duration::from_secs(60));
+                self.emu.clock().advance(step);
+                for (_, handle, _) in held_back.drain(..) {
                     sqs.change_message_visibility()
                         .queue_url(url)
                         .receipt_handle(handle)
@@ -476,7 +522,40 @@ impl World {
                 continue;
             }
             // A message held back for only a moment may be back already, under a new handle.
-            held_back.retain(|(id, _)| !messages.iter().any(|m| m.message_id.as_deref() == Some(id)));
+            held_back.retain(|(id, _, _)| !messages.iter().any(|m| m.message_id.as_deref() == Some(id)));
+            // A message the worker held (sent again with a time to work it, SQS's delay capped
+            // at nothing here) waits for the clock to reach that time, as SQS would have.
+            let not_before = |m: &aws_sdk_sqs::types::Message| {
+                let attribute = m.message_attributes.as_ref()?.get(xero_sync_runtime::queue::NOT_BEFORE)?;
+                let due = DateTime::parse_from_rfc3339(attribute.string_value.as_deref()?).ok()?;
+                Some(due.with_timezone(&Utc))
+            };
+            let now = self.now();
+            let mut due_now = Vec::new();
+            for m in messages {
+                let due = not_before(&m);
+                if due.is_some() && held_seen.insert(m.message_id.clone().unwrap_or_default()) {
+                    run.held += 1;
+                }
+                match due {
+                    Some(due) if due > now => {
+                        let handle = m.receipt_handle.clone().unwrap();
+                        sqs.change_message_visibility()
+                            .queue_url(url)
+                            .receipt_handle(&handle)
+                            .visibility_timeout(600)
+                            .send()
+                            .await
+                            .unwrap();
+                        held_back.push((m.message_id.clone().unwrap_or_default(), handle, Some(due)));
+                    }
+                    _ => due_now.push(m),
+                }
+            }
+            if due_now.is_empty() {
+                continue;
+            }
+            let messages = due_now;
             let event = xero_sync_testkit::lambda::sqs_event(&messages);
             let response = match queue {
                 "PushQueue" => invoice_push::handle_queue(&self.worker, event).await,
@@ -489,7 +568,7 @@ impl World {
                 run.received += 1;
                 if response.batch_item_failures.iter().any(|f| f.item_identifier == id) {
                     run.handed_back += 1;
-                    held_back.push((id, m.receipt_handle.unwrap()));
+                    held_back.push((id, m.receipt_handle.unwrap(), None));
                 } else {
                     done.push(m.receipt_handle.unwrap());
                 }
@@ -554,8 +633,11 @@ pub const CHANGES_BATCH: usize = 10;
 pub struct QueueRun {
     /// Messages handed to the worker (a message handed back counts each time).
     pub received: usize,
-    /// Messages the worker reported as failed, to be tried again.
+    /// Messages the worker reported as failed, to be tried again (using up a receive).
     pub handed_back: usize,
+    /// Messages the worker held for Xero's limits: sent again to be worked later, as new
+    /// messages, so that the wait uses up no receive.
+    pub held: usize,
 }
 
 /// Quick retries, and nothing slower than a blink waited for in-process: a longer Retry-After

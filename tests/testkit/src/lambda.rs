@@ -10,6 +10,13 @@ pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> SqsEvent {
         record.message_id = m.message_id.clone();
         record.receipt_handle = m.receipt_handle.clone();
         record.body = m.body.clone();
+        // As Lambda hands them over: the message's own attributes, by name.
+        for (name, value) in m.message_attributes.iter().flatten() {
+            let mut attribute = aws_lambda_events::sqs::SqsMessageAttribute::default();
+            attribute.string_value = value.string_value.clone();
+            attribute.data_type = Some(value.data_type.clone());
+            record.message_attributes.insert(name.clone(), attribute);
+        }
         event.records.push(record);
     }
     event
@@ -28,7 +35,13 @@ pub async fn receive_batch(
     let mut batch = Vec::new();
     while batch.len() < batch_size {
         let want = (batch_size - batch.len()).min(10) as i32;
-        let received = sqs.receive_message().queue_url(queue_url).max_number_of_messages(want).send().await?;
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(want)
+            .message_attribute_names("All")
+            .send()
+            .await?;
         let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
             break;

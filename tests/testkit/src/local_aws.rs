@@ -13,6 +13,21 @@ pub struct LocalAws {
 }
 
 impl LocalAws {
+    /// Messages on the stack's queue `logical` (a template name), visible or not.
+    pub async fn queue_depth(&self, logical: &str) -> usize {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
+        let out = sqs
+            .get_queue_attributes()
+            .queue_url(self.stack.reference(logical))
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .expect("the queue answers");
+        out.attributes.unwrap_or_default().values().map(|n| n.parse::<usize>().expect("a count")).sum()
+    }
+
     /// A fresh, uniquely named stack from infra/template.yaml on this test binary's moto.
     pub async fn provision(prefix: &str) -> Self {
         Self::provision_on(Moto::shared(), &unique_name(prefix)).await.expect("stack provisions on moto")

@@ -155,6 +155,7 @@ struct Entry {
     id: u64,
     rule: FaultRule,
     matched: u64,
+    fired: u64,
 }
 
 struct Inner {
@@ -197,7 +198,7 @@ impl Faults {
         let mut inner = self.lock();
         let id = inner.next_id;
         inner.next_id += 1;
-        inner.rules.push(Entry { id, rule, matched: 0 });
+        inner.rules.push(Entry { id, rule, matched: 0, fired: 0 });
         id
     }
 
@@ -215,6 +216,11 @@ impl Faults {
         for (_, _, gate) in inner.gates.drain(..) {
             gate.release();
         }
+    }
+
+    /// How many calls rule `id` has acted on so far (0 for a rule not there).
+    pub fn fired(&self, id: u64) -> u64 {
+        self.lock().rules.iter().find(|e| e.id == id).map_or(0, |e| e.fired)
     }
 
     pub fn list(&self) -> Vec<(u64, FaultRule)> {
@@ -289,6 +295,7 @@ impl Faults {
             if !fire {
                 continue;
             }
+            entry.fired += 1;
             match &entry.rule.action {
                 FaultAction::Status { status, body, retry_after } => {
                     plan.status.get_or_insert((*status, body.clone(), *retry_after));

@@ -1,4 +1,5 @@
-//! Single-use and exclusive claims: once-keys, consents, leases, webhook deliveries, job state.
+//! Single-use and exclusive claims: once-keys, consents, leases, webhook deliveries, job state,
+//! and the governor's buckets.
 
 use super::*;
 
@@ -231,5 +232,40 @@ impl JobStateStore for DynamoStore {
                 Ok(())
             }
         }
+    }
+}
+
+#[async_trait]
+impl BucketStore for DynamoStore {
+    async fn get_bucket(&self, name: &str) -> Result<(Bucket, u64), Error> {
+        let Some(item) = self.get(key(keys::bucket(name), "GOV")).await? else { return Ok((Bucket::default(), 0)) };
+        let version = item.get("version").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let state = item.get("state").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("{}");
+        // A bucket we cannot read is started afresh: it only ever holds counts.
+        let bucket = serde_json::from_str(state).unwrap_or_default();
+        Ok((bucket, version))
+    }
+
+    async fn put_bucket(
+        &self,
+        name: &str,
+        bucket: &Bucket,
+        version: u64,
+        expires: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let state = serde_json::to_string(bucket)
+            .map_err(|e| Error::Corrupt { what: "governor bucket", reason: e.to_string() })?;
+        let mut item = key(keys::bucket(name), "GOV");
+        item.insert("state".into(), s(state));
+        item.insert("version".into(), n(version + 1));
+        item.insert("kind".into(), s("governor"));
+        item.insert("expires_epoch".into(), n(expires.timestamp()));
+        let (condition, value) = version_condition(version);
+        let mut request =
+            self.client.put_item().table_name(&self.table).set_item(Some(item)).condition_expression(condition);
+        if let Some((name, value)) = value {
+            request = request.expression_attribute_names("#v", "version").expression_attribute_values(name, value);
+        }
+        held(request.send().await.map_err(dynamo("PutItem")))
     }
 }

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use xero_sync_domain::error::{AwsError, Error};
+use xero_sync_domain::governor::Bucket;
 use xero_sync_domain::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, DeliveryStatus, EmailRefusal,
     GrantId, GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId,
@@ -28,9 +29,10 @@ use xero_sync_domain::model::{
 use xero_sync_domain::reference::ReferenceData;
 use xero_sync_domain::settings::{ConnectionSettings, VersionedSettings};
 use xero_sync_domain::store::{
-    CONNECTED_SHARDS, Claimed, ConnectedQuery, ConnectionStore, ConsentStore, ContactMappingStore, CursorStore,
-    DeliveryClaim, DeliveryStore, GrantReleaseStore, JobStateStore, LeaseStore, OnceStore, Page, PageToken,
-    ParkedPushStore, ReferenceDataStore, SettingsStore, StateRefusal, StatusChange, SyncRecordStore, UsageStore,
+    BucketStore, CONNECTED_SHARDS, Claimed, ConnectedQuery, ConnectionStore, ConsentStore, ContactMappingStore,
+    CursorStore, DeliveryClaim, DeliveryStore, GrantReleaseStore, JobStateStore, LeaseStore, OnceStore, Page,
+    PageToken, ParkedPushStore, ReferenceDataStore, SettingsStore, StateRefusal, StatusChange, SyncRecordStore,
+    UsageStore,
 };
 use xero_sync_domain::time;
 
@@ -99,6 +101,9 @@ mod keys {
     }
     pub fn lease(name: &str) -> String {
         format!("LEASE#{name}")
+    }
+    pub fn bucket(name: &str) -> String {
+        format!("GOV#{name}")
     }
     pub fn job(name: &str) -> String {
         format!("JOB#{name}")

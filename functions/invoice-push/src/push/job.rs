@@ -47,17 +47,14 @@ pub(super) struct Written {
 pub(super) fn clone_error(e: &PushError) -> PushError {
     match e {
         PushError::Later { reason, after } => PushError::Later { reason: reason.clone(), after: *after },
+        PushError::Held { reason, after } => PushError::Held { reason: reason.clone(), after: *after },
         PushError::Store(e) if e.is_retryable() => PushError::later(e.to_string(), StdDuration::from_secs(5)),
         PushError::Store(e) => PushError::Store(Error::Corrupt { what: "push", reason: e.to_string() }),
     }
 }
 
 pub(super) fn later_for(e: &TokenError) -> PushError {
-    let after = match e {
-        TokenError::Xero(x) => x.retry_after().unwrap_or(StdDuration::from_secs(30)),
-        _ => StdDuration::from_secs(30),
-    };
-    PushError::later(e.to_string(), after)
+    PushError::waiting(e, e.retry_after().unwrap_or(StdDuration::from_secs(30)))
 }
 
 /// Whether the failed write may have been applied by Xero.

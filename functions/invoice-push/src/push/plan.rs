@@ -80,6 +80,10 @@ pub enum Outcome {
 pub enum PushError {
     #[error("{reason}; try again in {} s", after.as_secs())]
     Later { reason: String, after: StdDuration },
+    /// A wait for Xero's limits (the governor's, a 429's) or for time to work it: not the
+    /// event's fault, so its message is held rather than failed.
+    #[error("{reason}; held for {} s", after.as_secs())]
+    Held { reason: String, after: StdDuration },
     #[error(transparent)]
     Store(#[from] Error),
 }
@@ -89,10 +93,23 @@ impl PushError {
         Self::Later { reason: reason.into(), after }
     }
 
+    /// For a wait on Xero's limits (see [`TokenError::is_rate_wait`]): held; otherwise later.
+    pub(super) fn waiting(e: &xero_sync_runtime::token_provider::TokenError, after: StdDuration) -> Self {
+        match e.is_rate_wait() {
+            true => Self::Held { reason: e.to_string(), after },
+            false => Self::Later { reason: e.to_string(), after },
+        }
+    }
+
+    /// Whether the message is held rather than failed (see [`PushError::Held`]).
+    pub fn is_held(&self) -> bool {
+        matches!(self, Self::Held { .. })
+    }
+
     /// How long the queue should hold the event back.
     pub fn retry_after(&self) -> Option<StdDuration> {
         match self {
-            Self::Later { after, .. } => Some(*after),
+            Self::Later { after, .. } | Self::Held { after, .. } => Some(*after),
             Self::Store(_) => None,
         }
     }

@@ -186,16 +186,14 @@ pub(super) async fn write_chunk(
             }
             return Ok(());
         }
-        let wait = match &e {
-            TokenError::Xero(x) => x.retry_after(),
-            _ => None,
-        }
-        .unwrap_or_else(|| policy.backoff * 2u32.saturating_pow(attempt - 1));
-        if !e.is_retryable() || attempt >= policy.attempts || wait > policy.max_wait {
+        let wait = e.retry_after().unwrap_or_else(|| policy.backoff * 2u32.saturating_pow(attempt - 1));
+        // The governor has waited all it should here already.
+        let governed = matches!(e, TokenError::Governed { .. });
+        if governed || !e.is_retryable() || attempt >= policy.attempts || wait > policy.max_wait {
             tracing::info!(error = %e, attempt, "Xero write deferred to the queue");
             let after = if e.is_retryable() { wait } else { StdDuration::from_secs(30) };
             for i in still_open {
-                jobs[i].result = Some(Err(PushError::later(e.to_string(), after.max(StdDuration::from_secs(1)))));
+                jobs[i].result = Some(Err(PushError::waiting(&e, after.max(StdDuration::from_secs(1)))));
             }
             return Ok(());
         }

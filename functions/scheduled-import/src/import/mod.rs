@@ -109,6 +109,10 @@ pub enum ImportError {
     /// Worth another go after `after` (a long Retry-After, Xero or AWS trouble).
     #[error("{reason}; try again in {} s", after.as_secs())]
     Later { reason: String, after: StdDuration },
+    /// A wait for Xero's limits (the governor's, or Xero's 429): no fault of the import, so
+    /// the message is held, not failed.
+    #[error("{reason}; held for {} s", after.as_secs())]
+    Held { reason: String, after: StdDuration },
     #[error(transparent)]
     Store(#[from] Error),
 }
@@ -116,8 +120,16 @@ pub enum ImportError {
 impl ImportError {
     pub fn retry_after(&self) -> Option<StdDuration> {
         match self {
-            Self::Later { after, .. } => Some(*after),
+            Self::Later { after, .. } | Self::Held { after, .. } => Some(*after),
             Self::Store(_) | Self::Reconnect | Self::Refused(_) => None,
+        }
+    }
+
+    /// The queue's answer: held for Xero's limits, or tried again after the wait asked for.
+    pub fn retry(&self, otherwise: StdDuration) -> xero_sync_runtime::queue::Retry {
+        match self {
+            Self::Held { after, .. } => xero_sync_runtime::queue::Retry::held(*after),
+            other => xero_sync_runtime::queue::Retry::later(other.retry_after().or(Some(otherwise))),
         }
     }
 }
@@ -241,7 +253,7 @@ impl Run<'_> {
                         // The minute is used up: let it pass rather than collect a 429.
                         self.limits.minute_remaining = None;
                         if self.policy.max_wait < StdDuration::from_secs(60) {
-                            return Err(ImportError::Later {
+                            return Err(ImportError::Held {
                                 reason: "Xero's minute limit is used up".into(),
                                 after: StdDuration::from_secs(60),
                             });
@@ -257,6 +269,10 @@ impl Run<'_> {
                 }
                 Err(TokenError::Aws(e)) => return Err(ImportError::Store(e)),
                 Err(TokenError::Reconnect) => return Err(ImportError::Reconnect),
+                Err(e) if e.is_rate_wait() => {
+                    let after = e.retry_after().unwrap_or(StdDuration::from_secs(60));
+                    return Err(ImportError::Held { reason: e.to_string(), after });
+                }
                 Err(e) if !e.is_retryable() => return Err(ImportError::Refused(e.to_string())),
                 Err(e) => {
                     let after = match &e {

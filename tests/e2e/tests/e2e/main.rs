@@ -5,6 +5,7 @@ mod browser;
 mod cleanup;
 mod connect;
 mod contacts;
+mod governor;
 mod helpers;
 mod import;
 mod inputs;
