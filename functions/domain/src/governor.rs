@@ -5,7 +5,8 @@
 //! Each limit is a token bucket: `burst` tokens at most, refilled at `per_minute`. Any 60
 //! seconds then hold at most `burst + per_minute` takes, whatever window Xero counts in, so
 //! the sum is set to the limit (per organisation) or under it (the app, which aims at 90 %).
-//! Pushes go first: an import leaves `reserve` tokens and one of the five slots to them.
+//! Pushes go first: an import leaves `reserve` calls and one of the five slots to them (and
+//! the import itself stops short of the day's last 500 calls).
 //! Xero's own headers correct the count (a bucket never holds more than Xero says is left),
 //! and a 429 for the minute or the day stops the bucket until Xero's `Retry-After`.
 //!
@@ -88,7 +89,8 @@ pub struct GovernorLimits {
     /// One shard of the app-wide bucket; there are `app_shards` of them.
     pub app_shard: Rate,
     pub app_shards: u32,
-    /// Calls of the day an import leaves to pushes.
+    /// Xero's day count matters (is written) once it is below twice this; the import leaves
+    /// this many calls of the day to pushes itself (its `day_reserve`).
     pub day_reserve: u32,
     /// How long a slot outlives a holder that never gave it back.
     pub slot_lease: Duration,
@@ -171,9 +173,6 @@ pub struct Observed {
     pub refused: Option<(Limit, std::time::Duration)>,
 }
 
-/// How long a day-budget hold lasts before one call looks again.
-const DAY_LOOK_AGAIN: Duration = Duration::hours(1);
-
 impl Bucket {
     /// Takes one token (and, with `slot`, a slot in flight), or says how long to wait.
     /// `now` is the app's clock; `real_ms` the wall clock, which slot leases are kept in.
@@ -184,7 +183,6 @@ impl Bucket {
         slot: Option<(&str, u32, Duration)>,
         now: DateTime<Utc>,
         real_ms: i64,
-        day_reserve: Option<u32>,
     ) -> Result<(), Wait> {
         let now_ms = now.timestamp_millis();
         self.refill(rate, now_ms);
@@ -192,14 +190,6 @@ impl Bucket {
             let limit = self.blocked_for.as_deref().and_then(Limit::parse).unwrap_or(Limit::Minute);
             // Xero stopped the whole organisation for the minute; pushes too, it would refuse them.
             return Err(Wait { after: ms(until - now_ms), limit });
-        }
-        if let (Some(reserve), Priority::Import) = (day_reserve, priority) {
-            if let (Some(left), Some(seen)) = (self.day_left, self.day_seen) {
-                let again = seen + DAY_LOOK_AGAIN.num_milliseconds();
-                if left < reserve && again > now_ms {
-                    return Err(Wait { after: ms(again - now_ms), limit: Limit::Day });
-                }
-            }
         }
         if let Some((taker, concurrent, lease)) = slot {
             self.slots.retain(|_, lapses| *lapses > real_ms);
@@ -386,13 +376,13 @@ mod tests {
         // One attempt every 100 ms for a minute: no more than 60 get through.
         for tenth in 0..600 {
             let now = at(0) + Duration::milliseconds(tenth * 100);
-            if bucket.take(l.org, Priority::Push, None, now, 0, None).is_ok() {
+            if bucket.take(l.org, Priority::Push, None, now, 0).is_ok() {
                 taken += 1;
             }
         }
         assert_eq!(taken, 58, "the first 58 at once, then none until the first ages out");
         // The minute after: each call that aged out makes room for one.
-        assert!(bucket.take(l.org, Priority::Push, None, at(60), 0, None).is_ok());
+        assert!(bucket.take(l.org, Priority::Push, None, at(60), 0).is_ok());
     }
 
     #[test]
@@ -400,28 +390,28 @@ mod tests {
         let l = limits();
         let mut bucket = Bucket::default();
         let mut imports = 0;
-        while bucket.take(l.org, Priority::Import, None, at(0), 0, None).is_ok() {
+        while bucket.take(l.org, Priority::Import, None, at(0), 0).is_ok() {
             imports += 1;
         }
         assert_eq!(imports, l.org.per_minute - l.org.reserve);
-        let wait = bucket.take(l.org, Priority::Import, None, at(0), 0, None).unwrap_err();
+        let wait = bucket.take(l.org, Priority::Import, None, at(0), 0).unwrap_err();
         assert_eq!(wait.limit, Limit::Minute);
         assert!(wait.after > std::time::Duration::ZERO);
-        assert!(bucket.take(l.org, Priority::Push, None, at(0), 0, None).is_ok(), "a push still goes");
+        assert!(bucket.take(l.org, Priority::Push, None, at(0), 0).is_ok(), "a push still goes");
 
         let mut slots = Bucket::default();
         for n in 0..4 {
             let taker = format!("import-{n}");
-            slots.take(l.org, Priority::Import, Some((&taker, 5, LEASE)), at(0), 0, None).unwrap();
+            slots.take(l.org, Priority::Import, Some((&taker, 5, LEASE)), at(0), 0).unwrap();
         }
-        let busy = slots.take(l.org, Priority::Import, Some(("import-5", 5, LEASE)), at(0), 0, None);
+        let busy = slots.take(l.org, Priority::Import, Some(("import-5", 5, LEASE)), at(0), 0);
         assert_eq!(busy.unwrap_err().limit, Limit::Concurrent);
-        slots.take(l.org, Priority::Push, Some(("push", 5, LEASE)), at(0), 0, None).unwrap();
-        let full = slots.take(l.org, Priority::Push, Some(("push-2", 5, LEASE)), at(0), 0, None);
+        slots.take(l.org, Priority::Push, Some(("push", 5, LEASE)), at(0), 0).unwrap();
+        let full = slots.take(l.org, Priority::Push, Some(("push-2", 5, LEASE)), at(0), 0);
         assert_eq!(full.unwrap_err().limit, Limit::Concurrent);
         assert!(slots.finish(l.org, Some("import-0"), Observed::default(), l.day_reserve, at(0)));
         assert!(!slots.finish(l.org, Some("import-0"), Observed::default(), l.day_reserve, at(0)), "freed once");
-        assert!(slots.take(l.org, Priority::Push, Some(("push-2", 5, LEASE)), at(0), 0, None).is_ok());
+        assert!(slots.take(l.org, Priority::Push, Some(("push-2", 5, LEASE)), at(0), 0).is_ok());
     }
 
     #[test]
@@ -429,13 +419,13 @@ mod tests {
         let l = limits();
         let mut bucket = Bucket::default();
         for n in 0..5 {
-            bucket.take(l.org, Priority::Push, Some((&n.to_string(), 5, LEASE)), at(0), 0, None).unwrap();
+            bucket.take(l.org, Priority::Push, Some((&n.to_string(), 5, LEASE)), at(0), 0).unwrap();
         }
         assert_eq!(bucket.in_flight(0), 5);
-        let still = bucket.take(l.org, Priority::Push, Some(("late", 5, LEASE)), at(0), 39_999, None);
+        let still = bucket.take(l.org, Priority::Push, Some(("late", 5, LEASE)), at(0), 39_999);
         assert_eq!(still.unwrap_err().limit, Limit::Concurrent);
         // The app's clock has not moved (a test's frozen clock); the slots lapse all the same.
-        assert!(bucket.take(l.org, Priority::Push, Some(("late", 5, LEASE)), at(0), 40_001, None).is_ok());
+        assert!(bucket.take(l.org, Priority::Push, Some(("late", 5, LEASE)), at(0), 40_001).is_ok());
         assert_eq!(bucket.in_flight(40_001), 1);
     }
 
@@ -443,39 +433,39 @@ mod tests {
     fn xeros_headers_and_429s_correct_the_count() {
         let l = limits();
         let mut bucket = Bucket::default();
-        bucket.take(l.org, Priority::Push, None, at(0), 0, None).unwrap();
+        bucket.take(l.org, Priority::Push, None, at(0), 0).unwrap();
         let few = Observed { minute_left: Some(1), ..Default::default() };
         assert!(bucket.would_change(l.org, few, l.day_reserve, at(0)));
         bucket.observe(l.org, few, at(0));
-        bucket.take(l.org, Priority::Push, None, at(0), 0, None).unwrap();
-        assert!(bucket.take(l.org, Priority::Push, None, at(0), 0, None).is_err());
+        bucket.take(l.org, Priority::Push, None, at(0), 0).unwrap();
+        assert!(bucket.take(l.org, Priority::Push, None, at(0), 0).is_err());
         let plenty = Observed { minute_left: Some(59), day_left: Some(4_000), refused: None };
         assert!(!bucket.would_change(l.org, plenty, l.day_reserve, at(0)), "nothing to write");
 
         let refused = Observed { refused: Some((Limit::Minute, std::time::Duration::from_secs(30))), ..plenty };
         bucket.observe(l.org, refused, at(10));
-        let wait = bucket.take(l.org, Priority::Push, None, at(20), 0, None).unwrap_err();
+        let wait = bucket.take(l.org, Priority::Push, None, at(20), 0).unwrap_err();
         assert_eq!(wait, Wait { after: std::time::Duration::from_secs(20), limit: Limit::Minute });
-        assert!(bucket.take(l.org, Priority::Push, None, at(41), 0, None).is_err(), "the minute's calls still count");
-        assert!(bucket.take(l.org, Priority::Push, None, at(61), 0, None).is_ok(), "they aged out");
+        assert!(bucket.take(l.org, Priority::Push, None, at(41), 0).is_err(), "the minute's calls still count");
+        assert!(bucket.take(l.org, Priority::Push, None, at(61), 0).is_ok(), "they aged out");
     }
 
     #[test]
-    fn a_low_day_budget_holds_imports_for_an_hour_and_pushes_not() {
+    fn a_429_for_the_day_stops_everyone_until_xeros_retry_after() {
         let l = limits();
         let mut bucket = Bucket::default();
-        bucket.observe(l.org, Observed { day_left: Some(499), ..Default::default() }, at(0));
-        let held = bucket.take(l.org, Priority::Import, None, at(60), 0, Some(l.day_reserve)).unwrap_err();
-        assert_eq!(held, Wait { after: std::time::Duration::from_secs(3540), limit: Limit::Day });
-        assert!(bucket.take(l.org, Priority::Push, None, at(60), 0, Some(l.day_reserve)).is_ok());
-        assert!(bucket.take(l.org, Priority::Import, None, at(3600), 0, Some(l.day_reserve)).is_ok(), "looks again");
+        let day = Observed { refused: Some((Limit::Day, std::time::Duration::from_secs(3600))), ..Default::default() };
+        assert!(bucket.finish(l.org, None, day, l.day_reserve, at(0)));
+        let wait = bucket.take(l.org, Priority::Push, None, at(60), 0).unwrap_err();
+        assert_eq!(wait, Wait { after: std::time::Duration::from_secs(3540), limit: Limit::Day });
+        assert!(bucket.take(l.org, Priority::Import, None, at(3600), 0).is_ok(), "Xero's day allows it again");
     }
 
     #[test]
     fn a_bucket_reads_back_as_it_was_written() {
         let l = limits();
         let mut bucket = Bucket::default();
-        bucket.take(l.org, Priority::Push, Some(("a", 5, LEASE)), at(0), 5, None).unwrap();
+        bucket.take(l.org, Priority::Push, Some(("a", 5, LEASE)), at(0), 5).unwrap();
         bucket.observe(l.org, Observed { day_left: Some(12), ..Default::default() }, at(1));
         let text = serde_json::to_string(&bucket).unwrap();
         assert_eq!(serde_json::from_str::<Bucket>(&text).unwrap(), bucket);

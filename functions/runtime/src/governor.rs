@@ -88,8 +88,7 @@ impl Governor {
     /// Calls in flight do not count here; they end within seconds.
     pub async fn ready(&self, tenant: TenantId, priority: Priority) -> Result<(), Wait> {
         let Ok((mut bucket, _)) = self.store.get_bucket(&format!("org#{tenant}")).await else { return Ok(()) };
-        let day_reserve = Some(self.limits.day_reserve);
-        match bucket.take(self.limits.org, priority, None, self.clock.now(), real_ms(), day_reserve) {
+        match bucket.take(self.limits.org, priority, None, self.clock.now(), real_ms()) {
             Err(wait) if wait.after > self.limits.token_wait => Err(wait),
             _ => Ok(()),
         }
@@ -119,11 +118,10 @@ impl Governor {
     async fn take_org(&self, org: &str, taker: &str, priority: Priority) -> Result<(), Wait> {
         let rate = self.limits.org;
         let slot = Some((taker, self.limits.org_concurrent, self.limits.slot_lease));
-        let day_reserve = Some(self.limits.day_reserve);
         let mut verdict = Ok(());
         let real = real_ms();
         self.update(org, false, |bucket, now| {
-            verdict = bucket.take(rate, priority, slot, now, real, day_reserve);
+            verdict = bucket.take(rate, priority, slot, now, real);
             verdict.is_ok()
         })
         .await;
@@ -145,7 +143,7 @@ impl Governor {
             let mut verdict = Ok(());
             let real = real_ms();
             self.update(&name, false, |bucket, now| {
-                verdict = bucket.take(rate, priority, None, now, real, None);
+                verdict = bucket.take(rate, priority, None, now, real);
                 verdict.is_ok()
             })
             .await;

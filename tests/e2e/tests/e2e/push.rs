@@ -413,8 +413,11 @@ async fn invoices_wait_for_a_reconnection_and_are_pushed_after_it() {
 }
 
 #[tokio::test]
-async fn a_long_retry_after_hands_the_push_back_to_the_queue_for_that_long() {
-    let w = ready("acct-slow", NewInvoiceStatus::Draft).await;
+async fn a_long_retry_after_holds_the_push_for_that_long_without_using_up_a_receive() {
+    let mut w = ready("acct-slow", NewInvoiceStatus::Draft).await;
+    // As in AWS: SQS itself delays the held message (the world's queues deliver held messages
+    // at once and let the clock move instead).
+    w.worker.queue = w.worker.queue.clone().with_max_delay(xero_sync_aws::sqs::MAX_DELAY);
     w.emu.faults().add(
         xero_emulator::FaultRule::new(
             None,
@@ -429,21 +432,20 @@ async fn a_long_retry_after_hands_the_push_back_to_the_queue_for_that_long() {
     let url = w.aws.stack.reference("PushQueue");
     let received = sqs.receive_message().queue_url(url).send().await.unwrap().messages.unwrap();
     let response = invoice_push::handle_queue(&w.worker, xero_sync_testkit::lambda::sqs_event(&received[..1])).await;
-    assert_eq!(response.batch_item_failures.len(), 1);
+    assert!(response.batch_item_failures.is_empty(), "not failed: sent again, so no receive is used up");
     let visible = sqs.receive_message().queue_url(url).send().await.unwrap().messages.unwrap_or_default();
     assert!(visible.is_empty(), "held back for Xero's two minutes");
     let attributes = sqs
         .get_queue_attributes()
         .queue_url(url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
         .send()
         .await
         .unwrap();
     assert_eq!(
-        attributes.attributes().unwrap()
-            [&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible],
+        attributes.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed],
         "1",
-        "still on the queue"
+        "still on the queue, delayed"
     );
     assert_eq!(record(&w, "acct-slow", "inv-s").await.claimed_until, None, "the claim is released for the retry");
 }
