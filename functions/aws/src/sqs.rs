@@ -46,20 +46,22 @@ impl Queue {
         self
     }
 
-    /// Sends messages to be worked after their delay (string attributes with them), batched;
-    /// returns the positions of those SQS did not take.
+    /// Sends messages to be worked after their delay (string attributes with them), batched
+    /// within SendMessageBatch's limits; returns the positions of those SQS did not take.
     pub async fn send_later(&self, messages: &[Later]) -> Vec<usize> {
         let mut refused = Vec::new();
-        for (n, chunk) in messages.chunks(MAX_ENTRIES).enumerate() {
-            let base = n * MAX_ENTRIES;
-            let entries: Result<Vec<_>, _> = chunk
+        let bodies: Vec<String> = messages.iter().map(|m| m.body.clone()).collect();
+        for batch in batches(&bodies) {
+            let entries: Result<Vec<_>, _> = batch
                 .iter()
-                .enumerate()
-                .map(|(at, m)| {
+                .map(|&at| {
+                    let m = &messages[at];
+                    // Rounded up: a message delivered before it is due would only be held again.
+                    let delay = m.delay.min(self.max_delay).as_millis().div_ceil(1000) as i32;
                     let mut entry = SendMessageBatchRequestEntry::builder()
-                        .id((base + at).to_string())
+                        .id(at.to_string())
                         .message_body(&m.body)
-                        .delay_seconds(m.delay.min(self.max_delay).as_secs() as i32);
+                        .delay_seconds(delay);
                     for (name, value) in &m.attributes {
                         let value = MessageAttributeValue::builder().data_type("String").string_value(value).build();
                         entry = entry.message_attributes(name, value.map_err(|e| e.to_string())?);
@@ -73,7 +75,7 @@ impl Queue {
                 }
                 Err(reason) => {
                     tracing::warn!(reason, "a message to send again did not build");
-                    refused.extend(base..base + chunk.len());
+                    refused.extend(batch);
                     continue;
                 }
             };
@@ -81,7 +83,7 @@ impl Queue {
                 Ok(out) => refused.extend(out.failed.iter().filter_map(|f| f.id.parse::<usize>().ok())),
                 Err(e) => {
                     tracing::warn!(error = %sdk_error("SQS", "SendMessageBatch", &e), "messages not sent again");
-                    refused.extend(base..base + chunk.len());
+                    refused.extend(batch);
                 }
             }
         }

@@ -78,6 +78,8 @@ pub struct Rate {
     /// seconds, by a log of the calls' times (no burst then). The app's shards are token
     /// buckets instead: a log of thousands of calls is too large to rewrite on every call.
     pub rolling: bool,
+    /// How far under Xero's own limit `per_minute` is kept (what Xero's `Remaining` counts from).
+    pub margin: u32,
 }
 
 /// Xero's limits as this app meets them.
@@ -89,9 +91,6 @@ pub struct GovernorLimits {
     /// One shard of the app-wide bucket; there are `app_shards` of them.
     pub app_shard: Rate,
     pub app_shards: u32,
-    /// Xero's day count matters (is written) once it is below twice this; the import leaves
-    /// this many calls of the day to pushes itself (its `day_reserve`).
-    pub day_reserve: u32,
     /// How long a slot outlives a holder that never gave it back.
     pub slot_lease: Duration,
     /// How long a caller waits in-process for a token before the wait goes back to the queue
@@ -111,16 +110,22 @@ impl GovernorLimits {
         let shard_target = app_target / app_shards;
         let shard_burst = (shard_target / 9).max(1);
         Self {
-            org: Rate { burst: 0, per_minute: org_cap, reserve: (org_cap / 10).min(org_cap - 1), rolling: true },
+            org: Rate {
+                burst: 0,
+                per_minute: org_cap,
+                reserve: (org_cap / 10).min(org_cap - 1),
+                rolling: true,
+                margin: org_per_minute - org_cap,
+            },
             org_concurrent: org_concurrent.max(1),
             app_shard: Rate {
                 burst: shard_burst,
                 per_minute: shard_target.saturating_sub(shard_burst).max(1),
                 reserve: shard_burst / 4,
                 rolling: false,
+                margin: 0,
             },
             app_shards,
-            day_reserve: 500,
             slot_lease,
             token_wait: std::time::Duration::from_secs(2),
         }
@@ -145,14 +150,10 @@ pub struct Bucket {
     blocked_until: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     blocked_for: Option<String>,
-    /// Calls in flight: taker → when the slot lapses (real time, in ms).
+    /// Calls in flight: taker → when the slot lapses (real time, in ms) and when its call was
+    /// counted (the app's clock, in ms).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    slots: BTreeMap<String, i64>,
-    /// What Xero last said is left of the day, and when (ms).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    day_left: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    day_seen: Option<i64>,
+    slots: BTreeMap<String, (i64, i64)>,
     /// Whether this bucket was ever written: a new bucket starts full.
     #[serde(default)]
     started: bool,
@@ -168,7 +169,6 @@ const MINUTE_MS: i64 = 60_000;
 pub struct Observed {
     /// `X-MinLimit-Remaining` (or `X-AppMinLimit-Remaining` for the app's shards).
     pub minute_left: Option<u32>,
-    pub day_left: Option<u32>,
     /// A 429 for one of the limits, with its `Retry-After`.
     pub refused: Option<(Limit, std::time::Duration)>,
 }
@@ -192,7 +192,7 @@ impl Bucket {
             return Err(Wait { after: ms(until - now_ms), limit });
         }
         if let Some((taker, concurrent, lease)) = slot {
-            self.slots.retain(|_, lapses| *lapses > real_ms);
+            self.slots.retain(|_, (lapses, _)| *lapses > real_ms);
             let allowed = match priority {
                 Priority::Push => concurrent,
                 Priority::Import => concurrent.saturating_sub(1).max(1),
@@ -201,7 +201,7 @@ impl Bucket {
                 return Err(Wait { after: std::time::Duration::from_millis(500), limit: Limit::Concurrent });
             }
             self.take_token(rate, priority, now_ms)?;
-            self.slots.insert(taker.to_owned(), real_ms + lease.num_milliseconds());
+            self.slots.insert(taker.to_owned(), (real_ms + lease.num_milliseconds(), now_ms));
             return Ok(());
         }
         self.take_token(rate, priority, now_ms)
@@ -233,28 +233,25 @@ impl Bucket {
         Ok(())
     }
 
-    /// Gives back a token and slot taken by `taker` for a call that was never made.
-    pub fn give_back(&mut self, rate: Rate, taker: &str) {
-        self.slots.remove(taker);
+    /// Gives back the slot and the call `taker` took for a call that was never made; `false`
+    /// when it holds none (never taken, or given back already), so nothing is given twice.
+    pub fn give_back(&mut self, rate: Rate, taker: &str) -> bool {
+        let Some((_, taken_at)) = self.slots.remove(taker) else { return false };
         if rate.rolling {
-            self.calls.pop();
+            if let Some(at) = self.calls.iter().position(|at| *at == taken_at) {
+                self.calls.remove(at);
+            }
         } else {
             self.milli = (self.milli + 1000).min(rate.burst as i64 * 1000);
         }
+        true
     }
 
     /// Ends `taker`'s call (its slot is freed), with what Xero's answer said; `false` when
     /// nothing changed, so nothing need be written.
-    pub fn finish(
-        &mut self,
-        rate: Rate,
-        taker: Option<&str>,
-        observed: Observed,
-        day_reserve: u32,
-        now: DateTime<Utc>,
-    ) -> bool {
+    pub fn finish(&mut self, rate: Rate, taker: Option<&str>, observed: Observed, now: DateTime<Utc>) -> bool {
         let freed = taker.is_some_and(|taker| self.slots.remove(taker).is_some());
-        let news = self.would_change(rate, observed, day_reserve, now);
+        let news = self.would_change(rate, observed, now);
         if news {
             self.observe(rate, observed, now);
         }
@@ -267,45 +264,35 @@ impl Bucket {
         self.refill(rate, now_ms);
         if let Some(left) = observed.minute_left {
             if rate.rolling {
-                // Calls Xero counted that we did not: as many as it says we have fewer left.
+                // Calls Xero counted that we did not: as many as it says we have fewer left
+                // (Xero counts down from its limit, ours is `margin` lower).
                 let ours = (rate.per_minute as usize).saturating_sub(self.calls.len());
-                for _ in 0..ours.saturating_sub(left as usize) {
+                let theirs = left.saturating_sub(rate.margin) as usize;
+                for _ in 0..ours.saturating_sub(theirs) {
                     self.calls.push(now_ms);
                 }
             } else {
                 self.milli = self.milli.min(left as i64 * 1000);
             }
         }
-        if let Some(left) = observed.day_left {
-            self.day_left = Some(left);
-            self.day_seen = Some(now_ms);
-        }
         if let Some((limit, after)) = observed.refused {
-            let until = now_ms + after.as_millis() as i64;
-            if limit == Limit::Day {
-                self.day_left = Some(0);
-                self.day_seen = Some(now_ms);
-            }
+            let until = now_ms.saturating_add(after.as_millis().min(i64::MAX as u128) as i64);
             if limit != Limit::Concurrent && self.blocked_until.is_none_or(|b| b < until) {
                 self.blocked_until = Some(until);
                 self.blocked_for = Some(limit.as_str().to_owned());
                 self.milli = 0;
             }
-            self.calls.sort_unstable();
         }
     }
 
     /// Whether writing `observed` would change anything: most answers do not, and cost no write.
-    pub fn would_change(&self, rate: Rate, observed: Observed, day_reserve: u32, now: DateTime<Utc>) -> bool {
+    pub fn would_change(&self, rate: Rate, observed: Observed, now: DateTime<Utc>) -> bool {
         let before = self.refilled(rate, now);
         let mut after = before.clone();
         after.observe(rate, observed, now);
-        // The day count changes on every answer; it matters only once it nears the reserve.
-        let day_matters = after.day_left.is_some_and(|d| d < day_reserve.saturating_mul(2));
         after.milli != before.milli
             || after.calls.len() != before.calls.len()
             || after.blocked_until != before.blocked_until
-            || (day_matters && after.day_left != before.day_left)
     }
 
     fn refilled(&self, rate: Rate, now: DateTime<Utc>) -> Bucket {
@@ -316,6 +303,9 @@ impl Bucket {
 
     fn refill(&mut self, rate: Rate, now_ms: i64) {
         self.calls.retain(|at| *at > now_ms - MINUTE_MS);
+        // Processes' clocks differ a little and corrections are added late: keep it in order,
+        // as the wait in `take_token` reads it.
+        self.calls.sort_unstable();
         let full = rate.burst as i64 * 1000;
         if !self.started {
             *self = Bucket { milli: full, at: now_ms, started: true, ..std::mem::take(self) };
@@ -334,7 +324,7 @@ impl Bucket {
 
     /// Calls in flight now (slots not yet lapsed at `real_ms`).
     pub fn in_flight(&self, real_ms: i64) -> usize {
-        self.slots.values().filter(|lapses| **lapses > real_ms).count()
+        self.slots.values().filter(|(lapses, _)| *lapses > real_ms).count()
     }
 }
 
@@ -409,9 +399,22 @@ mod tests {
         slots.take(l.org, Priority::Push, Some(("push", 5, LEASE)), at(0), 0).unwrap();
         let full = slots.take(l.org, Priority::Push, Some(("push-2", 5, LEASE)), at(0), 0);
         assert_eq!(full.unwrap_err().limit, Limit::Concurrent);
-        assert!(slots.finish(l.org, Some("import-0"), Observed::default(), l.day_reserve, at(0)));
-        assert!(!slots.finish(l.org, Some("import-0"), Observed::default(), l.day_reserve, at(0)), "freed once");
+        assert!(slots.finish(l.org, Some("import-0"), Observed::default(), at(0)));
+        assert!(!slots.finish(l.org, Some("import-0"), Observed::default(), at(0)), "freed once");
         assert!(slots.take(l.org, Priority::Push, Some(("push-2", 5, LEASE)), at(0), 0).is_ok());
+    }
+
+    #[test]
+    fn a_call_given_back_is_exactly_the_one_taken_and_only_once() {
+        let l = limits();
+        let mut bucket = Bucket::default();
+        bucket.take(l.org, Priority::Push, Some(("early", 5, LEASE)), at(0), 0).unwrap();
+        bucket.take(l.org, Priority::Push, Some(("late", 5, LEASE)), at(30), 0).unwrap();
+        assert!(bucket.give_back(l.org, "early"));
+        assert!(!bucket.give_back(l.org, "early"), "given back once");
+        assert!(!bucket.give_back(l.org, "never"), "nothing taken, nothing given");
+        // The late call still counts until it is a minute old, the early one no longer.
+        assert_eq!(bucket.calls, vec![at(30).timestamp_millis()]);
     }
 
     #[test]
@@ -434,13 +437,14 @@ mod tests {
         let l = limits();
         let mut bucket = Bucket::default();
         bucket.take(l.org, Priority::Push, None, at(0), 0).unwrap();
-        let few = Observed { minute_left: Some(1), ..Default::default() };
-        assert!(bucket.would_change(l.org, few, l.day_reserve, at(0)));
+        // Xero counts down from its 60: 3 left there is 1 left of our 58.
+        let few = Observed { minute_left: Some(3), ..Default::default() };
+        assert!(bucket.would_change(l.org, few, at(0)));
         bucket.observe(l.org, few, at(0));
         bucket.take(l.org, Priority::Push, None, at(0), 0).unwrap();
         assert!(bucket.take(l.org, Priority::Push, None, at(0), 0).is_err());
-        let plenty = Observed { minute_left: Some(59), day_left: Some(4_000), refused: None };
-        assert!(!bucket.would_change(l.org, plenty, l.day_reserve, at(0)), "nothing to write");
+        let plenty = Observed { minute_left: Some(59), refused: None };
+        assert!(!bucket.would_change(l.org, plenty, at(0)), "nothing to write");
 
         let refused = Observed { refused: Some((Limit::Minute, std::time::Duration::from_secs(30))), ..plenty };
         bucket.observe(l.org, refused, at(10));
@@ -455,7 +459,7 @@ mod tests {
         let l = limits();
         let mut bucket = Bucket::default();
         let day = Observed { refused: Some((Limit::Day, std::time::Duration::from_secs(3600))), ..Default::default() };
-        assert!(bucket.finish(l.org, None, day, l.day_reserve, at(0)));
+        assert!(bucket.finish(l.org, None, day, at(0)));
         let wait = bucket.take(l.org, Priority::Push, None, at(60), 0).unwrap_err();
         assert_eq!(wait, Wait { after: std::time::Duration::from_secs(3540), limit: Limit::Day });
         assert!(bucket.take(l.org, Priority::Import, None, at(3600), 0).is_ok(), "Xero's day allows it again");
@@ -466,7 +470,7 @@ mod tests {
         let l = limits();
         let mut bucket = Bucket::default();
         bucket.take(l.org, Priority::Push, Some(("a", 5, LEASE)), at(0), 5).unwrap();
-        bucket.observe(l.org, Observed { day_left: Some(12), ..Default::default() }, at(1));
+        bucket.observe(l.org, Observed { minute_left: Some(3), ..Default::default() }, at(1));
         let text = serde_json::to_string(&bucket).unwrap();
         assert_eq!(serde_json::from_str::<Bucket>(&text).unwrap(), bucket);
     }

@@ -105,11 +105,10 @@ impl Governor {
         };
         let org = Observed {
             minute_left: limits.and_then(|l| l.minute_remaining),
-            day_left: limits.and_then(|l| l.day_remaining),
             refused: refused.filter(|(l, _)| *l != Limit::AppMinute),
         };
-        let (rate, reserve) = (self.limits.org, self.limits.day_reserve);
-        self.update(&permit.org, true, |bucket, now| bucket.finish(rate, Some(&permit.taker), org, reserve, now)).await;
+        let rate = self.limits.org;
+        self.update(&permit.org, true, |bucket, now| bucket.finish(rate, Some(&permit.taker), org, now)).await;
         if let Some(shard) = &permit.shard {
             self.observe_app(shard, limits, refused).await;
         }
@@ -157,11 +156,7 @@ impl Governor {
 
     async fn give_back(&self, org: &str, taker: &str) {
         let rate = self.limits.org;
-        self.update(org, true, |bucket, _| {
-            bucket.give_back(rate, taker);
-            true
-        })
-        .await;
+        self.update(org, true, |bucket, _| bucket.give_back(rate, taker)).await;
     }
 
     async fn observe_app(&self, shard: &str, limits: Option<&RateLimits>, refused: Option<(Limit, StdDuration)>) {
@@ -171,7 +166,7 @@ impl Governor {
             // Xero stopped the whole app: every shard waits.
             let observed = Observed { refused: Some((Limit::AppMinute, after)), ..Default::default() };
             for n in 0..shards {
-                self.update(&format!("app#{n}"), false, |b, now| b.finish(rate, None, observed, 0, now)).await;
+                self.update(&format!("app#{n}"), false, |b, now| b.finish(rate, None, observed, now)).await;
             }
             return;
         }
@@ -180,7 +175,7 @@ impl Governor {
         let Some(left) = limits.and_then(|l| l.app_minute_remaining) else { return };
         let observed = Observed { minute_left: Some(left / shards), ..Default::default() };
         if left / shards < rate.burst {
-            self.update(shard, false, |b, now| b.finish(rate, None, observed, 0, now)).await;
+            self.update(shard, false, |b, now| b.finish(rate, None, observed, now)).await;
         }
     }
 

@@ -93,7 +93,8 @@ impl XeroError {
             StatusCode::TOO_MANY_REQUESTS => {
                 let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
                 // Xero always sends Retry-After with a 429; a minute is its longest window otherwise.
-                let retry_after = header("retry-after").and_then(|v| v.parse().ok()).unwrap_or(60);
+                // A day is Xero's longest window: a larger wait is no Xero answer to honour.
+                let retry_after = header("retry-after").and_then(|v| v.parse::<u64>().ok()).unwrap_or(60).min(86_400);
                 let problem = header("x-rate-limit-problem").unwrap_or("unknown").to_owned();
                 Self::RateLimited { retry_after: Duration::from_secs(retry_after), problem }
             }
@@ -171,6 +172,14 @@ mod tests {
         assert_eq!(e.retry_after(), Some(Duration::from_secs(17)));
         assert!(e.is_retryable());
         assert_eq!(e.to_string(), "Xero's minute rate limit is reached; retry after 17 s");
+    }
+
+    #[test]
+    fn a_retry_after_past_a_day_waits_a_day() {
+        let mut h = HeaderMap::new();
+        h.insert("Retry-After", HeaderValue::from_static("18446744073709551615"));
+        let e = XeroError::from_response(StatusCode::TOO_MANY_REQUESTS, &h, b"", "/Invoices");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(86_400)));
     }
 
     #[test]
