@@ -323,7 +323,8 @@ impl Bucket {
     }
 
     /// Calls in flight now (slots not yet lapsed at `real_ms`).
-    pub fn in_flight(&self, real_ms: i64) -> usize {
+    #[cfg(test)]
+    fn in_flight(&self, real_ms: i64) -> usize {
         self.slots.values().filter(|(lapses, _)| *lapses > real_ms).count()
     }
 }

@@ -48,10 +48,6 @@ impl Governor {
         Self { store, clock, limits, owner: uuid::Uuid::new_v4().simple().to_string(), next: AtomicU64::new(0) }
     }
 
-    pub fn limits(&self) -> &GovernorLimits {
-        &self.limits
-    }
-
     /// Waits (a few seconds at most) for the organisation and the app to allow a call.
     pub async fn acquire(&self, tenant: TenantId, priority: Priority) -> Result<Permit, Wait> {
         let taker = format!("{}-{}", self.owner, self.next.fetch_add(1, Ordering::Relaxed));

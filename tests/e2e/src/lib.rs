@@ -490,26 +490,16 @@ impl World {
                 if held_back.is_empty() {
                     return run;
                 }
-                if steps == Some(0) {
-                    // Left on the queue as it found them, to be worked later.
-                    for (_, handle, _) in held_back.drain(..) {
-                        sqs.change_message_visibility()
-                            .queue_url(url)
-                            .receipt_handle(handle)
-                            .visibility_timeout(0)
-                            .send()
-                            .await
-                            .unwrap();
-                    }
-                    return run;
+                // Stopping: left on the queue as it found them, to be worked later. Otherwise time
+                // passes: a minute (Xero's longest rate-limit window, and all a retry asks for in
+                // these tests), or until the first held message is due.
+                let stopping = steps == Some(0);
+                if !stopping {
+                    let now = self.now();
+                    let due = held_back.iter().filter_map(|(_, _, due)| *due).min().unwrap_or(now);
+                    let step = (due - now).to_std().unwrap_or_default().max(std::time::Duration::from_secs(60));
+                    self.emu.clock().advance(step);
                 }
-                steps = steps.map(|n| n - 1);
-                // Time passes: a minute (Xero's longest rate-limit window, and all a retry asks
-                // for in these tests), or until the first held message is due.
-                let now = self.now();
-                let due = held_back.iter().filter_map(|(_, _, due)| *due).min().unwrap_or(now);
-                let step = (due - now).to_std().unwrap_or_default().max(std::time::Duration::from_secs(60));
-                self.emu.clock().advance(step);
                 for (_, handle, _) in held_back.drain(..) {
                     sqs.change_message_visibility()
                         .queue_url(url)
@@ -519,6 +509,10 @@ impl World {
                         .await
                         .unwrap();
                 }
+                if stopping {
+                    return run;
+                }
+                steps = steps.map(|n| n - 1);
                 continue;
             }
             // A message held back for only a moment may be back already, under a new handle.
