@@ -1,6 +1,6 @@
 //! The benchmark: the real function code against moto and the Xero emulator, printing the
 //! figures BENCHMARKS.md keeps. `cargo run -p bench --release` (all sections) or with section
-//! names: `calls rate import functions sizes`.
+//! names: `calls rate import functions scale sizes`.
 //!
 //! Xero calls and AWS calls are counted where they arrive (the emulator's counters, a proxy in
 //! front of moto). Time in the rate section is the emulator's clock, moved only when every
@@ -8,6 +8,7 @@
 //! how fast this machine is.
 
 mod runtime;
+mod scale;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -82,6 +83,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if run("functions") {
         functions(&mut report).await?;
+    }
+    if run("scale") {
+        scale::scale(&mut report).await?;
     }
     if run("sizes") {
         sizes(&mut report)?;

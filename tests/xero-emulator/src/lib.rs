@@ -30,7 +30,7 @@ mod writes;
 pub use clock::Clock;
 pub use faults::{FaultAction, FaultRule, Faults, Gate, Trigger};
 pub use idempotency::IDEMPOTENCY_WINDOW;
-pub use limits::LimitsConfig;
+pub use limits::{Limiter, LimitsConfig, Rejection, Remaining};
 pub use model::{Account, Currency, Item, ItemDetails, TaxComponent, TaxRate, TrackingCategory, TrackingOption};
 pub use seed::{ClientSeed, OrgSeed, Seed, UserSeed, demo};
 pub use server::{CallCount, Counters, Emulator, EmulatorConfig, Settings, WebhookSubscription};

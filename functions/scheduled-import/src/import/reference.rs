@@ -32,22 +32,40 @@ impl Run<'_> {
         if read.read_at.is_some_and(|at| began - at < cadence.reference_every) {
             return Ok(Ended::Done);
         }
-        let snapshot = match (cadence.webhooks, read.read_at, read.modified_since) {
+        let base = match (cadence.webhooks, read.read_at, read.modified_since) {
             (true, Some(last), Some(whole)) if began - whole < cadence.reference_full_every => {
-                store.get_reference_data(&self.key).await?.map(|s| (s, last - self.policy.overlap))
+                let since = last - self.policy.overlap;
+                match store.get_reference_data(&self.key).await? {
+                    Some(kept) => Base::Onto(kept, since),
+                    None => Base::Unkept(since),
+                }
             }
-            _ => None,
+            _ => Base::Whole,
         };
         let mut bodies = Vec::with_capacity(reference::LISTS.len());
+        // Lists known not to have changed although their contents are not at hand.
+        let mut unchanged: Vec<&str> = Vec::new();
         for path in reference::LISTS {
             if self.over_budget() {
                 return Ok(Ended::Budget);
             }
             let mut request = reference::request(path);
-            if let Some((_, since)) = &snapshot {
-                request.if_modified_since = reference::takes_if_modified_since(path).then_some(*since);
+            request.if_modified_since = base.since().filter(|_| reference::takes_if_modified_since(path));
+            let mut body = self.get::<Box<RawValue>>(&request).await?;
+            if matches!(base, Base::Unkept(_)) && request.if_modified_since.is_some() {
+                if lists_nothing(&body, path) {
+                    unchanged.push(path);
+                } else {
+                    // A change, and no snapshot to lay it onto (it was too large to keep):
+                    // this list is read whole.
+                    if self.over_budget() {
+                        return Ok(Ended::Budget);
+                    }
+                    request.if_modified_since = None;
+                    body = self.get::<Box<RawValue>>(&request).await?;
+                }
             }
-            bodies.push(self.get::<Box<RawValue>>(&request).await?);
+            bodies.push(body);
         }
         // A list that does not parse is not delivered (a partial list would read as
         // deletions); it is tried again later.
@@ -55,9 +73,9 @@ impl Run<'_> {
             reason: e.to_string(),
             after: StdDuration::from_secs(300),
         };
-        let data = match &snapshot {
-            Some((kept, _)) => reference::assemble_onto(kept, &bodies, self.app.now()).map_err(later)?,
-            None => reference::assemble(&bodies, self.app.now()).map_err(later)?,
+        let data = match &base {
+            Base::Onto(kept, _) => reference::assemble_onto(kept, &bodies, self.app.now()).map_err(later)?,
+            Base::Whole | Base::Unkept(_) => reference::assemble(&bodies, self.app.now()).map_err(later)?,
         };
         let changes = [
             (
@@ -112,10 +130,16 @@ impl Run<'_> {
         ];
         let store = &self.app.services.store;
         // Keeps the settings' snapshot fresh (it is a cache: failing to keep it loses nothing).
-        if let Err(e) = store.put_reference_data(&self.key, &data).await {
+        // Lists left unread are empty here: such a snapshot would read as deletions.
+        if unchanged.is_empty()
+            && let Err(e) = store.put_reference_data(&self.key, &data).await
+        {
             tracing::warn!(error = %e, "reference snapshot not kept");
         }
         for (name, kind, payload) in changes {
+            if unchanged.iter().any(|path| path[1..].eq_ignore_ascii_case(name)) {
+                continue;
+            }
             let hash: String = xero_sync_domain::digest::sha256_hex(payload.to_string());
             let cursor =
                 store.get_cursor(&self.key, name).await?.unwrap_or_else(|| ImportCursor::new(name, self.app.now()));
@@ -131,12 +155,41 @@ impl Run<'_> {
             self.save_cursor(&ImportCursor { content_hash: Some(hash), ..cursor }).await?;
         }
         read.read_at = Some(began);
-        if snapshot.is_none() {
+        if matches!(base, Base::Whole) {
             read.modified_since = Some(began);
         }
         self.save_cursor(&read).await?;
         Ok(Ended::Done)
     }
+}
+
+/// What the read lays Xero's answers onto.
+enum Base {
+    /// Nothing: every list is read whole.
+    Whole,
+    /// The kept snapshot; Accounts and Items are asked for what changed since then.
+    Onto(xero_sync_domain::reference::ReferenceData, chrono::DateTime<chrono::Utc>),
+    /// No snapshot (too large to keep). Accounts and Items are still asked for what changed,
+    /// so that a quiet day costs a few bytes; one that changed is read again whole.
+    Unkept(chrono::DateTime<chrono::Utc>),
+}
+
+impl Base {
+    fn since(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self {
+            Base::Whole => None,
+            Base::Onto(_, since) | Base::Unkept(since) => Some(*since),
+        }
+    }
+}
+
+/// Whether Xero's answer for `path` lists no records. An answer that cannot be read this way
+/// counts as listing some, so the list is read whole.
+fn lists_nothing(body: &RawValue, path: &str) -> bool {
+    serde_json::from_str::<Value>(body.get())
+        .ok()
+        .and_then(|v| v.get(&path[1..]).and_then(Value::as_array).map(Vec::is_empty))
+        .unwrap_or(false)
 }
 
 /// An EventBridge entry holds 256 KiB: a list too large for one event (an organisation with

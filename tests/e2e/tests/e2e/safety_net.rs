@@ -97,3 +97,47 @@ async fn each_connection_shows_the_calls_and_bytes_it_received_from_xero_today()
         (&serde_json::json!(0), &serde_json::json!(0))
     );
 }
+
+#[tokio::test]
+async fn an_organisation_too_large_to_keep_a_snapshot_of_is_still_read_by_what_changed() {
+    let w = World::new().await;
+    // 3,000 items: the snapshot is larger than a DynamoDB item may be, so none is kept.
+    let mut nz = demo::seed().organisations.into_iter().find(|o| o.tenant_id == demo::NZ_TENANT_ID).unwrap();
+    let item = nz.items[0].clone();
+    for n in 0..3000 {
+        nz.items.push(xero_emulator::Item {
+            item_id: uuid::Uuid::new_v4(),
+            code: format!("PART-{n:05}"),
+            name: format!("Part number {n}"),
+            ..item.clone()
+        });
+    }
+    w.emu.seed_org(nz.clone()).unwrap();
+    w.emu.clock().advance(Duration::from_secs(60)); // the records are older than the first read
+    w.connect_account("acct-large").await;
+    w.work_import_queue().await;
+    w.inbox.drain().await.unwrap();
+
+    w.emu.reset_counters();
+    w.emu.clock().advance(24 * HOUR);
+    run(&w, "acct-large").await;
+    let counters = w.emu.counters();
+    let items_bytes: u64 = counters.calls.iter().filter(|c| c.endpoint.ends_with("/items")).map(|c| c.bytes).sum();
+    assert!(items_bytes < 2_000, "a quiet day asks Items for what changed only: {counters:?}");
+    assert_eq!(counters.calls_to("GET", "/api.xro/2.0/items"), 1);
+    let published = w.inbox.drain().await.unwrap();
+    assert!(published.is_empty(), "nothing changed, nothing published (no list read as emptied): {published:?}");
+
+    // One item changes: the list is read again whole and published whole, the change in it.
+    nz.items.iter_mut().find(|i| i.code == "PART-00007").unwrap().name = "Part number seven".into();
+    w.emu.seed_org(nz).unwrap();
+    w.emu.clock().advance(24 * HOUR);
+    run(&w, "acct-large").await;
+    assert_eq!(w.emu.counters().calls_to("GET", "/api.xro/2.0/items"), 3, "asked what changed, then whole");
+    let items = events_of(&w.inbox, "items.changed").await;
+    let listed: Vec<&serde_json::Value> =
+        items.iter().flat_map(|e| e["detail"]["data"]["items"].as_array().unwrap().iter()).collect();
+    assert!(listed.len() > 3000, "the whole list, in parts: {}", listed.len());
+    assert!(listed.iter().any(|i| i["code"] == "PART-00007" && i["name"] == "Part number seven"));
+    assert!(events_of(&w.inbox, "accounts.changed").await.is_empty(), "accounts did not change");
+}
