@@ -113,13 +113,13 @@ fn describe(calls: &[AwsCall], per: f64) -> String {
     tally(calls).into_iter().map(|(k, n)| format!("{k} {:.2}", n as f64 / per)).collect::<Vec<_>>().join(", ")
 }
 
-/// DynamoDB write units: one per started KiB of the item, estimated from the request (whose
-/// JSON framing makes this an upper bound).
+/// DynamoDB write units: one per started KiB of the item. A put's item is sized by DynamoDB's
+/// rules; an update's is not in the request, so its request's length (an upper bound) stands in.
 fn write_units(calls: &[AwsCall]) -> u64 {
     calls
         .iter()
         .filter(|c| c.service == "dynamodb" && ["PutItem", "UpdateItem", "DeleteItem"].contains(&c.operation.as_str()))
-        .map(|c| (c.request_bytes as u64).div_ceil(1024).max(1))
+        .map(|c| (c.item_bytes.unwrap_or(c.request_bytes) as u64).div_ceil(1024).max(1))
         .sum()
 }
 

@@ -24,6 +24,8 @@ pub struct AwsCall {
     pub operation: String,
     /// The request body's length, from which DynamoDB's write units are estimated.
     pub request_bytes: usize,
+    /// The size of the item a DynamoDB `PutItem` writes, as DynamoDB counts it for write units.
+    pub item_bytes: Option<usize>,
     /// The JSON body of SQS calls, to read what a function asked of the queue.
     pub sqs_body: Option<Value>,
     /// Whether the proxy dropped it (AWS unreachable).
@@ -317,5 +319,54 @@ fn classify(parts: &hyper::http::request::Parts, body: &Bytes) -> AwsCall {
         None => format!("{} {}", parts.method, parts.uri.path()),
     };
     let sqs_body = (service == "sqs").then(|| serde_json::from_slice(body).ok()).flatten();
-    AwsCall { service, operation, request_bytes: body.len(), sqs_body, dropped: false }
+    let item_bytes = (service == "dynamodb" && operation == "PutItem")
+        .then(|| serde_json::from_slice::<Value>(body).ok())
+        .flatten()
+        .and_then(|request| request.get("Item").and_then(Value::as_object).map(|item| item_size(item)));
+    AwsCall { service, operation, request_bytes: body.len(), item_bytes, sqs_body, dropped: false }
+}
+
+/// An item's size by DynamoDB's rules: each attribute's name plus its value (a string's UTF-8
+/// bytes, a number's significant digits halved plus one, 1 for a boolean or null, and 3 plus
+/// one per element for a list or map, besides the elements).
+/// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html
+pub fn item_size(item: &serde_json::Map<String, Value>) -> usize {
+    item.iter().map(|(name, value)| name.len() + value_size(value)).sum()
+}
+
+fn value_size(value: &Value) -> usize {
+    let Some((kind, inner)) = value.as_object().and_then(|m| m.iter().next()) else { return 0 };
+    match (kind.as_str(), inner) {
+        ("S", Value::String(s)) | ("B", Value::String(s)) => s.len(),
+        ("N", Value::String(n)) => n.trim_start_matches('-').replace('.', "").trim_matches('0').len().div_ceil(2) + 1,
+        ("BOOL", _) | ("NULL", _) => 1,
+        ("SS", Value::Array(list)) | ("BS", Value::Array(list)) => {
+            list.iter().filter_map(Value::as_str).map(str::len).sum()
+        }
+        ("NS", Value::Array(list)) => {
+            list.len() * 2 + list.iter().filter_map(Value::as_str).map(str::len).sum::<usize>() / 2
+        }
+        ("L", Value::Array(list)) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        ("M", Value::Object(map)) => 3 + map.iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum::<usize>(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_item_is_sized_as_dynamodb_counts_it_not_as_its_json() {
+        let item = json!({
+            "pk": {"S": "ORG#a"},            // 2 + 5
+            "n": {"N": "154.170"},           // 1 + (5 significant digits → 3) + 1
+            "ok": {"BOOL": true},            // 2 + 1
+            "gone": {"NULL": true},          // 4 + 1
+            "list": {"L": [{"S": "ab"}]},    // 4 + 3 + 1 + 2
+            "map": {"M": {"k": {"S": "v"}}}  // 3 + 3 + 1 + 1 + 1
+        });
+        assert_eq!(item_size(item.as_object().unwrap()), 7 + 5 + 3 + 5 + 10 + 9);
+    }
 }
