@@ -322,7 +322,7 @@ fn classify(parts: &hyper::http::request::Parts, body: &Bytes) -> AwsCall {
     let item_bytes = (service == "dynamodb" && operation == "PutItem")
         .then(|| serde_json::from_slice::<Value>(body).ok())
         .flatten()
-        .and_then(|request| request.get("Item").and_then(Value::as_object).map(|item| item_size(item)));
+        .and_then(|request| request.get("Item").and_then(Value::as_object).map(item_size));
     AwsCall { service, operation, request_bytes: body.len(), item_bytes, sqs_body, dropped: false }
 }
 
@@ -337,19 +337,27 @@ pub fn item_size(item: &serde_json::Map<String, Value>) -> usize {
 fn value_size(value: &Value) -> usize {
     let Some((kind, inner)) = value.as_object().and_then(|m| m.iter().next()) else { return 0 };
     match (kind.as_str(), inner) {
-        ("S", Value::String(s)) | ("B", Value::String(s)) => s.len(),
-        ("N", Value::String(n)) => n.trim_start_matches('-').replace('.', "").trim_matches('0').len().div_ceil(2) + 1,
+        ("S", Value::String(s)) => s.len(),
+        ("B", Value::String(b)) => binary_size(b),
+        ("N", Value::String(n)) => number_size(n),
         ("BOOL", _) | ("NULL", _) => 1,
-        ("SS", Value::Array(list)) | ("BS", Value::Array(list)) => {
-            list.iter().filter_map(Value::as_str).map(str::len).sum()
-        }
-        ("NS", Value::Array(list)) => {
-            list.len() * 2 + list.iter().filter_map(Value::as_str).map(str::len).sum::<usize>() / 2
-        }
+        ("SS", Value::Array(list)) => list.iter().filter_map(Value::as_str).map(str::len).sum(),
+        ("BS", Value::Array(list)) => list.iter().filter_map(Value::as_str).map(binary_size).sum(),
+        ("NS", Value::Array(list)) => list.iter().filter_map(Value::as_str).map(number_size).sum(),
         ("L", Value::Array(list)) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
         ("M", Value::Object(map)) => 3 + map.iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum::<usize>(),
         _ => 0,
     }
+}
+
+/// Significant digits halved, plus one (DynamoDB's approximation for a number).
+fn number_size(n: &str) -> usize {
+    n.trim_start_matches('-').replace('.', "").trim_matches('0').len().div_ceil(2) + 1
+}
+
+/// Binary travels as base64; DynamoDB counts the raw bytes.
+fn binary_size(b: &str) -> usize {
+    (b.len() / 4) * 3 - b.bytes().rev().take_while(|c| *c == b'=').count()
 }
 
 #[cfg(test)]
@@ -365,8 +373,9 @@ mod tests {
             "ok": {"BOOL": true},            // 2 + 1
             "gone": {"NULL": true},          // 4 + 1
             "list": {"L": [{"S": "ab"}]},    // 4 + 3 + 1 + 2
-            "map": {"M": {"k": {"S": "v"}}}  // 3 + 3 + 1 + 1 + 1
+            "map": {"M": {"k": {"S": "v"}}}, // 3 + 3 + 1 + 1 + 1
+            "b": {"B": "aGVsbG8="}           // 1 + 5 ("hello")
         });
-        assert_eq!(item_size(item.as_object().unwrap()), 7 + 5 + 3 + 5 + 10 + 9);
+        assert_eq!(item_size(item.as_object().unwrap()), 7 + 5 + 3 + 5 + 10 + 9 + 6);
     }
 }

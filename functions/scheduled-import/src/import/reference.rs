@@ -36,8 +36,11 @@ impl Run<'_> {
             (true, Some(last), Some(whole)) if began - whole < cadence.reference_full_every => {
                 let since = last - self.policy.overlap;
                 match store.get_reference_data(&self.key).await? {
-                    Some(kept) => Base::Onto(kept, since),
-                    None => Base::Unkept(since),
+                    // Only a snapshot of the last read (or later) holds what it saw. An older one
+                    // is left from before the lists grew too large to keep, or from a failed
+                    // write, and changes laid onto it would lose what came in between.
+                    Some(kept) if kept.read_at >= last => Base::Onto(kept, since),
+                    _ => Base::Unkept(since),
                 }
             }
             _ => Base::Whole,

@@ -41,6 +41,13 @@ const CHANGES_WINDOW: Duration = Duration::from_secs(1);
 const XERO_MS: (u64, u64) = (150, 650);
 /// Our own AWS work around the calls (DynamoDB, EventBridge, SQS) per message or lot.
 const AWS_WORK: Duration = Duration::from_millis(60);
+/// One DynamoDB read or write of a governor bucket.
+const STORE_MS: Duration = Duration::from_millis(4);
+/// How long Xero takes to send the webhook for a change (outside our reach; not measured).
+const XERO_WEBHOOK_DELAY: Duration = Duration::from_secs(5);
+/// The import's `ImportPolicy::max_wait`: a shorter Retry-After is waited out in the Lambda.
+const IMPORT_MAX_WAIT: Duration = Duration::from_secs(10);
+const DAY: Duration = Duration::from_secs(86_400);
 
 /// Xero calls one scheduled import run makes for an idle organisation, measured on the stack.
 #[derive(Debug, Clone, Copy)]
@@ -99,10 +106,12 @@ struct Buckets(Mutex<HashMap<String, (Bucket, u64)>>);
 #[async_trait]
 impl BucketStore for Buckets {
     async fn get_bucket(&self, name: &str) -> Result<(Bucket, u64), Error> {
+        tokio::time::sleep(STORE_MS).await;
         Ok(self.0.lock().unwrap().get(name).cloned().unwrap_or_default())
     }
 
     async fn put_bucket(&self, name: &str, bucket: &Bucket, version: u64, _: DateTime<Utc>) -> Result<bool, Error> {
+        tokio::time::sleep(STORE_MS).await;
         let mut all = self.0.lock().unwrap();
         let now = all.get(name).map_or(0, |(_, v)| *v);
         if now != version {
@@ -144,13 +153,30 @@ impl Rng {
 struct Import {
     org: usize,
     due: Duration,
-    calls_left: Option<u32>,
     first_wave: bool,
 }
 
 struct Change {
     org: usize,
     at: Duration,
+    /// Our own push coming back: read and recognised, never published.
+    echo: bool,
+}
+
+/// Why a call did not go ahead.
+enum Stop {
+    /// The governor said wait.
+    Governed(Wait),
+    /// Xero answered 429.
+    Refused(Wait),
+}
+
+impl Stop {
+    fn wait(&self) -> Wait {
+        match self {
+            Stop::Governed(wait) | Stop::Refused(wait) => *wait,
+        }
+    }
 }
 
 struct Push {
@@ -183,10 +209,10 @@ impl Sim {
     }
 
     /// One Xero call through the governor, answered by the emulator's limiter.
-    async fn call(&self, org: usize, priority: Priority, work: &'static str) -> Result<(), Wait> {
+    async fn call(&self, org: usize, priority: Priority, work: &'static str) -> Result<(), Stop> {
         let tenant = self.tenants[org];
         let permit = match self.governed {
-            true => Some(self.governor.acquire(tenant, priority).await?),
+            true => Some(self.governor.acquire(tenant, priority).await.map_err(Stop::Governed)?),
             false => None,
         };
         let took = {
@@ -214,7 +240,6 @@ impl Sim {
                 Ok(())
             }
             Err(refusal) => {
-                self.xero.lock().unwrap().release(tenant.0);
                 *self.out.lock().unwrap().refused.entry((work, refusal.problem)).or_default() += 1;
                 let after = Duration::from_secs(refusal.retry_after_secs.max(1) as u64);
                 let answer: Result<XeroResponse<()>, XeroError> =
@@ -222,44 +247,44 @@ impl Sim {
                 if let Some(permit) = permit {
                     self.governor.finish(permit, &answer).await;
                 }
-                Err(Wait { after, limit: Limit::parse(refusal.problem).unwrap_or(Limit::Minute) })
+                Err(Stop::Refused(Wait { after, limit: Limit::parse(refusal.problem).unwrap_or(Limit::Minute) }))
             }
         }
     }
 
     /// How long a held message is delayed: whole seconds, rounded up, as `queue::respond` does.
-    fn hold(&self, work: &'static str, wait: Wait) -> Duration {
-        *self.out.lock().unwrap().held.entry((work, wait.limit.as_str())).or_default() += 1;
+    fn hold(&self, work: &'static str, wait: Wait, messages: usize) -> Duration {
+        *self.out.lock().unwrap().held.entry((work, wait.limit.as_str())).or_default() += messages as u64;
         Duration::from_secs(wait.after.as_millis().div_ceil(1000).max(1) as u64)
     }
 
     async fn import_worker(self: Arc<Self>) {
         loop {
-            let Some(mut run) = self.imports.receive(1, Duration::ZERO).await.pop() else { continue };
+            let Some(run) = self.imports.receive(1, Duration::ZERO).await.pop() else { continue };
             tokio::time::sleep(AWS_WORK).await;
-            let mut left = run.calls_left.unwrap_or_else(|| {
-                let mut due = self.reference_due.lock().unwrap();
-                let reference = due[run.org] <= self.elapsed();
-                if reference {
-                    due[run.org] += Duration::from_secs(86_400);
-                }
-                self.plan.incremental + if reference { self.plan.reference } else { 0 }
-            });
+            // Reference data is due a day after it was last read, which only a finished run records.
+            let reference = self.reference_due.lock().unwrap()[run.org] <= self.elapsed();
+            let mut left = self.plan.incremental + if reference { self.plan.reference } else { 0 };
             let mut held = None;
             while left > 0 {
                 match self.call(run.org, Priority::Import, "import").await {
                     Ok(()) => left -= 1,
-                    Err(wait) => {
-                        held = Some(self.hold("import", wait));
+                    // The import waits out a short Retry-After itself (ImportPolicy::max_wait).
+                    Err(Stop::Refused(wait)) if wait.after <= IMPORT_MAX_WAIT => tokio::time::sleep(wait.after).await,
+                    Err(stop) => {
+                        held = Some(self.hold("import", stop.wait(), 1));
                         break;
                     }
                 }
             }
             if let Some(delay) = held {
-                // The resources read so far keep their cursors; the rest is read when it is due.
-                run.calls_left = Some(left);
+                // A held run starts again from the top: each resource is asked again from its
+                // cursor, and the reference lists again whole if they were not finished.
                 self.imports.send(delay, run);
                 continue;
+            }
+            if reference {
+                self.reference_due.lock().unwrap()[run.org] = self.elapsed() + DAY;
             }
             self.out.lock().unwrap().imports_done += 1;
             if run.first_wave && self.wave_left.fetch_sub(1, Ordering::Relaxed) == 1 {
@@ -274,13 +299,14 @@ impl Sim {
             for change in self.changes.receive(CHANGES_BATCH, CHANGES_WINDOW).await {
                 tokio::time::sleep(AWS_WORK).await;
                 match self.call(change.org, Priority::Import, "change").await {
+                    Ok(()) if change.echo => {}
                     Ok(()) => {
                         tokio::time::sleep(AWS_WORK).await; // published to EventBridge
                         let took = self.elapsed() - change.at;
                         self.out.lock().unwrap().change_latency.push(took);
                     }
-                    Err(wait) => {
-                        let delay = self.hold("change", wait);
+                    Err(stop) => {
+                        let delay = self.hold("change", stop.wait(), 1);
                         self.changes.send(delay, change);
                     }
                 }
@@ -302,8 +328,10 @@ impl Sim {
                     let now = self.elapsed();
                     match result {
                         Ok(()) => {
-                            let mut out = self.out.lock().unwrap();
-                            out.push_latency.extend(lot.iter().map(|p| (p.at, now - p.at)));
+                            self.out.lock().unwrap().push_latency.extend(lot.iter().map(|p| (p.at, now - p.at)));
+                            // Xero tells us of our own write by webhook, a little later.
+                            let echo = Change { org: lot[0].org, at: now, echo: true };
+                            self.changes.send(XERO_WEBHOOK_DELAY, echo);
                         }
                         Err(delay) => {
                             for push in lot {
@@ -322,10 +350,10 @@ impl Sim {
         if let Err(wait) = self.governor.ready(tenant, Priority::Push).await
             && self.governed
         {
-            return Err(self.hold("push", wait));
+            return Err(self.hold("push", wait, lot.len()));
         }
         tokio::time::sleep(AWS_WORK).await;
-        self.call(lot[0].org, Priority::Push, "push").await.map_err(|wait| self.hold("push", wait))
+        self.call(lot[0].org, Priority::Push, "push").await.map_err(|stop| self.hold("push", stop.wait(), lot.len()))
     }
 }
 
@@ -353,8 +381,11 @@ pub async fn run(load: Workload) -> Outcome {
     let mut rng = Rng(load.seed);
     let tenants: Vec<TenantId> =
         (0..load.connections).map(|_| TenantId(uuid::Uuid::from_u64_pair(rng.next(), rng.next()))).collect();
-    // The last daily reference read of each organisation fell somewhere in the day before.
-    let reference_due = (0..load.connections).map(|_| Duration::from_millis(rng.below(86_400_000))).collect();
+    // After the outage every organisation's reference data is due; otherwise the last read fell
+    // somewhere in the day before.
+    let reference_due = (0..load.connections)
+        .map(|_| if load.wave { Duration::ZERO } else { Duration::from_millis(rng.below(86_400_000)) })
+        .collect();
     let sim = Arc::new(Sim {
         start,
         clock: clock.clone(),
@@ -390,7 +421,7 @@ pub async fn run(load: Workload) -> Outcome {
             for (at, org) in due {
                 tokio::time::sleep_until(start + at).await;
                 match work {
-                    "change" => sim.changes.send(Duration::ZERO, Change { org, at }),
+                    "change" => sim.changes.send(Duration::ZERO, Change { org, at, echo: false }),
                     _ => sim.pushes.send(Duration::ZERO, Push { org, at }),
                 }
             }
@@ -413,7 +444,8 @@ async fn fan_out(sim: Arc<Sim>, load: Workload) {
     let every = chrono::Duration::from_std(FANOUT_EVERY).expect("minutes");
     let offsets: Vec<chrono::Duration> = sim.tenants.iter().map(|t| offset(*t, cadence.period)).collect();
     let now = sim.clock.now();
-    let mut last_end = load.wave.then(|| now - cadence.period - chrono::Duration::hours(1));
+    // An outage of a day: the window reaches one period back, so every organisation is due now.
+    let mut last_end = load.wave.then(|| now - chrono::Duration::days(1));
     let mut first = true;
     loop {
         let now = sim.clock.now();
@@ -426,7 +458,7 @@ async fn fan_out(sim: Arc<Sim>, load: Workload) {
                     sim.wave_left.fetch_add(1, Ordering::Relaxed);
                 }
                 let due = sim.elapsed() + delay;
-                sim.imports.send(delay, Import { org, due, calls_left: None, first_wave });
+                sim.imports.send(delay, Import { org, due, first_wave });
             }
         }
         last_end = Some(to);

@@ -134,10 +134,46 @@ async fn an_organisation_too_large_to_keep_a_snapshot_of_is_still_read_by_what_c
     w.emu.clock().advance(24 * HOUR);
     run(&w, "acct-large").await;
     assert_eq!(w.emu.counters().calls_to("GET", "/api.xro/2.0/items"), 3, "asked what changed, then whole");
-    let items = events_of(&w.inbox, "items.changed").await;
+    let published = w.inbox.drain().await.unwrap();
+    let of = |kind: &str| published.iter().filter(|e| e["detail-type"] == kind).collect::<Vec<_>>();
     let listed: Vec<&serde_json::Value> =
-        items.iter().flat_map(|e| e["detail"]["data"]["items"].as_array().unwrap().iter()).collect();
+        of("items.changed").iter().flat_map(|e| e["detail"]["data"]["items"].as_array().unwrap().iter()).collect();
     assert!(listed.len() > 3000, "the whole list, in parts: {}", listed.len());
     assert!(listed.iter().any(|i| i["code"] == "PART-00007" && i["name"] == "Part number seven"));
-    assert!(events_of(&w.inbox, "accounts.changed").await.is_empty(), "accounts did not change");
+    assert!(of("accounts.changed").is_empty(), "accounts did not change");
+}
+
+#[tokio::test]
+async fn a_snapshot_left_from_before_the_lists_grew_too_large_is_not_built_upon() {
+    let w = World::new().await;
+    let mut nz = demo::seed().organisations.into_iter().find(|o| o.tenant_id == demo::NZ_TENANT_ID).unwrap();
+    w.emu.clock().advance(Duration::from_secs(60));
+    w.connect_account("acct-grows").await;
+    w.work_import_queue().await; // small: the snapshot is kept
+    w.emu.clock().advance(24 * HOUR);
+    run(&w, "acct-grows").await;
+
+    // The organisation takes on 3,000 items: the next read publishes them, and its snapshot is
+    // now too large to keep.
+    let item = nz.items[0].clone();
+    for n in 0..3000 {
+        nz.items.push(xero_emulator::Item {
+            item_id: uuid::Uuid::new_v4(),
+            code: format!("NEW-{n:05}"),
+            name: format!("New part {n}"),
+            ..item.clone()
+        });
+    }
+    w.emu.seed_org(nz).unwrap();
+    w.emu.clock().advance(24 * HOUR);
+    w.inbox.drain().await.unwrap();
+    run(&w, "acct-grows").await;
+    let items = events_of(&w.inbox, "items.changed").await;
+    let listed: usize = items.iter().map(|e| e["detail"]["data"]["items"].as_array().unwrap().len()).sum();
+    assert!(listed > 3000, "{listed}");
+
+    // A quiet day after: the old, small snapshot must not stand in for the list.
+    w.emu.clock().advance(24 * HOUR);
+    run(&w, "acct-grows").await;
+    assert!(events_of(&w.inbox, "items.changed").await.is_empty(), "nothing changed; no list may read as shrunk");
 }
