@@ -92,7 +92,6 @@ pub struct Outcome {
     pub push_latency: Vec<(Duration, Duration)>,
     /// When the last import of the first fan-out finished.
     pub wave_done: Option<Duration>,
-    pub imports_done: u64,
     /// Imports due by the end and not finished then, and how overdue the oldest is.
     pub backlog: usize,
     pub oldest_backlog: Duration,
@@ -286,7 +285,6 @@ impl Sim {
             if reference {
                 self.reference_due.lock().unwrap()[run.org] = self.elapsed() + DAY;
             }
-            self.out.lock().unwrap().imports_done += 1;
             if run.first_wave && self.wave_left.fetch_sub(1, Ordering::Relaxed) == 1 {
                 self.out.lock().unwrap().wave_done = Some(self.elapsed());
             }
