@@ -20,6 +20,19 @@ async fn run(w: &World, account: &str) {
 
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// `count` items like the organisation's first, coded `{code}-00000` on and named `{name} 0` on.
+fn add_items(org: &mut xero_emulator::OrgSeed, code: &str, name: &str, count: usize) {
+    let item = org.items[0].clone();
+    for n in 0..count {
+        org.items.push(xero_emulator::Item {
+            item_id: uuid::Uuid::new_v4(),
+            code: format!("{code}-{n:05}"),
+            name: format!("{name} {n}"),
+            ..item.clone()
+        });
+    }
+}
+
 #[tokio::test]
 async fn an_idle_organisation_costs_under_30_calls_a_day_and_its_reference_data_is_read_daily() {
     let w = World::new().await;
@@ -103,15 +116,7 @@ async fn an_organisation_too_large_to_keep_a_snapshot_of_is_still_read_by_what_c
     let w = World::new().await;
     // 3,000 items: the snapshot is larger than a DynamoDB item may be, so none is kept.
     let mut nz = demo::seed().organisations.into_iter().find(|o| o.tenant_id == demo::NZ_TENANT_ID).unwrap();
-    let item = nz.items[0].clone();
-    for n in 0..3000 {
-        nz.items.push(xero_emulator::Item {
-            item_id: uuid::Uuid::new_v4(),
-            code: format!("PART-{n:05}"),
-            name: format!("Part number {n}"),
-            ..item.clone()
-        });
-    }
+    add_items(&mut nz, "PART", "Part number", 3000);
     w.emu.seed_org(nz.clone()).unwrap();
     w.emu.clock().advance(Duration::from_secs(60)); // the records are older than the first read
     w.connect_account("acct-large").await;
@@ -155,15 +160,7 @@ async fn a_snapshot_left_from_before_the_lists_grew_too_large_is_not_built_upon(
 
     // The organisation takes on 3,000 items: the next read publishes them, and its snapshot is
     // now too large to keep.
-    let item = nz.items[0].clone();
-    for n in 0..3000 {
-        nz.items.push(xero_emulator::Item {
-            item_id: uuid::Uuid::new_v4(),
-            code: format!("NEW-{n:05}"),
-            name: format!("New part {n}"),
-            ..item.clone()
-        });
-    }
+    add_items(&mut nz, "NEW", "New part", 3000);
     w.emu.seed_org(nz).unwrap();
     w.emu.clock().advance(24 * HOUR);
     w.inbox.drain().await.unwrap();
