@@ -12,6 +12,7 @@ use xero_sync_runtime::token_provider::TokenError;
 use xero_sync_xero::{ApiRequest, XeroError};
 
 use crate::Connect;
+use xero_sync_domain::scopes::{Feature, features};
 
 /// What the platform sees of a connection: no grant, no token, no email.
 #[derive(Debug, Serialize)]
@@ -30,6 +31,42 @@ pub struct ConnectionView<'a> {
     pub cleanup_pending: bool,
     /// What xero-sync received from Xero for it, today and yesterday (UTC): calls and bytes.
     pub xero_usage: UsageView,
+    /// What the consent granted; `None` when not known (made before scopes were recorded, and
+    /// its tokens are gone).
+    pub scopes: Option<Vec<String>>,
+    /// What those scopes allow, and what they do not with the scope a reconnection would add.
+    pub features: Vec<Feature>,
+    pub features_not_allowed: Vec<FeatureNeeds>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FeatureNeeds {
+    pub feature: Feature,
+    pub needs_scope: &'static str,
+}
+
+impl ConnectionView<'_> {
+    /// Fills in what the scopes allow.
+    pub fn with_scopes(mut self, scopes: Option<Vec<String>>) -> Self {
+        if let Some(granted) = &scopes {
+            self.features = features(granted);
+            self.features_not_allowed = Feature::ALL
+                .into_iter()
+                .filter(|f| !f.allowed_by(granted))
+                .map(|f| FeatureNeeds { feature: f, needs_scope: f.scope() })
+                .collect();
+        }
+        self.scopes = scopes;
+        self
+    }
+}
+
+/// What the connection's consent granted: recorded on it, or else in its token set.
+pub async fn granted_scopes(connect: &Connect, c: &Connection) -> Result<Option<Vec<String>>, ApiError> {
+    if c.scopes.is_some() || !c.status.is_live() {
+        return Ok(c.scopes.clone());
+    }
+    Ok(connect.app.services.vault.load(&c.grant_id).await?.map(|tokens| tokens.scopes))
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -73,6 +110,9 @@ impl<'a> From<&'a Connection> for ConnectionView<'a> {
             }),
             cleanup_pending: c.cleanup_pending,
             xero_usage: UsageView::default(),
+            scopes: None,
+            features: Vec::new(),
+            features_not_allowed: Vec::new(),
         }
     }
 }
@@ -105,7 +145,7 @@ pub async fn handle(
             let days = [today, today - chrono::Duration::days(1)];
             let mut views = Vec::with_capacity(connections.len());
             for c in &connections {
-                let mut view = ConnectionView::from(c);
+                let mut view = ConnectionView::from(c).with_scopes(granted_scopes(connect, c).await?);
                 if let [(_, today), (_, yesterday)] = store.usage(&c.key(), &days).await?.as_slice() {
                     view.xero_usage = UsageView { today: *today, yesterday: *yesterday };
                 }

@@ -89,6 +89,14 @@ pub async fn options(connect: &Connect, connection: &Connection) -> Result<Respo
         .filter(|i| i.is_sold != Some(false))
         .map(|i| json!({"code": i.code, "name": i.name, "sales_account_code": i.sales_details.as_ref().and_then(|d| d.account_code.clone())}))
         .collect();
+    // Where payments may go (`settings.payment_accounts`): bank accounts, and any account with
+    // payments enabled, as Xero's payment mapping asks.
+    let payment_accounts: Vec<_> = data
+        .accounts
+        .iter()
+        .filter(|a| a.takes_payments())
+        .map(|a| json!({"id": a.account_id, "code": a.code, "name": a.name, "type": a.account_type}))
+        .collect();
     let currencies: Vec<_> =
         data.currencies.iter().map(|c| json!({"code": c.code, "description": c.description})).collect();
     Ok(json(
@@ -97,6 +105,8 @@ pub async fn options(connect: &Connect, connection: &Connection) -> Result<Respo
             "read_at": xero_sync_domain::time::format(data.read_at),
             "source": source,
             "sales_accounts": accounts,
+            "payment_accounts": payment_accounts,
+            "payment_methods": ["card", "cash", "bank_transfer", "cheque", "online", "other"],
             "tax_rates": tax_rates,
             "tracking_categories": tracking,
             "items": items,

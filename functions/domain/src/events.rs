@@ -36,6 +36,10 @@ pub enum EventKind {
     PaymentRecorded,
     #[serde(rename = "payment.reversed")]
     PaymentReversed,
+    #[serde(rename = "payment.synced")]
+    PaymentSynced,
+    #[serde(rename = "payment.sync_failed")]
+    PaymentSyncFailed,
     #[serde(rename = "tax_rates.changed")]
     TaxRatesChanged,
     #[serde(rename = "accounts.changed")]
@@ -61,6 +65,8 @@ impl EventKind {
             Self::ContactUpserted => "contact.upserted",
             Self::PaymentRecorded => "payment.recorded",
             Self::PaymentReversed => "payment.reversed",
+            Self::PaymentSynced => "payment.synced",
+            Self::PaymentSyncFailed => "payment.sync_failed",
             Self::TaxRatesChanged => "tax_rates.changed",
             Self::AccountsChanged => "accounts.changed",
             Self::ItemsChanged => "items.changed",

@@ -87,6 +87,11 @@ platform_id!(
     PlatformCustomerId,
     "customer id"
 );
+platform_id!(
+    /// The platform's id of a payment taken against one of its invoices.
+    PlatformPaymentId,
+    "payment id"
+);
 
 /// Identifiers Xero issues are UUIDs.
 macro_rules! xero_id {
@@ -195,6 +200,10 @@ pub struct Connection {
     /// SES refused the notify address for good; emails to it are held (see [`crate::mail`]).
     #[serde(default)]
     pub email_refused: Option<EmailRefusal>,
+    /// What the consent granted, as Xero's token answer said; `None` for a connection made
+    /// before scopes were recorded (its token set says: see [`crate::scopes`]).
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
 }
 
 /// A permanent refusal of an account's address by SES. The address itself is not kept here,
@@ -279,6 +288,9 @@ pub struct PendingChoice {
     /// The consent cookie of the browser that may make the choice.
     #[serde(default)]
     pub browser: String,
+    /// What the consent granted (an older pending choice has none recorded).
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
     #[serde(with = "crate::time::fixed")]
     pub expires_at: DateTime<Utc>,
 }
@@ -411,6 +423,9 @@ impl SyncRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParkedPush {
     pub invoice_id: PlatformInvoiceId,
+    /// Set for a payment event: parked under the payment, beside (not over) its invoice's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<PlatformPaymentId>,
     #[serde(with = "crate::time::fixed")]
     pub occurred_at: DateTime<Utc>,
     /// The event's platform version, when it has one: it orders events before the time does.

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::payment::PaymentMethod;
 use crate::problem::Problem;
 use crate::reference::ReferenceData;
 use crate::xero::AccountType;
@@ -64,6 +65,14 @@ pub struct ConnectionSettings {
     pub tracking_mapping: Vec<TrackingMapping>,
     #[serde(default)]
     pub match_items_by_code: bool,
+    /// How the customer paid → the Xero account (BANK, or one with payments enabled) the
+    /// payment goes into. A payment by an unmapped method fails, naming the method.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub payment_accounts: BTreeMap<PaymentMethod, uuid::Uuid>,
+    /// A payment for an invoice that is a draft in Xero approves the invoice first; otherwise
+    /// it is held until the invoice is approved.
+    #[serde(default)]
+    pub approve_drafts_for_payment: bool,
 }
 
 /// A settings document with the version a writer must name to replace it (0: never written).
@@ -110,9 +119,26 @@ fn check_tax_type(tax_type: &str, field: &str, data: &ReferenceData, problems: &
     false
 }
 
+/// Whether a payment may be paid into the account: Xero takes payments into a bank account or
+/// one with payments enabled.
+fn check_payment_account(id: uuid::Uuid, field: &str, data: &ReferenceData, problems: &mut Vec<Problem>) {
+    match data.accounts.iter().find(|a| a.account_id == id) {
+        None => problems.push(Problem::new(field, format!("account {id} does not exist in Xero"))),
+        Some(a) if !a.is_active() => problems.push(Problem::new(field, format!("account {} is archived in Xero", a.name))),
+        Some(a) if !a.takes_payments() => problems.push(Problem::new(
+            field,
+            format!("account {} is neither a bank account nor enabled for payments", a.name),
+        )),
+        Some(_) => {}
+    }
+}
+
 /// Every problem with `settings` for this organisation, so the admin sees them all at once.
 pub fn check(settings: &ConnectionSettings, data: &ReferenceData) -> Vec<Problem> {
     let mut problems = Vec::new();
+    for (method, id) in &settings.payment_accounts {
+        check_payment_account(*id, &format!("settings.payment_accounts.{}", method.as_str()), data, &mut problems);
+    }
     if let Some(code) = &settings.default_sales_account_code {
         check_account(code, "settings.default_sales_account_code", data, &mut problems);
     }
@@ -310,8 +336,41 @@ mod tests {
                 options: BTreeMap::from([("N".into(), "North".into())]),
             }],
             match_items_by_code: true,
+            payment_accounts: BTreeMap::new(),
+            approve_drafts_for_payment: false,
         };
-        assert_eq!(check(&settings, &data()), vec![]);
+        let data = data();
+        let settings = ConnectionSettings {
+            payment_accounts: BTreeMap::from([(PaymentMethod::Card, data.account("090").unwrap().account_id)]),
+            ..settings
+        };
+        assert_eq!(check(&settings, &data), vec![]);
+    }
+
+    #[test]
+    fn payments_go_only_into_a_bank_account_or_one_that_takes_payments() {
+        let data = data();
+        let id = |code: &str| data.account(code).unwrap().account_id;
+        let settings = ConnectionSettings {
+            payment_accounts: BTreeMap::from([
+                (PaymentMethod::Card, id("090")),
+                (PaymentMethod::Cash, id("200")),
+                (PaymentMethod::Cheque, uuid::Uuid::nil()),
+            ]),
+            ..Default::default()
+        };
+        let problems: Vec<(String, String)> =
+            check(&settings, &data).into_iter().map(|p| (p.field, p.message)).collect();
+        assert_eq!(
+            problems,
+            vec![
+                ("settings.payment_accounts.cash".into(), "account 200 is neither a bank account nor enabled for payments".into()),
+                (
+                    "settings.payment_accounts.cheque".into(),
+                    "account 00000000-0000-0000-0000-000000000000 does not exist in Xero".into()
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@
 //! | Xero invoice ref  | `ORG#{account}#{tenant}`      | `XERO_INVOICE#{InvoiceID}`  | –                                       | –            |
 //! | contact mapping   | `ORG#{account}#{tenant}`      | `CONTACT#{customer id}`     | –                                       | –            |
 //! | Xero contact ref  | `ORG#{account}#{tenant}`      | `XERO_CONTACT#{ContactID}`  | –                                       | –            |
-//! | parked push       | `ORG#{account}#{tenant}`      | `PARKED#{platform id}`      | –                                       | –            |
+//! | payment record    | `ORG#{account}#{tenant}`      | `PAYMENT#{invoice id}#{payment id}` | –                               | –            |
+//! | Xero payment ref  | `ORG#{account}#{tenant}`      | `XERO_PAYMENT#{PaymentID}`  | –                                       | –            |
+//! | parked push       | `ORG#{account}#{tenant}`      | `PARKED#{platform id}`, `PARKED#PAYMENT#{payment id}` | –             | –            |
 //! | import cursor     | `ORG#{account}#{tenant}`      | `CURSOR#{resource}`         | –                                       | –            |
 //! | reference data    | `ORG#{account}#{tenant}`      | `REFDATA`                   | –                                       | –            |
 //! | Xero usage of a day | `ORG#{account}#{tenant}`    | `USAGE#{yyyy-mm-dd}`        | –                                       | 90 days      |
@@ -67,9 +69,10 @@ use uuid::Uuid;
 
 use crate::Error;
 use crate::governor::Bucket;
+use crate::payment::PaymentRecord;
 use crate::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, EmailRefusal, GrantId,
-    GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId,
+    GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId, PlatformPaymentId,
     SyncRecord, TenantId, XeroConnectionId, XeroUsage,
 };
 use crate::reference::ReferenceData;
@@ -315,6 +318,32 @@ pub trait SyncRecordStore: Send + Sync {
     ) -> Result<HashMap<Uuid, PlatformInvoiceId>, Error>;
 }
 
+/// Payment records: a platform payment and what became of it in Xero.
+#[async_trait]
+pub trait PaymentRecordStore: Send + Sync {
+    async fn get_payment_record(
+        &self,
+        key: &ConnectionKey,
+        invoice: &PlatformInvoiceId,
+        payment: &PlatformPaymentId,
+    ) -> Result<Option<PaymentRecord>, Error>;
+    /// Versioned like [`SyncRecordStore::save_sync_record`]; a record naming a Xero payment
+    /// has its reference written first.
+    async fn save_payment_record(&self, record: &PaymentRecord) -> Result<PaymentRecord, Error>;
+    /// Every payment of one invoice, oldest first.
+    async fn invoice_payments(
+        &self,
+        key: &ConnectionKey,
+        invoice: &PlatformInvoiceId,
+    ) -> Result<Vec<PaymentRecord>, Error>;
+    /// Which of these Xero payments we made, with the record of each.
+    async fn payments_for_xero_ids(
+        &self,
+        key: &ConnectionKey,
+        xero_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, PaymentRecord>, Error>;
+}
+
 /// A scheduled job's own state between runs (where a bounded run stopped, what to retry).
 #[async_trait]
 pub trait JobStateStore: Send + Sync {
@@ -414,6 +443,7 @@ pub trait Store:
     + LeaseStore
     + DeliveryStore
     + SyncRecordStore
+    + PaymentRecordStore
     + JobStateStore
     + ParkedPushStore
     + ContactMappingStore
@@ -433,6 +463,7 @@ impl<
         + LeaseStore
         + DeliveryStore
         + SyncRecordStore
+        + PaymentRecordStore
         + JobStateStore
         + ParkedPushStore
         + ContactMappingStore

@@ -170,24 +170,39 @@ async fn enqueue(webhook: &Webhook, messages: &[String]) -> Result<(), ApiError>
 pub async fn invoice_status(webhook: &Webhook, key: &ConnectionKey, invoice: &str) -> Result<Response<Body>, ApiError> {
     let id = PlatformInvoiceId::parse(invoice)
         .map_err(|e| ApiError::BadRequest(vec![Problem::new("invoice", e.to_string())]))?;
-    let record = webhook
-        .app
-        .services
-        .store
-        .get_sync_record(key, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("invoice {id} has not been sent to this Xero organisation")))?;
+    let store = &webhook.app.services.store;
+    let record = store.get_sync_record(key, &id).await?;
+    // Payments taken before their invoice reached us are shown too: they wait for it.
+    let payments = store.invoice_payments(key, &id).await?;
+    if record.is_none() && payments.is_empty() {
+        return Err(ApiError::NotFound(format!("invoice {id} has not been sent to this Xero organisation")));
+    }
+    let payments: Vec<_> = payments
+        .iter()
+        .map(|p| {
+            json!({
+                "payment_id": p.payment_id,
+                "status": p.status,
+                "xero_payment_id": p.xero_payment_id,
+                "amount": p.amount.map(|a| a.normalize().to_string()),
+                "date": p.date.map(|d| d.format("%Y-%m-%d").to_string()),
+                "reason": p.reason,
+                "updated_at": xero_sync_domain::time::format(p.updated_at),
+            })
+        })
+        .collect();
     Ok(json(
         StatusCode::OK,
         &json!({
-            "invoice_id": record.invoice_id,
-            "invoice_number": record.invoice_number,
-            "status": record.status,
-            "xero_invoice_id": record.xero_invoice_id,
-            "xero_status": record.xero_status,
-            "last_error": record.last_error,
-            "attempts": record.attempts,
-            "updated_at": xero_sync_domain::time::format(record.updated_at),
+            "invoice_id": id,
+            "invoice_number": record.as_ref().map(|r| &r.invoice_number),
+            "status": record.as_ref().map(|r| r.status),
+            "xero_invoice_id": record.as_ref().and_then(|r| r.xero_invoice_id),
+            "xero_status": record.as_ref().and_then(|r| r.xero_status),
+            "last_error": record.as_ref().and_then(|r| r.last_error.as_deref()),
+            "attempts": record.as_ref().map_or(0, |r| r.attempts),
+            "updated_at": record.as_ref().map(|r| xero_sync_domain::time::format(r.updated_at)),
+            "payments": payments,
         }),
     ))
 }

@@ -194,6 +194,12 @@ impl EventOrder {
     }
 }
 
+/// A delivery id becomes part of a key and an Idempotency-Key: a closed alphabet, bounded.
+pub(crate) fn delivery_id_problem(id: &str) -> Option<Problem> {
+    let ok = (8..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+    (!ok).then(|| Problem::new("delivery_id", "must be 8 to 128 letters, digits or . _ : -"))
+}
+
 fn text(problems: &mut Vec<Problem>, field: &str, value: &str, max: usize, required: bool) {
     if required && value.trim().is_empty() {
         problems.push(Problem::new(field, "must not be blank"));
@@ -216,11 +222,7 @@ impl InvoiceEvent {
     /// What the types cannot say; every problem at once.
     pub fn problems(&self) -> Vec<Problem> {
         let mut p = Vec::new();
-        let id_ok = (8..=128).contains(&self.delivery_id.len())
-            && self.delivery_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
-        if !id_ok {
-            p.push(Problem::new("delivery_id", "must be 8 to 128 letters, digits or . _ : -"));
-        }
+        p.extend(delivery_id_problem(&self.delivery_id));
         let inv = &self.invoice;
         text(&mut p, "invoice.number", &inv.number, limits::INVOICE_NUMBER, true);
         opt_text(&mut p, "invoice.reference", &inv.reference, limits::REFERENCE);

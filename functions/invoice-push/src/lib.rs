@@ -6,12 +6,14 @@ pub mod contact;
 pub mod event;
 pub mod mapping;
 pub mod message;
+pub mod payment_event;
+pub mod payments;
 pub mod push;
 pub mod routes;
 pub mod webhook;
 pub mod worker;
 
-pub use message::{PushMessage, QueueMessage};
+pub use message::{PaymentMessage, PushMessage, QueueMessage};
 pub use routes::handle as handle_webhook;
 pub use webhook::Webhook;
 pub use worker::{Worker, handle as handle_queue};

@@ -296,6 +296,7 @@ mod tests {
                 options: BTreeMap::from([("N".into(), "North".into())]),
             }],
             match_items_by_code: true,
+            ..ConnectionSettings::default()
         }
     }
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use xero_sync_domain::model::{AccountId, TenantId};
 
 use crate::event::InvoiceEvent;
+use crate::payment_event::PaymentEvent;
 
 /// One queue message: the validated event and the organisation it goes to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +22,15 @@ pub enum QueueMessage {
     Event(Box<PushMessage>),
     /// Up to fifty invoices of a backfill, pushed in one Xero request.
     Backfill(BackfillChunk),
+    /// One payment event from the webhook.
+    Payment(Box<PaymentMessage>),
+}
+
+/// A payment event and the organisation it goes to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentMessage {
+    pub tenant_id: TenantId,
+    pub event: PaymentEvent,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

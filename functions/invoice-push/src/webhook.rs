@@ -8,15 +8,16 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use xero_sync_aws::Queue;
 use xero_sync_domain::Error;
-use xero_sync_domain::model::{DeliveryStatus, TenantId};
+use xero_sync_domain::model::{AccountId, DeliveryStatus, TenantId};
 use xero_sync_domain::signing::{SIGNATURE_HEADER, Signed, SigningSecret, verify};
 use xero_sync_domain::store::DeliveryClaim;
 use xero_sync_http::{ApiError, Problem, json, request_body};
 use xero_sync_runtime::config::platform_signing_secrets;
 use xero_sync_runtime::{App, ConfigError, Env};
 
-use crate::event::{InvoiceEvent, parse};
-use crate::message::{PushMessage, QueueMessage};
+use crate::event::InvoiceEvent;
+use crate::message::{PaymentMessage, PushMessage, QueueMessage};
+use crate::payment_event::PaymentEvent;
 
 /// The largest body accepted: what is accepted goes onto the push queue (an SQS message holds
 /// 256 KiB) and may be parked as one DynamoDB item (400 KB), so it must fit both with room for
@@ -55,23 +56,23 @@ pub async fn accept(webhook: &Webhook, request: &Request) -> Result<Response<Bod
     let app = &webhook.app;
     verify(header, &webhook.secrets, app.now(), &Signed::Webhook { body: raw })
         .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-    let event = parse(raw).map_err(|p| ApiError::BadRequest(vec![p]))?;
+    let event = Accepted::parse(raw).map_err(|p| ApiError::BadRequest(vec![p]))?;
     let problems = event.problems();
     if !problems.is_empty() {
         return Err(ApiError::BadRequest(problems));
     }
-    let tenant_id = organisation(webhook, &event).await?;
-    let message =
-        serde_json::to_string(&QueueMessage::Event(Box::new(PushMessage { tenant_id, event: event.clone() })))
-            .map_err(|e| Error::Corrupt { what: "push message", reason: e.to_string() })?;
+    let tenant_id = organisation(webhook, event.account_id(), event.xero_tenant_id()).await?;
+    let message = serde_json::to_string(&event.message(tenant_id))
+        .map_err(|e| Error::Corrupt { what: "push message", reason: e.to_string() })?;
+    let delivery_id = event.delivery_id();
     if message.len() > MAX_QUEUE_MESSAGE {
         // Under the body's limit, but larger once queued (decimals as strings): the queue's.
         return Err(ApiError::PayloadTooLarge { limit: MAX_QUEUE_MESSAGE });
     }
 
-    match app.services.store.claim_delivery(&event.delivery_id, app.now(), REMEMBER_DELIVERIES).await? {
+    match app.services.store.claim_delivery(delivery_id, app.now(), REMEMBER_DELIVERIES).await? {
         DeliveryClaim::Seen(seen) if seen.status == DeliveryStatus::Enqueued => {
-            return Ok(json(StatusCode::OK, &json!({ "status": "duplicate", "delivery_id": event.delivery_id })));
+            return Ok(json(StatusCode::OK, &json!({ "status": "duplicate", "delivery_id": delivery_id })));
         }
         // Another attempt is accepting this delivery right now. Acknowledging would lose the
         // event if that attempt then failed; enqueueing would send it twice. Come back later.
@@ -88,31 +89,96 @@ pub async fn accept(webhook: &Webhook, request: &Request) -> Result<Response<Bod
     }
     if let Err(e) = webhook.queue.send(&message).await {
         // Let the platform's retry find the delivery unclaimed.
-        let _ = app.services.store.forget_delivery(&event.delivery_id).await;
+        let _ = app.services.store.forget_delivery(delivery_id).await;
         return Err(e.into());
     }
-    app.services.store.mark_delivery_enqueued(&event.delivery_id).await?;
-    tracing::info!(
-        account = %event.account_id,
-        invoice = %event.invoice.id,
-        delivery = %event.delivery_id,
-        event = ?event.event,
-        "invoice event accepted"
-    );
-    Ok(json(StatusCode::ACCEPTED, &json!({ "status": "accepted", "delivery_id": event.delivery_id })))
+    app.services.store.mark_delivery_enqueued(delivery_id).await?;
+    event.log_accepted();
+    Ok(json(StatusCode::ACCEPTED, &json!({ "status": "accepted", "delivery_id": delivery_id })))
+}
+
+/// One delivery of the webhook: an invoice event or a payment event, told apart by `event`.
+enum Accepted {
+    Invoice(InvoiceEvent),
+    Payment(PaymentEvent),
+}
+
+impl Accepted {
+    fn parse(raw: &[u8]) -> Result<Self, Problem> {
+        #[derive(serde::Deserialize)]
+        struct Kind {
+            #[serde(default)]
+            event: Option<String>,
+        }
+        // Anything not plainly a payment event is read as an invoice event, whose parser names
+        // what is wrong with it (the JSON itself, a missing or unknown `event`, ...).
+        let kind = serde_json::from_slice::<Kind>(raw).ok().and_then(|k| k.event);
+        match kind.as_deref() {
+            Some(k) if k.starts_with("payment.") => crate::payment_event::parse(raw).map(Self::Payment),
+            _ => crate::event::parse(raw).map(Self::Invoice),
+        }
+    }
+
+    fn problems(&self) -> Vec<Problem> {
+        match self {
+            Self::Invoice(e) => e.problems(),
+            Self::Payment(e) => e.problems(),
+        }
+    }
+
+    fn delivery_id(&self) -> &str {
+        match self {
+            Self::Invoice(e) => &e.delivery_id,
+            Self::Payment(e) => &e.delivery_id,
+        }
+    }
+
+    fn account_id(&self) -> &AccountId {
+        match self {
+            Self::Invoice(e) => &e.account_id,
+            Self::Payment(e) => &e.account_id,
+        }
+    }
+
+    fn xero_tenant_id(&self) -> Option<TenantId> {
+        match self {
+            Self::Invoice(e) => e.xero_tenant_id,
+            Self::Payment(e) => e.xero_tenant_id,
+        }
+    }
+
+    fn message(&self, tenant_id: TenantId) -> QueueMessage {
+        match self {
+            Self::Invoice(e) => QueueMessage::Event(Box::new(PushMessage { tenant_id, event: e.clone() })),
+            Self::Payment(e) => QueueMessage::Payment(Box::new(PaymentMessage { tenant_id, event: e.clone() })),
+        }
+    }
+
+    fn log_accepted(&self) {
+        match self {
+            Self::Invoice(e) => tracing::info!(
+                account = %e.account_id, invoice = %e.invoice.id, delivery = %e.delivery_id, event = ?e.event,
+                "invoice event accepted"
+            ),
+            Self::Payment(e) => tracing::info!(
+                account = %e.account_id, invoice = %e.payment.invoice_id, payment = %e.payment.id,
+                delivery = %e.delivery_id, event = ?e.event, "payment event accepted"
+            ),
+        }
+    }
 }
 
 /// The organisation the event goes to: the one named, or the account's only one. A connection
 /// waiting for reconnection still takes events (they wait); a disconnected one does not.
-async fn organisation(webhook: &Webhook, event: &InvoiceEvent) -> Result<TenantId, ApiError> {
-    let connections = webhook.app.services.store.account_connections(&event.account_id).await?;
+async fn organisation(webhook: &Webhook, account: &AccountId, named: Option<TenantId>) -> Result<TenantId, ApiError> {
+    let connections = webhook.app.services.store.account_connections(account).await?;
     let live: Vec<_> = connections.iter().filter(|c| c.status.is_live()).collect();
-    match (event.xero_tenant_id, live.as_slice()) {
+    match (named, live.as_slice()) {
         (Some(tenant), live) => live.iter().find(|c| c.tenant_id == tenant).map(|c| c.tenant_id).ok_or_else(|| {
-            ApiError::NotFound(format!("account {} is not connected to Xero organisation {tenant}", event.account_id))
+            ApiError::NotFound(format!("account {account} is not connected to Xero organisation {tenant}"))
         }),
         (None, [only]) => Ok(only.tenant_id),
-        (None, []) => Err(ApiError::NotFound(format!("account {} is not connected to Xero", event.account_id))),
+        (None, []) => Err(ApiError::NotFound(format!("account {account} is not connected to Xero"))),
         (None, _) => Err(ApiError::BadRequest(vec![Problem::new(
             "xero_tenant_id",
             "is required: the account is connected to several Xero organisations",

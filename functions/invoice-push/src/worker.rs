@@ -13,11 +13,13 @@ use futures::StreamExt;
 use xero_sync_aws::Queue;
 use xero_sync_domain::events::{EventKind, PlatformEvent};
 use xero_sync_domain::governor::Priority;
-use xero_sync_domain::model::{ConnectionKey, TenantId};
+use xero_sync_domain::model::{AccountId, ConnectionKey, TenantId};
 use xero_sync_runtime::queue::{Incoming, Retry, Unreadable, not_yet_due, read, respond};
 use xero_sync_runtime::{App, ConfigError, Env};
 
 use crate::event::InvoiceEvent;
+use crate::payment_event::PaymentEvent;
+use crate::payments::{PaymentResult, push_payments};
 use crate::message::QueueMessage;
 use crate::push::{PushError, PushPolicy, PushResult, XERO_BATCH, push, redrive_parked};
 
@@ -49,7 +51,8 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
     let started = std::time::Instant::now();
     let messages = event.records;
     let mut results: Vec<Result<(), Retry>> = Vec::with_capacity(messages.len());
-    let mut plan = Lots::default();
+    let mut plan: Lots<InvoiceEvent> = Lots::default();
+    let mut payments: Lots<PaymentEvent> = Lots::default();
     let mut bus: Vec<(usize, PlatformEvent)> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
         results.push(Ok(()));
@@ -60,6 +63,7 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
         match read_message(message.body.as_deref().unwrap_or_default()) {
             Ok(Some(Read::Bus(event))) => bus.push((index, event)),
             Ok(Some(Read::Events(tenant, events))) => plan.add(index, tenant, events),
+            Ok(Some(Read::Payment(tenant, event))) => payments.add(index, tenant, vec![event]),
             Ok(None) => {}
             Err(unreadable) => results[index] = Err(unreadable.into()),
         }
@@ -105,6 +109,34 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
         }
     }
 
+    // After the invoices, so a payment that came with its invoice finds it in Xero.
+    for wave in payments.waves {
+        let done: Vec<(Vec<usize>, Vec<PaymentResult>)> = futures::stream::iter(wave)
+            .map(|lot| async move {
+                let (indices, events): (Vec<usize>, Vec<PaymentEvent>) = lot.events.into_iter().unzip();
+                if started.elapsed() > worker.budget {
+                    let later = || Err(PushError::Held { reason: "out of time".into(), after: Duration::from_secs(1) });
+                    return (indices, events.iter().map(|_| later()).collect());
+                }
+                if let Err(e) = worker.app.tokens.ready(lot.key.tenant_id).await {
+                    let after = e.retry_after().unwrap_or(Duration::from_secs(1));
+                    let held = || Err(PushError::Held { reason: e.to_string(), after });
+                    return (indices, events.iter().map(|_| held()).collect());
+                }
+                (indices, push_payments(&worker.app, &worker.policy, lot.key.tenant_id, events).await)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        for (indices, pushed) in done {
+            for (index, result) in indices.into_iter().zip(pushed) {
+                if let Err(retry) = verdict(std::slice::from_ref(&result)) {
+                    merge(&mut results[index], retry);
+                }
+            }
+        }
+    }
+
     xero_sync_runtime::meter::flush(&worker.app, "invoice-push-worker").await;
     respond(&worker.queue, &messages, results, worker.app.now()).await
 }
@@ -118,30 +150,59 @@ fn merge(result: &mut Result<(), Retry>, retry: Retry) {
 }
 
 /// Up to fifty events of one connection, pushed together: one Xero call writes them all.
-struct Lot {
+struct Lot<E> {
     key: ConnectionKey,
     /// The message each event came in, and the event.
-    events: Vec<(usize, InvoiceEvent)>,
+    events: Vec<(usize, E)>,
+}
+
+/// An event the worker groups: whose it is, and what it is about (an invoice, a payment).
+trait Grouped {
+    fn account(&self) -> &AccountId;
+    fn subject(&self) -> &str;
+}
+
+impl Grouped for InvoiceEvent {
+    fn account(&self) -> &AccountId {
+        &self.account_id
+    }
+    fn subject(&self) -> &str {
+        self.invoice.id.as_str()
+    }
+}
+
+impl Grouped for PaymentEvent {
+    fn account(&self) -> &AccountId {
+        &self.account_id
+    }
+    fn subject(&self) -> &str {
+        self.payment.id.as_str()
+    }
 }
 
 /// A batch's events, grouped so that a burst of webhooks costs one Xero write per fifty
-/// invoices. An invoice appears at most once per wave; a later event for it waits a wave.
-#[derive(Default)]
-struct Lots {
-    waves: Vec<Vec<Lot>>,
+/// documents. A document appears at most once per wave; a later event for it waits a wave.
+struct Lots<E> {
+    waves: Vec<Vec<Lot<E>>>,
 }
 
-impl Lots {
-    fn add(&mut self, index: usize, tenant: TenantId, events: Vec<InvoiceEvent>) {
+impl<E> Default for Lots<E> {
+    fn default() -> Self {
+        Self { waves: Vec::new() }
+    }
+}
+
+impl<E: Grouped> Lots<E> {
+    fn add(&mut self, index: usize, tenant: TenantId, events: Vec<E>) {
         for event in events {
-            let key = ConnectionKey { account_id: event.account_id.clone(), tenant_id: tenant };
+            let key = ConnectionKey { account_id: event.account().clone(), tenant_id: tenant };
             let wave = self
                 .waves
                 .iter()
                 .position(|wave| {
                     !wave
                         .iter()
-                        .any(|lot| lot.key == key && lot.events.iter().any(|(_, e)| e.invoice.id == event.invoice.id))
+                        .any(|lot| lot.key == key && lot.events.iter().any(|(_, e)| e.subject() == event.subject()))
                 })
                 .unwrap_or_else(|| {
                     self.waves.push(Vec::new());
@@ -161,6 +222,7 @@ enum Read {
     Bus(PlatformEvent),
     /// Invoice events of one organisation.
     Events(TenantId, Vec<InvoiceEvent>),
+    Payment(TenantId, PaymentEvent),
 }
 
 /// `None` for a bus event of a kind that needs nothing here.
@@ -172,6 +234,7 @@ fn read_message(body: &str) -> Result<Option<Read>, Unreadable> {
             Ok(None)
         }
         Incoming::Ours(QueueMessage::Event(m)) => Ok(Some(Read::Events(m.tenant_id, vec![m.event]))),
+        Incoming::Ours(QueueMessage::Payment(m)) => Ok(Some(Read::Payment(m.tenant_id, m.event))),
         Incoming::Ours(QueueMessage::Backfill(chunk)) => {
             if chunk.events.iter().any(|e| e.account_id != chunk.account_id) {
                 return Err(Unreadable("a backfill chunk mixes accounts".into()));
@@ -183,7 +246,7 @@ fn read_message(body: &str) -> Result<Option<Read>, Unreadable> {
 
 /// The message is done when every event in it is; otherwise it comes back after the longest
 /// wait any of them asked for (the done ones are then unchanged and cost nothing).
-pub fn verdict(results: &[PushResult]) -> Result<(), Retry> {
+pub fn verdict<T>(results: &[Result<T, PushError>]) -> Result<(), Retry> {
     let mut retry: Option<Retry> = None;
     for result in results {
         if let Err(e) = result {

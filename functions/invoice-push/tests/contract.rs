@@ -77,3 +77,63 @@ fn semantic_problems_are_all_named() {
         vec!["invoice.due_date", "invoice.lines[0].unit_price", "invoice.lines[1].discount_rate", "customer.email"]
     );
 }
+
+mod payments {
+    use invoice_push::payment_event::parse;
+    use serde_json::{Value, json};
+
+    use super::{Breakage, repo};
+
+    fn schema() -> jsonschema::Validator {
+        let text = std::fs::read_to_string(repo("docs/contracts/payment-webhook.schema.json")).unwrap();
+        jsonschema::options().should_validate_formats(true).build(&serde_json::from_str(&text).unwrap()).unwrap()
+    }
+
+    fn example(name: &str) -> Value {
+        let path = repo(&format!("docs/contracts/examples/{name}.json"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_documented_payment_examples_are_valid_for_the_schema_and_the_parser() {
+        for name in ["payment-created", "payment-voided"] {
+            let example = example(name);
+            let errors: Vec<String> = schema().iter_errors(&example).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{name}: {errors:?}");
+            let event = parse(example.to_string().as_bytes()).unwrap();
+            assert!(event.problems().is_empty(), "{name}: {:?}", event.problems());
+        }
+        let created = parse(example("payment-created").to_string().as_bytes()).unwrap();
+        assert_eq!(created.payment.amount.unwrap().to_string(), "154.17");
+    }
+
+    #[test]
+    fn the_schema_and_the_parser_refuse_the_same_broken_payments() {
+        let schema = schema();
+        let broken: Vec<Breakage> = vec![
+            ("no payment id", Box::new(|v| drop(v["payment"].as_object_mut().unwrap().remove("id")))),
+            ("no invoice id", Box::new(|v| drop(v["payment"].as_object_mut().unwrap().remove("invoice_id")))),
+            ("a created payment without an amount", Box::new(|v| drop(v["payment"].as_object_mut().unwrap().remove("amount")))),
+            ("a created payment without a method", Box::new(|v| drop(v["payment"].as_object_mut().unwrap().remove("method")))),
+            ("an unknown method", Box::new(|v| v["payment"]["method"] = json!("barter"))),
+            ("a zero amount", Box::new(|v| v["payment"]["amount"] = json!("0.00"))),
+            ("a negative amount", Box::new(|v| v["payment"]["amount"] = json!(-5))),
+            ("fractions of a cent", Box::new(|v| v["payment"]["amount"] = json!("10.005"))),
+            ("a lowercase currency", Box::new(|v| v["payment"]["currency"] = json!("nzd"))),
+            ("a bad date", Box::new(|v| v["payment"]["date"] = json!("21/11/2026"))),
+            ("an unknown field", Box::new(|v| v["payment"]["tip"] = json!("5"))),
+            ("an unknown event", Box::new(|v| v["event"] = json!("payment.refunded.twice"))),
+            ("a long reference", Box::new(|v| v["payment"]["reference"] = json!("r".repeat(256)))),
+        ];
+        for (what, break_it) in broken {
+            let mut payload = example("payment-created");
+            break_it(&mut payload);
+            assert!(!schema.is_valid(&payload), "the schema accepts {what}");
+            let refused = match parse(payload.to_string().as_bytes()) {
+                Err(_) => true,
+                Ok(event) => !event.problems().is_empty(),
+            };
+            assert!(refused, "the parser accepts {what}");
+        }
+    }
+}

@@ -26,18 +26,30 @@ pub enum Outcome {
     },
 }
 
+/// The consent's grant, and what it granted.
+pub struct Granted {
+    pub grant: GrantId,
+    pub scopes: Option<Vec<String>>,
+}
+
+impl Granted {
+    pub fn of(tokens: &TokenSet) -> Self {
+        Self { grant: tokens.grant_id, scopes: Some(tokens.scopes.clone()) }
+    }
+}
+
 /// Stores one CONNECTED connection per organisation. Without multi-organisation mode the
 /// account's other connections are ended, and grants no longer used by any live connection of
 /// the account are released: their secrets deleted once no live connection uses them.
 pub async fn connect(
     callback: &Callback,
     account: &AccountId,
-    grant: GrantId,
+    granted: Granted,
     organisations: Vec<OrganisationChoice>,
     notify_email: Option<String>,
     now: DateTime<Utc>,
 ) -> Outcome {
-    match record(callback, account, grant, &organisations, notify_email, now).await {
+    match record(callback, account, &granted, &organisations, notify_email, now).await {
         Ok(()) => Outcome::Connected {
             tenants: organisations.iter().map(|o| o.tenant_id).collect(),
             names: organisations.into_iter().map(|o| o.name).collect(),
@@ -55,12 +67,13 @@ pub async fn connect(
 async fn record(
     callback: &Callback,
     account: &AccountId,
-    grant: GrantId,
+    granted: &Granted,
     organisations: &[OrganisationChoice],
     notify_email: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<(), xero_sync_domain::Error> {
     let services = &callback.app.services;
+    let grant = granted.grant;
     let existing = services.store.account_connections(account).await?;
     let live = |c: &Connection| c.status.is_live();
     // Connections to the same organisations made earlier through another Xero user: theirs
@@ -95,6 +108,7 @@ async fn record(
             last_error: None,
             cleanup_pending: false,
             email_refused: before.and_then(|c| c.email_refused.clone()),
+            scopes: granted.scopes.clone(),
         };
         services.store.put_connection(&connection).await?;
     }

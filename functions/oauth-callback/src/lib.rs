@@ -173,6 +173,7 @@ async fn oauth_callback(callback: &Callback, request: &Request) -> Response<Body
             grant_id: grant.tokens.grant_id,
             organisations,
             browser: consent_binding(state),
+            scopes: Some(grant.tokens.scopes.clone()),
             expires_at: now + CHOICE_LIFETIME,
         };
         if let Err(e) = app.services.store.create_choice(&choice).await {
@@ -182,7 +183,8 @@ async fn oauth_callback(callback: &Callback, request: &Request) -> Response<Body
         return choose_page(&choice);
     }
     let outcome =
-        finish::connect(callback, &pending.account_id, grant.tokens.grant_id, organisations, notify_email, now).await;
+        finish::connect(callback, &pending.account_id, finish::Granted::of(&grant.tokens), organisations, notify_email, now)
+            .await;
     finish::released_if_done(callback, grant.tokens.grant_id, &outcome, true).await;
     outcome_response(return_to, &outcome)
 }
@@ -225,8 +227,8 @@ async fn choose(callback: &Callback, request: &Request) -> Response<Body> {
         // The grant's release (due soon) removes them; the chosen one works meanwhile.
         tracing::warn!(error = %e, "could not remove the organisations not chosen at Xero");
     }
-    let outcome =
-        finish::connect(callback, &choice.account_id, choice.grant_id, chosen, choice.notify_email.clone(), now).await;
+    let granted = finish::Granted { grant: choice.grant_id, scopes: choice.scopes.clone() };
+    let outcome = finish::connect(callback, &choice.account_id, granted, chosen, choice.notify_email.clone(), now).await;
     finish::released_if_done(callback, choice.grant_id, &outcome, dropped.is_ok()).await;
     outcome_response(choice.return_to.as_deref(), &outcome)
 }

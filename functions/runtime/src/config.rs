@@ -127,7 +127,7 @@ fn secure(url: Url, name: &'static str) -> Result<Url, ConfigError> {
 /// Xero's granular scopes for apps created from March 2026 on; older apps set `XERO_SCOPES` to
 /// the broad ones (`accounting.transactions accounting.contacts accounting.settings ...`).
 pub const DEFAULT_XERO_SCOPES: &str = "openid profile email offline_access accounting.contacts accounting.invoices \
-     accounting.payments.read accounting.settings.read";
+     accounting.payments accounting.settings.read";
 
 /// What the consent flow needs (the connect link and the OAuth callback).
 #[derive(Debug, Clone)]

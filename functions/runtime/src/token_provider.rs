@@ -177,6 +177,16 @@ impl TokenProvider {
         self.token(connection, None).await
     }
 
+    /// What the connection's consent granted: as recorded on the connection, or, for one made
+    /// before scopes were recorded, as its token set says (read with its token, so no extra call).
+    pub async fn granted_scopes(&self, connection: &Connection) -> Result<Vec<String>, TokenError> {
+        if let Some(scopes) = &connection.scopes {
+            return Ok(scopes.clone());
+        }
+        self.access_token(connection).await?;
+        Ok(self.cached(connection.grant_id).map(|set| set.scopes).unwrap_or_default())
+    }
+
     /// After Xero answered 401 to `rejected`: a token other than that one, refreshing if the
     /// vault has nothing newer.
     pub async fn replace_rejected(

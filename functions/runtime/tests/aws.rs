@@ -56,6 +56,7 @@ fn connection(account_id: AccountId, status: ConnectionStatus, last_activity_at:
         last_error: None,
         cleanup_pending: false,
         email_refused: None,
+        scopes: None,
     }
 }
 

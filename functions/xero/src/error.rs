@@ -16,6 +16,10 @@ pub enum XeroError {
     /// The access token was refused; a fresh one may work.
     #[error("Xero did not accept the access token (401)")]
     Unauthorized,
+    /// The token is good but its consent did not grant what the call needs (Xero's 401
+    /// `AuthorizationUnsuccessful`): only a reconnection asking for the scope helps.
+    #[error("the organisation's consent does not allow this call (401 AuthorizationUnsuccessful)")]
+    NotGranted,
     #[error("Xero refused access to the organisation (403): {0}")]
     Forbidden(String),
     #[error("Xero has no {0}")]
@@ -98,6 +102,11 @@ impl XeroError {
                 let problem = header("x-rate-limit-problem").unwrap_or("unknown").to_owned();
                 Self::RateLimited { retry_after: Duration::from_secs(retry_after), problem }
             }
+            StatusCode::UNAUTHORIZED
+                if ["Detail", "detail"].iter().any(|k| json.get(*k).and_then(Value::as_str) == Some("AuthorizationUnsuccessful")) =>
+            {
+                Self::NotGranted
+            }
             StatusCode::UNAUTHORIZED => Self::Unauthorized,
             StatusCode::FORBIDDEN => Self::Forbidden(
                 ["Detail", "Title", "Message"]
@@ -151,6 +160,16 @@ fn collect_validation_messages(value: &Value, out: &mut Vec<String>) {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn a_401_for_a_scope_not_granted_is_not_taken_for_an_expired_token() {
+        let scope = br#"{"Type":null,"Title":"Unauthorized","Status":401,"Detail":"AuthorizationUnsuccessful"}"#;
+        let e = XeroError::from_response(StatusCode::UNAUTHORIZED, &HeaderMap::new(), scope, "/Payments");
+        assert!(matches!(e, XeroError::NotGranted) && !e.is_retryable(), "{e:?}");
+        let token = br#"{"Title":"Unauthorized","Status":401,"Detail":"AuthenticationUnsuccessful"}"#;
+        let e = XeroError::from_response(StatusCode::UNAUTHORIZED, &HeaderMap::new(), token, "/Payments");
+        assert!(matches!(e, XeroError::Unauthorized), "{e:?}");
+    }
 
     #[test]
     fn a_validation_exception_lists_every_message() {

@@ -433,6 +433,7 @@ async fn check_store(services: &Services) -> anyhow::Result<()> {
         last_error: None,
         cleanup_pending: false,
         email_refused: None,
+        scopes: None,
     };
     services.store.put_connection(&connection).await?;
     let listed = services.store.account_connections(&connection.account_id).await?;

@@ -233,6 +233,10 @@ pub(crate) fn route(state: &mut State, shared: &Shared, req: &Req, ctx: &TokenCt
     {
         return Reply::not_found();
     }
+    if !allowed(resource, req.method.as_str() != "GET", &ctx.scope) {
+        // What Xero answers a token whose consent did not grant the endpoint's scope.
+        return Reply::problem(401, "Unauthorized", "AuthorizationUnsuccessful");
+    }
     let now = shared.clock.now();
     match (req.method.as_str(), resource, id, sub) {
         ("GET", r, None, None) => list(state, shared, req, ctx, tenant_id, r),
@@ -245,6 +249,23 @@ pub(crate) fn route(state: &mut State, shared: &Shared, req: &Req, ctx: &TokenCt
             None,
         ) => write(state, shared, req, ctx, tenant_id, r, id, now),
         (m, _, _, _) => Reply::text(405, &format!("The requested resource does not support http method '{m}'.")),
+    }
+}
+
+/// Whether the consent's scopes cover the endpoint. Only payments are checked: they are the
+/// one endpoint whose write scope (`accounting.payments`) a connection may lack while reading
+/// works (`accounting.payments.read`), as connections made before xero-sync pushed payments do.
+fn allowed(r: Resource, write: bool, scope: &str) -> bool {
+    let granted = |wanted: &[&str]| scope.split_whitespace().any(|s| wanted.contains(&s));
+    match (r, write) {
+        (Resource::Payments, true) => granted(&["accounting.payments", "accounting.transactions"]),
+        (Resource::Payments, false) => granted(&[
+            "accounting.payments",
+            "accounting.payments.read",
+            "accounting.transactions",
+            "accounting.transactions.read",
+        ]),
+        _ => true,
     }
 }
 

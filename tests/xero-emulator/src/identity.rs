@@ -469,6 +469,8 @@ pub fn revoke(shared: &Arc<Shared>, req: &Req) -> Response {
 pub struct TokenCtx {
     pub client_id: String,
     pub user_id: Uuid,
+    /// What the grant's consent allowed, space-separated.
+    pub scope: String,
 }
 
 pub fn authenticate(shared: &Shared, state: &State, req: &Req) -> Result<TokenCtx, Reply> {
@@ -496,7 +498,9 @@ pub fn authenticate(shared: &Shared, state: &State, req: &Req) -> Result<TokenCt
     let grant_id = jti.and_then(|j| state.access_tokens.get(&j)).copied();
     let grant = grant_id.and_then(|g| state.grants.get(&g).map(|grant| (g, grant)));
     match grant {
-        Some((_, g)) if !g.revoked => Ok(TokenCtx { client_id: g.client_id.clone(), user_id: g.user_id }),
+        Some((_, g)) if !g.revoked => {
+            Ok(TokenCtx { client_id: g.client_id.clone(), user_id: g.user_id, scope: g.scope.clone() })
+        }
         _ => Err(unauthorized("AuthenticationUnsuccessful")),
     }
 }

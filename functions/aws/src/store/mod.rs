@@ -21,17 +21,18 @@ use uuid::Uuid;
 
 use xero_sync_domain::error::{AwsError, Error};
 use xero_sync_domain::governor::Bucket;
+use xero_sync_domain::payment::PaymentRecord;
 use xero_sync_domain::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, DeliveryStatus, EmailRefusal,
     GrantId, GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId,
-    SyncRecord, TenantId, XeroConnectionId, XeroUsage,
+    PlatformPaymentId, SyncRecord, TenantId, XeroConnectionId, XeroUsage,
 };
 use xero_sync_domain::reference::ReferenceData;
 use xero_sync_domain::settings::{ConnectionSettings, VersionedSettings};
 use xero_sync_domain::store::{
     BucketStore, CONNECTED_SHARDS, Claimed, ConnectedQuery, ConnectionStore, ConsentStore, ContactMappingStore,
     CursorStore, DeliveryClaim, DeliveryStore, GrantReleaseStore, JobStateStore, LeaseStore, OnceStore, Page,
-    PageToken, ParkedPushStore, ReferenceDataStore, SettingsStore, StateRefusal, StatusChange, SyncRecordStore,
+    PageToken, ParkedPushStore, PaymentRecordStore, ReferenceDataStore, SettingsStore, StateRefusal, StatusChange, SyncRecordStore,
     UsageStore,
 };
 use xero_sync_domain::time;
@@ -69,8 +70,21 @@ mod keys {
     pub fn xero_invoice(id: &Uuid) -> String {
         format!("XERO_INVOICE#{id}")
     }
-    pub fn parked(id: &PlatformInvoiceId) -> String {
-        format!("PARKED#{id}")
+    /// An invoice's parked event, or a payment's: platform ids hold no `#`, so they never meet.
+    pub fn parked(parked: &ParkedPush) -> String {
+        match &parked.payment_id {
+            Some(payment) => format!("PARKED#PAYMENT#{payment}"),
+            None => format!("PARKED#{}", parked.invoice_id),
+        }
+    }
+    pub fn payment(invoice: &PlatformInvoiceId, payment: &PlatformPaymentId) -> String {
+        format!("{}{payment}", payments_of(invoice))
+    }
+    pub fn payments_of(invoice: &PlatformInvoiceId) -> String {
+        format!("PAYMENT#{invoice}#")
+    }
+    pub fn xero_payment(id: &Uuid) -> String {
+        format!("XERO_PAYMENT#{id}")
     }
     pub fn contact(id: &PlatformCustomerId) -> String {
         format!("CONTACT#{id}")

@@ -50,10 +50,72 @@ impl SyncRecordStore for DynamoStore {
 }
 
 #[async_trait]
+impl PaymentRecordStore for DynamoStore {
+    async fn get_payment_record(
+        &self,
+        key: &ConnectionKey,
+        invoice: &PlatformInvoiceId,
+        payment: &PlatformPaymentId,
+    ) -> Result<Option<PaymentRecord>, Error> {
+        let item = self.get(self::key(keys::org(key), keys::payment(invoice, payment))).await?;
+        item.map(|i| from_item("payment record", i)).transpose()
+    }
+
+    async fn save_payment_record(&self, record: &PaymentRecord) -> Result<PaymentRecord, Error> {
+        let mut next = record.clone();
+        next.version = record.version + 1;
+        let conn = next.key();
+        let sk = keys::payment(&next.invoice_id, &next.payment_id);
+        let item = with_keys(to_item("payment record", &next)?, keys::org(&conn), sk.clone(), "payment_record");
+        // As for sync records: the reference first, true as soon as Xero has the payment.
+        if let Some(xero_id) = next.xero_payment_id {
+            let mut reference = key(keys::org(&conn), keys::xero_payment(&xero_id));
+            reference.insert("kind".into(), s("xero_payment_ref"));
+            reference.insert("xero_id".into(), s(xero_id.to_string()));
+            reference.insert("record_sk".into(), s(sk));
+            self.put(reference).await?;
+        }
+        self.put_versioned(item, record.version, "payment record").await?;
+        Ok(next)
+    }
+
+    async fn invoice_payments(
+        &self,
+        key: &ConnectionKey,
+        invoice: &PlatformInvoiceId,
+    ) -> Result<Vec<PaymentRecord>, Error> {
+        let items = self.query_all(keys::org(key), Some(&keys::payments_of(invoice))).await?;
+        let mut records: Vec<PaymentRecord> =
+            items.into_iter().map(|i| from_item("payment record", i)).collect::<Result<_, _>>()?;
+        records.sort_by_key(|r| r.first_seen_at);
+        Ok(records)
+    }
+
+    async fn payments_for_xero_ids(
+        &self,
+        key: &ConnectionKey,
+        xero_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, PaymentRecord>, Error> {
+        let refs = self.refs(key, xero_ids.iter().map(keys::xero_payment).collect(), "record_sk").await?;
+        let pk = keys::org(key);
+        let items = self.batch_get(refs.values().map(|sk| self::key(pk.clone(), sk.clone())).collect()).await?;
+        let mut out = HashMap::with_capacity(items.len());
+        for item in items {
+            let record: PaymentRecord = from_item("payment record", item)?;
+            // A reference whose record moved on to another Xero payment is not this one's.
+            if let Some(id) = record.xero_payment_id.filter(|id| refs.contains_key(id)) {
+                out.insert(id, record);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
 impl ParkedPushStore for DynamoStore {
     async fn park_push(&self, key: &ConnectionKey, parked: &ParkedPush) -> Result<(), Error> {
         let item =
-            with_keys(to_item("parked push", parked)?, keys::org(key), keys::parked(&parked.invoice_id), "parked");
+            with_keys(to_item("parked push", parked)?, keys::org(key), keys::parked(parked), "parked");
         // Newer as the push orders events: by sequence when both have one, else by time.
         let mut req = self
             .client
@@ -86,7 +148,7 @@ impl ParkedPushStore for DynamoStore {
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(self::key(keys::org(key), keys::parked(&parked.invoice_id))))
+            .set_key(Some(self::key(keys::org(key), keys::parked(parked))))
             .expression_attribute_names("#seq", "sequence")
             .expression_attribute_values(":at", s(time::format(parked.occurred_at)));
         req = match parked.sequence {

@@ -159,8 +159,41 @@ pub struct Payment {
     pub status: Option<PaymentStatus>,
     #[serde(default)]
     pub invoice: Option<Invoice>,
+    /// The account paid into (`AccountID`, `Code`), when Xero says.
+    #[serde(default)]
+    pub account: Option<PaymentAccount>,
     #[serde(rename = "UpdatedDateUTC", default, deserialize_with = "date::option")]
     pub updated: Option<DateTime<Utc>>,
+    /// "ERROR" on an element Xero refused.
+    #[serde(default)]
+    pub status_attribute_string: Option<String>,
+    #[serde(default)]
+    pub validation_errors: Vec<ValidationError>,
+}
+
+impl Payment {
+    /// The id Xero gave it; a refused element carries none, or the nil UUID.
+    pub fn id(&self) -> Option<Uuid> {
+        self.payment_id.filter(|id| !id.is_nil())
+    }
+
+    /// Whether Xero refused this element of a write.
+    pub fn is_refused(&self) -> bool {
+        self.status_attribute_string.as_deref() == Some("ERROR") || !self.validation_errors.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct PaymentAccount {
+    #[serde(rename = "AccountID", default)]
+    pub account_id: Option<Uuid>,
+}
+
+/// `{"Payments": [...]}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct Payments {
+    #[serde(rename = "Payments", default)]
+    pub payments: Vec<Payment>,
 }
 
 /// `status|paid|credited|due`, the amounts without trailing zeros: what tells one payment state

@@ -33,6 +33,11 @@ impl Account {
         self.status.is_none_or(|s| s == RecordStatus::Active)
     }
 
+    /// What a payment may be paid into: an active bank account, or one with payments enabled.
+    pub fn takes_payments(&self) -> bool {
+        self.is_active() && (self.account_type == AccountType::Bank || self.enable_payments_to_account)
+    }
+
     /// What may receive a sales invoice's lines: an active revenue account, or one that takes
     /// payments, but never a bank account.
     pub fn usable_for_sales(&self) -> bool {

@@ -44,7 +44,7 @@ pub(super) struct Written {
     pub(super) payment_state: Option<String>,
 }
 
-pub(super) fn clone_error(e: &PushError) -> PushError {
+pub(crate) fn clone_error(e: &PushError) -> PushError {
     match e {
         PushError::Later { reason, after } => PushError::Later { reason: reason.clone(), after: *after },
         PushError::Held { reason, after } => PushError::Held { reason: reason.clone(), after: *after },
@@ -53,11 +53,11 @@ pub(super) fn clone_error(e: &PushError) -> PushError {
     }
 }
 
-pub(super) fn later_for(e: &TokenError) -> PushError {
+pub(crate) fn later_for(e: &TokenError) -> PushError {
     PushError::waiting(e, e.retry_after().unwrap_or(StdDuration::from_secs(30)))
 }
 
 /// Whether the failed write may have been applied by Xero.
-pub(super) fn maybe_applied(e: &TokenError) -> bool {
+pub(crate) fn maybe_applied(e: &TokenError) -> bool {
     matches!(e, TokenError::Xero(x) if x.maybe_applied())
 }

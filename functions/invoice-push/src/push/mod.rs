@@ -29,6 +29,9 @@ mod settle;
 mod write;
 
 pub use park::redrive_parked;
+pub(crate) use park::{park_items, parked, reconnected_meanwhile};
+pub(crate) use job::{clone_error, later_for, maybe_applied};
+pub(crate) use write::idempotency_key;
 pub use plan::{Outcome, PushError, PushPolicy, PushResult};
 pub use write::XERO_BATCH;
 
@@ -39,7 +42,7 @@ use xero_sync_runtime::App;
 use xero_sync_runtime::token_provider::TokenError;
 
 use crate::event::InvoiceEvent;
-use job::{Job, clone_error, later_for};
+use job::Job;
 use park::park;
 use plan::{Plan, decide};
 use settle::finish;

@@ -4,47 +4,74 @@ use std::time::Duration as StdDuration;
 
 use xero_sync_aws::Queue;
 use xero_sync_domain::Error;
-use xero_sync_domain::model::{ConnectionKey, ConnectionStatus, ParkedPush};
+use xero_sync_domain::model::{
+    ConnectionKey, ConnectionStatus, ParkedPush, PlatformInvoiceId, PlatformPaymentId,
+};
 use xero_sync_domain::store::{ConnectionStore, ParkedPushStore};
 
 use super::plan::{Outcome, PushError, PushResult};
-use crate::event::InvoiceEvent;
+use crate::event::{EventOrder, InvoiceEvent};
 
 pub(super) async fn park(
     store: &(impl ParkedPushStore + ConnectionStore + ?Sized),
     key: &ConnectionKey,
     events: &[InvoiceEvent],
 ) -> Result<Vec<PushResult>, PushError> {
-    let mut parked = Vec::with_capacity(events.len());
+    let mut items = Vec::with_capacity(events.len());
     for event in events {
         let message = crate::message::QueueMessage::Event(Box::new(crate::message::PushMessage {
             tenant_id: key.tenant_id,
             event: event.clone(),
         }));
-        let item = ParkedPush {
-            invoice_id: event.invoice.id.clone(),
-            occurred_at: event.occurred_at,
-            sequence: event.sequence,
-            message: serde_json::to_string(&message)
-                .map_err(|e| Error::Corrupt { what: "parked push", reason: e.to_string() })?,
-        };
-        store.park_push(key, &item).await?;
-        parked.push(item);
+        items.push(parked(event.invoice.id.clone(), None, event.order(), &message)?);
     }
-    // The reconnection may have re-sent the parked pushes just before these were parked: then
-    // they are taken back and this delivery is simply tried again.
+    let parked = park_items(store, key, &items).await?;
+    Ok(events.iter().map(|_| if parked { Ok(Outcome::Parked) } else { Err(reconnected_meanwhile()) }).collect())
+}
+
+pub(crate) fn reconnected_meanwhile() -> PushError {
+    PushError::later("the organisation was reconnected meanwhile", StdDuration::from_secs(1))
+}
+
+/// What is kept for a parked event: the queue message, as it will be sent again.
+pub(crate) fn parked(
+    invoice_id: PlatformInvoiceId,
+    payment_id: Option<PlatformPaymentId>,
+    order: EventOrder,
+    message: &crate::message::QueueMessage,
+) -> Result<ParkedPush, Error> {
+    Ok(ParkedPush {
+        invoice_id,
+        payment_id,
+        occurred_at: order.occurred_at,
+        sequence: order.sequence,
+        message: serde_json::to_string(message)
+            .map_err(|e| Error::Corrupt { what: "parked push", reason: e.to_string() })?,
+    })
+}
+
+/// Parks the items; `false` when the organisation was reconnected meanwhile, so they were taken
+/// back and the delivery is simply tried again.
+pub(crate) async fn park_items(
+    store: &(impl ParkedPushStore + ConnectionStore + ?Sized),
+    key: &ConnectionKey,
+    items: &[ParkedPush],
+) -> Result<bool, Error> {
+    for item in items {
+        store.park_push(key, item).await?;
+    }
+    // The reconnection may have re-sent the parked pushes just before these were parked.
     let connected = store.get_connection(key).await?.is_some_and(|c| c.status == ConnectionStatus::Connected);
     if connected {
-        for item in &parked {
+        for item in items {
             store.unpark_push(key, item).await?;
         }
-        let again = || Err(PushError::later("the organisation was reconnected meanwhile", StdDuration::from_secs(1)));
-        return Ok(events.iter().map(|_| again()).collect());
+        return Ok(false);
     }
-    if !events.is_empty() {
-        tracing::info!(account = %key.account_id, tenant = %key.tenant_id, invoices = events.len(), "pushes parked until the organisation is reconnected");
+    if !items.is_empty() {
+        tracing::info!(account = %key.account_id, tenant = %key.tenant_id, events = items.len(), "pushes parked until the organisation is reconnected");
     }
-    Ok(events.iter().map(|_| Ok(Outcome::Parked)).collect())
+    Ok(true)
 }
 
 /// Re-sends the pushes parked for a connection that is connected again; each is unparked only

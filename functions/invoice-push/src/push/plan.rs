@@ -89,12 +89,12 @@ pub enum PushError {
 }
 
 impl PushError {
-    pub(super) fn later(reason: impl Into<String>, after: StdDuration) -> Self {
+    pub(crate) fn later(reason: impl Into<String>, after: StdDuration) -> Self {
         Self::Later { reason: reason.into(), after }
     }
 
     /// For a wait on Xero's limits (see [`TokenError::is_rate_wait`]): held; otherwise later.
-    pub(super) fn waiting(e: &xero_sync_runtime::token_provider::TokenError, after: StdDuration) -> Self {
+    pub(crate) fn waiting(e: &xero_sync_runtime::token_provider::TokenError, after: StdDuration) -> Self {
         match e.is_rate_wait() {
             true => Self::Held { reason: e.to_string(), after },
             false => Self::Later { reason: e.to_string(), after },

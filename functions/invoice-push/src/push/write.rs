@@ -28,7 +28,7 @@ pub const XERO_BATCH: usize = 50;
 /// An Idempotency-Key naming exactly this request for these deliveries: a retry of it gets
 /// Xero's first answer replayed, while the same content sent again by a later delivery (a change
 /// undone, say A → B → A) is a new request and is applied.
-pub(super) fn idempotency_key(tenant: TenantId, method: &str, body: &Value, deliveries: &[&str]) -> String {
+pub(crate) fn idempotency_key(tenant: TenantId, method: &str, body: &Value, deliveries: &[&str]) -> String {
     let mut digest = Sha256::new()
         .chain_update(tenant.to_string())
         .chain_update(b"|")

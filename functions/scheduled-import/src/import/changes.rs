@@ -26,7 +26,7 @@ use xero_sync_domain::xero::{CreditNotes, InvoiceType};
 use xero_sync_runtime::App;
 use xero_sync_xero::ApiRequest;
 
-use super::documents::{Billed, Paid, StateChange};
+use super::documents::{Billed, Paid, StateChange, is_echo};
 use super::resource::Incremental;
 use super::{ImportError, ImportPolicy, ImportSummary, Item, Run};
 
@@ -143,11 +143,13 @@ impl Run<'_> {
             let state = invoice.state();
             let paid: Vec<Paid> = invoice.payments.iter().filter_map(|p| Paid::on_invoice(p, invoice)).collect();
             let present: Vec<Uuid> = paid.iter().map(|p| p.id).collect();
+            let pushed = self.pushed_payments(&paid).await?;
             let mut events = Vec::new();
             if record.payment_state.as_deref() != Some(state.as_str()) {
                 events.push(self.state_event(invoice, platform_id));
             }
-            for p in paid.iter().filter(|p| !record.announced_payments.contains(&p.id)) {
+            let news = |p: &&Paid| !record.announced_payments.contains(&p.id) && !is_echo(p, &pushed);
+            for p in paid.iter().filter(news) {
                 events.push(self.payment_event(p, platform_id));
             }
             let gone: Vec<Uuid> =

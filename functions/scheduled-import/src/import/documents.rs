@@ -1,6 +1,8 @@
 //! Contacts, our invoices' payment status and payments, as Xero lists them, turned into the
 //! platform's events.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -8,6 +10,7 @@ use uuid::Uuid;
 use xero_sync_domain::Error;
 use xero_sync_domain::events::{EventKind, PlatformEvent};
 use xero_sync_domain::model::{PlatformInvoiceId, SyncRecord};
+use xero_sync_domain::payment::{PaymentRecord, PaymentSyncStatus};
 use xero_sync_domain::xero::{Contact, ContactStatus, Invoice, InvoiceStatus, Payment, PaymentStatus, payment_state};
 
 use super::{ImportError, Item, Run};
@@ -102,12 +105,23 @@ impl Run<'_> {
         let payments: Vec<Paid> = self.parse(items, Paid::read);
         let ids: Vec<Uuid> = payments.iter().filter_map(|p| p.invoice_id).collect();
         let ours = self.app.services.store.invoices_for_xero_ids(&self.key, &ids).await?;
+        let pushed = self.pushed_payments(&payments).await?;
         Ok(payments
             .iter()
+            .filter(|p| !is_echo(p, &pushed))
             .filter_map(|p| {
                 p.invoice_id.and_then(|invoice| ours.get(&invoice)).map(|platform| self.payment_event(p, platform))
             })
             .collect())
+    }
+
+    /// The payments among `payments` that the platform sent us (see [`is_echo`]).
+    pub(super) async fn pushed_payments(&self, payments: &[Paid]) -> Result<HashMap<Uuid, PaymentRecord>, ImportError> {
+        let ids: Vec<Uuid> = payments.iter().map(|p| p.id).collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(self.app.services.store.payments_for_xero_ids(&self.key, &ids).await?)
     }
 
     /// `payment.recorded` or `payment.reversed` for a payment on one of our invoices.
@@ -131,6 +145,16 @@ impl Run<'_> {
         });
         self.event(kind, &format!("{}|{}", p.id, p.status), data)
     }
+}
+
+/// A payment the platform itself sent us is no news when Xero shows it back: neither its
+/// creation nor, once the platform voided it, its deletion. Deleted in Xero by someone else, it
+/// is news (`payment.reversed`).
+pub(super) fn is_echo(p: &Paid, pushed: &HashMap<Uuid, PaymentRecord>) -> bool {
+    pushed.get(&p.id).is_some_and(|record| match p.status {
+        PaymentStatus::Authorised => true,
+        PaymentStatus::Deleted => record.status == PaymentSyncStatus::Voided,
+    })
 }
 
 /// A payment state to record once its event is published.

@@ -1,0 +1,251 @@
+//! What to do with one payment event, decided from our records and the settings alone.
+
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+use xero_sync_domain::model::{SyncRecord, SyncStatus};
+use xero_sync_domain::payment::{PaymentRecord, PaymentSyncStatus};
+use xero_sync_domain::settings::ConnectionSettings;
+use xero_sync_domain::xero::InvoiceStatus;
+
+use crate::event::EventOrder;
+use crate::payment_event::{PaymentEvent, PaymentEventType};
+use crate::push::{PushError, PushPolicy};
+
+/// How long a payment waits for its invoice to reach Xero before it fails, naming the invoice.
+pub const WAIT_FOR_INVOICE: Duration = Duration::days(3);
+/// The longest a held payment is held back at once (SQS delays no longer).
+const LONGEST_HOLD: StdDuration = StdDuration::from_secs(900);
+
+/// What became of one payment event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    Synced { xero_payment_id: Uuid },
+    /// Deleted in Xero; no id when it never reached Xero.
+    Voided { xero_payment_id: Option<Uuid> },
+    Unchanged,
+    Superseded,
+    Failed { reasons: Vec<String> },
+    /// Waits for a reconnection (the grant was refused, or it does not allow payments).
+    Parked,
+    NotConnected,
+}
+
+pub type PaymentResult = Result<PaymentOutcome, PushError>;
+
+#[derive(Debug)]
+pub(super) enum Plan {
+    Done(PaymentResult),
+    /// Not yet: held back on the queue, the reason kept on the record for the invoice API.
+    Hold { reason: String, after: StdDuration },
+    /// The consent does not allow payments: parked until a reconnection that does.
+    NotAllowed,
+    /// Refused before Xero, with what the account must change.
+    Fail { reason: String },
+    /// Pay the Xero invoice from the account; approve the draft invoice first when asked to.
+    Create { xero_invoice_id: Uuid, account_id: Uuid, approve_first: bool },
+    /// Delete the Xero payment (looked up first when we could not see whether it reached Xero).
+    Delete,
+}
+
+/// The reason a payment waits for a reconnection, as the invoice API and the email say it.
+pub const RECONNECT_FOR_PAYMENTS: &str = "reconnect to allow payments: the organisation was connected without Xero's \
+     accounting.payments permission";
+
+pub(super) fn decide(
+    event: &PaymentEvent,
+    record: &PaymentRecord,
+    invoice: Option<&SyncRecord>,
+    settings: &ConnectionSettings,
+    allowed: bool,
+    now: DateTime<Utc>,
+    policy: &PushPolicy,
+) -> Plan {
+    let applied = record.last_event_at.map(|occurred_at| EventOrder { occurred_at, sequence: record.last_sequence });
+    if applied.is_some_and(|applied| event.order().is_older_than(&applied)) {
+        return Plan::Done(Ok(PaymentOutcome::Superseded));
+    }
+    if let Some(until) = record.claimed_until.filter(|until| *until > now) {
+        let wait = (until - now).to_std().unwrap_or_default().min(policy.busy_retry);
+        return Plan::Done(Err(PushError::Later {
+            reason: "another push has this payment".into(),
+            after: wait.max(StdDuration::from_secs(1)),
+        }));
+    }
+    let same_delivery = record.last_delivery_id.as_deref() == Some(event.delivery_id.as_str());
+    // The same delivery again after its outcome was recorded but not announced: announce it.
+    if record.untold && same_delivery {
+        return Plan::Done(Ok(PaymentOutcome::Unchanged));
+    }
+    match event.event {
+        PaymentEventType::Voided => match (record.status, record.xero_payment_id) {
+            (PaymentSyncStatus::Voided, _) => Plan::Done(Ok(PaymentOutcome::Unchanged)),
+            // Never reached Xero: there is nothing to take back.
+            (_, None) if !record.uncertain => Plan::Done(Ok(PaymentOutcome::Voided { xero_payment_id: None })),
+            _ if !allowed => Plan::NotAllowed,
+            _ => Plan::Delete,
+        },
+        PaymentEventType::Created => {
+            match record.status {
+                PaymentSyncStatus::Synced => return Plan::Done(Ok(PaymentOutcome::Unchanged)),
+                PaymentSyncStatus::Failed if same_delivery => {
+                    return Plan::Done(Ok(PaymentOutcome::Failed { reasons: record.reason.iter().cloned().collect() }));
+                }
+                _ => {}
+            }
+            if !allowed {
+                return Plan::NotAllowed;
+            }
+            let Some(method) = event.payment.method else {
+                return Plan::Fail { reason: "the payment has no method".into() };
+            };
+            let Some(account_id) = settings.payment_accounts.get(&method).copied() else {
+                return Plan::Fail {
+                    reason: format!(
+                        "no Xero account is mapped for {} payments: map one in the settings (payment_accounts)",
+                        method.as_str().replace('_', " ")
+                    ),
+                };
+            };
+            let waited = now - record.first_seen_at;
+            let in_xero = invoice.and_then(|i| i.xero_invoice_id.map(|id| (id, i.xero_status)));
+            let Some((xero_invoice_id, status)) = in_xero else {
+                if waited > WAIT_FOR_INVOICE {
+                    return Plan::Fail {
+                        reason: format!(
+                            "invoice {} did not reach Xero within {} days, so the payment could not be recorded",
+                            event.payment.invoice_id,
+                            WAIT_FOR_INVOICE.num_days()
+                        ),
+                    };
+                }
+                let why = match invoice.map(|i| i.status) {
+                    Some(SyncStatus::Failed) => "waiting for the invoice, which Xero refused: fix the invoice and it follows",
+                    _ => "waiting for the invoice to reach Xero",
+                };
+                return Plan::Hold { reason: why.into(), after: hold_for(waited) };
+            };
+            match status {
+                Some(s) if s.is_gone() => Plan::Fail { reason: "the invoice is voided in Xero and cannot take payments".into() },
+                Some(InvoiceStatus::Draft | InvoiceStatus::Submitted) if !settings.approve_drafts_for_payment => Plan::Hold {
+                    reason: "the invoice is a draft in Xero: approve it there (or let payments approve drafts in the \
+                        settings) and the payment follows"
+                        .into(),
+                    after: LONGEST_HOLD,
+                },
+                Some(InvoiceStatus::Draft | InvoiceStatus::Submitted) => {
+                    Plan::Create { xero_invoice_id, account_id, approve_first: true }
+                }
+                _ => Plan::Create { xero_invoice_id, account_id, approve_first: false },
+            }
+        }
+    }
+}
+
+/// Soon while the invoice is likely just behind its payment, then less and less often.
+fn hold_for(waited: Duration) -> StdDuration {
+    let quarter = (waited / 4).to_std().unwrap_or_default();
+    quarter.clamp(StdDuration::from_secs(30), LONGEST_HOLD)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use xero_sync_domain::model::{ConnectionKey, TenantId};
+    use xero_sync_domain::payment::PaymentMethod;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 21, 7, 0, 0).unwrap()
+    }
+
+    fn key(event: &PaymentEvent) -> ConnectionKey {
+        ConnectionKey { account_id: event.account_id.clone(), tenant_id: TenantId(Uuid::nil()) }
+    }
+
+    fn settings() -> ConnectionSettings {
+        ConnectionSettings {
+            payment_accounts: [(PaymentMethod::Card, Uuid::from_u128(9))].into(),
+            ..ConnectionSettings::default()
+        }
+    }
+
+    fn invoice(event: &PaymentEvent, status: Option<&str>) -> SyncRecord {
+        let mut r = SyncRecord::new(&key(event), event.payment.invoice_id.clone(), "INV-1001", now());
+        r.xero_invoice_id = status.map(|_| Uuid::from_u128(1));
+        r.xero_status = status.map(|s| s.parse().unwrap());
+        r
+    }
+
+    fn plan(event: &PaymentEvent, record: &PaymentRecord, invoice: Option<&SyncRecord>) -> Plan {
+        decide(event, record, invoice, &settings(), true, now(), &PushPolicy::default())
+    }
+
+    fn new_record(event: &PaymentEvent) -> PaymentRecord {
+        PaymentRecord::new(&key(event), event.payment.id.clone(), event.payment.invoice_id.clone(), now())
+    }
+
+    #[test]
+    fn a_payment_for_an_authorised_invoice_is_paid_into_the_account_mapped_for_its_method() {
+        let event = crate::payment_event::example();
+        let inv = invoice(&event, Some("AUTHORISED"));
+        let Plan::Create { account_id, approve_first, .. } = plan(&event, &new_record(&event), Some(&inv)) else {
+            panic!("created")
+        };
+        assert_eq!((account_id, approve_first), (Uuid::from_u128(9), false));
+    }
+
+    #[test]
+    fn a_payment_waits_for_its_invoice_soon_then_seldom_then_fails() {
+        let event = crate::payment_event::example();
+        let Plan::Hold { after, reason } = plan(&event, &new_record(&event), None) else { panic!("held") };
+        assert_eq!((after, reason.as_str()), (StdDuration::from_secs(30), "waiting for the invoice to reach Xero"));
+        let waited = PaymentRecord { first_seen_at: now() - Duration::hours(2), ..new_record(&event) };
+        assert!(matches!(plan(&event, &waited, None), Plan::Hold { after, .. } if after == LONGEST_HOLD));
+        let too_long = PaymentRecord { first_seen_at: now() - Duration::days(4), ..new_record(&event) };
+        assert!(matches!(plan(&event, &too_long, None), Plan::Fail { reason } if reason.contains("inv-1001")));
+    }
+
+    #[test]
+    fn a_draft_holds_the_payment_unless_the_settings_approve_it() {
+        let event = crate::payment_event::example();
+        let draft = invoice(&event, Some("DRAFT"));
+        assert!(matches!(plan(&event, &new_record(&event), Some(&draft)), Plan::Hold { .. }));
+        let approving = ConnectionSettings { approve_drafts_for_payment: true, ..settings() };
+        let planned = decide(&event, &new_record(&event), Some(&draft), &approving, true, now(), &PushPolicy::default());
+        assert!(matches!(planned, Plan::Create { approve_first: true, .. }));
+    }
+
+    #[test]
+    fn an_unmapped_method_fails_naming_it_and_a_missing_scope_parks() {
+        let mut event = crate::payment_event::example();
+        event.payment.method = Some(PaymentMethod::BankTransfer);
+        let inv = invoice(&event, Some("AUTHORISED"));
+        let Plan::Fail { reason } = plan(&event, &new_record(&event), Some(&inv)) else { panic!("failed") };
+        assert!(reason.contains("bank transfer payments"), "{reason}");
+        let not_allowed =
+            decide(&event, &new_record(&event), Some(&inv), &settings(), false, now(), &PushPolicy::default());
+        assert!(matches!(not_allowed, Plan::NotAllowed));
+    }
+
+    #[test]
+    fn a_void_deletes_what_reached_xero_and_forgets_what_did_not() {
+        let mut event = crate::payment_event::example();
+        event.event = PaymentEventType::Voided;
+        let never = new_record(&event);
+        assert!(matches!(plan(&event, &never, None), Plan::Done(Ok(PaymentOutcome::Voided { xero_payment_id: None }))));
+        let maybe = PaymentRecord { uncertain: true, ..new_record(&event) };
+        assert!(matches!(plan(&event, &maybe, None), Plan::Delete));
+        let synced = PaymentRecord {
+            status: PaymentSyncStatus::Synced,
+            xero_payment_id: Some(Uuid::from_u128(5)),
+            last_event_at: Some(event.occurred_at - Duration::minutes(5)),
+            ..new_record(&event)
+        };
+        assert!(matches!(plan(&event, &synced, None), Plan::Delete));
+        let older = PaymentEvent { occurred_at: event.occurred_at - Duration::hours(1), ..event.clone() };
+        assert!(matches!(plan(&older, &synced, None), Plan::Done(Ok(PaymentOutcome::Superseded))));
+    }
+}
