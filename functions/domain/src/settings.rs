@@ -124,7 +124,9 @@ fn check_tax_type(tax_type: &str, field: &str, data: &ReferenceData, problems: &
 fn check_payment_account(id: uuid::Uuid, field: &str, data: &ReferenceData, problems: &mut Vec<Problem>) {
     match data.accounts.iter().find(|a| a.account_id == id) {
         None => problems.push(Problem::new(field, format!("account {id} does not exist in Xero"))),
-        Some(a) if !a.is_active() => problems.push(Problem::new(field, format!("account {} is archived in Xero", a.name))),
+        Some(a) if !a.is_active() => {
+            problems.push(Problem::new(field, format!("account {} is archived in Xero", a.name)))
+        }
         Some(a) if !a.takes_payments() => problems.push(Problem::new(
             field,
             format!("account {} is neither a bank account nor enabled for payments", a.name),
@@ -364,7 +366,10 @@ mod tests {
         assert_eq!(
             problems,
             vec![
-                ("settings.payment_accounts.cash".into(), "account 200 is neither a bank account nor enabled for payments".into()),
+                (
+                    "settings.payment_accounts.cash".into(),
+                    "account 200 is neither a bank account nor enabled for payments".into()
+                ),
                 (
                     "settings.payment_accounts.cheque".into(),
                     "account 00000000-0000-0000-0000-000000000000 does not exist in Xero".into()

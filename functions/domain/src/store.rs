@@ -69,12 +69,12 @@ use uuid::Uuid;
 
 use crate::Error;
 use crate::governor::Bucket;
-use crate::payment::PaymentRecord;
 use crate::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, EmailRefusal, GrantId,
-    GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId, PlatformPaymentId,
-    SyncRecord, TenantId, XeroConnectionId, XeroUsage,
+    GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId,
+    PlatformPaymentId, SyncRecord, TenantId, XeroConnectionId, XeroUsage,
 };
+use crate::payment::PaymentRecord;
 use crate::reference::ReferenceData;
 use crate::settings::{ConnectionSettings, VersionedSettings};
 

@@ -18,9 +18,9 @@ use xero_sync_runtime::queue::{Incoming, Retry, Unreadable, not_yet_due, read, r
 use xero_sync_runtime::{App, ConfigError, Env};
 
 use crate::event::InvoiceEvent;
+use crate::message::QueueMessage;
 use crate::payment_event::PaymentEvent;
 use crate::payments::{PaymentResult, push_payments};
-use crate::message::QueueMessage;
 use crate::push::{PushError, PushPolicy, PushResult, XERO_BATCH, push, redrive_parked};
 
 /// Lots (or bus events) worked on at once. Xero allows five concurrent calls per organisation;

@@ -113,8 +113,14 @@ mod payments {
         let broken: Vec<Breakage> = vec![
             ("no payment id", Box::new(|v| drop(v["payment"].as_object_mut().unwrap().remove("id")))),
             ("no invoice id", Box::new(|v| drop(v["payment"].as_object_mut().unwrap().remove("invoice_id")))),
-            ("a created payment without an amount", Box::new(|v| drop(v["payment"].as_object_mut().unwrap().remove("amount")))),
-            ("a created payment without a method", Box::new(|v| drop(v["payment"].as_object_mut().unwrap().remove("method")))),
+            (
+                "a created payment without an amount",
+                Box::new(|v| drop(v["payment"].as_object_mut().unwrap().remove("amount"))),
+            ),
+            (
+                "a created payment without a method",
+                Box::new(|v| drop(v["payment"].as_object_mut().unwrap().remove("method"))),
+            ),
             ("an unknown method", Box::new(|v| v["payment"]["method"] = json!("barter"))),
             ("a zero amount", Box::new(|v| v["payment"]["amount"] = json!("0.00"))),
             ("a negative amount", Box::new(|v| v["payment"]["amount"] = json!(-5))),

@@ -182,9 +182,15 @@ async fn oauth_callback(callback: &Callback, request: &Request) -> Response<Body
         }
         return choose_page(&choice);
     }
-    let outcome =
-        finish::connect(callback, &pending.account_id, finish::Granted::of(&grant.tokens), organisations, notify_email, now)
-            .await;
+    let outcome = finish::connect(
+        callback,
+        &pending.account_id,
+        finish::Granted::of(&grant.tokens),
+        organisations,
+        notify_email,
+        now,
+    )
+    .await;
     finish::released_if_done(callback, grant.tokens.grant_id, &outcome, true).await;
     outcome_response(return_to, &outcome)
 }
@@ -228,7 +234,8 @@ async fn choose(callback: &Callback, request: &Request) -> Response<Body> {
         tracing::warn!(error = %e, "could not remove the organisations not chosen at Xero");
     }
     let granted = finish::Granted { grant: choice.grant_id, scopes: choice.scopes.clone() };
-    let outcome = finish::connect(callback, &choice.account_id, granted, chosen, choice.notify_email.clone(), now).await;
+    let outcome =
+        finish::connect(callback, &choice.account_id, granted, chosen, choice.notify_email.clone(), now).await;
     finish::released_if_done(callback, choice.grant_id, &outcome, dropped.is_ok()).await;
     outcome_response(choice.return_to.as_deref(), &outcome)
 }

@@ -103,7 +103,9 @@ impl XeroError {
                 Self::RateLimited { retry_after: Duration::from_secs(retry_after), problem }
             }
             StatusCode::UNAUTHORIZED
-                if ["Detail", "detail"].iter().any(|k| json.get(*k).and_then(Value::as_str) == Some("AuthorizationUnsuccessful")) =>
+                if ["Detail", "detail"]
+                    .iter()
+                    .any(|k| json.get(*k).and_then(Value::as_str) == Some("AuthorizationUnsuccessful")) =>
             {
                 Self::NotGranted
             }

@@ -41,6 +41,8 @@ pub struct Options {
     pub own_moto: bool,
     /// Where Xero sends the browser back; a client registered for it is added to the emulator.
     pub redirect_uri: Option<String>,
+    /// The scopes consents ask for (`XERO_SCOPES`), when not the default.
+    pub scopes: Option<&'static str>,
 }
 
 /// Xero (the emulator), AWS (moto, a fresh stack) and the two HTTP functions wired to both.
@@ -302,12 +304,22 @@ impl World {
     }
 
     fn env(options: &Options, redirect_uri: &str) -> Env {
-        Env::from_pairs([
+        let mut pairs = vec![
             ("PLATFORM_SIGNING_SECRETS", PLATFORM_SECRET),
             ("OAUTH_REDIRECT_URI", redirect_uri),
             ("RETURN_TO_ALLOWLIST", "https://platform.example.com/settings/"),
             ("MULTI_ORG", if options.multi_org { "true" } else { "false" }),
-        ])
+        ];
+        if let Some(scopes) = options.scopes {
+            pairs.push(("XERO_SCOPES", scopes));
+        }
+        Env::from_pairs(pairs)
+    }
+
+    /// [`World::work_push_queue`], moving time on at most `steps` times: what is still held
+    /// after that stays on the queue.
+    pub async fn work_push_queue_for(&self, steps: usize) -> QueueRun {
+        self.work_queue_steps("PushQueue", Some(steps), false).await
     }
 
     pub fn now(&self) -> DateTime<Utc> {

@@ -80,7 +80,7 @@ mod tests {
 
     /// Mirrors `EventKind` in functions/domain/src/events.rs (its `as_str`); a kind added there
     /// needs a schema file and an entry here.
-    const KINDS: [&str; 15] = [
+    const KINDS: [&str; 17] = [
         "connection.connected",
         "connection.needs_reconnect",
         "connection.disconnected",
@@ -91,6 +91,8 @@ mod tests {
         "contact.upserted",
         "payment.recorded",
         "payment.reversed",
+        "payment.synced",
+        "payment.sync_failed",
         "tax_rates.changed",
         "accounts.changed",
         "items.changed",
@@ -154,6 +156,20 @@ mod tests {
                 "reference": "Card 4242",
                 "status": if kind == "payment.recorded" { "AUTHORISED" } else { "DELETED" },
                 "updated_at": "2026-11-20T23:14:05.000000Z"
+            }),
+            "payment.synced" => json!({
+                "payment_id": "pay-7",
+                "invoice_id": "inv-1001",
+                "xero_payment_id": "0d4c7a52-6e1f-4b39-a8d2-5c3b9e7f1a60",
+                "xero_invoice_id": XERO_INVOICE,
+                "amount": "55.00",
+                "status": "SYNCED",
+                "action": "created"
+            }),
+            "payment.sync_failed" => json!({
+                "payment_id": "pay-7",
+                "invoice_id": "inv-1001",
+                "reasons": ["Payment amount exceeds the amount outstanding on this document"]
             }),
             "contact.upserted" => json!({
                 "xero_contact_id": "5b7e9c1d-2f4a-4c6e-8a0b-1d3f5a7c9e2b",

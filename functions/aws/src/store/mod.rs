@@ -21,19 +21,19 @@ use uuid::Uuid;
 
 use xero_sync_domain::error::{AwsError, Error};
 use xero_sync_domain::governor::Bucket;
-use xero_sync_domain::payment::PaymentRecord;
 use xero_sync_domain::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, DeliveryStatus, EmailRefusal,
     GrantId, GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId,
     PlatformPaymentId, SyncRecord, TenantId, XeroConnectionId, XeroUsage,
 };
+use xero_sync_domain::payment::PaymentRecord;
 use xero_sync_domain::reference::ReferenceData;
 use xero_sync_domain::settings::{ConnectionSettings, VersionedSettings};
 use xero_sync_domain::store::{
     BucketStore, CONNECTED_SHARDS, Claimed, ConnectedQuery, ConnectionStore, ConsentStore, ContactMappingStore,
     CursorStore, DeliveryClaim, DeliveryStore, GrantReleaseStore, JobStateStore, LeaseStore, OnceStore, Page,
-    PageToken, ParkedPushStore, PaymentRecordStore, ReferenceDataStore, SettingsStore, StateRefusal, StatusChange, SyncRecordStore,
-    UsageStore,
+    PageToken, ParkedPushStore, PaymentRecordStore, ReferenceDataStore, SettingsStore, StateRefusal, StatusChange,
+    SyncRecordStore, UsageStore,
 };
 use xero_sync_domain::time;
 

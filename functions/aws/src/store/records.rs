@@ -114,8 +114,7 @@ impl PaymentRecordStore for DynamoStore {
 #[async_trait]
 impl ParkedPushStore for DynamoStore {
     async fn park_push(&self, key: &ConnectionKey, parked: &ParkedPush) -> Result<(), Error> {
-        let item =
-            with_keys(to_item("parked push", parked)?, keys::org(key), keys::parked(parked), "parked");
+        let item = with_keys(to_item("parked push", parked)?, keys::org(key), keys::parked(parked), "parked");
         // Newer as the push orders events: by sequence when both have one, else by time.
         let mut req = self
             .client

@@ -1,5 +1,6 @@
 //! Xero's JSON dates: `/Date(1573755038314+0000)/` (milliseconds since the epoch, UTC), and in
-//! a few places ISO 8601 without a zone, which Xero means as UTC.
+//! a few places ISO 8601 without a zone, which Xero means as UTC. A refused element comes back
+//! as it was sent, so a day may also be a bare `2026-11-21`.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Deserializer};
@@ -13,7 +14,10 @@ pub fn parse(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
     }
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|t| t.and_utc())
+    if let Ok(t) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
+        return Some(t.and_utc());
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc())
 }
 
 /// `#[serde(default, deserialize_with = "date::option")]`: absent or null is `None`; a text
@@ -41,5 +45,12 @@ mod tests {
         assert_eq!(parse("/Date(1573755038314)/"), Some(t));
         assert_eq!(parse("2019-11-14T18:10:38.314"), Some(t));
         assert_eq!(parse("not a date"), None);
+    }
+
+    #[test]
+    fn a_day_echoed_as_sent_is_midnight_utc() {
+        let midnight = Utc.with_ymd_and_hms(2026, 11, 21, 0, 0, 0).unwrap();
+        assert_eq!(parse("2026-11-21"), Some(midnight));
+        assert_eq!(parse("2026-11-31"), None);
     }
 }

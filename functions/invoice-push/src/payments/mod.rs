@@ -21,7 +21,7 @@ pub use plan::{PaymentOutcome, PaymentResult, RECONNECT_FOR_PAYMENTS, WAIT_FOR_I
 
 use uuid::Uuid;
 use xero_sync_domain::Error;
-use xero_sync_domain::model::{ConnectionKey, ConnectionStatus, SyncRecord, TenantId};
+use xero_sync_domain::model::{Connection, ConnectionKey, ConnectionStatus, SyncRecord, TenantId};
 use xero_sync_domain::payment::PaymentRecord;
 use xero_sync_domain::scopes::Feature;
 use xero_sync_domain::xero::Invoice;
@@ -132,7 +132,11 @@ async fn inner(
         .filter(|j| matches!(j.plan, Plan::NotAllowed) || matches!(j.result, Some(Ok(PaymentOutcome::Parked))))
         .map(|j| j.event.clone())
         .collect();
+    let scope_missing = jobs.iter().any(|j| matches!(j.plan, Plan::NotAllowed));
     let mut results = settle::finish(app, &connection, jobs).await?;
+    if scope_missing {
+        settle::tell_scope_missing(app, &connection).await;
+    }
     if !not_allowed.is_empty() {
         let parked = park(app, key, &not_allowed).await?;
         let mut parked = parked.into_iter();
@@ -147,10 +151,16 @@ async fn inner(
 async fn park(app: &App, key: &ConnectionKey, events: &[PaymentEvent]) -> Result<Vec<PaymentResult>, PushError> {
     let mut items = Vec::with_capacity(events.len());
     for event in events {
-        let message = QueueMessage::Payment(Box::new(PaymentMessage { tenant_id: key.tenant_id, event: event.clone() }));
+        let message =
+            QueueMessage::Payment(Box::new(PaymentMessage { tenant_id: key.tenant_id, event: event.clone() }));
         items.push(parked(event.payment.invoice_id.clone(), Some(event.payment.id.clone()), event.order(), &message)?);
     }
-    let parked = park_items(&*app.services.store, key, &items).await?;
+    // Held for the consent as much as for the connection: released only by one that allows payments.
+    let blocked = |c: &Connection| {
+        c.status != ConnectionStatus::Connected
+            || !c.scopes.as_deref().is_some_and(|s| Feature::PushPayments.allowed_by(s))
+    };
+    let parked = park_items(&*app.services.store, key, &items, blocked).await?;
     Ok(events.iter().map(|_| if parked { Ok(PaymentOutcome::Parked) } else { Err(reconnected_meanwhile()) }).collect())
 }
 

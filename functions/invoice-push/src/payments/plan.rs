@@ -21,12 +21,18 @@ const LONGEST_HOLD: StdDuration = StdDuration::from_secs(900);
 /// What became of one payment event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentOutcome {
-    Synced { xero_payment_id: Uuid },
+    Synced {
+        xero_payment_id: Uuid,
+    },
     /// Deleted in Xero; no id when it never reached Xero.
-    Voided { xero_payment_id: Option<Uuid> },
+    Voided {
+        xero_payment_id: Option<Uuid>,
+    },
     Unchanged,
     Superseded,
-    Failed { reasons: Vec<String> },
+    Failed {
+        reasons: Vec<String>,
+    },
     /// Waits for a reconnection (the grant was refused, or it does not allow payments).
     Parked,
     NotConnected,
@@ -38,13 +44,22 @@ pub type PaymentResult = Result<PaymentOutcome, PushError>;
 pub(super) enum Plan {
     Done(PaymentResult),
     /// Not yet: held back on the queue, the reason kept on the record for the invoice API.
-    Hold { reason: String, after: StdDuration },
+    Hold {
+        reason: String,
+        after: StdDuration,
+    },
     /// The consent does not allow payments: parked until a reconnection that does.
     NotAllowed,
     /// Refused before Xero, with what the account must change.
-    Fail { reason: String },
+    Fail {
+        reason: String,
+    },
     /// Pay the Xero invoice from the account; approve the draft invoice first when asked to.
-    Create { xero_invoice_id: Uuid, account_id: Uuid, approve_first: bool },
+    Create {
+        xero_invoice_id: Uuid,
+        account_id: Uuid,
+        approve_first: bool,
+    },
     /// Delete the Xero payment (looked up first when we could not see whether it reached Xero).
     Delete,
 }
@@ -121,19 +136,26 @@ pub(super) fn decide(
                     };
                 }
                 let why = match invoice.map(|i| i.status) {
-                    Some(SyncStatus::Failed) => "waiting for the invoice, which Xero refused: fix the invoice and it follows",
+                    Some(SyncStatus::Failed) => {
+                        "waiting for the invoice, which Xero refused: fix the invoice and it follows"
+                    }
                     _ => "waiting for the invoice to reach Xero",
                 };
                 return Plan::Hold { reason: why.into(), after: hold_for(waited) };
             };
             match status {
-                Some(s) if s.is_gone() => Plan::Fail { reason: "the invoice is voided in Xero and cannot take payments".into() },
-                Some(InvoiceStatus::Draft | InvoiceStatus::Submitted) if !settings.approve_drafts_for_payment => Plan::Hold {
-                    reason: "the invoice is a draft in Xero: approve it there (or let payments approve drafts in the \
+                Some(s) if s.is_gone() => {
+                    Plan::Fail { reason: "the invoice is voided in Xero and cannot take payments".into() }
+                }
+                Some(InvoiceStatus::Draft | InvoiceStatus::Submitted) if !settings.approve_drafts_for_payment => {
+                    Plan::Hold {
+                        reason:
+                            "the invoice is a draft in Xero: approve it there (or let payments approve drafts in the \
                         settings) and the payment follows"
-                        .into(),
-                    after: LONGEST_HOLD,
-                },
+                                .into(),
+                        after: LONGEST_HOLD,
+                    }
+                }
                 Some(InvoiceStatus::Draft | InvoiceStatus::Submitted) => {
                     Plan::Create { xero_invoice_id, account_id, approve_first: true }
                 }
@@ -214,7 +236,8 @@ mod tests {
         let draft = invoice(&event, Some("DRAFT"));
         assert!(matches!(plan(&event, &new_record(&event), Some(&draft)), Plan::Hold { .. }));
         let approving = ConnectionSettings { approve_drafts_for_payment: true, ..settings() };
-        let planned = decide(&event, &new_record(&event), Some(&draft), &approving, true, now(), &PushPolicy::default());
+        let planned =
+            decide(&event, &new_record(&event), Some(&draft), &approving, true, now(), &PushPolicy::default());
         assert!(matches!(planned, Plan::Create { approve_first: true, .. }));
     }
 

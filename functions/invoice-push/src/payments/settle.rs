@@ -51,7 +51,10 @@ fn settle(job: &mut Job, now: chrono::DateTime<chrono::Utc>) -> (PaymentResult, 
     let failed = |mut next: PaymentRecord, reasons: Vec<String>| {
         next.status = PaymentSyncStatus::Failed;
         next.reason = Some(reasons.join("; "));
-        (Ok(PaymentOutcome::Failed { reasons: reasons.clone() }), Settled { record: Some(applied(next)), announce: Some(Announce::Failed(reasons)) })
+        (
+            Ok(PaymentOutcome::Failed { reasons: reasons.clone() }),
+            Settled { record: Some(applied(next)), announce: Some(Announce::Failed(reasons)) },
+        )
     };
     let held = |mut next: PaymentRecord, reason: &str| {
         next.status = PaymentSyncStatus::Held;
@@ -63,7 +66,10 @@ fn settle(job: &mut Job, now: chrono::DateTime<chrono::Utc>) -> (PaymentResult, 
             next.status = PaymentSyncStatus::Voided;
             next.reason = None;
             let record = Some(applied(next));
-            (Ok(PaymentOutcome::Voided { xero_payment_id: None }), Settled { record, announce: Some(Announce::Synced(Some("voided"))) })
+            (
+                Ok(PaymentOutcome::Voided { xero_payment_id: None }),
+                Settled { record, announce: Some(Announce::Synced(Some("voided"))) },
+            )
         }
         Plan::Done(result) => (result, Settled { record: None, announce: None }),
         Plan::Hold { reason, after } => {
@@ -80,16 +86,20 @@ fn settle(job: &mut Job, now: chrono::DateTime<chrono::Utc>) -> (PaymentResult, 
                 job.result.take().unwrap_or_else(|| Err(PushError::later("not attempted", StdDuration::from_secs(5))));
             match result {
                 Ok(PaymentOutcome::Failed { reasons }) => failed(next, reasons),
-                Ok(PaymentOutcome::Parked) => {
-                    (Ok(PaymentOutcome::Parked), Settled { record: Some(held(next, RECONNECT_FOR_PAYMENTS)), announce: None })
-                }
+                Ok(PaymentOutcome::Parked) => (
+                    Ok(PaymentOutcome::Parked),
+                    Settled { record: Some(held(next, RECONNECT_FOR_PAYMENTS)), announce: None },
+                ),
                 Ok(outcome @ (PaymentOutcome::Synced { .. } | PaymentOutcome::Voided { .. })) => {
                     let action = if matches!(outcome, PaymentOutcome::Synced { .. }) { "created" } else { "voided" };
                     next.status =
                         if action == "created" { PaymentSyncStatus::Synced } else { PaymentSyncStatus::Voided };
                     next.reason = None;
                     next.uncertain = false;
-                    (Ok(outcome), Settled { record: Some(applied(next)), announce: Some(Announce::Synced(Some(action))) })
+                    (
+                        Ok(outcome),
+                        Settled { record: Some(applied(next)), announce: Some(Announce::Synced(Some(action))) },
+                    )
                 }
                 // Waits; the claim is released, and what the write learnt (uncertain) is kept.
                 other => (other, Settled { record: job.claimed.then_some(next), announce: None }),
@@ -100,7 +110,11 @@ fn settle(job: &mut Job, now: chrono::DateTime<chrono::Utc>) -> (PaymentResult, 
 
 /// Tells the platform and the account, then records each payment, so a record never says done
 /// before it was announced; a failure to tell is recorded as untold and told by the redelivery.
-pub(super) async fn finish(app: &App, connection: &Connection, mut jobs: Vec<Job>) -> Result<Vec<PaymentResult>, PushError> {
+pub(super) async fn finish(
+    app: &App,
+    connection: &Connection,
+    mut jobs: Vec<Job>,
+) -> Result<Vec<PaymentResult>, PushError> {
     let now = app.now();
     let mut settled = Vec::with_capacity(jobs.len());
     for job in jobs.iter_mut() {
@@ -150,7 +164,8 @@ pub(super) async fn finish(app: &App, connection: &Connection, mut jobs: Vec<Job
                 }
             }
             Err(Error::Conflict(_)) => {
-                job.result = Some(Err(PushError::later("the payment record changed under us", StdDuration::from_secs(5))))
+                job.result =
+                    Some(Err(PushError::later("the payment record changed under us", StdDuration::from_secs(5))))
             }
             Err(e) => job.result = Some(Err(e.into())),
         }
@@ -158,7 +173,11 @@ pub(super) async fn finish(app: &App, connection: &Connection, mut jobs: Vec<Job
             job.result = Some(Err(clone_error(e)));
         }
     }
-    if told.is_ok() && jobs.iter().any(|j| matches!(j.result, Some(Ok(PaymentOutcome::Synced { .. } | PaymentOutcome::Voided { .. })))) {
+    if told.is_ok()
+        && jobs
+            .iter()
+            .any(|j| matches!(j.result, Some(Ok(PaymentOutcome::Synced { .. } | PaymentOutcome::Voided { .. }))))
+    {
         if let Err(e) = app.services.store.record_activity(&connection.key(), now).await {
             tracing::warn!(account = %connection.account_id, error = %e, "activity not recorded");
         }
@@ -240,11 +259,16 @@ fn failed_event(record: &PaymentRecord, reasons: &[String]) -> PlatformEvent {
 }
 
 /// One email for the failures of this push, sent once however often it is retried.
-async fn tell_the_account(app: &App, connection: &Connection, failures: &[(PaymentRecord, Vec<String>)]) -> Result<(), Error> {
+async fn tell_the_account(
+    app: &App,
+    connection: &Connection,
+    failures: &[(PaymentRecord, Vec<String>)],
+) -> Result<(), Error> {
     if failures.is_empty() || connection.notify_email.is_none() {
         return Ok(());
     }
-    let mut ids = Sha256::new().chain_update(connection.account_id.as_str()).chain_update(connection.tenant_id.to_string());
+    let mut ids =
+        Sha256::new().chain_update(connection.account_id.as_str()).chain_update(connection.tenant_id.to_string());
     for (record, _) in failures {
         ids.update(format!("|{}", event_key(record)));
     }
@@ -272,4 +296,34 @@ async fn tell_the_account(app: &App, connection: &Connection, failures: &[(Payme
     })
     .await
     .map(|_| ())
+}
+
+/// Once per consent: payments wait because it did not grant `accounting.payments`. Best effort:
+/// the held payments say so in the invoice API whatever becomes of the email, and a failed one
+/// is tried again with the next payment.
+pub(super) async fn tell_scope_missing(app: &App, connection: &Connection) {
+    if connection.notify_email.is_none() {
+        return;
+    }
+    let once =
+        format!("payments-not-allowed#{}#{}#{}", connection.account_id, connection.tenant_id, connection.grant_id);
+    let notice = Notice {
+        subject: "Reconnect Xero to send payments".into(),
+        organisation: connection.organisation_name.clone(),
+        what_happened: "Payments taken in the platform are waiting: this organisation was connected before \
+            payments were sent to Xero, and its connection does not allow recording them."
+            .into(),
+        details: vec![("Permission needed".into(), "accounting.payments".into())],
+        what_to_do: "Connect the organisation again from the platform's Xero settings and approve the new \
+            permission. The waiting payments are then recorded in Xero; invoices keep flowing meanwhile."
+            .into(),
+    };
+    let now = app.now();
+    let sent = at_most_once(app.services.store.as_ref(), &once, now, REMEMBER_NOTICES, || async {
+        mail::tell(&app.services, std::slice::from_ref(connection), notice, now).await.map(|_| ())
+    })
+    .await;
+    if let Err(e) = sent {
+        tracing::warn!(account = %connection.account_id, error = %e, "the account was not told that payments need a reconnection");
+    }
 }

@@ -143,7 +143,10 @@ async fn approve(app: &App, connection: &Connection, jobs: &mut [Job], which: &[
                 reasons.insert(0, "the draft invoice could not be approved for the payment".into());
                 jobs[i].result = Some(Ok(PaymentOutcome::Failed { reasons }));
             }
-            None => jobs[i].result = Some(Ok(PaymentOutcome::Failed { reasons: vec!["Xero did not answer for the invoice".into()] })),
+            None => {
+                jobs[i].result =
+                    Some(Ok(PaymentOutcome::Failed { reasons: vec!["Xero did not answer for the invoice".into()] }))
+            }
         }
     }
     Ok(())

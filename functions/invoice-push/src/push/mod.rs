@@ -28,12 +28,12 @@ mod plan;
 mod settle;
 mod write;
 
+pub(crate) use job::{clone_error, later_for, maybe_applied};
 pub use park::redrive_parked;
 pub(crate) use park::{park_items, parked, reconnected_meanwhile};
-pub(crate) use job::{clone_error, later_for, maybe_applied};
-pub(crate) use write::idempotency_key;
 pub use plan::{Outcome, PushError, PushPolicy, PushResult};
 pub use write::XERO_BATCH;
+pub(crate) use write::idempotency_key;
 
 use xero_sync_domain::Error;
 use xero_sync_domain::model::{Connection, ConnectionKey, ConnectionStatus, SyncRecord, TenantId};

@@ -5,7 +5,7 @@ use std::time::Duration as StdDuration;
 use xero_sync_aws::Queue;
 use xero_sync_domain::Error;
 use xero_sync_domain::model::{
-    ConnectionKey, ConnectionStatus, ParkedPush, PlatformInvoiceId, PlatformPaymentId,
+    Connection, ConnectionKey, ConnectionStatus, ParkedPush, PlatformInvoiceId, PlatformPaymentId,
 };
 use xero_sync_domain::store::{ConnectionStore, ParkedPushStore};
 
@@ -25,7 +25,7 @@ pub(super) async fn park(
         }));
         items.push(parked(event.invoice.id.clone(), None, event.order(), &message)?);
     }
-    let parked = park_items(store, key, &items).await?;
+    let parked = park_items(store, key, &items, |c| c.status != ConnectionStatus::Connected).await?;
     Ok(events.iter().map(|_| if parked { Ok(Outcome::Parked) } else { Err(reconnected_meanwhile()) }).collect())
 }
 
@@ -50,19 +50,20 @@ pub(crate) fn parked(
     })
 }
 
-/// Parks the items; `false` when the organisation was reconnected meanwhile, so they were taken
-/// back and the delivery is simply tried again.
+/// Parks the items; `false` when the organisation was reconnected meanwhile (the connection is no
+/// longer `blocked`), so they were taken back and the delivery is simply tried again.
 pub(crate) async fn park_items(
     store: &(impl ParkedPushStore + ConnectionStore + ?Sized),
     key: &ConnectionKey,
     items: &[ParkedPush],
+    blocked: impl Fn(&Connection) -> bool,
 ) -> Result<bool, Error> {
     for item in items {
         store.park_push(key, item).await?;
     }
     // The reconnection may have re-sent the parked pushes just before these were parked.
-    let connected = store.get_connection(key).await?.is_some_and(|c| c.status == ConnectionStatus::Connected);
-    if connected {
+    let released = store.get_connection(key).await?.is_some_and(|c| !blocked(&c));
+    if released {
         for item in items {
             store.unpark_push(key, item).await?;
         }

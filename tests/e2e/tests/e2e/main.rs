@@ -9,6 +9,7 @@ mod governor;
 mod helpers;
 mod import;
 mod inputs;
+mod payments;
 mod push;
 mod resilience;
 mod safety_net;
