@@ -9,6 +9,7 @@ pub mod email;
 pub mod error;
 pub mod events;
 pub mod governor;
+pub mod links;
 pub mod model;
 pub mod notify;
 pub mod payment;

@@ -204,6 +204,10 @@ pub struct Connection {
     /// before scopes were recorded (its token set says: see [`crate::scopes`]).
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
+    /// The organisation's ShortCode, read from Xero when it connected: Xero's deep links name
+    /// the organisation by it (see [`crate::links`]). `None` until read.
+    #[serde(default)]
+    pub short_code: Option<String>,
 }
 
 /// A permanent refusal of an account's address by SES. The address itself is not kept here,

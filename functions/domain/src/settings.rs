@@ -73,6 +73,10 @@ pub struct ConnectionSettings {
     /// it is held until the invoice is approved.
     #[serde(default)]
     pub approve_drafts_for_payment: bool,
+    /// The platform's page for an invoice, such as `https://app.example.com/invoices/{invoice_id}`:
+    /// set as the Xero invoice's `Url`, so Xero shows "Go to …" on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_url_template: Option<String>,
 }
 
 /// A settings document with the version a writer must name to replace it (0: never written).
@@ -138,6 +142,9 @@ fn check_payment_account(id: uuid::Uuid, field: &str, data: &ReferenceData, prob
 /// Every problem with `settings` for this organisation, so the admin sees them all at once.
 pub fn check(settings: &ConnectionSettings, data: &ReferenceData) -> Vec<Problem> {
     let mut problems = Vec::new();
+    if let Some(problem) = settings.invoice_url_template.as_deref().and_then(crate::links::template_problem) {
+        problems.push(Problem::new("settings.invoice_url_template", problem));
+    }
     for (method, id) in &settings.payment_accounts {
         check_payment_account(*id, &format!("settings.payment_accounts.{}", method.as_str()), data, &mut problems);
     }
@@ -340,6 +347,7 @@ mod tests {
             match_items_by_code: true,
             payment_accounts: BTreeMap::new(),
             approve_drafts_for_payment: false,
+            invoice_url_template: Some("https://app.example.com/invoices/{invoice_id}".into()),
         };
         let data = data();
         let settings = ConnectionSettings {
@@ -376,6 +384,18 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn an_invoice_page_template_that_is_no_https_address_is_refused_naming_the_field() {
+        let settings = ConnectionSettings {
+            invoice_url_template: Some("app.example.com/{invoice_id}".into()),
+            ..Default::default()
+        };
+        let problems = check(&settings, &data());
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].field, "settings.invoice_url_template");
+        assert!(problems[0].message.contains("https"), "{}", problems[0].message);
     }
 
     #[test]

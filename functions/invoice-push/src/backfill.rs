@@ -20,6 +20,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use xero_sync_domain::Error;
 use xero_sync_domain::digest::hex;
+use xero_sync_domain::links::{self, XeroDocument};
 use xero_sync_domain::model::{ConnectionKey, PlatformInvoiceId};
 use xero_sync_http::{ApiError, Problem, json, parse_json};
 
@@ -177,6 +178,8 @@ pub async fn invoice_status(webhook: &Webhook, key: &ConnectionKey, invoice: &st
     if record.is_none() && payments.is_empty() {
         return Err(ApiError::NotFound(format!("invoice {id} has not been sent to this Xero organisation")));
     }
+    let short_code = store.get_connection(key).await?.and_then(|c| c.short_code);
+    let link = |document| short_code.as_deref().and_then(|code| links::deep_link(code, document));
     let payments: Vec<_> = payments
         .iter()
         .map(|p| {
@@ -184,6 +187,7 @@ pub async fn invoice_status(webhook: &Webhook, key: &ConnectionKey, invoice: &st
                 "payment_id": p.payment_id,
                 "status": p.status,
                 "xero_payment_id": p.xero_payment_id,
+                "xero_url": p.xero_payment_id.and_then(|id| link(XeroDocument::Payment(id))),
                 "amount": p.amount.map(|a| a.normalize().to_string()),
                 "date": p.date.map(|d| d.format("%Y-%m-%d").to_string()),
                 "reason": p.reason,
@@ -199,6 +203,7 @@ pub async fn invoice_status(webhook: &Webhook, key: &ConnectionKey, invoice: &st
             "status": record.as_ref().map(|r| r.status),
             "xero_invoice_id": record.as_ref().and_then(|r| r.xero_invoice_id),
             "xero_status": record.as_ref().and_then(|r| r.xero_status),
+            "xero_url": record.as_ref().and_then(|r| r.xero_invoice_id).and_then(|id| link(XeroDocument::Invoice(id))),
             "last_error": record.as_ref().and_then(|r| r.last_error.as_deref()),
             "attempts": record.as_ref().map_or(0, |r| r.attempts),
             "updated_at": record.as_ref().map(|r| xero_sync_domain::time::format(r.updated_at)),

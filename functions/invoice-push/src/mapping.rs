@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use xero_sync_domain::digest::{hex, sha256_hex};
+use xero_sync_domain::links;
 use xero_sync_domain::problem::Problem;
 use xero_sync_domain::settings::{ConnectionSettings, NewInvoiceStatus};
 use xero_sync_domain::xero::{InvoiceStatus, InvoiceType, LineAmountTypes, TrackingCategory};
@@ -237,6 +238,9 @@ pub fn to_xero(
     }
     invoice.insert("CurrencyCode".into(), json!(inv.currency));
     invoice.insert("LineAmountTypes".into(), json!(amounts));
+    if let Some(template) = &settings.invoice_url_template {
+        invoice.insert("Url".into(), json!(links::platform_page(template, inv.id.as_str())));
+    }
     // An approved invoice stays approved: Xero refuses to take it back to draft.
     let status = match existing.and_then(|e| e.status) {
         Some(approved) if approved.is_approved() => approved,
@@ -336,6 +340,20 @@ mod tests {
         assert_eq!(second["DiscountRate"].to_string(), "10");
         assert_eq!(invoice["Contact"]["ContactNumber"], "cust-7");
         assert_eq!(invoice["Contact"]["Addresses"][0]["AddressType"], "POBOX");
+    }
+
+    #[test]
+    fn the_xero_invoice_links_to_the_platforms_page_when_the_settings_name_one() {
+        let e = event();
+        let without = to_xero(&e, &settings(), &tracking(), ContactRef::new(&e.customer), None).unwrap();
+        assert!(without.get("Url").is_none());
+        let linked = ConnectionSettings {
+            invoice_url_template: Some("https://app.example.com/invoices/{invoice_id}".into()),
+            ..settings()
+        };
+        let invoice = to_xero(&e, &linked, &tracking(), ContactRef::new(&e.customer), None).unwrap();
+        assert_eq!(invoice["Url"], format!("https://app.example.com/invoices/{}", e.invoice.id.as_str()));
+        xero_sync_testkit::openapi::accounting("Invoices", &json!({ "Invoices": [invoice] }));
     }
 
     #[test]

@@ -3,12 +3,15 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use xero_sync_domain::events::{EventKind, PlatformEvent};
+use xero_sync_domain::links;
 use xero_sync_domain::model::{
     AccountId, Connection, ConnectionStatus, GrantId, GrantRelease, OrganisationChoice, TenantId,
 };
 use xero_sync_domain::tokens::TokenSet;
+use xero_sync_domain::xero::Organisations;
 use xero_sync_runtime::lifecycle::{Ending, disconnect, drop_grant, release_grant};
 use xero_sync_runtime::token_provider::TokenError;
+use xero_sync_xero::ApiRequest;
 
 use crate::Callback;
 
@@ -64,6 +67,22 @@ pub async fn connect(
     }
 }
 
+/// The organisation's ShortCode, which Xero's deep links need: read once, when the organisation
+/// first connects (it does not change). Without it the links are left out, nothing else.
+async fn short_code(callback: &Callback, connection: &Connection) -> Option<String> {
+    let read = callback.app.tokens.get::<Organisations>(connection, &ApiRequest::new("/Organisation")).await;
+    match read {
+        Ok(answer) => {
+            let code = answer.body.organisations.into_iter().next().and_then(|o| o.short_code);
+            code.filter(|c| links::is_short_code(c))
+        }
+        Err(e) => {
+            tracing::warn!(tenant = %connection.tenant_id, error = %e, "could not read the organisation's ShortCode; links to Xero are left out");
+            None
+        }
+    }
+}
+
 async fn record(
     callback: &Callback,
     account: &AccountId,
@@ -93,7 +112,7 @@ async fn record(
             services.store.put_grant_release(&release).await?;
             replaced.push(release);
         }
-        let connection = Connection {
+        let mut connection = Connection {
             account_id: account.clone(),
             tenant_id: org.tenant_id,
             xero_connection_id: org.xero_connection_id,
@@ -109,7 +128,11 @@ async fn record(
             cleanup_pending: false,
             email_refused: before.and_then(|c| c.email_refused.clone()),
             scopes: granted.scopes.clone(),
+            short_code: before.and_then(|c| c.short_code.clone()),
         };
+        if connection.short_code.is_none() {
+            connection.short_code = short_code(callback, &connection).await;
+        }
         services.store.put_connection(&connection).await?;
     }
     // Released at once, or else left listed for the sweep (the grant is kept for that).

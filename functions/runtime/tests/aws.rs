@@ -57,6 +57,7 @@ fn connection(account_id: AccountId, status: ConnectionStatus, last_activity_at:
         cleanup_pending: false,
         email_refused: None,
         scopes: None,
+        short_code: None,
     }
 }
 

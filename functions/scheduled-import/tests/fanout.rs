@@ -32,6 +32,7 @@ async fn every_connected_connection_gets_one_import_message_a_period_each_at_its
             cleanup_pending: false,
             email_refused: None,
             scopes: None,
+            short_code: None,
         };
         if status == ConnectionStatus::Connected {
             expected.insert((c.account_id.clone(), c.tenant_id));

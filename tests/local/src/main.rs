@@ -434,6 +434,7 @@ async fn check_store(services: &Services) -> anyhow::Result<()> {
         cleanup_pending: false,
         email_refused: None,
         scopes: None,
+        short_code: None,
     };
     services.store.put_connection(&connection).await?;
     let listed = services.store.account_connections(&connection.account_id).await?;

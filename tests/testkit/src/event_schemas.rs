@@ -124,6 +124,7 @@ mod tests {
                 "invoice_number": "INV-1001",
                 "xero_invoice_id": XERO_INVOICE,
                 "xero_status": "AUTHORISED",
+                "xero_url": "https://go.xero.com/organisationlogin/default.aspx?shortcode=!NLglS&redirecturl=/AccountsReceivable/View.aspx?InvoiceID=a6b2f3c4-1d2e-4f5a-9b8c-7d6e5f4a3b2c",
                 "action": "created"
             }),
             "invoice.sync_failed" => json!({
@@ -164,6 +165,7 @@ mod tests {
                 "xero_invoice_id": XERO_INVOICE,
                 "amount": "55.00",
                 "status": "SYNCED",
+                "xero_url": null,
                 "action": "created"
             }),
             "payment.sync_failed" => json!({

@@ -198,6 +198,20 @@ pub struct Currencies {
     pub currencies: Vec<Currency>,
 }
 
+/// `{"Organisations": [...]}`: of the organisation only what xero-sync keeps.
+#[derive(Debug, Default, Deserialize)]
+pub struct Organisations {
+    #[serde(rename = "Organisations", default)]
+    pub organisations: Vec<Organisation>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Organisation {
+    #[serde(default)]
+    pub short_code: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

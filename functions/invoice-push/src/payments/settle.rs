@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use xero_sync_domain::Error;
 use xero_sync_domain::digest::hex;
 use xero_sync_domain::events::{EventKind, PlatformEvent};
+use xero_sync_domain::links::{self, XeroDocument};
 use xero_sync_domain::model::{Connection, SyncRecord};
 use xero_sync_domain::notify::Notice;
 use xero_sync_domain::payment::{PaymentRecord, PaymentSyncStatus};
@@ -141,7 +142,7 @@ pub(super) async fn finish(
     for (job, s) in jobs.iter().zip(&settled) {
         let (Some(record), Some(announce)) = (&s.record, &s.announce) else { continue };
         match announce {
-            Announce::Synced(action) => events.push(synced_event(record, job, *action)),
+            Announce::Synced(action) => events.push(synced_event(record, connection, job, *action)),
             Announce::Failed(reasons) => {
                 events.push(failed_event(record, reasons));
                 failures.push((record.clone(), reasons.clone()));
@@ -224,7 +225,8 @@ fn event_key(record: &PaymentRecord) -> String {
     format!("{}|{}|{:?}", record.payment_id, record.last_delivery_id.as_deref().unwrap_or_default(), record.status)
 }
 
-fn synced_event(record: &PaymentRecord, job: &Job, action: Option<&str>) -> PlatformEvent {
+fn synced_event(record: &PaymentRecord, connection: &Connection, job: &Job, action: Option<&str>) -> PlatformEvent {
+    let link = |id| connection.short_code.as_deref().and_then(|code| links::deep_link(code, XeroDocument::Payment(id)));
     PlatformEvent::new(
         EventKind::PaymentSynced,
         record.account_id.clone(),
@@ -238,6 +240,7 @@ fn synced_event(record: &PaymentRecord, job: &Job, action: Option<&str>) -> Plat
             "xero_invoice_id": super::xero_invoice(job),
             "amount": record.amount.map(|a| a.normalize().to_string()),
             "status": if record.status == PaymentSyncStatus::Voided { "VOIDED" } else { "SYNCED" },
+            "xero_url": record.xero_payment_id.and_then(link),
             "action": action,
         }),
     )

@@ -376,3 +376,52 @@ async fn a_connection_without_the_payments_scope_holds_payments_and_a_reconnect_
     let listed = json(&w.api("GET", path).await);
     assert!(listed["connections"][0]["features"].as_array().unwrap().contains(&json!("push_payments")));
 }
+
+#[tokio::test]
+async fn the_xero_invoice_links_to_the_platforms_page_and_events_and_the_api_link_into_xero() {
+    let w = ready("acct-links", NewInvoiceStatus::Authorised).await;
+    let base = format!("/accounts/acct-links/connections/{}", demo::NZ_TENANT_ID);
+    let org = w.emu.objects(demo::NZ_TENANT_ID, "Organisation").unwrap().remove(0);
+    let code = org["ShortCode"].as_str().unwrap().to_owned();
+    assert_eq!(
+        w.connections("acct-links").await[0].short_code.as_deref(),
+        Some(code.as_str()),
+        "read once, at connect"
+    );
+
+    let mut wanted = serde_json::to_value(settings(NewInvoiceStatus::Authorised)).unwrap();
+    wanted["invoice_url_template"] = json!("app.example.com/invoices/{invoice_id}");
+    let refused =
+        w.api_json("PUT", &format!("{base}/settings"), &json!({ "version": 1, "settings": wanted }).to_string()).await;
+    assert_eq!(refused.status(), 422, "{}", body(&refused));
+    assert_eq!(json(&refused)["problems"][0]["field"], "settings.invoice_url_template");
+    wanted["invoice_url_template"] = json!("https://app.example.com/invoices/{invoice_id}");
+    wanted["payment_accounts"] = json!({ "card": account_id(&w, "090") });
+    let saved =
+        w.api_json("PUT", &format!("{base}/settings"), &json!({ "version": 1, "settings": wanted }).to_string()).await;
+    assert_eq!(saved.status(), 200, "{}", body(&saved));
+
+    let sent = event("acct-links", "dlv-links-inv", "inv-1", "INV-1001", new_customer("cust-1", "Totara Homes"));
+    deliver(&w, &sent).await;
+    w.work_push_queue().await;
+    let invoice = invoice(&w);
+    assert_eq!(invoice["Url"], "https://app.example.com/invoices/inv-1", "Xero shows \"Go to …\" with it");
+    let xero_id = invoice["InvoiceID"].as_str().unwrap();
+    let deep = format!(
+        "https://go.xero.com/organisationlogin/default.aspx?shortcode={code}&redirecturl=/AccountsReceivable/View.aspx?InvoiceID={xero_id}"
+    );
+    let synced = events_of(&w.inbox, "invoice.synced").await;
+    assert_eq!(synced[0]["detail"]["data"]["xero_url"], deep.as_str());
+    assert_eq!(invoice_api(&w, "acct-links").await["xero_url"], deep.as_str());
+
+    deliver(&w, &payment("acct-links", "dlv-links-pay", "pay-1", "20.00")).await;
+    w.work_push_queue().await;
+    let paid = xero_payments(&w).remove(0);
+    let payment_link = format!(
+        "https://go.xero.com/organisationlogin/default.aspx?shortcode={code}&redirecturl=/Bank/ViewTransaction.aspx?bankTransactionID={}",
+        paid["PaymentID"].as_str().unwrap()
+    );
+    let synced = events_of(&w.inbox, "payment.synced").await;
+    assert_eq!(synced[0]["detail"]["data"]["xero_url"], payment_link.as_str());
+    assert_eq!(invoice_api(&w, "acct-links").await["payments"][0]["xero_url"], payment_link.as_str());
+}

@@ -187,6 +187,7 @@ async fn a_sweep_over_1000_connections_pages_through_the_index_and_continues_nex
             cleanup_pending: false,
             email_refused: None,
             scopes: None,
+            short_code: None,
         };
         store.put_connection(&connection).await.unwrap();
     }
