@@ -13,13 +13,16 @@ const LONGEST_ID: usize = 128 * 3;
 
 /// Why `template` cannot be the platform's invoice page, or `None` when it can.
 pub fn template_problem(template: &str) -> Option<String> {
-    let rest = match template.split_once("://") {
-        Some(("https", rest)) => rest,
-        Some(("http", rest)) if is_local(rest) => rest,
-        Some(("http", _)) => return Some("must be an https address (http only for localhost)".into()),
-        _ => return Some("must be an absolute https address".into()),
+    let Some((scheme, rest)) = template.split_once("://") else {
+        return Some("must be an absolute https address".into());
     };
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    match scheme {
+        "https" => {}
+        "http" if is_local(host) => {}
+        "http" => return Some("must be an https address (http only for localhost)".into()),
+        _ => return Some("must be an absolute https address".into()),
+    }
     if host.is_empty() || host.starts_with(INVOICE_ID) {
         return Some("must name the platform's host before {invoice_id}".into());
     }
@@ -39,8 +42,7 @@ pub fn template_problem(template: &str) -> Option<String> {
     None
 }
 
-fn is_local(rest: &str) -> bool {
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+fn is_local(host: &str) -> bool {
     let name = host.rsplit_once(':').map_or(host, |(name, port)| if port.parse::<u16>().is_ok() { name } else { host });
     matches!(name, "localhost" | "127.0.0.1" | "[::1]")
 }

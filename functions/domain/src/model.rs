@@ -239,6 +239,11 @@ impl Connection {
     pub fn key(&self) -> ConnectionKey {
         ConnectionKey { account_id: self.account_id.clone(), tenant_id: self.tenant_id }
     }
+
+    /// Opens `document` in this organisation in Xero, once its ShortCode is known.
+    pub fn xero_link(&self, document: crate::links::XeroDocument) -> Option<String> {
+        crate::links::deep_link(self.short_code.as_deref()?, document)
+    }
 }
 
 /// A consent in progress: single use, bound to the account and where it returns to.

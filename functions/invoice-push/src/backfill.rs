@@ -20,7 +20,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use xero_sync_domain::Error;
 use xero_sync_domain::digest::hex;
-use xero_sync_domain::links::{self, XeroDocument};
+use xero_sync_domain::links::XeroDocument;
 use xero_sync_domain::model::{ConnectionKey, PlatformInvoiceId};
 use xero_sync_http::{ApiError, Problem, json, parse_json};
 
@@ -178,8 +178,8 @@ pub async fn invoice_status(webhook: &Webhook, key: &ConnectionKey, invoice: &st
     if record.is_none() && payments.is_empty() {
         return Err(ApiError::NotFound(format!("invoice {id} has not been sent to this Xero organisation")));
     }
-    let short_code = store.get_connection(key).await?.and_then(|c| c.short_code);
-    let link = |document| short_code.as_deref().and_then(|code| links::deep_link(code, document));
+    let connection = store.get_connection(key).await?;
+    let link = |document| connection.as_ref().and_then(|c| c.xero_link(document));
     let payments: Vec<_> = payments
         .iter()
         .map(|p| {

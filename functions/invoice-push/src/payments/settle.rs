@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use xero_sync_domain::Error;
 use xero_sync_domain::digest::hex;
 use xero_sync_domain::events::{EventKind, PlatformEvent};
-use xero_sync_domain::links::{self, XeroDocument};
+use xero_sync_domain::links::XeroDocument;
 use xero_sync_domain::model::{Connection, SyncRecord};
 use xero_sync_domain::notify::Notice;
 use xero_sync_domain::payment::{PaymentRecord, PaymentSyncStatus};
@@ -226,7 +226,6 @@ fn event_key(record: &PaymentRecord) -> String {
 }
 
 fn synced_event(record: &PaymentRecord, connection: &Connection, job: &Job, action: Option<&str>) -> PlatformEvent {
-    let link = |id| connection.short_code.as_deref().and_then(|code| links::deep_link(code, XeroDocument::Payment(id)));
     PlatformEvent::new(
         EventKind::PaymentSynced,
         record.account_id.clone(),
@@ -240,7 +239,7 @@ fn synced_event(record: &PaymentRecord, connection: &Connection, job: &Job, acti
             "xero_invoice_id": super::xero_invoice(job),
             "amount": record.amount.map(|a| a.normalize().to_string()),
             "status": if record.status == PaymentSyncStatus::Voided { "VOIDED" } else { "SYNCED" },
-            "xero_url": record.xero_payment_id.and_then(link),
+            "xero_url": record.xero_payment_id.and_then(|id| connection.xero_link(XeroDocument::Payment(id))),
             "action": action,
         }),
     )

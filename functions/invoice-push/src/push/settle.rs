@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use xero_sync_domain::Error;
 use xero_sync_domain::digest::hex;
 use xero_sync_domain::events::{EventKind, PlatformEvent};
-use xero_sync_domain::links::{self, XeroDocument};
+use xero_sync_domain::links::XeroDocument;
 use xero_sync_domain::model::{Connection, ConnectionKey, ContactMapping, ContactMatch, SyncRecord, SyncStatus};
 use xero_sync_domain::notify::Notice;
 use xero_sync_domain::store::{SyncRecordStore, at_most_once};
@@ -267,16 +267,10 @@ pub(super) fn synced_event(record: &SyncRecord, connection: &Connection, action:
             "invoice_number": record.invoice_number,
             "xero_invoice_id": record.xero_invoice_id,
             "xero_status": record.xero_status,
-            "xero_url": invoice_link(connection, record.xero_invoice_id),
+            "xero_url": record.xero_invoice_id.and_then(|id| connection.xero_link(XeroDocument::Invoice(id))),
             "action": action,
         }),
     )
-}
-
-/// Opens the invoice in Xero, when it is there and the organisation's ShortCode is known.
-pub(crate) fn invoice_link(connection: &Connection, xero_invoice_id: Option<uuid::Uuid>) -> Option<String> {
-    let (code, id) = (connection.short_code.as_deref()?, xero_invoice_id?);
-    links::deep_link(code, XeroDocument::Invoice(id))
 }
 
 pub(super) fn failed_event(record: &SyncRecord, reasons: &[String]) -> PlatformEvent {
