@@ -721,18 +721,18 @@ pub fn new_customer(id: &str, name: &str) -> Value {
             "addresses": [{ "type": "street", "line1": "9 Kauri Rd", "city": "Whangarei", "country": "NZ" }] })
 }
 
-/// The contract's example event (`docs/contracts/examples/invoice-created.json`), for `account`,
-/// delivered as `delivery`.
-pub fn example_event(account: &str, delivery: &str) -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/contracts/examples/invoice-created.json"
-    ))
-    .unwrap();
-    let mut e: Value = serde_json::from_str(&text).unwrap();
+/// A contract example (`docs/contracts/examples/{name}`), for `account`, delivered as `delivery`.
+pub fn contract_example(name: &str, account: &str, delivery: &str) -> Value {
+    let path = format!("{}/../../docs/contracts/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut e: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     e["account_id"] = json!(account);
     e["delivery_id"] = json!(delivery);
     e
+}
+
+/// The contract's example event (`invoice-created.json`), for `account`, delivered as `delivery`.
+pub fn example_event(account: &str, delivery: &str) -> Value {
+    contract_example("invoice-created.json", account, delivery)
 }
 
 /// The contract's example event, for `account`, as invoice `id` / `number` for `customer`.

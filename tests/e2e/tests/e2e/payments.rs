@@ -54,14 +54,7 @@ async fn with_invoice(account: &str, status: NewInvoiceStatus, options: Options)
 }
 
 fn payment(account: &str, delivery: &str, id: &str, amount: &str) -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/contracts/examples/payment-created.json"
-    ))
-    .unwrap();
-    let mut e: Value = serde_json::from_str(&text).unwrap();
-    e["account_id"] = json!(account);
-    e["delivery_id"] = json!(delivery);
+    let mut e = contract_example("payment-created.json", account, delivery);
     e["payment"]["id"] = json!(id);
     e["payment"]["invoice_id"] = json!("inv-1");
     e["payment"]["amount"] = json!(amount);
