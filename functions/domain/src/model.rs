@@ -349,6 +349,10 @@ pub struct SyncRecord {
     pub invoice_number: String,
     #[serde(default)]
     pub xero_invoice_id: Option<Uuid>,
+    /// The Xero contact the invoice is made out to, as Xero answered its write: a refund's
+    /// credit note goes to the same contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xero_contact_id: Option<Uuid>,
     pub status: SyncStatus,
     #[serde(default)]
     pub attempts: u32,
@@ -407,6 +411,7 @@ impl SyncRecord {
             invoice_id,
             invoice_number: number.to_owned(),
             xero_invoice_id: None,
+            xero_contact_id: None,
             status: SyncStatus::Pending,
             attempts: 0,
             last_error: None,

@@ -58,6 +58,12 @@ pub struct PaymentRecord {
     pub status: PaymentSyncStatus,
     #[serde(default)]
     pub xero_payment_id: Option<Uuid>,
+    /// A refund (`payment.refunded`): the money goes back through a credit note of its own,
+    /// `xero_credit_note_id`, which `xero_payment_id` pays out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refund: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xero_credit_note_id: Option<Uuid>,
     /// What was paid, as last asked for: shown in the invoice API.
     #[serde(default, deserialize_with = "crate::decimal::option::deserialize")]
     pub amount: Option<Decimal>,
@@ -105,6 +111,8 @@ impl PaymentRecord {
             invoice_id,
             status: PaymentSyncStatus::Pending,
             xero_payment_id: None,
+            refund: false,
+            xero_credit_note_id: None,
             amount: None,
             date: None,
             reason: None,

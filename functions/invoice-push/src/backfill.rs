@@ -185,12 +185,15 @@ pub async fn invoice_status(webhook: &Webhook, key: &ConnectionKey, invoice: &st
         .map(|p| {
             json!({
                 "payment_id": p.payment_id,
+                "refund": p.refund,
                 "status": p.status,
                 "xero_payment_id": p.xero_payment_id,
                 "xero_url": p.xero_payment_id.and_then(|id| link(XeroDocument::Payment(id))),
                 "amount": p.amount.map(|a| a.normalize().to_string()),
                 "date": p.date.map(|d| d.format("%Y-%m-%d").to_string()),
                 "reason": p.reason,
+                "xero_credit_note_id": p.xero_credit_note_id,
+                "xero_credit_note_url": p.xero_credit_note_id.and_then(|id| link(XeroDocument::CreditNote(id))),
                 "updated_at": xero_sync_domain::time::format(p.updated_at),
             })
         })

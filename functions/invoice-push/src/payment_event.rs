@@ -19,6 +19,20 @@ pub enum PaymentEventType {
     /// The payment was taken back: Xero's payment is deleted and the invoice is due again.
     #[serde(rename = "payment.voided")]
     Voided,
+    /// Money given back on a paid invoice; `payment.id` is the refund's own id. Xero shows it as
+    /// a credit note for the amount, paid out from the method's account.
+    #[serde(rename = "payment.refunded")]
+    Refunded,
+}
+
+impl PaymentEventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "payment.created",
+            Self::Voided => "payment.voided",
+            Self::Refunded => "payment.refunded",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,7 +81,7 @@ impl PaymentEvent {
         let mut p = Vec::new();
         p.extend(delivery_id_problem(&self.delivery_id));
         let pay = &self.payment;
-        if self.event == PaymentEventType::Created {
+        if self.event != PaymentEventType::Voided {
             let missing = [
                 ("payment.amount", pay.amount.is_none()),
                 ("payment.currency", pay.currency.is_none()),
@@ -76,7 +90,7 @@ impl PaymentEvent {
             ];
             for (field, absent) in missing {
                 if absent {
-                    p.push(Problem::new(field, "is required for payment.created"));
+                    p.push(Problem::new(field, format!("is required for {}", self.event.as_str())));
                 }
             }
         }
@@ -125,6 +139,10 @@ mod tests {
         (event.payment.currency, event.payment.date, event.payment.method) = (None, None, None);
         let fields: Vec<String> = event.problems().into_iter().map(|p| p.field).collect();
         assert_eq!(fields, ["payment.currency", "payment.date", "payment.method", "payment.amount"]);
+        event.event = PaymentEventType::Refunded;
+        let refund = event.problems();
+        assert_eq!(refund[0].message, "is required for payment.refunded");
+        assert_eq!(refund.len(), 4);
         event.event = PaymentEventType::Voided;
         event.payment.amount = None;
         assert!(event.problems().is_empty(), "{:?}", event.problems());

@@ -96,7 +96,7 @@ mod payments {
 
     #[test]
     fn the_documented_payment_examples_are_valid_for_the_schema_and_the_parser() {
-        for name in ["payment-created", "payment-voided"] {
+        for name in ["payment-created", "payment-voided", "payment-refunded"] {
             let example = example(name);
             let errors: Vec<String> = schema().iter_errors(&example).map(|e| e.to_string()).collect();
             assert!(errors.is_empty(), "{name}: {errors:?}");
@@ -105,6 +105,9 @@ mod payments {
         }
         let created = parse(example("payment-created").to_string().as_bytes()).unwrap();
         assert_eq!(created.payment.amount.unwrap().to_string(), "154.17");
+        let refunded = parse(example("payment-refunded").to_string().as_bytes()).unwrap();
+        assert_eq!(refunded.event, invoice_push::payment_event::PaymentEventType::Refunded);
+        assert_eq!(refunded.payment.amount.unwrap().to_string(), "40.00");
     }
 
     #[test]
@@ -131,15 +134,18 @@ mod payments {
             ("an unknown event", Box::new(|v| v["event"] = json!("payment.refunded.twice"))),
             ("a long reference", Box::new(|v| v["payment"]["reference"] = json!("r".repeat(256)))),
         ];
-        for (what, break_it) in broken {
-            let mut payload = example("payment-created");
+        // A refund needs what a payment needs.
+        for (name, (what, break_it)) in
+            ["payment-created", "payment-refunded"].iter().flat_map(|n| broken.iter().map(move |b| (n, b)))
+        {
+            let mut payload = example(name);
             break_it(&mut payload);
-            assert!(!schema.is_valid(&payload), "the schema accepts {what}");
+            assert!(!schema.is_valid(&payload), "the schema accepts {what} in {name}");
             let refused = match parse(payload.to_string().as_bytes()) {
                 Err(_) => true,
                 Ok(event) => !event.problems().is_empty(),
             };
-            assert!(refused, "the parser accepts {what}");
+            assert!(refused, "the parser accepts {what} in {name}");
         }
     }
 }

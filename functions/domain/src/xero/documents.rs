@@ -211,9 +211,37 @@ pub struct CreditNote {
     #[serde(rename = "Type", default)]
     pub kind: Option<CreditNoteType>,
     #[serde(default)]
+    pub credit_note_number: Option<String>,
+    #[serde(default)]
+    pub status: Option<InvoiceStatus>,
+    #[serde(default, deserialize_with = "decimal::option::deserialize")]
+    pub total: Option<Decimal>,
+    #[serde(default, deserialize_with = "decimal::option::deserialize")]
+    pub remaining_credit: Option<Decimal>,
+    #[serde(default)]
     pub allocations: Vec<Allocation>,
+    /// Its payments (refunds paid out of it), when Xero lists them.
+    #[serde(default)]
+    pub payments: Vec<Payment>,
     #[serde(rename = "UpdatedDateUTC", default, deserialize_with = "date::option")]
     pub updated: Option<DateTime<Utc>>,
+    /// "ERROR" on an element Xero refused.
+    #[serde(default)]
+    pub status_attribute_string: Option<String>,
+    #[serde(default)]
+    pub validation_errors: Vec<ValidationError>,
+}
+
+impl CreditNote {
+    /// The id Xero gave it; a refused element carries none, or the nil UUID.
+    pub fn id(&self) -> Option<Uuid> {
+        self.credit_note_id.filter(|id| !id.is_nil())
+    }
+
+    /// Whether Xero refused this element of a write.
+    pub fn is_refused(&self) -> bool {
+        self.status_attribute_string.as_deref() == Some("ERROR") || !self.validation_errors.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

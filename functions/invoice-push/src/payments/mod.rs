@@ -14,6 +14,7 @@
 //!    and the invoice's record told of the payment, so Xero showing it back is no news.
 
 mod plan;
+mod refund;
 mod settle;
 mod write;
 
@@ -29,7 +30,7 @@ use xero_sync_runtime::App;
 use xero_sync_runtime::token_provider::TokenError;
 
 use crate::message::{PaymentMessage, QueueMessage};
-use crate::payment_event::PaymentEvent;
+use crate::payment_event::{PaymentEvent, PaymentEventType};
 use crate::push::{PushError, PushPolicy, clone_error, later_for, park_items, parked, reconnected_meanwhile};
 use plan::{Plan, decide};
 
@@ -42,6 +43,9 @@ struct Job {
     claimed: bool,
     /// A draft invoice approved by this push.
     approved: bool,
+    /// The Xero contact of the invoice, for a refund's credit note: from the invoice's record,
+    /// or read from Xero for records made before it was kept.
+    contact: Option<Uuid>,
     result: Option<PaymentResult>,
     /// The invoice as Xero answered the payment's write: its payment state now.
     invoice_after: Option<Invoice>,
@@ -100,6 +104,7 @@ async fn inner(
         jobs.push(Job {
             event,
             record,
+            contact: invoice.as_ref().and_then(|i| i.xero_contact_id),
             invoice,
             plan,
             claimed: false,
@@ -108,8 +113,9 @@ async fn inner(
             invoice_after: None,
         });
     }
-    for job in jobs.iter_mut().filter(|j| matches!(j.plan, Plan::Create { .. } | Plan::Delete)) {
+    for job in jobs.iter_mut().filter(|j| j.plan.writes()) {
         let mut claimed = job.record.clone();
+        claimed.refund |= job.event.event == PaymentEventType::Refunded;
         claimed.uncertain |= claimed.claimed_until.is_some();
         claimed.claimed_until = Some(now + policy.claim_for);
         claimed.amount = job.event.payment.amount.or(claimed.amount);

@@ -62,6 +62,19 @@ pub(super) enum Plan {
     },
     /// Delete the Xero payment (looked up first when we could not see whether it reached Xero).
     Delete,
+    /// Give the money back: an AUTHORISED customer credit note for the amount, on the sales
+    /// account, to the invoice's contact, then a payment out of it from the method's account.
+    Refund {
+        account_id: Uuid,
+        sales_account: String,
+    },
+}
+
+impl Plan {
+    /// Whether the plan writes to Xero, and so claims the record first.
+    pub(super) fn writes(&self) -> bool {
+        matches!(self, Plan::Create { .. } | Plan::Delete | Plan::Refund { .. })
+    }
 }
 
 /// The reason a payment waits for a reconnection, as the invoice API and the email say it.
@@ -96,12 +109,14 @@ pub(super) fn decide(
     match event.event {
         PaymentEventType::Voided => match (record.status, record.xero_payment_id) {
             (PaymentSyncStatus::Voided, _) => Plan::Done(Ok(PaymentOutcome::Unchanged)),
-            // Never reached Xero: there is nothing to take back.
-            (_, None) if !record.uncertain => Plan::Done(Ok(PaymentOutcome::Voided { xero_payment_id: None })),
+            // Never reached Xero: there is nothing to take back (a refund's credit note would be).
+            (_, None) if !record.uncertain && record.xero_credit_note_id.is_none() => {
+                Plan::Done(Ok(PaymentOutcome::Voided { xero_payment_id: None }))
+            }
             _ if !allowed => Plan::NotAllowed,
             _ => Plan::Delete,
         },
-        PaymentEventType::Created => {
+        PaymentEventType::Created | PaymentEventType::Refunded => {
             match record.status {
                 PaymentSyncStatus::Synced => return Plan::Done(Ok(PaymentOutcome::Unchanged)),
                 PaymentSyncStatus::Failed if same_delivery => {
@@ -112,49 +127,17 @@ pub(super) fn decide(
             if !allowed {
                 return Plan::NotAllowed;
             }
-            let Some(method) = event.payment.method else {
-                return Plan::Fail { reason: "the payment has no method".into() };
+            let target = match pay_into(event, record, invoice, settings, now) {
+                Ok(target) => target,
+                Err(plan) => return plan,
             };
-            let Some(account_id) = settings.payment_accounts.get(&method).copied() else {
-                return Plan::Fail {
-                    reason: format!(
-                        "no Xero account is mapped for {} payments: map one in the settings (payment_accounts)",
-                        method.as_str().replace('_', " ")
-                    ),
-                };
-            };
-            let waited = now - record.first_seen_at;
-            let in_xero = invoice.and_then(|i| i.xero_invoice_id.map(|id| (id, i.xero_status)));
-            let Some((xero_invoice_id, status)) = in_xero else {
-                if waited > WAIT_FOR_INVOICE {
-                    return Plan::Fail {
-                        reason: format!(
-                            "invoice {} did not reach Xero within {} days, so the payment could not be recorded",
-                            event.payment.invoice_id,
-                            WAIT_FOR_INVOICE.num_days()
-                        ),
-                    };
-                }
-                let why = match invoice.map(|i| i.status) {
-                    Some(SyncStatus::Failed) => {
-                        "waiting for the invoice, which Xero refused: fix the invoice and it follows"
-                    }
-                    _ => "waiting for the invoice to reach Xero",
-                };
-                return Plan::Hold { reason: why.into(), after: hold_for(waited) };
-            };
+            if event.event == PaymentEventType::Refunded {
+                return refund(target, settings);
+            }
+            let Target { xero_invoice_id, account_id, status } = target;
             match status {
-                Some(s) if s.is_gone() => {
-                    Plan::Fail { reason: "the invoice is voided in Xero and cannot take payments".into() }
-                }
                 Some(InvoiceStatus::Draft | InvoiceStatus::Submitted) if !settings.approve_drafts_for_payment => {
-                    Plan::Hold {
-                        reason:
-                            "the invoice is a draft in Xero: approve it there (or let payments approve drafts in the \
-                        settings) and the payment follows"
-                                .into(),
-                        after: LONGEST_HOLD,
-                    }
+                    Plan::Hold { reason: DRAFT.into(), after: LONGEST_HOLD }
                 }
                 Some(InvoiceStatus::Draft | InvoiceStatus::Submitted) => {
                     Plan::Create { xero_invoice_id, account_id, approve_first: true }
@@ -163,6 +146,81 @@ pub(super) fn decide(
             }
         }
     }
+}
+
+const DRAFT: &str = "the invoice is a draft in Xero: approve it there (or let payments approve drafts in the \
+    settings) and the payment follows";
+
+/// Where money taken (or given back) against an invoice goes in Xero.
+struct Target {
+    xero_invoice_id: Uuid,
+    account_id: Uuid,
+    status: Option<InvoiceStatus>,
+}
+
+/// The Xero invoice and the account a payment or refund goes through, or the plan for one that
+/// cannot go yet (its invoice is not in Xero) or at all (no account mapped, the invoice voided).
+fn pay_into(
+    event: &PaymentEvent,
+    record: &PaymentRecord,
+    invoice: Option<&SyncRecord>,
+    settings: &ConnectionSettings,
+    now: DateTime<Utc>,
+) -> Result<Target, Plan> {
+    let Some(method) = event.payment.method else {
+        return Err(Plan::Fail { reason: "the payment has no method".into() });
+    };
+    let Some(account_id) = settings.payment_accounts.get(&method).copied() else {
+        return Err(Plan::Fail {
+            reason: format!(
+                "no Xero account is mapped for {} payments: map one in the settings (payment_accounts)",
+                method.as_str().replace('_', " ")
+            ),
+        });
+    };
+    let waited = now - record.first_seen_at;
+    let in_xero = invoice.and_then(|i| i.xero_invoice_id.map(|id| (id, i.xero_status)));
+    let Some((xero_invoice_id, status)) = in_xero else {
+        if waited > WAIT_FOR_INVOICE {
+            return Err(Plan::Fail {
+                reason: format!(
+                    "invoice {} did not reach Xero within {} days, so the payment could not be recorded",
+                    event.payment.invoice_id,
+                    WAIT_FOR_INVOICE.num_days()
+                ),
+            });
+        }
+        let why = match invoice.map(|i| i.status) {
+            Some(SyncStatus::Failed) => "waiting for the invoice, which Xero refused: fix the invoice and it follows",
+            _ => "waiting for the invoice to reach Xero",
+        };
+        return Err(Plan::Hold { reason: why.into(), after: hold_for(waited) });
+    };
+    if status.is_some_and(InvoiceStatus::is_gone) {
+        return Err(Plan::Fail { reason: "the invoice is voided in Xero and cannot take payments".into() });
+    }
+    Ok(Target { xero_invoice_id, account_id, status })
+}
+
+/// A refund is a credit note to the invoice's contact, paid out: it needs the invoice approved
+/// (a draft was never paid in Xero) and a sales account for the credit note's line.
+fn refund(target: Target, settings: &ConnectionSettings) -> Plan {
+    if matches!(target.status, Some(InvoiceStatus::Draft | InvoiceStatus::Submitted)) {
+        return Plan::Hold {
+            reason: "the invoice is a draft in Xero, so nothing was paid there to refund: approve it there and the \
+                refund follows"
+                .into(),
+            after: LONGEST_HOLD,
+        };
+    }
+    let Some(sales_account) = settings.default_sales_account_code.clone().filter(|c| !c.trim().is_empty()) else {
+        return Plan::Fail {
+            reason: "a refund needs the sales account it is taken back from: set default_sales_account_code in the \
+                settings"
+                .into(),
+        };
+    };
+    Plan::Refund { account_id: target.account_id, sales_account }
 }
 
 /// Soon while the invoice is likely just behind its payment, then less and less often.
@@ -251,6 +309,41 @@ mod tests {
         let not_allowed =
             decide(&event, &new_record(&event), Some(&inv), &settings(), false, now(), &PushPolicy::default());
         assert!(matches!(not_allowed, Plan::NotAllowed));
+    }
+
+    #[test]
+    fn a_refund_of_a_paid_invoice_is_a_credit_note_on_the_sales_account_paid_from_the_methods_account() {
+        let mut event = crate::payment_event::example();
+        event.event = PaymentEventType::Refunded;
+        let paid = invoice(&event, Some("PAID"));
+        let no_sales_account = plan(&event, &new_record(&event), Some(&paid));
+        assert!(
+            matches!(&no_sales_account, Plan::Fail { reason } if reason.contains("default_sales_account_code")),
+            "{no_sales_account:?}"
+        );
+        let with_sales = ConnectionSettings { default_sales_account_code: Some("200".into()), ..settings() };
+        let planned =
+            decide(&event, &new_record(&event), Some(&paid), &with_sales, true, now(), &PushPolicy::default());
+        let Plan::Refund { account_id, sales_account } = planned else { panic!("refunded: {planned:?}") };
+        assert_eq!((account_id, sales_account.as_str()), (Uuid::from_u128(9), "200"));
+        let draft = invoice(&event, Some("DRAFT"));
+        let approving = ConnectionSettings { approve_drafts_for_payment: true, ..with_sales.clone() };
+        let held = decide(&event, &new_record(&event), Some(&draft), &approving, true, now(), &PushPolicy::default());
+        assert!(matches!(held, Plan::Hold { reason, .. } if reason.contains("nothing was paid there to refund")));
+        let waiting = decide(&event, &new_record(&event), None, &with_sales, true, now(), &PushPolicy::default());
+        assert!(matches!(waiting, Plan::Hold { after, .. } if after == StdDuration::from_secs(30)));
+        let refunded = PaymentRecord { status: PaymentSyncStatus::Synced, refund: true, ..new_record(&event) };
+        let again = decide(&event, &refunded, Some(&paid), &with_sales, true, now(), &PushPolicy::default());
+        assert!(matches!(again, Plan::Done(Ok(PaymentOutcome::Unchanged))));
+    }
+
+    #[test]
+    fn voiding_a_refund_whose_payment_never_went_still_takes_back_its_credit_note() {
+        let mut event = crate::payment_event::example();
+        event.event = PaymentEventType::Voided;
+        let credit_only =
+            PaymentRecord { refund: true, xero_credit_note_id: Some(Uuid::from_u128(7)), ..new_record(&event) };
+        assert!(matches!(plan(&event, &credit_only, None), Plan::Delete));
     }
 
     #[test]

@@ -82,7 +82,7 @@ fn settle(job: &mut Job, now: chrono::DateTime<chrono::Utc>) -> (PaymentResult, 
             (Ok(PaymentOutcome::Parked), Settled { record: Some(held(next, RECONNECT_FOR_PAYMENTS)), announce: None })
         }
         Plan::Fail { reason } => failed(next, vec![reason]),
-        Plan::Create { .. } | Plan::Delete => {
+        plan @ (Plan::Create { .. } | Plan::Delete | Plan::Refund { .. }) => {
             let result =
                 job.result.take().unwrap_or_else(|| Err(PushError::later("not attempted", StdDuration::from_secs(5))));
             match result {
@@ -92,9 +92,12 @@ fn settle(job: &mut Job, now: chrono::DateTime<chrono::Utc>) -> (PaymentResult, 
                     Settled { record: Some(held(next, RECONNECT_FOR_PAYMENTS)), announce: None },
                 ),
                 Ok(outcome @ (PaymentOutcome::Synced { .. } | PaymentOutcome::Voided { .. })) => {
-                    let action = if matches!(outcome, PaymentOutcome::Synced { .. }) { "created" } else { "voided" };
-                    next.status =
-                        if action == "created" { PaymentSyncStatus::Synced } else { PaymentSyncStatus::Voided };
+                    let (action, status) = match (&outcome, plan) {
+                        (PaymentOutcome::Synced { .. }, Plan::Refund { .. }) => ("refunded", PaymentSyncStatus::Synced),
+                        (PaymentOutcome::Synced { .. }, _) => ("created", PaymentSyncStatus::Synced),
+                        _ => ("voided", PaymentSyncStatus::Voided),
+                    };
+                    next.status = status;
                     next.reason = None;
                     next.uncertain = false;
                     (
@@ -190,7 +193,8 @@ pub(super) async fn finish(
 /// announced payments (or leaves them, once deleted), and the invoice's payment state is the
 /// one Xero answered with. Best effort: a lost race costs one repeated event, never a payment.
 async fn note_on_invoice(app: &App, job: &Job, saved: &PaymentRecord) {
-    let Some(xero_payment) = saved.xero_payment_id else { return };
+    // A refund is paid out of its own credit note: the invoice neither lists it nor changes.
+    let Some(xero_payment) = saved.xero_payment_id.filter(|_| !saved.refund) else { return };
     let store = &app.services.store;
     let mut record: Option<SyncRecord> = job.invoice.clone();
     for _ in 0..3 {
@@ -226,22 +230,29 @@ fn event_key(record: &PaymentRecord) -> String {
 }
 
 fn synced_event(record: &PaymentRecord, connection: &Connection, job: &Job, action: Option<&str>) -> PlatformEvent {
+    let mut data = json!({
+        "payment_id": record.payment_id,
+        "invoice_id": record.invoice_id,
+        "xero_payment_id": record.xero_payment_id,
+        "xero_invoice_id": super::xero_invoice(job),
+        "amount": record.amount.map(|a| a.normalize().to_string()),
+        "status": if record.status == PaymentSyncStatus::Voided { "VOIDED" } else { "SYNCED" },
+        "xero_url": record.xero_payment_id.and_then(|id| connection.xero_link(XeroDocument::Payment(id))),
+        "action": action,
+    });
+    if record.refund {
+        data["refund"] = json!(true);
+        data["xero_credit_note_id"] = json!(record.xero_credit_note_id);
+        data["xero_credit_note_url"] =
+            json!(record.xero_credit_note_id.and_then(|id| connection.xero_link(XeroDocument::CreditNote(id))));
+    }
     PlatformEvent::new(
         EventKind::PaymentSynced,
         record.account_id.clone(),
         Some(record.tenant_id),
         &event_key(record),
         record.updated_at,
-        json!({
-            "payment_id": record.payment_id,
-            "invoice_id": record.invoice_id,
-            "xero_payment_id": record.xero_payment_id,
-            "xero_invoice_id": super::xero_invoice(job),
-            "amount": record.amount.map(|a| a.normalize().to_string()),
-            "status": if record.status == PaymentSyncStatus::Voided { "VOIDED" } else { "SYNCED" },
-            "xero_url": record.xero_payment_id.and_then(|id| connection.xero_link(XeroDocument::Payment(id))),
-            "action": action,
-        }),
+        data,
     )
 }
 

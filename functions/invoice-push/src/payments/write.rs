@@ -14,17 +14,14 @@ use xero_sync_runtime::token_provider::TokenError;
 use xero_sync_xero::{ApiRequest, XeroError};
 
 use super::plan::{PaymentOutcome, Plan};
-use super::{Job, xero_invoice};
+use super::{Job, refund, xero_invoice};
 use crate::push::{PushError, PushPolicy, idempotency_key, maybe_applied};
 
 /// Payments per `PUT /Payments`, as Xero batches writes.
 const BATCH: usize = 50;
 
 fn open(jobs: &[Job]) -> Vec<usize> {
-    (0..jobs.len())
-        .filter(|i| jobs[*i].claimed && jobs[*i].result.is_none())
-        .filter(|i| matches!(jobs[*i].plan, Plan::Create { .. } | Plan::Delete))
-        .collect()
+    (0..jobs.len()).filter(|i| jobs[*i].claimed && jobs[*i].result.is_none() && jobs[*i].plan.writes()).collect()
 }
 
 pub(super) async fn to_xero(
@@ -90,37 +87,53 @@ async fn once(
     if !drafts.is_empty() {
         approve(app, connection, jobs, &drafts).await?;
     }
-    let uncertain: Vec<usize> = open
-        .iter()
-        .copied()
-        .filter(|i| jobs[*i].result.is_none() && jobs[*i].record.uncertain && jobs[*i].record.xero_payment_id.is_none())
-        .collect();
-    if !uncertain.is_empty() {
-        look_up(app, connection, settings, jobs, &uncertain).await?;
+    let uncertain = |refunds: bool| -> Vec<usize> {
+        let record = |i: usize| &jobs[i].record;
+        open.iter()
+            .copied()
+            .filter(|i| jobs[*i].result.is_none() && record(*i).uncertain && record(*i).refund == refunds)
+            .filter(|i| refunds || record(*i).xero_payment_id.is_none())
+            .collect()
+    };
+    let (payments, refunds) = (uncertain(false), uncertain(true));
+    if !payments.is_empty() {
+        look_up(app, connection, settings, jobs, &payments).await?;
     }
+    if !refunds.is_empty() {
+        refund::look_up(app, connection, jobs, &refunds).await?;
+    }
+    refund::contacts(app, connection, jobs).await?;
+    refund::credit_notes(app, connection, settings, jobs, open).await?;
     let creates: Vec<usize> = open
         .iter()
         .copied()
-        .filter(|i| jobs[*i].result.is_none() && matches!(jobs[*i].plan, Plan::Create { .. }))
+        .filter(|i| jobs[*i].result.is_none() && matches!(jobs[*i].plan, Plan::Create { .. } | Plan::Refund { .. }))
         .collect();
     for chunk in creates.chunks(BATCH) {
         create(app, connection, jobs, chunk).await?;
     }
     for &i in open {
-        if jobs[i].result.is_some() {
+        if jobs[i].result.is_some() || !matches!(jobs[i].plan, Plan::Delete) {
             continue;
         }
-        match (&jobs[i].plan, jobs[i].record.xero_payment_id) {
-            (Plan::Delete, Some(id)) => delete(app, connection, &mut jobs[i], id).await?,
+        let job = &mut jobs[i];
+        match job.record.xero_payment_id {
+            Some(id) => delete(app, connection, job, id).await?,
             // Looked up, and it never reached Xero.
-            (Plan::Delete, None) => jobs[i].result = Some(Ok(PaymentOutcome::Voided { xero_payment_id: None })),
-            _ => {}
+            None => job.result = Some(Ok(PaymentOutcome::Voided { xero_payment_id: None })),
+        }
+        // A refund's credit note goes too once its payment is gone, or it would hold the credit.
+        if let (Some(credit_note), Some(Ok(PaymentOutcome::Voided { .. }))) =
+            (job.record.xero_credit_note_id, &job.result)
+        {
+            job.result = None;
+            refund::void(app, connection, job, credit_note).await?;
         }
     }
     Ok(())
 }
 
-fn deliveries<'a>(jobs: &'a [Job], which: &[usize]) -> Vec<&'a str> {
+pub(super) fn deliveries<'a>(jobs: &'a [Job], which: &[usize]) -> Vec<&'a str> {
     which.iter().map(|i| jobs[*i].event.delivery_id.as_str()).collect()
 }
 
@@ -152,12 +165,21 @@ async fn approve(app: &App, connection: &Connection, jobs: &mut [Job], which: &[
     Ok(())
 }
 
-/// The payment's element in `PUT /Payments`.
+/// The payment's element in `PUT /Payments`: against the invoice, or for a refund out of its
+/// credit note once that is written.
 fn element(job: &Job) -> Option<Value> {
-    let Plan::Create { xero_invoice_id, account_id, .. } = job.plan else { return None };
+    let (key, paid, account_id) = match &job.plan {
+        Plan::Create { xero_invoice_id, account_id, .. } => {
+            ("Invoice", json!({ "InvoiceID": xero_invoice_id }), account_id)
+        }
+        Plan::Refund { account_id, .. } => {
+            ("CreditNote", json!({ "CreditNoteID": job.record.xero_credit_note_id? }), account_id)
+        }
+        _ => return None,
+    };
     let p = &job.event.payment;
     let mut v = json!({
-        "Invoice": { "InvoiceID": xero_invoice_id },
+        key: paid,
         "Account": { "AccountID": account_id },
         "Date": p.date?.format("%Y-%m-%d").to_string(),
         "Amount": number(p.amount?),
@@ -168,7 +190,7 @@ fn element(job: &Job) -> Option<Value> {
     Some(v)
 }
 
-fn number(d: Decimal) -> Value {
+pub(super) fn number(d: Decimal) -> Value {
     let text = d.normalize().to_string();
     serde_json::from_str::<serde_json::Number>(&text).map(Value::Number).unwrap_or(Value::String(text))
 }

@@ -124,6 +124,7 @@ pub(super) fn settle(job: &mut Job, now: DateTime<Utc>) -> (PushResult, Settled)
                     next.content_hash = Some(plan_hash(&plan));
                     if let Some(w) = &job.written {
                         next.xero_invoice_id = Some(w.xero_invoice_id);
+                        next.xero_contact_id = w.contact_id.or(next.xero_contact_id);
                         next.xero_status = w.xero_status;
                         if w.payment_state.is_some() {
                             next.payment_state = w.payment_state.clone();

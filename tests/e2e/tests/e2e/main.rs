@@ -11,6 +11,7 @@ mod import;
 mod inputs;
 mod payments;
 mod push;
+mod refunds;
 mod resilience;
 mod safety_net;
 mod settings;

@@ -17,19 +17,19 @@ use xero_sync_xero::ApiRequest;
 
 use crate::helpers::*;
 
-const PUT_PAYMENTS: (&str, &str) = ("PUT", "/api.xro/2.0/payments");
+pub(crate) const PUT_PAYMENTS: (&str, &str) = ("PUT", "/api.xro/2.0/payments");
 /// The example invoice's total: 95 + 3.5 × 12.40 less 10 %, plus GST.
-const TOTAL: &str = "154.17";
+pub(crate) const TOTAL: &str = "154.17";
 
-fn calls(w: &World, (method, endpoint): (&str, &str)) -> u64 {
+pub(crate) fn calls(w: &World, (method, endpoint): (&str, &str)) -> u64 {
     w.emu.counters().calls_to(method, endpoint)
 }
 
-fn dec(v: &Value) -> Decimal {
+pub(crate) fn dec(v: &Value) -> Decimal {
     Decimal::from_str(v.to_string().trim_matches('"')).unwrap()
 }
 
-fn account_id(w: &World, code: &str) -> Uuid {
+pub(crate) fn account_id(w: &World, code: &str) -> Uuid {
     let accounts = w.emu.objects(demo::NZ_TENANT_ID, "Accounts").unwrap();
     let account = accounts.iter().find(|a| a["Code"] == code).unwrap();
     Uuid::parse_str(account["AccountID"].as_str().unwrap()).unwrap()
@@ -37,7 +37,7 @@ fn account_id(w: &World, code: &str) -> Uuid {
 
 /// Connected, card payments mapped to the bank account 090, and invoice `inv-1` (INV-1001) in
 /// Xero with `status`.
-async fn with_invoice(account: &str, status: NewInvoiceStatus, options: Options) -> World {
+pub(crate) async fn with_invoice(account: &str, status: NewInvoiceStatus, options: Options) -> World {
     let w = ready_with(account, status, options).await;
     let mut s = settings(status);
     s.payment_accounts = [(PaymentMethod::Card, account_id(&w, "090"))].into();
@@ -53,7 +53,7 @@ async fn with_invoice(account: &str, status: NewInvoiceStatus, options: Options)
     w
 }
 
-fn payment(account: &str, delivery: &str, id: &str, amount: &str) -> Value {
+pub(crate) fn payment(account: &str, delivery: &str, id: &str, amount: &str) -> Value {
     let mut e = contract_example("payment-created.json", account, delivery);
     e["payment"]["id"] = json!(id);
     e["payment"]["invoice_id"] = json!("inv-1");
@@ -61,20 +61,20 @@ fn payment(account: &str, delivery: &str, id: &str, amount: &str) -> Value {
     e
 }
 
-fn void(account: &str, delivery: &str, id: &str) -> Value {
+pub(crate) fn void(account: &str, delivery: &str, id: &str) -> Value {
     json!({ "delivery_id": delivery, "event": "payment.voided", "occurred_at": "2026-11-21T08:00:00Z",
             "account_id": account, "payment": { "id": id, "invoice_id": "inv-1" } })
 }
 
-fn invoice(w: &World) -> Value {
+pub(crate) fn invoice(w: &World) -> Value {
     in_xero(w, "INV-1001").remove(0)
 }
 
-fn xero_payments(w: &World) -> Vec<Value> {
+pub(crate) fn xero_payments(w: &World) -> Vec<Value> {
     w.emu.payments(demo::NZ_TENANT_ID)
 }
 
-async fn record(w: &World, account: &str, id: &str) -> PaymentRecord {
+pub(crate) async fn record(w: &World, account: &str, id: &str) -> PaymentRecord {
     let (invoice, payment) = (PlatformInvoiceId::parse("inv-1").unwrap(), PlatformPaymentId::parse(id).unwrap());
     w.aws.store().get_payment_record(&key(account), &invoice, &payment).await.unwrap().unwrap()
 }
@@ -85,7 +85,7 @@ async fn deliver_all(w: &World, bodies: Vec<Value>) {
     futures::stream::iter(bodies).for_each_concurrent(8, |body| async move { deliver(w, &body).await }).await;
 }
 
-async fn invoice_api(w: &World, account: &str) -> Value {
+pub(crate) async fn invoice_api(w: &World, account: &str) -> Value {
     let path = format!("/accounts/{account}/connections/{}/invoices/inv-1", demo::NZ_TENANT_ID);
     json(&w.invoice_api("GET", &path, "").await)
 }

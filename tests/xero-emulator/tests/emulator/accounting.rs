@@ -376,6 +376,50 @@ async fn a_credit_note_allocated_to_an_invoice_reduces_what_is_due() {
 }
 
 #[tokio::test]
+async fn a_refund_pays_out_a_credit_note_which_cannot_be_voided_until_the_refund_is_deleted() {
+    let emu = start().await;
+    let api = connected_api(&emu).await;
+    let note = |status: &str| {
+        json!({"CreditNotes": [{"Type": "ACCRECCREDIT", "Contact": {"ContactNumber": "C-1001"}, "Status": status,
+            "LineAmountTypes": "Inclusive", "Date": "2026-11-02",
+            "LineItems": [{"Description": "Refund", "Quantity": 1, "UnitAmount": 23, "AccountCode": "200", "TaxType": "OUTPUT2"}]}]})
+    };
+    let draft = api.put("/CreditNotes", &note("DRAFT")).await.body["CreditNotes"][0]["CreditNoteID"].clone();
+    let created = api.put("/CreditNotes", &note("AUTHORISED")).await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    let cn_id = created.body["CreditNotes"][0]["CreditNoteID"].as_str().expect("id").to_owned();
+    assert_eq!(dec(&created.body["CreditNotes"][0]["Total"]), "23", "tax inclusive: the total is the amount");
+    let refund = |id: &Value, amount: Value| json!({"Payments": [{"CreditNote": {"CreditNoteID": id}, "Account": {"Code": "090"}, "Amount": amount, "Date": "2026-11-03"}]});
+    let on_draft = api.put("/Payments", &refund(&draft, json!(5))).await;
+    assert_eq!(on_draft.status, 400);
+    assert!(on_draft.messages()[0].contains("Authorised credit note"), "{:?}", on_draft.messages());
+    let too_much = api.put("/Payments", &refund(&json!(cn_id), json!(23.01))).await;
+    assert_eq!(too_much.status, 400);
+    assert_eq!(too_much.messages(), vec!["Payment amount exceeds the amount outstanding on this document".to_string()]);
+    let body = refund(&json!(cn_id), json!(23));
+    spec("Payments", &body);
+    let paid = api.put("/Payments", &body).await;
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    spec("Payments", &paid.body);
+    let payment = &paid.body["Payments"][0];
+    assert_eq!(payment["PaymentType"], "ARCREDITPAYMENT");
+    let payment_id = payment["PaymentID"].as_str().expect("payment").to_owned();
+    let listed = api.get(&format!("/CreditNotes?where={}&page=1", url_encode("CreditNoteNumber==\"CN-0002\""))).await;
+    spec("CreditNotes", &listed.body);
+    let cn = &listed.body["CreditNotes"][0];
+    assert_eq!((cn["CreditNoteID"].as_str(), cn["Status"].as_str()), (Some(cn_id.as_str()), Some("PAID")));
+    assert_eq!(cn["Payments"][0]["PaymentID"], payment_id.as_str(), "a credit note lists its refunds");
+    let void = json!({"CreditNotes": [{"CreditNoteID": cn_id, "Status": "VOIDED"}]});
+    let refused = api.post(&format!("/CreditNotes/{cn_id}"), &void).await;
+    assert_eq!(refused.status, 400, "paid out: {}", refused.text);
+    let deleted = api.post(&format!("/Payments/{payment_id}"), &json!({"Status": "DELETED"})).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    let voided = api.post(&format!("/CreditNotes/{cn_id}"), &void).await;
+    assert_eq!(voided.status, 200, "{}", voided.text);
+    assert_eq!(voided.body["CreditNotes"][0]["Status"], "VOIDED");
+}
+
+#[tokio::test]
 async fn contacts_are_created_updated_and_need_unique_names() {
     let emu = start().await;
     let api = connected_api(&emu).await;
