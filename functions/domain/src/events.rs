@@ -40,6 +40,10 @@ pub enum EventKind {
     PaymentSynced,
     #[serde(rename = "payment.sync_failed")]
     PaymentSyncFailed,
+    #[serde(rename = "credit_note.synced")]
+    CreditNoteSynced,
+    #[serde(rename = "credit_note.sync_failed")]
+    CreditNoteSyncFailed,
     #[serde(rename = "tax_rates.changed")]
     TaxRatesChanged,
     #[serde(rename = "accounts.changed")]
@@ -67,6 +71,8 @@ impl EventKind {
             Self::PaymentReversed => "payment.reversed",
             Self::PaymentSynced => "payment.synced",
             Self::PaymentSyncFailed => "payment.sync_failed",
+            Self::CreditNoteSynced => "credit_note.synced",
+            Self::CreditNoteSyncFailed => "credit_note.sync_failed",
             Self::TaxRatesChanged => "tax_rates.changed",
             Self::AccountsChanged => "accounts.changed",
             Self::ItemsChanged => "items.changed",

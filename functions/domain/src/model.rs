@@ -92,6 +92,11 @@ platform_id!(
     PlatformPaymentId,
     "payment id"
 );
+platform_id!(
+    /// The platform's id of a credit note (a job's sales credit).
+    PlatformCreditNoteId,
+    "credit note id"
+);
 
 /// Identifiers Xero issues are UUIDs.
 macro_rules! xero_id {
@@ -436,10 +441,15 @@ impl SyncRecord {
 /// whole invoice.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParkedPush {
-    pub invoice_id: PlatformInvoiceId,
+    /// The invoice an invoice or payment event is about; none for a credit note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_id: Option<PlatformInvoiceId>,
     /// Set for a payment event: parked under the payment, beside (not over) its invoice's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_id: Option<PlatformPaymentId>,
+    /// Set for a credit note event: parked under the credit note, beside its invoice's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit_note_id: Option<PlatformCreditNoteId>,
     #[serde(with = "crate::time::fixed")]
     pub occurred_at: DateTime<Utc>,
     /// The event's platform version, when it has one: it orders events before the time does.

@@ -68,11 +68,12 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use uuid::Uuid;
 
 use crate::Error;
+use crate::credit_note::CreditNoteRecord;
 use crate::governor::Bucket;
 use crate::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, EmailRefusal, GrantId,
-    GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId,
-    PlatformPaymentId, SyncRecord, TenantId, XeroConnectionId, XeroUsage,
+    GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCreditNoteId, PlatformCustomerId,
+    PlatformInvoiceId, PlatformPaymentId, SyncRecord, TenantId, XeroConnectionId, XeroUsage,
 };
 use crate::payment::PaymentRecord;
 use crate::reference::ReferenceData;
@@ -344,6 +345,18 @@ pub trait PaymentRecordStore: Send + Sync {
     ) -> Result<HashMap<Uuid, PaymentRecord>, Error>;
 }
 
+/// Credit note records: a platform credit note and what became of it in Xero.
+#[async_trait]
+pub trait CreditNoteRecordStore: Send + Sync {
+    async fn get_credit_note_record(
+        &self,
+        key: &ConnectionKey,
+        credit_note: &PlatformCreditNoteId,
+    ) -> Result<Option<CreditNoteRecord>, Error>;
+    /// Versioned like [`SyncRecordStore::save_sync_record`].
+    async fn save_credit_note_record(&self, record: &CreditNoteRecord) -> Result<CreditNoteRecord, Error>;
+}
+
 /// A scheduled job's own state between runs (where a bounded run stopped, what to retry).
 #[async_trait]
 pub trait JobStateStore: Send + Sync {
@@ -444,6 +457,7 @@ pub trait Store:
     + DeliveryStore
     + SyncRecordStore
     + PaymentRecordStore
+    + CreditNoteRecordStore
     + JobStateStore
     + ParkedPushStore
     + ContactMappingStore
@@ -464,6 +478,7 @@ impl<
         + DeliveryStore
         + SyncRecordStore
         + PaymentRecordStore
+        + CreditNoteRecordStore
         + JobStateStore
         + ParkedPushStore
         + ContactMappingStore

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use xero_sync_domain::model::{Connection, ContactMapping, ContactMatch, PlatformCustomerId};
 use xero_sync_domain::store::ContactMappingStore;
-use xero_sync_domain::xero::{Contact, Contacts};
+use xero_sync_domain::xero::{Contact, Contacts, Invoices};
 use xero_sync_runtime::token_provider::{TokenError, TokenProvider};
 use xero_sync_xero::ApiRequest;
 
@@ -128,6 +128,25 @@ pub async fn find_many(
         }
     }
     Ok(found)
+}
+
+/// The contacts the Xero invoices `ids` are made out to, in one read: for a credit note or a
+/// refund that goes to its invoice's customer, when the invoice's record does not say.
+pub async fn of_invoices(
+    tokens: &TokenProvider,
+    connection: &Connection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Uuid>, TokenError> {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut request = ApiRequest::new("/Invoices");
+    request.query = vec![("IDs", ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(","))];
+    let answer: Invoices = tokens.get(connection, &request).await?.body;
+    Ok(answer.invoices.iter().filter_map(|i| Some((i.invoice_id?, i.contact.as_ref()?.contact_id?))).collect())
 }
 
 #[cfg(test)]

@@ -224,25 +224,55 @@ impl InvoiceEvent {
         let mut p = Vec::new();
         p.extend(delivery_id_problem(&self.delivery_id));
         let inv = &self.invoice;
-        text(&mut p, "invoice.number", &inv.number, limits::INVOICE_NUMBER, true);
-        opt_text(&mut p, "invoice.reference", &inv.reference, limits::REFERENCE);
-        if !(inv.currency.len() == 3 && inv.currency.bytes().all(|b| b.is_ascii_uppercase())) {
-            p.push(Problem::new("invoice.currency", "must be a three-letter ISO 4217 code such as NZD"));
-        }
+        let document = Document {
+            prefix: "invoice",
+            number: &inv.number,
+            reference: &inv.reference,
+            currency: &inv.currency,
+            lines: &inv.lines,
+        };
+        document.heading_problems(&mut p);
         if let Some(due) = inv.due_date {
             if due < inv.issue_date {
                 p.push(Problem::new("invoice.due_date", "is before the issue date"));
             }
         }
-        if inv.lines.is_empty() {
-            p.push(Problem::new("invoice.lines", "must have at least one line"));
+        document.line_problems(&mut p);
+        customer_problems(&mut p, &self.customer);
+        p
+    }
+}
+
+/// What an invoice and a credit note share, checked alike under their own field names.
+pub(crate) struct Document<'a> {
+    pub(crate) prefix: &'a str,
+    pub(crate) number: &'a str,
+    pub(crate) reference: &'a Option<String>,
+    pub(crate) currency: &'a str,
+    pub(crate) lines: &'a [Line],
+}
+
+impl Document<'_> {
+    pub(crate) fn heading_problems(&self, p: &mut Vec<Problem>) {
+        let at = |name: &str| format!("{}.{name}", self.prefix);
+        text(p, &at("number"), self.number, limits::INVOICE_NUMBER, true);
+        opt_text(p, &at("reference"), self.reference, limits::REFERENCE);
+        if !(self.currency.len() == 3 && self.currency.bytes().all(|b| b.is_ascii_uppercase())) {
+            p.push(Problem::new(at("currency"), "must be a three-letter ISO 4217 code such as NZD"));
         }
-        if inv.lines.len() > 500 {
-            p.push(Problem::new("invoice.lines", "has more than 500 lines"));
+    }
+
+    pub(crate) fn line_problems(&self, p: &mut Vec<Problem>) {
+        let at = |name: &str| format!("{}.{name}", self.prefix);
+        if self.lines.is_empty() {
+            p.push(Problem::new(at("lines"), "must have at least one line"));
         }
-        for (i, line) in inv.lines.iter().enumerate() {
-            let f = |name: &str| format!("invoice.lines[{i}].{name}");
-            text(&mut p, &f("description"), &line.description, limits::LINE_DESCRIPTION, true);
+        if self.lines.len() > 500 {
+            p.push(Problem::new(at("lines"), "has more than 500 lines"));
+        }
+        for (i, line) in self.lines.iter().enumerate() {
+            let f = |name: &str| format!("{}.lines[{i}].{name}", self.prefix);
+            text(p, &f("description"), &line.description, limits::LINE_DESCRIPTION, true);
             for (name, value) in [("quantity", line.quantity), ("unit_price", line.unit_price)] {
                 if value.normalize().scale() > MAX_DP {
                     p.push(Problem::new(f(name), "has more than 4 decimal places"));
@@ -253,33 +283,34 @@ impl InvoiceEvent {
                     p.push(Problem::new(f("discount_rate"), "must be a percentage from 0 to 100"));
                 }
             }
-            opt_text(&mut p, &f("tax_rate_id"), &line.tax_rate_id, 128);
-            opt_text(&mut p, &f("item_code"), &line.item_code, limits::ITEM_CODE);
-            opt_text(&mut p, &f("account_code"), &line.account_code, limits::ACCOUNT_CODE);
+            opt_text(p, &f("tax_rate_id"), &line.tax_rate_id, 128);
+            opt_text(p, &f("item_code"), &line.item_code, limits::ITEM_CODE);
+            opt_text(p, &f("account_code"), &line.account_code, limits::ACCOUNT_CODE);
         }
-        let c = &self.customer;
-        text(&mut p, "customer.name", &c.name, limits::CONTACT_NAME, true);
-        opt_text(&mut p, "customer.first_name", &c.first_name, limits::CONTACT_FIRST_NAME);
-        opt_text(&mut p, "customer.last_name", &c.last_name, limits::CONTACT_LAST_NAME);
-        opt_text(&mut p, "customer.phone", &c.phone, limits::PHONE_NUMBER);
-        if let Some(email) = &c.email {
-            if !xero_sync_domain::email::is_plausible(email) || email.len() > limits::CONTACT_EMAIL {
-                p.push(Problem::new("customer.email", "is not an email address"));
-            }
+    }
+}
+
+pub(crate) fn customer_problems(p: &mut Vec<Problem>, c: &Customer) {
+    text(p, "customer.name", &c.name, limits::CONTACT_NAME, true);
+    opt_text(p, "customer.first_name", &c.first_name, limits::CONTACT_FIRST_NAME);
+    opt_text(p, "customer.last_name", &c.last_name, limits::CONTACT_LAST_NAME);
+    opt_text(p, "customer.phone", &c.phone, limits::PHONE_NUMBER);
+    if let Some(email) = &c.email {
+        if !xero_sync_domain::email::is_plausible(email) || email.len() > limits::CONTACT_EMAIL {
+            p.push(Problem::new("customer.email", "is not an email address"));
         }
-        if c.addresses.len() > 2 || (c.addresses.len() == 2 && c.addresses[0].kind == c.addresses[1].kind) {
-            p.push(Problem::new("customer.addresses", "may hold one billing and one street address"));
-        }
-        for (i, a) in c.addresses.iter().enumerate() {
-            let f = |name: &str| format!("customer.addresses[{i}].{name}");
-            opt_text(&mut p, &f("line1"), &a.line1, limits::ADDRESS_LINE);
-            opt_text(&mut p, &f("line2"), &a.line2, limits::ADDRESS_LINE);
-            opt_text(&mut p, &f("city"), &a.city, limits::ADDRESS_CITY);
-            opt_text(&mut p, &f("region"), &a.region, limits::ADDRESS_REGION);
-            opt_text(&mut p, &f("postal_code"), &a.postal_code, limits::ADDRESS_POSTAL_CODE);
-            opt_text(&mut p, &f("country"), &a.country, limits::ADDRESS_COUNTRY);
-        }
-        p
+    }
+    if c.addresses.len() > 2 || (c.addresses.len() == 2 && c.addresses[0].kind == c.addresses[1].kind) {
+        p.push(Problem::new("customer.addresses", "may hold one billing and one street address"));
+    }
+    for (i, a) in c.addresses.iter().enumerate() {
+        let f = |name: &str| format!("customer.addresses[{i}].{name}");
+        opt_text(p, &f("line1"), &a.line1, limits::ADDRESS_LINE);
+        opt_text(p, &f("line2"), &a.line2, limits::ADDRESS_LINE);
+        opt_text(p, &f("city"), &a.city, limits::ADDRESS_CITY);
+        opt_text(p, &f("region"), &a.region, limits::ADDRESS_REGION);
+        opt_text(p, &f("postal_code"), &a.postal_code, limits::ADDRESS_POSTAL_CODE);
+        opt_text(p, &f("country"), &a.country, limits::ADDRESS_COUNTRY);
     }
 }
 

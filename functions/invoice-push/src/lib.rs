@@ -3,6 +3,8 @@
 
 pub mod backfill;
 pub mod contact;
+pub mod credit_note_event;
+pub mod credit_notes;
 pub mod event;
 pub mod mapping;
 pub mod message;

@@ -13,11 +13,11 @@ use xero_sync_domain::digest::{hex, sha256_hex};
 use xero_sync_domain::links;
 use xero_sync_domain::problem::Problem;
 use xero_sync_domain::settings::{ConnectionSettings, NewInvoiceStatus};
-use xero_sync_domain::xero::{InvoiceStatus, InvoiceType, LineAmountTypes, TrackingCategory};
+use xero_sync_domain::xero::{CreditNoteType, InvoiceStatus, InvoiceType, LineAmountTypes, TrackingCategory};
 
 use xero_sync_domain::model::PlatformCustomerId;
 
-use crate::event::{AddressType, AmountsAre, Customer, InvoiceEvent, limits};
+use crate::event::{AddressType, AmountsAre, Customer, InvoiceEvent, Line, limits};
 
 /// Who the invoice is for in Xero.
 #[derive(Debug, Clone, Copy)]
@@ -60,7 +60,7 @@ pub fn distinct_name(customer: &Customer) -> String {
 }
 
 /// A decimal as a JSON number with exactly its digits.
-fn number(d: Decimal) -> Value {
+pub fn number(d: Decimal) -> Value {
     let text = d.normalize().to_string();
     serde_json::from_str::<serde_json::Number>(&text).map(Value::Number).unwrap_or(Value::String(text))
 }
@@ -143,14 +143,94 @@ pub fn to_xero(
     if new_status == InvoiceStatus::Authorised && inv.due_date.is_none() {
         problems.push(Problem::new("invoice.due_date", "is needed: Xero approves an invoice only with a due date"));
     }
-    let amounts = match inv.amounts_are {
+    let amounts = line_amount_types(inv.amounts_are);
+    let lines = line_items("invoice", &inv.lines, inv.amounts_are, settings, tracking, &mut problems);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut invoice = Map::new();
+    if let Some(existing) = existing {
+        invoice.insert("InvoiceID".into(), json!(existing.id));
+    }
+    invoice.insert("Type".into(), json!(InvoiceType::AccRec));
+    invoice.insert("InvoiceNumber".into(), json!(inv.number.trim()));
+    if let Some(reference) = &inv.reference {
+        invoice.insert("Reference".into(), json!(reference));
+    }
+    invoice.insert("Contact".into(), contact_json(to));
+    invoice.insert("Date".into(), json!(inv.issue_date.format("%Y-%m-%d").to_string()));
+    if let Some(due) = inv.due_date {
+        invoice.insert("DueDate".into(), json!(due.format("%Y-%m-%d").to_string()));
+    }
+    invoice.insert("CurrencyCode".into(), json!(inv.currency));
+    invoice.insert("LineAmountTypes".into(), json!(amounts));
+    if let Some(template) = &settings.invoice_url_template {
+        invoice.insert("Url".into(), json!(links::platform_page(template, inv.id.as_str())));
+    }
+    // An approved invoice stays approved: Xero refuses to take it back to draft.
+    let status = match existing.and_then(|e| e.status) {
+        Some(approved) if approved.is_approved() => approved,
+        _ => new_status,
+    };
+    invoice.insert("Status".into(), json!(status));
+    invoice.insert("LineItems".into(), Value::Array(lines));
+    Ok(Value::Object(invoice))
+}
+
+/// The Xero credit note (`ACCRECCREDIT`, always AUTHORISED: it is a credit the customer has,
+/// and only an approved one can be allocated) for a platform credit note, without its
+/// `Contact`, which the push adds once it knows it. Or every problem that stops it.
+pub fn credit_note_to_xero(
+    note: &crate::credit_note_event::CreditNote,
+    settings: &ConnectionSettings,
+    tracking: &[TrackingCategory],
+    existing: Option<Uuid>,
+) -> Result<Value, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let lines = line_items("credit_note", &note.lines, note.amounts_are, settings, tracking, &mut problems);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut v = Map::new();
+    if let Some(id) = existing {
+        v.insert("CreditNoteID".into(), json!(id));
+    }
+    v.insert("Type".into(), json!(CreditNoteType::AccRecCredit));
+    v.insert("CreditNoteNumber".into(), json!(note.number.trim()));
+    if let Some(reference) = &note.reference {
+        v.insert("Reference".into(), json!(reference));
+    }
+    v.insert("Date".into(), json!(note.issue_date.format("%Y-%m-%d").to_string()));
+    v.insert("CurrencyCode".into(), json!(note.currency));
+    v.insert("LineAmountTypes".into(), json!(line_amount_types(note.amounts_are)));
+    v.insert("Status".into(), json!(InvoiceStatus::Authorised));
+    v.insert("LineItems".into(), Value::Array(lines));
+    Ok(Value::Object(v))
+}
+
+/// How the platform's amounts are read in Xero.
+pub fn line_amount_types(amounts_are: AmountsAre) -> LineAmountTypes {
+    match amounts_are {
         AmountsAre::TaxExclusive => LineAmountTypes::Exclusive,
         AmountsAre::TaxInclusive => LineAmountTypes::Inclusive,
         AmountsAre::NoTax => LineAmountTypes::NoTax,
-    };
-    let mut lines = Vec::with_capacity(inv.lines.len());
-    for (i, line) in inv.lines.iter().enumerate() {
-        let field = |name: &str| format!("invoice.lines[{i}].{name}");
+    }
+}
+
+/// A document's lines as Xero's `LineItems`: accounts, tax rates, items and tracking mapped by
+/// the settings, the same for invoices and credit notes. What cannot be mapped joins `problems`,
+/// named under `prefix`.
+pub fn line_items(
+    prefix: &str,
+    document_lines: &[Line],
+    amounts_are: AmountsAre,
+    settings: &ConnectionSettings,
+    tracking: &[TrackingCategory],
+    problems: &mut Vec<Problem>,
+) -> Vec<Value> {
+    let mut lines = Vec::with_capacity(document_lines.len());
+    for (i, line) in document_lines.iter().enumerate() {
+        let field = |name: &str| format!("{prefix}.lines[{i}].{name}");
         let mut l = Map::new();
         l.insert("Description".into(), json!(line.description));
         l.insert("Quantity".into(), number(line.quantity));
@@ -166,7 +246,7 @@ pub fn to_xero(
                 problems.push(Problem::new(field("account_code"), "is missing, and no default sales account is set"))
             }
         }
-        if inv.amounts_are != AmountsAre::NoTax {
+        if amounts_are != AmountsAre::NoTax {
             let tax_type = match &line.tax_rate_id {
                 Some(id) => match settings.tax_mapping.iter().find(|m| &m.platform_tax_rate_id == id) {
                     Some(m) => Some(m.xero_tax_type.clone()),
@@ -219,36 +299,7 @@ pub fn to_xero(
         }
         lines.push(Value::Object(l));
     }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    let mut invoice = Map::new();
-    if let Some(existing) = existing {
-        invoice.insert("InvoiceID".into(), json!(existing.id));
-    }
-    invoice.insert("Type".into(), json!(InvoiceType::AccRec));
-    invoice.insert("InvoiceNumber".into(), json!(inv.number.trim()));
-    if let Some(reference) = &inv.reference {
-        invoice.insert("Reference".into(), json!(reference));
-    }
-    invoice.insert("Contact".into(), contact_json(to));
-    invoice.insert("Date".into(), json!(inv.issue_date.format("%Y-%m-%d").to_string()));
-    if let Some(due) = inv.due_date {
-        invoice.insert("DueDate".into(), json!(due.format("%Y-%m-%d").to_string()));
-    }
-    invoice.insert("CurrencyCode".into(), json!(inv.currency));
-    invoice.insert("LineAmountTypes".into(), json!(amounts));
-    if let Some(template) = &settings.invoice_url_template {
-        invoice.insert("Url".into(), json!(links::platform_page(template, inv.id.as_str())));
-    }
-    // An approved invoice stays approved: Xero refuses to take it back to draft.
-    let status = match existing.and_then(|e| e.status) {
-        Some(approved) if approved.is_approved() => approved,
-        _ => new_status,
-    };
-    invoice.insert("Status".into(), json!(status));
-    invoice.insert("LineItems".into(), Value::Array(lines));
-    Ok(Value::Object(invoice))
+    lines
 }
 
 /// What takes `existing` back: a draft or one awaiting approval is deleted, an approved one voided.

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use xero_sync_domain::model::{AccountId, TenantId};
 
+use crate::credit_note_event::CreditNoteEvent;
 use crate::event::InvoiceEvent;
 use crate::payment_event::PaymentEvent;
 
@@ -24,6 +25,15 @@ pub enum QueueMessage {
     Backfill(BackfillChunk),
     /// One payment event from the webhook.
     Payment(Box<PaymentMessage>),
+    /// One credit note event from the webhook.
+    CreditNote(Box<CreditNoteMessage>),
+}
+
+/// A credit note event and the organisation it goes to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreditNoteMessage {
+    pub tenant_id: TenantId,
+    pub event: CreditNoteEvent,
 }
 
 /// A payment event and the organisation it goes to.

@@ -15,8 +15,9 @@ use xero_sync_http::{ApiError, Problem, json, request_body};
 use xero_sync_runtime::config::platform_signing_secrets;
 use xero_sync_runtime::{App, ConfigError, Env};
 
+use crate::credit_note_event::CreditNoteEvent;
 use crate::event::InvoiceEvent;
-use crate::message::{PaymentMessage, PushMessage, QueueMessage};
+use crate::message::{CreditNoteMessage, PaymentMessage, PushMessage, QueueMessage};
 use crate::payment_event::PaymentEvent;
 
 /// The largest body accepted: what is accepted goes onto the push queue (an SQS message holds
@@ -97,10 +98,11 @@ pub async fn accept(webhook: &Webhook, request: &Request) -> Result<Response<Bod
     Ok(json(StatusCode::ACCEPTED, &json!({ "status": "accepted", "delivery_id": delivery_id })))
 }
 
-/// One delivery of the webhook: an invoice event or a payment event, told apart by `event`.
+/// One delivery of the webhook: an invoice, payment or credit note event, told apart by `event`.
 enum Accepted {
     Invoice(InvoiceEvent),
     Payment(PaymentEvent),
+    CreditNote(CreditNoteEvent),
 }
 
 impl Accepted {
@@ -115,6 +117,7 @@ impl Accepted {
         let kind = serde_json::from_slice::<Kind>(raw).ok().and_then(|k| k.event);
         match kind.as_deref() {
             Some(k) if k.starts_with("payment.") => crate::payment_event::parse(raw).map(Self::Payment),
+            Some(k) if k.starts_with("credit_note.") => crate::credit_note_event::parse(raw).map(Self::CreditNote),
             _ => crate::event::parse(raw).map(Self::Invoice),
         }
     }
@@ -123,6 +126,7 @@ impl Accepted {
         match self {
             Self::Invoice(e) => e.problems(),
             Self::Payment(e) => e.problems(),
+            Self::CreditNote(e) => e.problems(),
         }
     }
 
@@ -130,6 +134,7 @@ impl Accepted {
         match self {
             Self::Invoice(e) => &e.delivery_id,
             Self::Payment(e) => &e.delivery_id,
+            Self::CreditNote(e) => &e.delivery_id,
         }
     }
 
@@ -137,6 +142,7 @@ impl Accepted {
         match self {
             Self::Invoice(e) => &e.account_id,
             Self::Payment(e) => &e.account_id,
+            Self::CreditNote(e) => &e.account_id,
         }
     }
 
@@ -144,6 +150,7 @@ impl Accepted {
         match self {
             Self::Invoice(e) => e.xero_tenant_id,
             Self::Payment(e) => e.xero_tenant_id,
+            Self::CreditNote(e) => e.xero_tenant_id,
         }
     }
 
@@ -151,6 +158,9 @@ impl Accepted {
         match self {
             Self::Invoice(e) => QueueMessage::Event(Box::new(PushMessage { tenant_id, event: e.clone() })),
             Self::Payment(e) => QueueMessage::Payment(Box::new(PaymentMessage { tenant_id, event: e.clone() })),
+            Self::CreditNote(e) => {
+                QueueMessage::CreditNote(Box::new(CreditNoteMessage { tenant_id, event: e.clone() }))
+            }
         }
     }
 
@@ -163,6 +173,10 @@ impl Accepted {
             Self::Payment(e) => tracing::info!(
                 account = %e.account_id, invoice = %e.payment.invoice_id, payment = %e.payment.id,
                 delivery = %e.delivery_id, event = ?e.event, "payment event accepted"
+            ),
+            Self::CreditNote(e) => tracing::info!(
+                account = %e.account_id, credit_note = %e.credit_note.id, delivery = %e.delivery_id,
+                event = ?e.event, "credit note event accepted"
             ),
         }
     }

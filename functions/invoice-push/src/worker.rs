@@ -17,11 +17,13 @@ use xero_sync_domain::model::{AccountId, ConnectionKey, TenantId};
 use xero_sync_runtime::queue::{Incoming, Retry, Unreadable, not_yet_due, read, respond};
 use xero_sync_runtime::{App, ConfigError, Env};
 
+use crate::credit_note_event::CreditNoteEvent;
+use crate::credit_notes::push_credit_notes;
 use crate::event::InvoiceEvent;
 use crate::message::QueueMessage;
 use crate::payment_event::PaymentEvent;
-use crate::payments::{PaymentResult, push_payments};
-use crate::push::{PushError, PushPolicy, PushResult, XERO_BATCH, push, redrive_parked};
+use crate::payments::push_payments;
+use crate::push::{PushError, PushPolicy, XERO_BATCH, push, redrive_parked};
 
 /// Lots (or bus events) worked on at once. Xero allows five concurrent calls per organisation;
 /// leave one for the import.
@@ -53,6 +55,7 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
     let mut results: Vec<Result<(), Retry>> = Vec::with_capacity(messages.len());
     let mut plan: Lots<InvoiceEvent> = Lots::default();
     let mut payments: Lots<PaymentEvent> = Lots::default();
+    let mut credit_notes: Lots<CreditNoteEvent> = Lots::default();
     let mut bus: Vec<(usize, PlatformEvent)> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
         results.push(Ok(()));
@@ -64,6 +67,7 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
             Ok(Some(Read::Bus(event))) => bus.push((index, event)),
             Ok(Some(Read::Events(tenant, events))) => plan.add(index, tenant, events),
             Ok(Some(Read::Payment(tenant, event))) => payments.add(index, tenant, vec![event]),
+            Ok(Some(Read::CreditNote(tenant, event))) => credit_notes.add(index, tenant, vec![event]),
             Ok(None) => {}
             Err(unreadable) => results[index] = Err(unreadable.into()),
         }
@@ -76,13 +80,39 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
     for (index, result) in told {
         results[index] = result;
     }
-    // Waves run one after another, so two events for one invoice are never pushed at once;
-    // the lots of a wave run side by side. A lot not started within the budget goes back to
-    // the queue at once, for a fresh invocation to take.
-    for wave in plan.waves {
-        let done: Vec<(Vec<usize>, Vec<PushResult>)> = futures::stream::iter(wave)
+    let (app, policy) = (&worker.app, &worker.policy);
+    work(worker, started, plan, &mut results, |tenant, events| push(app, policy, tenant, events)).await;
+    // After the invoices, so a credit note or a payment that came with its invoice finds it in
+    // Xero; credits before payments, as a job reduced before it is paid would have them.
+    work(worker, started, credit_notes, &mut results, |tenant, events| push_credit_notes(app, policy, tenant, events))
+        .await;
+    work(worker, started, payments, &mut results, |tenant, events| push_payments(app, policy, tenant, events)).await;
+
+    xero_sync_runtime::meter::flush(&worker.app, "invoice-push-worker").await;
+    respond(&worker.queue, &messages, results, worker.app.now()).await
+}
+
+/// What became of one pushed event.
+type Pushed<T> = Result<T, PushError>;
+
+/// Pushes the lots wave by wave. Waves run one after another, so two events for one document
+/// are never pushed at once; the lots of a wave run side by side. A lot not started within the
+/// budget goes back to the queue at once, for a fresh invocation to take.
+async fn work<E, T, F, Fut>(
+    worker: &Worker,
+    started: std::time::Instant,
+    lots: Lots<E>,
+    results: &mut [Result<(), Retry>],
+    push: F,
+) where
+    F: Fn(TenantId, Vec<E>) -> Fut,
+    Fut: std::future::Future<Output = Vec<Pushed<T>>>,
+{
+    let push = &push;
+    for wave in lots.waves {
+        let done: Vec<(Vec<usize>, Vec<Pushed<T>>)> = futures::stream::iter(wave)
             .map(|lot| async move {
-                let (indices, events): (Vec<usize>, Vec<InvoiceEvent>) = lot.events.into_iter().unzip();
+                let (indices, events): (Vec<usize>, Vec<E>) = lot.events.into_iter().unzip();
                 if started.elapsed() > worker.budget {
                     // Not the event's fault: held, for a fresh invocation to take at once.
                     let later = || Err(PushError::Held { reason: "out of time".into(), after: Duration::from_secs(1) });
@@ -95,7 +125,7 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
                     let held = || Err(PushError::Held { reason: e.to_string(), after });
                     return (indices, events.iter().map(|_| held()).collect());
                 }
-                (indices, push(&worker.app, &worker.policy, lot.key.tenant_id, events).await)
+                (indices, push(lot.key.tenant_id, events).await)
             })
             .buffer_unordered(CONCURRENCY)
             .collect()
@@ -108,37 +138,6 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
             }
         }
     }
-
-    // After the invoices, so a payment that came with its invoice finds it in Xero.
-    for wave in payments.waves {
-        let done: Vec<(Vec<usize>, Vec<PaymentResult>)> = futures::stream::iter(wave)
-            .map(|lot| async move {
-                let (indices, events): (Vec<usize>, Vec<PaymentEvent>) = lot.events.into_iter().unzip();
-                if started.elapsed() > worker.budget {
-                    let later = || Err(PushError::Held { reason: "out of time".into(), after: Duration::from_secs(1) });
-                    return (indices, events.iter().map(|_| later()).collect());
-                }
-                if let Err(e) = worker.app.tokens.ready(lot.key.tenant_id).await {
-                    let after = e.retry_after().unwrap_or(Duration::from_secs(1));
-                    let held = || Err(PushError::Held { reason: e.to_string(), after });
-                    return (indices, events.iter().map(|_| held()).collect());
-                }
-                (indices, push_payments(&worker.app, &worker.policy, lot.key.tenant_id, events).await)
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        for (indices, pushed) in done {
-            for (index, result) in indices.into_iter().zip(pushed) {
-                if let Err(retry) = verdict(std::slice::from_ref(&result)) {
-                    merge(&mut results[index], retry);
-                }
-            }
-        }
-    }
-
-    xero_sync_runtime::meter::flush(&worker.app, "invoice-push-worker").await;
-    respond(&worker.queue, &messages, results, worker.app.now()).await
 }
 
 /// A message fails when any of its events does, and comes back after the longest wait asked.
@@ -168,6 +167,15 @@ impl Grouped for InvoiceEvent {
     }
     fn subject(&self) -> &str {
         self.invoice.id.as_str()
+    }
+}
+
+impl Grouped for CreditNoteEvent {
+    fn account(&self) -> &AccountId {
+        &self.account_id
+    }
+    fn subject(&self) -> &str {
+        self.credit_note.id.as_str()
     }
 }
 
@@ -223,6 +231,7 @@ enum Read {
     /// Invoice events of one organisation.
     Events(TenantId, Vec<InvoiceEvent>),
     Payment(TenantId, PaymentEvent),
+    CreditNote(TenantId, CreditNoteEvent),
 }
 
 /// `None` for a bus event of a kind that needs nothing here.
@@ -235,6 +244,7 @@ fn read_message(body: &str) -> Result<Option<Read>, Unreadable> {
         }
         Incoming::Ours(QueueMessage::Event(m)) => Ok(Some(Read::Events(m.tenant_id, vec![m.event]))),
         Incoming::Ours(QueueMessage::Payment(m)) => Ok(Some(Read::Payment(m.tenant_id, m.event))),
+        Incoming::Ours(QueueMessage::CreditNote(m)) => Ok(Some(Read::CreditNote(m.tenant_id, m.event))),
         Incoming::Ours(QueueMessage::Backfill(chunk)) => {
             if chunk.events.iter().any(|e| e.account_id != chunk.account_id) {
                 return Err(Unreadable("a backfill chunk mixes accounts".into()));

@@ -149,3 +149,61 @@ mod payments {
         }
     }
 }
+
+mod credit_notes {
+    use invoice_push::credit_note_event::parse;
+    use serde_json::{Value, json};
+
+    use super::{Breakage, repo};
+
+    fn schema() -> jsonschema::Validator {
+        let text = std::fs::read_to_string(repo("docs/contracts/credit-note-webhook.schema.json")).unwrap();
+        jsonschema::options().should_validate_formats(true).build(&serde_json::from_str(&text).unwrap()).unwrap()
+    }
+
+    fn example() -> Value {
+        let path = repo("docs/contracts/examples/credit-note-created.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_documented_credit_note_example_is_valid_for_the_schema_and_the_parser() {
+        let example = example();
+        let errors: Vec<String> = schema().iter_errors(&example).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        let event = parse(example.to_string().as_bytes()).unwrap();
+        assert!(event.problems().is_empty(), "{:?}", event.problems());
+        assert_eq!(event.credit_note.invoice_id.as_ref().map(|i| i.as_str()), Some("inv-1001"));
+        assert_eq!(event.credit_note.lines[0].quantity.to_string(), "1.5");
+    }
+
+    #[test]
+    fn the_schema_and_the_parser_refuse_the_same_broken_credit_notes() {
+        let schema = schema();
+        let broken: Vec<Breakage> = vec![
+            ("no credit note id", Box::new(|v| drop(v["credit_note"].as_object_mut().unwrap().remove("id")))),
+            ("no number", Box::new(|v| drop(v["credit_note"].as_object_mut().unwrap().remove("number")))),
+            ("no customer", Box::new(|v| drop(v.as_object_mut().unwrap().remove("customer")))),
+            ("an unknown event", Box::new(|v| v["event"] = json!("credit_note.refunded"))),
+            ("a bad invoice id", Box::new(|v| v["credit_note"]["invoice_id"] = json!("inv 1001"))),
+            (
+                "a due date, which a credit note has not",
+                Box::new(|v| v["credit_note"]["due_date"] = json!("2026-12-01")),
+            ),
+            ("no lines", Box::new(|v| v["credit_note"]["lines"] = json!([]))),
+            ("a lowercase currency", Box::new(|v| v["credit_note"]["currency"] = json!("nzd"))),
+            ("a price that is not a number", Box::new(|v| v["credit_note"]["lines"][0]["unit_price"] = json!("free"))),
+            ("a blank number", Box::new(|v| v["credit_note"]["number"] = json!(""))),
+        ];
+        for (what, break_it) in broken {
+            let mut payload = example();
+            break_it(&mut payload);
+            assert!(!schema.is_valid(&payload), "the schema accepts {what}");
+            let refused = match parse(payload.to_string().as_bytes()) {
+                Err(_) => true,
+                Ok(event) => !event.problems().is_empty(),
+            };
+            assert!(refused, "the parser accepts {what}");
+        }
+    }
+}

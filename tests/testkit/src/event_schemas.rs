@@ -80,7 +80,7 @@ mod tests {
 
     /// Mirrors `EventKind` in functions/domain/src/events.rs (its `as_str`); a kind added there
     /// needs a schema file and an entry here.
-    const KINDS: [&str; 17] = [
+    const KINDS: [&str; 19] = [
         "connection.connected",
         "connection.needs_reconnect",
         "connection.disconnected",
@@ -93,6 +93,8 @@ mod tests {
         "payment.reversed",
         "payment.synced",
         "payment.sync_failed",
+        "credit_note.synced",
+        "credit_note.sync_failed",
         "tax_rates.changed",
         "accounts.changed",
         "items.changed",
@@ -172,6 +174,26 @@ mod tests {
                 "payment_id": "pay-7",
                 "invoice_id": "inv-1001",
                 "reasons": ["Payment amount exceeds the amount outstanding on this document"]
+            }),
+            "credit_note.synced" => json!({
+                "credit_note_id": "cn-2001",
+                "credit_note_number": "CN-2001",
+                "invoice_id": "inv-1001",
+                "xero_credit_note_id": "3f1d2c4b-5a6e-4f70-8a9b-0c1d2e3f4a5b",
+                "xero_invoice_id": XERO_INVOICE,
+                "status": "SYNCED",
+                "total": "21.39",
+                "allocated": "21.39",
+                "unallocated_reason": null,
+                "removed": { "allocations": 0, "refunds": 0 },
+                "xero_url": null,
+                "action": "created"
+            }),
+            "credit_note.sync_failed" => json!({
+                "credit_note_id": "cn-2001",
+                "credit_note_number": "CN-2001",
+                "invoice_id": null,
+                "reasons": ["credit_note.lines[0].tax_rate_id: tax rate vat is not mapped to a Xero tax rate"]
             }),
             "contact.upserted" => json!({
                 "xero_contact_id": "5b7e9c1d-2f4a-4c6e-8a0b-1d3f5a7c9e2b",

@@ -12,7 +12,7 @@ use crate::query;
 use crate::server::Shared;
 use crate::state::{DocKind, State, Tenant};
 use crate::util::{field, ms_date, parse_datetime};
-use crate::writes::{allocations, write};
+use crate::writes::{allocations, remove_allocation, write};
 
 pub(crate) fn envelope(
     state: &State,
@@ -228,7 +228,8 @@ pub(crate) fn route(state: &mut State, shared: &Shared, req: &Req, ctx: &TokenCt
     let Some(resource) = req.lower.get(2).and_then(|s| Resource::parse(s)) else { return Reply::not_found() };
     let id = req.segs.get(3).cloned();
     let sub = req.lower.get(4).cloned();
-    if req.segs.len() > 5
+    let allocation = req.segs.get(5).cloned();
+    if req.segs.len() > 6
         || (sub.is_some() && !(matches!(resource, Resource::CreditNotes) && sub.as_deref() == Some("allocations")))
     {
         return Reply::not_found();
@@ -241,7 +242,13 @@ pub(crate) fn route(state: &mut State, shared: &Shared, req: &Req, ctx: &TokenCt
     match (req.method.as_str(), resource, id, sub) {
         ("GET", r, None, None) => list(state, shared, req, ctx, tenant_id, r),
         ("GET", r, Some(id), None) => get_one(state, shared, ctx, tenant_id, r, &id),
-        ("PUT", Resource::CreditNotes, Some(id), Some(_)) => allocations(state, shared, req, ctx, tenant_id, &id, now),
+        ("PUT", Resource::CreditNotes, Some(id), Some(_)) if allocation.is_none() => {
+            allocations(state, shared, req, ctx, tenant_id, &id, now)
+        }
+        ("DELETE", Resource::CreditNotes, Some(id), Some(_)) => match allocation {
+            Some(allocation) => remove_allocation(state, tenant_id, &id, &allocation, now),
+            None => Reply::text(405, "The requested resource does not support http method 'DELETE'."),
+        },
         (
             "PUT" | "POST",
             r @ (Resource::Contacts | Resource::Invoices | Resource::CreditNotes | Resource::Payments),

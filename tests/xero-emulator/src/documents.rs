@@ -1054,3 +1054,15 @@ pub fn allocate(tenant: &mut Tenant, credit_note: Uuid, v: &Value, now: DateTime
     }
     Ok(id)
 }
+
+/// Undoes an allocation's amounts on its invoice and credit note.
+pub fn unallocate(tenant: &mut Tenant, a: &Allocation, now: DateTime<Utc>) {
+    if let Some(i) = tenant.invoices.iter_mut().find(|i| i.id == a.invoice_id) {
+        i.amount_credited -= a.amount;
+        settle(i, a.date, now);
+    }
+    if let Some(c) = tenant.credit_notes.iter_mut().find(|c| c.id == a.credit_note_id) {
+        c.amount_credited -= a.amount;
+        settle(c, a.date, now);
+    }
+}

@@ -267,3 +267,41 @@ pub fn allocations(
         .collect();
     Reply::json(200, envelope(state, shared, ctx, "Allocations", out, None))
 }
+
+/// `DELETE /CreditNotes/{id}/Allocations/{AllocationID}`: the allocation is taken back, and the
+/// invoice and the credit note owe and hold what they did before it. Xero answers the
+/// allocation itself, `IsDeleted` true.
+pub fn remove_allocation(
+    state: &mut State,
+    tenant_id: Uuid,
+    credit_note: &str,
+    allocation: &str,
+    now: DateTime<Utc>,
+) -> Reply {
+    let Some(tenant) = state.tenant_mut(tenant_id) else { return Reply::not_found() };
+    let Some(cn) =
+        tenant.credit_notes.iter().find(|c| c.id.to_string().eq_ignore_ascii_case(credit_note)).map(|c| c.id)
+    else {
+        return Reply::not_found();
+    };
+    let Some(at) = tenant
+        .allocations
+        .iter()
+        .position(|a| a.credit_note_id == cn && a.id.to_string().eq_ignore_ascii_case(allocation))
+    else {
+        return Reply::not_found();
+    };
+    let removed = tenant.allocations.remove(at);
+    crate::documents::unallocate(tenant, &removed, now);
+    let invoice = tenant.invoices.iter().find(|i| i.id == removed.invoice_id);
+    Reply::json(
+        200,
+        json!({
+            "AllocationID": removed.id,
+            "Amount": crate::util::money(removed.amount),
+            "Date": crate::util::ms_date_of_day(removed.date),
+            "Invoice": invoice.map(|i| document_json(tenant, i, true, false)),
+            "IsDeleted": true,
+        }),
+    )
+}

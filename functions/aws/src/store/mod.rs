@@ -19,21 +19,22 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use xero_sync_domain::credit_note::CreditNoteRecord;
 use xero_sync_domain::error::{AwsError, Error};
 use xero_sync_domain::governor::Bucket;
 use xero_sync_domain::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, DeliveryStatus, EmailRefusal,
-    GrantId, GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCustomerId, PlatformInvoiceId,
-    PlatformPaymentId, SyncRecord, TenantId, XeroConnectionId, XeroUsage,
+    GrantId, GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCreditNoteId,
+    PlatformCustomerId, PlatformInvoiceId, PlatformPaymentId, SyncRecord, TenantId, XeroConnectionId, XeroUsage,
 };
 use xero_sync_domain::payment::PaymentRecord;
 use xero_sync_domain::reference::ReferenceData;
 use xero_sync_domain::settings::{ConnectionSettings, VersionedSettings};
 use xero_sync_domain::store::{
     BucketStore, CONNECTED_SHARDS, Claimed, ConnectedQuery, ConnectionStore, ConsentStore, ContactMappingStore,
-    CursorStore, DeliveryClaim, DeliveryStore, GrantReleaseStore, JobStateStore, LeaseStore, OnceStore, Page,
-    PageToken, ParkedPushStore, PaymentRecordStore, ReferenceDataStore, SettingsStore, StateRefusal, StatusChange,
-    SyncRecordStore, UsageStore,
+    CreditNoteRecordStore, CursorStore, DeliveryClaim, DeliveryStore, GrantReleaseStore, JobStateStore, LeaseStore,
+    OnceStore, Page, PageToken, ParkedPushStore, PaymentRecordStore, ReferenceDataStore, SettingsStore, StateRefusal,
+    StatusChange, SyncRecordStore, UsageStore,
 };
 use xero_sync_domain::time;
 
@@ -72,13 +73,18 @@ mod keys {
     }
     /// An invoice's parked event, or a payment's: platform ids hold no `#`, so they never meet.
     pub fn parked(parked: &ParkedPush) -> String {
-        match &parked.payment_id {
-            Some(payment) => format!("PARKED#PAYMENT#{payment}"),
-            None => format!("PARKED#{}", parked.invoice_id),
+        match (&parked.payment_id, &parked.credit_note_id, &parked.invoice_id) {
+            (Some(payment), _, _) => format!("PARKED#PAYMENT#{payment}"),
+            (None, Some(credit_note), _) => format!("PARKED#CREDIT_NOTE#{credit_note}"),
+            (None, None, Some(invoice)) => format!("PARKED#{invoice}"),
+            (None, None, None) => "PARKED#".to_owned(),
         }
     }
     pub fn payment(invoice: &PlatformInvoiceId, payment: &PlatformPaymentId) -> String {
         format!("{}{payment}", payments_of(invoice))
+    }
+    pub fn credit_note(id: &PlatformCreditNoteId) -> String {
+        format!("CREDIT_NOTE#{id}")
     }
     pub fn payments_of(invoice: &PlatformInvoiceId) -> String {
         format!("PAYMENT#{invoice}#")

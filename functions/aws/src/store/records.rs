@@ -112,6 +112,27 @@ impl PaymentRecordStore for DynamoStore {
 }
 
 #[async_trait]
+impl CreditNoteRecordStore for DynamoStore {
+    async fn get_credit_note_record(
+        &self,
+        key: &ConnectionKey,
+        credit_note: &PlatformCreditNoteId,
+    ) -> Result<Option<CreditNoteRecord>, Error> {
+        let item = self.get(self::key(keys::org(key), keys::credit_note(credit_note))).await?;
+        item.map(|i| from_item("credit note record", i)).transpose()
+    }
+
+    async fn save_credit_note_record(&self, record: &CreditNoteRecord) -> Result<CreditNoteRecord, Error> {
+        let mut next = record.clone();
+        next.version = record.version + 1;
+        let sk = keys::credit_note(&next.credit_note_id);
+        let item = with_keys(to_item("credit note record", &next)?, keys::org(&next.key()), sk, "credit_note_record");
+        self.put_versioned(item, record.version, "credit note record").await?;
+        Ok(next)
+    }
+}
+
+#[async_trait]
 impl ParkedPushStore for DynamoStore {
     async fn park_push(&self, key: &ConnectionKey, parked: &ParkedPush) -> Result<(), Error> {
         let item = with_keys(to_item("parked push", parked)?, keys::org(key), keys::parked(parked), "parked");

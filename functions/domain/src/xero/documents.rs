@@ -214,6 +214,8 @@ pub struct CreditNote {
     pub credit_note_number: Option<String>,
     #[serde(default)]
     pub status: Option<InvoiceStatus>,
+    #[serde(default)]
+    pub contact: Option<Contact>,
     #[serde(default, deserialize_with = "decimal::option::deserialize")]
     pub total: Option<Decimal>,
     #[serde(default, deserialize_with = "decimal::option::deserialize")]
@@ -247,8 +249,24 @@ impl CreditNote {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Allocation {
+    #[serde(rename = "AllocationID", default)]
+    pub allocation_id: Option<Uuid>,
+    #[serde(default, deserialize_with = "decimal::option::deserialize")]
+    pub amount: Option<Decimal>,
     #[serde(default)]
     pub invoice: Option<Invoice>,
+    /// True in the answer to a removal.
+    #[serde(default)]
+    pub is_deleted: bool,
+    #[serde(default)]
+    pub validation_errors: Vec<ValidationError>,
+}
+
+/// `{"Allocations": [...]}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct Allocations {
+    #[serde(rename = "Allocations", default)]
+    pub allocations: Vec<Allocation>,
 }
 
 /// `{"Invoices": [...]}` and its siblings.

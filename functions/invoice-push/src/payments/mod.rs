@@ -31,7 +31,9 @@ use xero_sync_runtime::token_provider::TokenError;
 
 use crate::message::{PaymentMessage, QueueMessage};
 use crate::payment_event::{PaymentEvent, PaymentEventType};
-use crate::push::{PushError, PushPolicy, clone_error, later_for, park_items, parked, reconnected_meanwhile};
+use crate::push::{
+    ParkedUnder, PushError, PushPolicy, clone_error, later_for, park_items, parked, reconnected_meanwhile,
+};
 use plan::{Plan, decide};
 
 struct Job {
@@ -159,7 +161,7 @@ async fn park(app: &App, key: &ConnectionKey, events: &[PaymentEvent]) -> Result
     for event in events {
         let message =
             QueueMessage::Payment(Box::new(PaymentMessage { tenant_id: key.tenant_id, event: event.clone() }));
-        items.push(parked(event.payment.invoice_id.clone(), Some(event.payment.id.clone()), event.order(), &message)?);
+        items.push(parked(ParkedUnder::Payment(event.payment.id.clone()), event.order(), &message)?);
     }
     // Held for the consent as much as for the connection: released only by one that allows payments.
     let blocked = |c: &Connection| {

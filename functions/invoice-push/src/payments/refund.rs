@@ -9,14 +9,15 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use xero_sync_domain::model::Connection;
 use xero_sync_domain::settings::ConnectionSettings;
-use xero_sync_domain::xero::{CreditNote, CreditNotes, InvoiceStatus, Invoices, PaymentStatus};
+use xero_sync_domain::xero::{CreditNote, CreditNotes, InvoiceStatus, PaymentStatus};
 use xero_sync_runtime::App;
 use xero_sync_runtime::token_provider::TokenError;
 use xero_sync_xero::{ApiRequest, XeroError};
 
 use super::plan::{PaymentOutcome, Plan};
-use super::write::{deliveries, number};
+use super::write::deliveries;
 use super::{Job, xero_invoice};
+use crate::mapping::number;
 use crate::push::{idempotency_key, maybe_applied};
 
 /// Credit notes per `PUT /CreditNotes`, as Xero batches writes.
@@ -71,19 +72,13 @@ pub(super) async fn look_up(
 pub(super) async fn contacts(app: &App, connection: &Connection, jobs: &mut [Job]) -> Result<(), TokenError> {
     let missing: Vec<usize> =
         (0..jobs.len()).filter(|i| needs_credit_note(&jobs[*i]) && jobs[*i].contact.is_none()).collect();
-    let mut ids: Vec<Uuid> = missing.iter().filter_map(|i| xero_invoice(&jobs[*i])).collect();
-    ids.sort();
-    ids.dedup();
+    let ids: Vec<Uuid> = missing.iter().filter_map(|i| xero_invoice(&jobs[*i])).collect();
     if ids.is_empty() {
         return Ok(());
     }
-    let mut request = ApiRequest::new("/Invoices");
-    request.query = vec![("IDs", ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(","))];
-    let answer: Invoices = app.tokens.get(connection, &request).await?.body;
+    let found = crate::contact::of_invoices(&app.tokens, connection, &ids).await?;
     for i in missing {
-        let invoice = xero_invoice(&jobs[i]);
-        let contact = answer.invoices.iter().find(|a| a.invoice_id == invoice).and_then(|a| a.contact.as_ref());
-        jobs[i].contact = contact.and_then(|c| c.contact_id);
+        jobs[i].contact = xero_invoice(&jobs[i]).and_then(|id| found.get(&id).copied());
         if jobs[i].contact.is_none() {
             jobs[i].result = Some(Ok(PaymentOutcome::Failed {
                 reasons: vec!["Xero did not say whom the invoice is made out to, so the refund has no contact".into()],

@@ -3,7 +3,6 @@
 
 use std::time::Duration as StdDuration;
 
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use xero_sync_domain::model::Connection;
@@ -15,6 +14,7 @@ use xero_sync_xero::{ApiRequest, XeroError};
 
 use super::plan::{PaymentOutcome, Plan};
 use super::{Job, refund, xero_invoice};
+use crate::mapping::number;
 use crate::push::{PushError, PushPolicy, idempotency_key, maybe_applied};
 
 /// Payments per `PUT /Payments`, as Xero batches writes.
@@ -188,11 +188,6 @@ fn element(job: &Job) -> Option<Value> {
         v["Reference"] = json!(reference);
     }
     Some(v)
-}
-
-pub(super) fn number(d: Decimal) -> Value {
-    let text = d.normalize().to_string();
-    serde_json::from_str::<serde_json::Number>(&text).map(Value::Number).unwrap_or(Value::String(text))
 }
 
 async fn create(app: &App, connection: &Connection, jobs: &mut [Job], chunk: &[usize]) -> Result<(), TokenError> {

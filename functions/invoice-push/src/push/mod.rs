@@ -30,7 +30,7 @@ mod write;
 
 pub(crate) use job::{clone_error, later_for, maybe_applied};
 pub use park::redrive_parked;
-pub(crate) use park::{park_items, parked, reconnected_meanwhile};
+pub(crate) use park::{ParkedUnder, park_items, parked, reconnected_meanwhile};
 pub use plan::{Outcome, PushError, PushPolicy, PushResult};
 pub use write::XERO_BATCH;
 pub(crate) use write::idempotency_key;
@@ -142,7 +142,7 @@ async fn push_inner(
 /// The tracking categories the mapping checks options against: the stored snapshot when there
 /// is one (settings were checked against Xero when saved; Xero refuses a line whose option has
 /// since gone), read from Xero only when none is stored.
-async fn tracking_categories(
+pub(crate) async fn tracking_categories(
     app: &App,
     connection: &Connection,
     needed: bool,

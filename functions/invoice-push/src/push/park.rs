@@ -5,7 +5,7 @@ use std::time::Duration as StdDuration;
 use xero_sync_aws::Queue;
 use xero_sync_domain::Error;
 use xero_sync_domain::model::{
-    Connection, ConnectionKey, ConnectionStatus, ParkedPush, PlatformInvoiceId, PlatformPaymentId,
+    Connection, ConnectionKey, ConnectionStatus, ParkedPush, PlatformCreditNoteId, PlatformInvoiceId, PlatformPaymentId,
 };
 use xero_sync_domain::store::{ConnectionStore, ParkedPushStore};
 
@@ -23,7 +23,7 @@ pub(super) async fn park(
             tenant_id: key.tenant_id,
             event: event.clone(),
         }));
-        items.push(parked(event.invoice.id.clone(), None, event.order(), &message)?);
+        items.push(parked(ParkedUnder::Invoice(event.invoice.id.clone()), event.order(), &message)?);
     }
     let parked = park_items(store, key, &items, |c| c.status != ConnectionStatus::Connected).await?;
     Ok(events.iter().map(|_| if parked { Ok(Outcome::Parked) } else { Err(reconnected_meanwhile()) }).collect())
@@ -33,16 +33,28 @@ pub(crate) fn reconnected_meanwhile() -> PushError {
     PushError::later("the organisation was reconnected meanwhile", StdDuration::from_secs(1))
 }
 
+/// Which record a parked event is kept under: the newest event for it replaces an older one.
+pub(crate) enum ParkedUnder {
+    Invoice(PlatformInvoiceId),
+    Payment(PlatformPaymentId),
+    CreditNote(PlatformCreditNoteId),
+}
+
 /// What is kept for a parked event: the queue message, as it will be sent again.
 pub(crate) fn parked(
-    invoice_id: PlatformInvoiceId,
-    payment_id: Option<PlatformPaymentId>,
+    under: ParkedUnder,
     order: EventOrder,
     message: &crate::message::QueueMessage,
 ) -> Result<ParkedPush, Error> {
+    let (invoice_id, payment_id, credit_note_id) = match under {
+        ParkedUnder::Invoice(id) => (Some(id), None, None),
+        ParkedUnder::Payment(id) => (None, Some(id), None),
+        ParkedUnder::CreditNote(id) => (None, None, Some(id)),
+    };
     Ok(ParkedPush {
         invoice_id,
         payment_id,
+        credit_note_id,
         occurred_at: order.occurred_at,
         sequence: order.sequence,
         message: serde_json::to_string(message)

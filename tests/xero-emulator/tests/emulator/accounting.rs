@@ -373,6 +373,34 @@ async fn a_credit_note_allocated_to_an_invoice_reduces_what_is_due() {
     spec("CreditNotes", cn);
     assert_eq!(cn["CreditNotes"][0]["Status"], "PAID");
     assert_eq!(dec(&cn["CreditNotes"][0]["RemainingCredit"]), "0");
+    let edit = api
+        .post(&format!("/CreditNotes/{cn_id}"), &json!({"CreditNotes": [{"CreditNoteID": cn_id, "Reference": "x"}]}))
+        .await;
+    assert_eq!(edit.status, 400, "allocated: Xero wants the allocation gone first: {}", edit.text);
+    let over = api
+        .put(
+            &format!("/CreditNotes/{cn_id}/Allocations"),
+            &json!({"Allocations": [{"Invoice": {"InvoiceID": inv["InvoiceID"]}, "Amount": 1, "Date": "2026-11-03"}]}),
+        )
+        .await;
+    assert_eq!(over.status, 400, "no credit left to allocate: {}", over.text);
+
+    let allocation = cn["CreditNotes"][0]["Allocations"][0]["AllocationID"].as_str().expect("allocation id").to_owned();
+    let removed = api.send("DELETE", &format!("/CreditNotes/{cn_id}/Allocations/{allocation}"), None, &[]).await;
+    assert_eq!(removed.status, 200, "{}", removed.text);
+    spec("Allocation", &removed.body);
+    assert_eq!(removed.body["IsDeleted"], true);
+    let again = api.send("DELETE", &format!("/CreditNotes/{cn_id}/Allocations/{allocation}"), None, &[]).await;
+    assert_eq!(again.status, 404, "gone already");
+    let inv = &api.get("/Invoices/CNI-1").await.body["Invoices"][0];
+    assert_eq!((dec(&inv["AmountCredited"]), dec(&inv["AmountDue"])), ("0".into(), "115".into()));
+    let cn = &api.get(&format!("/CreditNotes/{cn_id}")).await.body["CreditNotes"][0];
+    assert_eq!((cn["Status"].as_str(), dec(&cn["RemainingCredit"])), (Some("AUTHORISED"), "23".into()));
+    assert_eq!(cn["Allocations"], json!([]));
+    let edit = api
+        .post(&format!("/CreditNotes/{cn_id}"), &json!({"CreditNotes": [{"CreditNoteID": cn_id, "Reference": "x"}]}))
+        .await;
+    assert_eq!(edit.status, 200, "editable once nothing is allocated: {}", edit.text);
 }
 
 #[tokio::test]
