@@ -419,7 +419,14 @@ async fn allocate(app: &App, connection: &Connection, job: &mut Job) -> Result<(
             let made = answer.body.allocations.into_iter().next();
             job.invoice_after = made.and_then(|a| a.invoice);
             job.record.allocated = Some(amount);
-            job.record.reason = None;
+            let total = job.record.total.unwrap_or(amount);
+            job.record.reason = (amount < total).then(|| {
+                format!(
+                    "the invoice had only {} left due: the other {} stays as credit with the customer",
+                    amount.normalize(),
+                    (total - amount).normalize()
+                )
+            });
         }
         Err(TokenError::Xero(XeroError::Validation { messages, .. })) => {
             job.record.reason = Some(format!("left unallocated: {}", messages.join("; ")));

@@ -5,6 +5,7 @@ mod browser;
 mod cleanup;
 mod connect;
 mod contacts;
+mod credit_notes;
 mod governor;
 mod helpers;
 mod import;

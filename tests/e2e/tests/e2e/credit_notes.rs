@@ -1,0 +1,278 @@
+//! Issue 18, credit notes: `credit_note.*` from the platform become AUTHORISED customer credit
+//! notes in Xero with their own numbers, allocated to their invoice as far as it has something
+//! due; an edit or a void takes off what Xero requires gone first. Exactly once, never echoed.
+
+use std::time::Duration;
+
+use scheduled_import::import::{ImportPolicy, import};
+use serde_json::{Value, json};
+use xero_emulator::demo;
+use xero_sync_domain::credit_note::{CreditNoteRecord, CreditNoteSyncStatus};
+use xero_sync_domain::model::PlatformCreditNoteId;
+use xero_sync_domain::settings::NewInvoiceStatus;
+use xero_sync_testkit::sent_emails;
+use xero_sync_xero::ApiRequest;
+
+use crate::helpers::*;
+use crate::payments::{dec, invoice, payment, with_invoice};
+
+const PUT_CREDIT_NOTES: (&str, &str) = ("PUT", "/api.xro/2.0/creditnotes");
+/// The example credit note's total: 1.5 × 12.40, plus 15 % GST.
+const CREDIT: &str = "21.39";
+
+fn calls(w: &World, (method, endpoint): (&str, &str)) -> u64 {
+    w.emu.counters().calls_to(method, endpoint)
+}
+
+/// Credit note `id` (numbered `number`) for invoice `inv-1` and its customer.
+fn credit_note(account: &str, delivery: &str, id: &str, number: &str) -> Value {
+    let mut e = contract_example("credit-note-created.json", account, delivery);
+    e["credit_note"]["id"] = json!(id);
+    e["credit_note"]["number"] = json!(number);
+    e["credit_note"]["invoice_id"] = json!("inv-1");
+    e["customer"] = new_customer("cust-1", "Totara Homes");
+    e
+}
+
+fn with_event(mut e: Value, kind: &str, at: &str) -> Value {
+    e["delivery_id"] = json!(format!("{}-{kind}-{at}", e["delivery_id"].as_str().unwrap()).replace(['T', 'Z'], ""));
+    e["event"] = json!(kind);
+    e["occurred_at"] = json!(at);
+    e
+}
+
+fn xero_credit_notes(w: &World) -> Vec<Value> {
+    w.emu.credit_notes(demo::NZ_TENANT_ID)
+}
+
+async fn record(w: &World, account: &str, id: &str) -> CreditNoteRecord {
+    let id = PlatformCreditNoteId::parse(id).unwrap();
+    w.aws.store().get_credit_note_record(&key(account), &id).await.unwrap().unwrap()
+}
+
+fn money(v: &Value) -> String {
+    dec(v).normalize().to_string()
+}
+
+#[tokio::test]
+async fn a_credit_note_for_an_invoice_is_allocated_to_it_in_two_calls_and_not_announced_back() {
+    let w = with_invoice("acct-cn", NewInvoiceStatus::Authorised, Options::default()).await;
+    deliver(&w, &credit_note("acct-cn", "dlv-cn-1", "cn-1", "CN-2001")).await;
+    w.work_push_queue().await;
+
+    assert_eq!(
+        (w.emu.counters().total_calls(), calls(&w, PUT_CREDIT_NOTES)),
+        (2, 1),
+        "the credit note, then its allocation: {:?}",
+        w.emu.counters()
+    );
+    let notes = xero_credit_notes(&w);
+    assert_eq!(notes.len(), 1);
+    let note = &notes[0];
+    assert_eq!((note["Type"].as_str(), note["CreditNoteNumber"].as_str()), (Some("ACCRECCREDIT"), Some("CN-2001")));
+    assert_eq!(note["Status"], "PAID", "all of it allocated: {note}");
+    assert_eq!(money(&note["Total"]), CREDIT);
+    assert_eq!(note["Contact"]["ContactID"], invoice(&w)["Contact"]["ContactID"], "to the invoice's customer");
+    assert_eq!(note["LineItems"][0]["AccountCode"], "260");
+    assert_eq!(note["LineItems"][0]["TaxType"], "OUTPUT2", "tax mapped as an invoice's");
+    assert_eq!(money(&note["Allocations"][0]["Amount"]), CREDIT);
+    let inv = invoice(&w);
+    assert_eq!((money(&inv["AmountCredited"]), money(&inv["AmountDue"])), (CREDIT.into(), "132.78".into()));
+
+    let synced = events_of(&w.inbox, "credit_note.synced").await;
+    assert_eq!(synced.len(), 1);
+    let data = &synced[0]["detail"]["data"];
+    assert_eq!((data["action"].as_str(), data["allocated"].as_str()), (Some("created"), Some(CREDIT)), "{data}");
+    assert_eq!(data["xero_credit_note_id"], note["CreditNoteID"]);
+    assert_eq!(data["unallocated_reason"], Value::Null);
+    assert!(data["xero_url"].as_str().unwrap().contains(note["CreditNoteID"].as_str().unwrap()));
+    let r = record(&w, "acct-cn", "cn-1").await;
+    assert_eq!((r.status, r.allocated.map(|a| a.to_string())), (CreditNoteSyncStatus::Synced, Some(CREDIT.into())));
+
+    // The same credit note again under another delivery id: nothing more in Xero.
+    deliver(&w, &credit_note("acct-cn", "dlv-cn-2", "cn-1", "CN-2001")).await;
+    w.work_push_queue().await;
+    assert_eq!(w.emu.counters().total_calls(), 2);
+
+    // Xero shows the credit back on the invoice: our own allocation is no news.
+    w.inbox.drain().await.unwrap();
+    w.emu.clock().advance(Duration::from_secs(60));
+    import(&w.importer.app, &ImportPolicy::default(), &key("acct-cn")).await.unwrap();
+    let kinds: Vec<Value> = w.inbox.drain().await.unwrap().into_iter().map(|e| e["detail-type"].clone()).collect();
+    assert!(!kinds.contains(&json!("invoice.payment_status_changed")), "our own credit is not announced: {kinds:?}");
+}
+
+#[tokio::test]
+async fn a_credit_note_larger_than_what_is_due_is_allocated_for_what_is_due_and_the_rest_stays_as_credit() {
+    let w = with_invoice("acct-cn-part", NewInvoiceStatus::Authorised, Options::default()).await;
+    deliver(&w, &payment("acct-cn-part", "dlv-cn-part-pay", "pay-1", "150.00")).await;
+    w.work_push_queue().await;
+    deliver(&w, &credit_note("acct-cn-part", "dlv-cn-part-1", "cn-1", "CN-2001")).await;
+    w.work_push_queue().await;
+
+    let note = xero_credit_notes(&w).remove(0);
+    assert_eq!(money(&note["Allocations"][0]["Amount"]), "4.17", "what the invoice still had due");
+    assert_eq!((note["Status"].as_str(), money(&note["RemainingCredit"])), (Some("AUTHORISED"), "17.22".into()));
+    assert_eq!(invoice(&w)["Status"], "PAID");
+    let synced = events_of(&w.inbox, "credit_note.synced").await;
+    let data = &synced[0]["detail"]["data"];
+    assert_eq!(data["allocated"], "4.17");
+    assert!(data["unallocated_reason"].as_str().unwrap().contains("17.22 stays as credit"), "{data}");
+
+    // A second credit on the now paid invoice stays whole with the customer, and says why.
+    deliver(&w, &credit_note("acct-cn-part", "dlv-cn-part-2", "cn-2", "CN-2002")).await;
+    w.work_push_queue().await;
+    let second = xero_credit_notes(&w).into_iter().find(|c| c["CreditNoteNumber"] == "CN-2002").unwrap();
+    assert!(second["Allocations"].as_array().is_none_or(Vec::is_empty));
+    let synced = events_of(&w.inbox, "credit_note.synced").await;
+    assert_eq!(synced[0]["detail"]["data"]["allocated"], Value::Null);
+    assert!(synced[0]["detail"]["data"]["unallocated_reason"].as_str().unwrap().contains("paid in full"));
+}
+
+#[tokio::test]
+async fn a_credit_note_naming_no_invoice_goes_to_the_customers_contact_unallocated() {
+    let w = ready("acct-cn-free", NewInvoiceStatus::Authorised).await;
+    let mut body = credit_note("acct-cn-free", "dlv-cn-free-1", "cn-1", "CN-2001");
+    body["credit_note"].as_object_mut().unwrap().remove("invoice_id");
+    body["customer"] = new_customer("cust-9", "Rimu Roofing");
+    deliver(&w, &body).await;
+    w.work_push_queue().await;
+    let note = xero_credit_notes(&w).remove(0);
+    assert_eq!((note["Status"].as_str(), money(&note["RemainingCredit"])), (Some("AUTHORISED"), CREDIT.into()));
+    let contact =
+        w.emu.contacts(demo::NZ_TENANT_ID).into_iter().find(|c| c["ContactID"] == note["Contact"]["ContactID"]);
+    assert_eq!(contact.unwrap()["ContactNumber"], "cust-9", "Xero created the customer's contact with it");
+    let synced = events_of(&w.inbox, "credit_note.synced").await;
+    assert_eq!(
+        (synced[0]["detail"]["data"]["invoice_id"].clone(), synced[0]["detail"]["data"]["allocated"].clone()),
+        (Value::Null, Value::Null)
+    );
+}
+
+#[tokio::test]
+async fn an_allocated_credit_note_that_changes_is_unallocated_first_then_updated_and_allocated_again() {
+    let w = with_invoice("acct-cn-edit", NewInvoiceStatus::Authorised, Options::default()).await;
+    deliver(&w, &credit_note("acct-cn-edit", "dlv-cn-edit-1", "cn-1", "CN-2001")).await;
+    w.work_push_queue().await;
+    w.inbox.drain().await.unwrap();
+    w.emu.reset_counters();
+
+    let mut changed = with_event(
+        credit_note("acct-cn-edit", "dlv-cn-edit-2", "cn-1", "CN-2001"),
+        "credit_note.updated",
+        "2026-11-22T05:00:00Z",
+    );
+    changed["credit_note"]["lines"][0]["quantity"] = json!("3");
+    deliver(&w, &changed).await;
+    w.work_push_queue().await;
+
+    let counters = w.emu.counters();
+    assert_eq!(
+        (
+            counters.calls_to("GET", "/api.xro/2.0/creditnotes"),
+            counters.calls_to("POST", "/api.xro/2.0/creditnotes"),
+            counters.total_calls()
+        ),
+        (1, 1, 4),
+        "read it, remove its allocation, update it, allocate it again: {counters:?}"
+    );
+    let note = xero_credit_notes(&w).remove(0);
+    assert_eq!(money(&note["Total"]), "42.78");
+    assert_eq!(note["Allocations"].as_array().unwrap().len(), 1, "one allocation, the new one: {note}");
+    assert_eq!(money(&note["Allocations"][0]["Amount"]), "42.78");
+    assert_eq!(money(&invoice(&w)["AmountCredited"]), "42.78");
+    let synced = events_of(&w.inbox, "credit_note.synced").await;
+    let data = &synced[0]["detail"]["data"];
+    assert_eq!(
+        (data["action"].as_str(), data["removed"]["allocations"].as_u64()),
+        (Some("updated"), Some(1)),
+        "{data}"
+    );
+}
+
+#[tokio::test]
+async fn voiding_a_credit_note_paid_out_in_xero_deletes_the_refund_then_voids_it() {
+    let w = ready("acct-cn-void", NewInvoiceStatus::Authorised).await;
+    let mut body = credit_note("acct-cn-void", "dlv-cn-void-1", "cn-1", "CN-2001");
+    body["credit_note"].as_object_mut().unwrap().remove("invoice_id");
+    deliver(&w, &body).await;
+    w.work_push_queue().await;
+    let note = xero_credit_notes(&w).remove(0);
+    // The bookkeeper pays part of the credit out in Xero.
+    let connection = w.connections("acct-cn-void").await.remove(0);
+    let refund = json!({ "Payments": [{ "CreditNote": { "CreditNoteID": note["CreditNoteID"] }, "Account": { "Code": "090" },
+        "Date": "2026-11-23", "Amount": "5.00" }]});
+    w.worker.app.tokens.put::<_, Value>(&connection, &ApiRequest::new("/Payments"), &refund).await.unwrap();
+    w.inbox.drain().await.unwrap();
+
+    deliver(&w, &with_event(body.clone(), "credit_note.voided", "2026-11-23T01:00:00Z")).await;
+    w.work_push_queue().await;
+    assert_eq!(xero_credit_notes(&w)[0]["Status"], "VOIDED");
+    let paid_out = w.emu.payments(demo::NZ_TENANT_ID);
+    assert_eq!(paid_out[0]["Status"], "DELETED", "the refund went first, as Xero requires");
+    assert_eq!(record(&w, "acct-cn-void", "cn-1").await.status, CreditNoteSyncStatus::Voided);
+    let synced = events_of(&w.inbox, "credit_note.synced").await;
+    let data = &synced[0]["detail"]["data"];
+    assert_eq!((data["action"].as_str(), data["status"].as_str()), (Some("voided"), Some("VOIDED")));
+    assert_eq!(data["removed"]["refunds"], 1, "and says so: {data}");
+
+    // Changing it now cannot bring it back, and says so.
+    deliver(&w, &with_event(body, "credit_note.updated", "2026-11-23T02:00:00Z")).await;
+    w.work_push_queue().await;
+    let failed = events_of(&w.inbox, "credit_note.sync_failed").await;
+    assert!(failed[0]["detail"]["data"]["reasons"][0].as_str().unwrap().contains("voided"));
+}
+
+#[tokio::test]
+async fn a_credit_note_before_its_invoice_waits_for_it_then_is_allocated() {
+    let w = ready("acct-cn-early", NewInvoiceStatus::Authorised).await;
+    deliver(&w, &credit_note("acct-cn-early", "dlv-cn-early-1", "cn-1", "CN-2001")).await;
+    let run = w.work_push_queue_for(0).await;
+    assert_eq!((run.held, w.emu.counters().total_calls()), (1, 0), "{run:?}");
+    let r = record(&w, "acct-cn-early", "cn-1").await;
+    assert_eq!(
+        (r.status, r.reason.as_deref()),
+        (CreditNoteSyncStatus::Held, Some("waiting for the invoice to reach Xero"))
+    );
+    let invoice_event =
+        event("acct-cn-early", "dlv-cn-early-inv", "inv-1", "INV-1001", new_customer("cust-1", "Totara Homes"));
+    deliver(&w, &invoice_event).await;
+    w.work_push_queue().await;
+    assert_eq!(money(&invoice(&w)["AmountCredited"]), CREDIT, "the credit followed its invoice");
+}
+
+#[tokio::test]
+async fn a_credit_note_whose_answers_were_lost_is_written_and_allocated_once() {
+    let w = with_invoice("acct-cn-lost", NewInvoiceStatus::Authorised, Options::default()).await;
+    let faults = w.emu.faults();
+    let lost_note = faults.garbled_after_write(Some("PUT"), "/api.xro/2.0/creditnotes");
+    let lost_allocation = faults.garbled_after_write(Some("PUT"), "/api.xro/2.0/creditnotes/*");
+    deliver(&w, &credit_note("acct-cn-lost", "dlv-cn-lost-1", "cn-1", "CN-2001")).await;
+    w.work_push_queue().await;
+    assert_eq!((faults.fired(lost_note), faults.fired(lost_allocation)), (1, 1), "the faults were met");
+    let notes = xero_credit_notes(&w);
+    assert_eq!(notes.len(), 1, "one credit note: {notes:?}");
+    assert_eq!(notes[0]["Allocations"].as_array().unwrap().len(), 1, "allocated once: {}", notes[0]);
+    assert_eq!(money(&invoice(&w)["AmountCredited"]), CREDIT);
+    assert_eq!(events_of(&w.inbox, "credit_note.synced").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_credit_note_the_settings_cannot_map_fails_naming_the_line_with_one_email() {
+    let w = with_invoice("acct-cn-bad", NewInvoiceStatus::Authorised, Options::default()).await;
+    let mut body = credit_note("acct-cn-bad", "dlv-cn-bad-1", "cn-1", "CN-2001");
+    body["credit_note"]["lines"][0]["tax_rate_id"] = json!("vat");
+    deliver(&w, &body).await;
+    w.work_push_queue().await;
+    assert_eq!(w.emu.counters().total_calls(), 0);
+    let failed = events_of(&w.inbox, "credit_note.sync_failed").await;
+    assert_eq!(failed.len(), 1);
+    let reason = failed[0]["detail"]["data"]["reasons"][0].as_str().unwrap().to_owned();
+    assert!(reason.contains("credit_note.lines[0].tax_rate_id"), "{reason}");
+    let emails = sent_emails(w.moto().endpoint(), OWNER).await.unwrap();
+    assert_eq!(
+        emails.iter().filter(|m| m.subject == "Credit note CN-2001 did not reach Xero").count(),
+        1,
+        "{emails:?}"
+    );
+}
