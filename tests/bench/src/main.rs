@@ -1,12 +1,13 @@
 //! The benchmark: the real function code against moto and the Xero emulator, printing the
 //! figures BENCHMARKS.md keeps. `cargo run -p bench --release` (all sections) or with section
-//! names: `calls rate import functions scale sizes`.
+//! names: `calls money rate import functions scale sizes`.
 //!
 //! Xero calls and AWS calls are counted where they arrive (the emulator's counters, a proxy in
 //! front of moto). Time in the rate section is the emulator's clock, moved only when every
 //! message waits for Xero, so it measures how well the push uses Xero's limits rather than
 //! how fast this machine is.
 
+mod money;
 mod runtime;
 mod scale;
 
@@ -44,6 +45,8 @@ struct Report {
     ddb_write_units_known: f64,
     /// Handler p50 of the webhook and the push worker, for Lambda's duration cost.
     handler_p50_ms: BTreeMap<String, f64>,
+    /// Payments, refunds and credit notes: what each case cost per document.
+    money: Vec<money::MoneyCase>,
 }
 
 impl Report {
@@ -75,6 +78,9 @@ async fn main() -> anyhow::Result<()> {
     if run("calls") {
         calls_per_invoice(&mut report).await?;
     }
+    if run("money") {
+        money::calls_per_document(&mut report).await?;
+    }
     if run("rate") {
         sustained_rate(&mut report).await?;
     }
@@ -90,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
     if run("sizes") {
         sizes(&mut report)?;
     }
-    if run("calls") && run("functions") {
+    if (run("calls") || run("money")) && run("functions") {
         cost(&mut report);
     }
     println!("\n{}", report.lines.join("\n"));
@@ -617,25 +623,18 @@ fn sizes(report: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// AWS cost per million invoices at list prices, from the known-contact case's calls and the
-/// handlers' p50 times.
-fn cost(report: &mut Report) {
+/// What one document costs AWS, per item at list prices: `aws` its calls by service and
+/// operation, `writes` its DynamoDB write units, `seconds` its Lambda time.
+fn priced(aws: &BTreeMap<String, f64>, writes: f64, seconds: f64) -> [(&'static str, f64, f64); 9] {
     // `+ 0.0` turns the empty sum's -0.0 into 0.0.
-    let per = |op: &str| report.aws_known.iter().filter(|(k, _)| k.ends_with(op)).map(|(_, n)| n).sum::<f64>() + 0.0;
+    let per = |op: &str| aws.iter().filter(|(k, _)| k.ends_with(op)).map(|(_, n)| n).sum::<f64>() + 0.0;
+    let service = |s: &str| aws.iter().filter(|(k, _)| k.starts_with(s)).map(|(_, n)| n).sum::<f64>() + 0.0;
     let reads = per("GetItem") + per("Query") + per("BatchGetItem");
-    let writes = report.ddb_write_units_known;
     // Our SQS calls plus the poller's receive and delete for the one message.
-    let sqs = report.aws_known.iter().filter(|(k, _)| k.starts_with("sqs ")).map(|(_, n)| n).sum::<f64>() + 2.0;
-    let events = per("PutEvents");
-    let secrets =
-        report.aws_known.iter().filter(|(k, _)| k.starts_with("secretsmanager ")).map(|(_, n)| n).sum::<f64>() + 0.0;
-    let emails = per("outbound-emails");
-    let seconds = ["invoice-webhook", "invoice-push-worker"]
-        .iter()
-        .map(|f| report.handler_p50_ms.get(*f).copied().unwrap_or_default() / 1000.0 + 0.3)
-        .sum::<f64>();
+    let sqs = service("sqs ") + 2.0;
+    let (events, secrets, emails) = (per("PutEvents"), service("secretsmanager "), per("outbound-emails"));
     let million = 1.0;
-    let lines = [
+    [
         ("API Gateway HTTP API", 1.0, PRICE_API_PER_M * million),
         ("Lambda requests", 2.0, PRICE_LAMBDA_PER_M * 2.0),
         ("Lambda duration (arm64, 256 MB)", seconds, seconds * 1e6 * MEMORY_GB * PRICE_LAMBDA_GB_S_ARM),
@@ -645,17 +644,50 @@ fn cost(report: &mut Report) {
         ("EventBridge events", events, events * PRICE_EVENTS_PER_M),
         ("Secrets Manager calls", secrets, secrets * PRICE_SECRETS_PER_10K * 100.0),
         ("SES emails", emails, emails * PRICE_SES_PER_1K * 1000.0),
-    ];
-    report.section(
-        "AWS cost per million invoices (known customer, one webhook each)",
-        &["item", "per invoice", "USD per million"],
-    );
-    let mut total = 0.0;
-    for (item, count, usd) in lines {
-        total += usd;
-        report.row(&[item.into(), format!("{count:.2}"), format!("{usd:.2}")]);
+    ]
+}
+
+/// AWS cost per million invoices at list prices, from the known-contact case's calls and the
+/// handlers' p50 times; then per million payments, refunds and credit notes.
+fn cost(report: &mut Report) {
+    // Each handler's p50 plus 300 ms for Xero's latency; a document making more Xero calls
+    // waits for each.
+    let handlers = ["invoice-webhook", "invoice-push-worker"]
+        .iter()
+        .map(|f| report.handler_p50_ms.get(*f).copied().unwrap_or_default() / 1000.0)
+        .sum::<f64>();
+    let seconds = handlers + 0.6;
+    if !report.aws_known.is_empty() {
+        let lines = priced(&report.aws_known, report.ddb_write_units_known, seconds);
+        report.section(
+            "AWS cost per million invoices (known customer, one webhook each)",
+            &["item", "per invoice", "USD per million"],
+        );
+        let mut total = 0.0;
+        for (item, count, usd) in lines {
+            total += usd;
+            report.row(&[item.into(), format!("{count:.2}"), format!("{usd:.2}")]);
+        }
+        report.row(&["total".into(), String::new(), format!("{total:.2}")]);
     }
-    report.row(&["total".into(), String::new(), format!("{total:.2}")]);
+    if !report.money.is_empty() {
+        report.section(
+            "AWS cost per million payments, refunds and credit notes (one webhook each)",
+            &["case", "Xero calls", "USD per million"],
+        );
+        let rows: Vec<[String; 3]> = report
+            .money
+            .iter()
+            .map(|case| {
+                let seconds = handlers + 0.3 + 0.3 * case.xero;
+                let usd: f64 = priced(&case.aws, case.write_units, seconds).iter().map(|(_, _, usd)| usd).sum();
+                [case.name.clone(), format!("{:.2}", case.xero), format!("{usd:.2}")]
+            })
+            .collect();
+        for row in rows {
+            report.row(&row);
+        }
+    }
     report.note(
         "Prices: US East (N. Virginia) list prices — HTTP API $1.00/M requests; Lambda $0.20/M \
          requests and $0.0000133334 per GB-s on arm64; DynamoDB on-demand $0.625/M write and \
