@@ -93,6 +93,12 @@ impl CreditNoteRecord {
         }
     }
 
+    /// Whether a write may have reached Xero unseen: one whose outcome we could not see, or a
+    /// claim left by a push that died midway (a live claim is waited for before this is asked).
+    pub fn may_have_reached_xero(&self) -> bool {
+        self.uncertain || self.claimed_until.is_some()
+    }
+
     pub fn key(&self) -> ConnectionKey {
         ConnectionKey { account_id: self.account_id.clone(), tenant_id: self.tenant_id }
     }

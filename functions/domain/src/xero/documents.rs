@@ -196,6 +196,45 @@ pub struct Payments {
     pub payments: Vec<Payment>,
 }
 
+/// An invoice's payment state as its record keeps it (see [`payment_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentState {
+    pub status: InvoiceStatus,
+    pub paid: Decimal,
+    pub credited: Decimal,
+    pub due: Decimal,
+}
+
+impl PaymentState {
+    /// Reads `status|paid|credited|due`; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split('|');
+        let state = Self {
+            status: parts.next()?.parse().ok()?,
+            paid: parts.next()?.parse().ok()?,
+            credited: parts.next()?.parse().ok()?,
+            due: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(state)
+    }
+
+    pub fn text(&self) -> String {
+        payment_state(self.status, self.paid, self.credited, self.due)
+    }
+
+    /// The state after `amount` more is credited to the invoice (less, when negative), as Xero
+    /// moves an approved invoice to PAID when nothing is left due, and back.
+    pub fn credited_by(self, amount: Decimal) -> Self {
+        let due = self.due - amount;
+        let status = match self.status {
+            InvoiceStatus::Authorised if due <= Decimal::ZERO => InvoiceStatus::Paid,
+            InvoiceStatus::Paid if due > Decimal::ZERO => InvoiceStatus::Authorised,
+            other => other,
+        };
+        Self { status, credited: self.credited + amount, due, ..self }
+    }
+}
+
 /// `status|paid|credited|due`, the amounts without trailing zeros: what tells one payment state
 /// of an invoice from another.
 pub fn payment_state(status: InvoiceStatus, paid: Decimal, credited: Decimal, due: Decimal) -> String {
@@ -318,6 +357,18 @@ mod tests {
         assert_eq!(payment.amount, Some(dec!(12345678901234.5678)));
         assert_eq!(payment.date, NaiveDate::from_ymd_opt(2019, 11, 14));
         assert_eq!(payment.status, Some(PaymentStatus::Deleted));
+    }
+
+    #[test]
+    fn a_payment_state_reads_back_what_it_wrote_and_moves_with_credit_as_xero_moves_it() {
+        let state = PaymentState::parse("AUTHORISED|100|0|54.17").unwrap();
+        assert_eq!(state.text(), "AUTHORISED|100|0|54.17");
+        let credited = state.credited_by(dec!(54.17));
+        assert_eq!(credited.text(), "PAID|100|54.17|0");
+        assert_eq!(credited.credited_by(dec!(-10)).text(), "AUTHORISED|100|44.17|10");
+        for bad in ["", "PAID|1|2", "PAID|1|2|3|4", "paid|1|2|3", "PAID|x|2|3"] {
+            assert_eq!(PaymentState::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //!    was allocated) or `credit_note.sync_failed` with one email; the invoice's record takes the
 //!    state our allocation left it in, so Xero showing it back is no news.
 
+mod allocate;
 mod plan;
 mod settle;
 mod write;
@@ -26,7 +27,7 @@ use uuid::Uuid;
 use xero_sync_domain::Error;
 use xero_sync_domain::credit_note::CreditNoteRecord;
 use xero_sync_domain::model::{ConnectionKey, ConnectionStatus, SyncRecord, TenantId};
-use xero_sync_domain::xero::Invoice;
+use xero_sync_domain::xero::PaymentState;
 use xero_sync_runtime::App;
 use xero_sync_runtime::token_provider::TokenError;
 
@@ -52,8 +53,10 @@ struct Job {
     /// Created or updated in Xero by this push (`created` or `updated`).
     written: Option<&'static str>,
     removed: Removed,
-    /// The invoice as Xero answered our allocation: its payment state now.
-    invoice_after: Option<Invoice>,
+    /// The payment state this push left its invoice in, for the invoice's record.
+    invoice_state: Option<PaymentState>,
+    /// Found in Xero after a create whose answer was lost: it was created, not updated.
+    created_unseen: bool,
     /// The contact Xero created for it, to remember for the customer.
     created_contact: Option<Uuid>,
     result: Option<CreditNoteResult>,
@@ -136,7 +139,8 @@ async fn inner(
             cleared: false,
             written: None,
             removed: Removed::default(),
-            invoice_after: None,
+            invoice_state: None,
+            created_unseen: false,
             created_contact: None,
             result: None,
         });

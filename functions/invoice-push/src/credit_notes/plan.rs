@@ -40,6 +40,21 @@ pub enum CreditNoteOutcome {
     NotConnected,
 }
 
+impl CreditNoteOutcome {
+    /// What kind of outcome, for logs (which must not carry Xero's words: they may name people).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Synced { .. } => "synced",
+            Self::Voided { .. } => "voided",
+            Self::Unchanged => "unchanged",
+            Self::Superseded => "superseded",
+            Self::Failed { .. } => "failed",
+            Self::Parked => "parked",
+            Self::NotConnected => "not connected",
+        }
+    }
+}
+
 pub type CreditNoteResult = Result<CreditNoteOutcome, PushError>;
 
 #[derive(Debug)]
@@ -104,7 +119,9 @@ pub(super) fn decide(
         return match (record.status, record.xero_credit_note_id) {
             (CreditNoteSyncStatus::Voided, _) => Plan::Done(Ok(CreditNoteOutcome::Unchanged)),
             // Never reached Xero: there is nothing to take back.
-            (_, None) if !record.uncertain => Plan::Done(Ok(CreditNoteOutcome::Voided { xero_credit_note_id: None })),
+            (_, None) if !record.may_have_reached_xero() => {
+                Plan::Done(Ok(CreditNoteOutcome::Voided { xero_credit_note_id: None }))
+            }
             _ => Plan::Void,
         };
     }
@@ -262,6 +279,9 @@ mod tests {
         ));
         let sent = CreditNoteRecord { xero_credit_note_id: Some(Uuid::from_u128(3)), ..new_record(&event) };
         assert!(matches!(plan(&event, &sent, None), Plan::Void));
+        // A push that died midway left its claim: its write may have reached Xero.
+        let died = CreditNoteRecord { claimed_until: Some(now() - Duration::minutes(1)), ..new_record(&event) };
+        assert!(matches!(plan(&event, &died, None), Plan::Void), "looked up, not forgotten");
         let voided = CreditNoteRecord { status: CreditNoteSyncStatus::Voided, ..sent };
         event.event = CreditNoteEventType::Updated;
         assert!(matches!(plan(&event, &voided, None), Plan::Fail { .. }), "a voided credit note cannot come back");

@@ -13,7 +13,6 @@ use xero_sync_domain::links::XeroDocument;
 use xero_sync_domain::model::{Connection, ContactMapping, ContactMatch};
 use xero_sync_domain::notify::Notice;
 use xero_sync_domain::store::at_most_once;
-use xero_sync_domain::xero::Invoice;
 use xero_sync_runtime::{App, mail};
 
 use super::Job;
@@ -91,7 +90,7 @@ fn settle(job: &mut Job, now: chrono::DateTime<chrono::Utc>) -> (CreditNoteResul
                     if let Plan::Write { hash, .. } = plan {
                         next.content_hash = Some(hash);
                     }
-                    let action = job.written.or(Some("updated"));
+                    let action = job.written;
                     (Ok(outcome), Settled { record: Some(applied(next)), announce: Some(Announce::Synced(action)) })
                 }
                 Ok(outcome @ CreditNoteOutcome::Voided { .. }) => {
@@ -133,10 +132,11 @@ pub(super) async fn finish(
             continue;
         }
         let (result, s) = settle(job, now);
+        // The outcome's kind only: Xero's words may name the customer.
         tracing::info!(
             account = %connection.account_id, credit_note = %job.event.credit_note.id,
-            outcome = ?result.as_ref().ok(), removed_allocations = job.removed.allocations,
-            removed_refunds = job.removed.refunds, "credit note pushed"
+            outcome = result.as_ref().map_or("retry", CreditNoteOutcome::kind),
+            removed_allocations = job.removed.allocations, removed_refunds = job.removed.refunds, "credit note pushed"
         );
         job.result = Some(result);
         settled.push(s);
@@ -203,12 +203,12 @@ async fn remember(app: &App, connection: &Connection, job: &Job) {
             tracing::warn!(customer = %job.event.customer.id, error = %e, "contact mapping not kept");
         }
     }
-    let Some(state) = job.invoice_after.as_ref().and_then(Invoice::payment_state) else { return };
+    let Some(state) = job.invoice_state else { return };
     let mut record = job.invoice.clone();
     for _ in 0..3 {
         let Some(mut next) = record.take() else { return };
-        next.payment_state = Some(state.clone());
-        next.xero_status = job.invoice_after.as_ref().and_then(|i| i.status).or(next.xero_status);
+        next.payment_state = Some(state.text());
+        next.xero_status = Some(state.status);
         match store.save_sync_record(&next).await {
             Ok(_) => return,
             Err(Error::Conflict(_)) => record = store.get_sync_record(&key, &next.invoice_id).await.ok().flatten(),

@@ -2,70 +2,56 @@
 //! uncertain creates, clear what Xero requires gone before an edit or a void, find contacts,
 //! write, then allocate.
 
-use std::time::Duration as StdDuration;
-
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use xero_sync_domain::model::Connection;
-use xero_sync_domain::xero::{
-    Allocation, Allocations, CreditNote, CreditNotes, InvoiceStatus, PaymentStatus, Payments,
-};
+use xero_sync_domain::xero::{CreditNote, CreditNotes};
 use xero_sync_runtime::App;
 use xero_sync_runtime::token_provider::TokenError;
 use xero_sync_xero::{ApiRequest, XeroError};
 
 use super::Job;
+use super::allocate::{self, Standings};
 use super::plan::{CreditNoteOutcome, Plan};
 use crate::contact::{Found, find_many, of_invoices};
-use crate::mapping::{ContactRef, contact_json, number};
-use crate::push::{PushError, PushPolicy, XERO_BATCH, idempotency_key, maybe_applied};
+use crate::mapping::{ContactRef, contact_json};
+use crate::push::{PushError, PushPolicy, RoundJob, XERO_BATCH, idempotency_key, in_rounds, maybe_applied};
 
-fn open(jobs: &[Job]) -> Vec<usize> {
-    (0..jobs.len()).filter(|i| jobs[*i].claimed && jobs[*i].result.is_none() && jobs[*i].plan.writes()).collect()
-}
+impl RoundJob for Job {
+    fn is_open(&self) -> bool {
+        self.claimed && self.result.is_none() && self.plan.writes()
+    }
 
-pub(super) async fn to_xero(app: &App, policy: &PushPolicy, connection: &Connection, jobs: &mut [Job]) {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let now_open = open(jobs);
-        if now_open.is_empty() {
-            return;
-        }
-        let Err(e) = once(app, connection, jobs, &now_open).await else { continue };
-        let still = open(jobs);
-        let refused = match &e {
-            TokenError::Reconnect | TokenError::Xero(XeroError::NotGranted) => Some(None),
-            TokenError::Xero(XeroError::Validation { messages, .. }) => Some(Some(messages.clone())),
-            TokenError::Xero(XeroError::Forbidden(_) | XeroError::NotFound(_)) => Some(Some(vec![e.to_string()])),
-            _ => None,
-        };
-        if let Some(reasons) = refused {
-            for i in still {
-                jobs[i].result = Some(Ok(match &reasons {
-                    None => CreditNoteOutcome::Parked,
-                    Some(reasons) => CreditNoteOutcome::Failed { reasons: reasons.clone() },
-                }));
-            }
-            return;
-        }
-        let wait = e.retry_after().unwrap_or_else(|| policy.backoff * 2u32.saturating_pow(attempt - 1));
-        let governed = matches!(e, TokenError::Governed { .. });
-        if governed || !e.is_retryable() || attempt >= policy.attempts.min(3) || wait > policy.max_wait {
-            let after = if e.is_retryable() { wait } else { StdDuration::from_secs(30) };
-            for i in still {
-                jobs[i].result = Some(Err(PushError::waiting(&e, after.max(StdDuration::from_secs(1)))));
-            }
-            return;
-        }
-        tracing::info!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "Xero credit note write retried");
-        tokio::time::sleep(wait).await;
+    fn refuse(&mut self, reasons: Option<Vec<String>>) {
+        self.result = Some(Ok(match reasons {
+            None => CreditNoteOutcome::Parked,
+            Some(reasons) => CreditNoteOutcome::Failed { reasons },
+        }));
+    }
+
+    fn wait(&mut self, error: PushError) {
+        self.result = Some(Err(error));
     }
 }
 
+pub(super) async fn to_xero(app: &App, policy: &PushPolicy, connection: &Connection, jobs: &mut [Job]) {
+    let mut standings = Standings::new();
+    let standings = &mut standings;
+    in_rounds(policy, jobs, async |jobs: &mut [Job], open: &[usize]| {
+        once(app, connection, standings, jobs, open).await
+    })
+    .await;
+    allocate::settle_standings(jobs, standings);
+}
+
 /// One round over the open jobs; each answered job gets its result.
-async fn once(app: &App, connection: &Connection, jobs: &mut [Job], open: &[usize]) -> Result<(), TokenError> {
+async fn once(
+    app: &App,
+    connection: &Connection,
+    standings: &mut Standings,
+    jobs: &mut [Job],
+    open: &[usize],
+) -> Result<(), TokenError> {
     let pick = |jobs: &[Job], keep: &dyn Fn(&Job) -> bool| -> Vec<usize> {
         open.iter().copied().filter(|i| jobs[*i].result.is_none() && keep(&jobs[*i])).collect()
     };
@@ -75,7 +61,7 @@ async fn once(app: &App, connection: &Connection, jobs: &mut [Job], open: &[usiz
     }
     let to_clear = pick(jobs, &|j| j.record.xero_credit_note_id.is_some() && !j.cleared && j.written.is_none());
     if !to_clear.is_empty() {
-        clear(app, connection, jobs, &to_clear).await?;
+        allocate::clear(app, connection, standings, jobs, &to_clear).await?;
     }
     let to_write = pick(jobs, &|j| matches!(j.plan, Plan::Write { .. }) && j.written.is_none());
     contacts(app, connection, jobs, &to_write).await?;
@@ -93,22 +79,25 @@ async fn once(app: &App, connection: &Connection, jobs: &mut [Job], open: &[usiz
     }
     let recheck = pick(jobs, &|j| j.written.is_some() && j.record.uncertain);
     if !recheck.is_empty() {
-        adopt_allocations(app, connection, jobs, &recheck).await?;
+        allocate::adopt(app, connection, standings, jobs, &recheck).await?;
     }
-    let to_allocate = pick(jobs, &|j| j.written.is_some());
-    for i in to_allocate {
-        allocate(app, connection, &mut jobs[i]).await?;
+    for i in pick(jobs, &|j| j.written.is_some()) {
+        allocate::allocate(app, connection, standings, &mut jobs[i]).await?;
     }
     Ok(())
 }
 
-fn deliveries<'a>(jobs: &'a [Job], which: &[usize]) -> Vec<&'a str> {
+pub(super) fn deliveries<'a>(jobs: &'a [Job], which: &[usize]) -> Vec<&'a str> {
     which.iter().map(|i| jobs[*i].event.delivery_id.as_str()).collect()
 }
 
 /// Credit notes by a `where` clause, with their allocations and payments (a numbered page
 /// carries them).
-async fn list(app: &App, connection: &Connection, terms: Vec<String>) -> Result<Vec<CreditNote>, TokenError> {
+pub(super) async fn list(
+    app: &App,
+    connection: &Connection,
+    terms: Vec<String>,
+) -> Result<Vec<CreditNote>, TokenError> {
     let mut request = ApiRequest::new("/CreditNotes");
     request.query = vec![("where", terms.join(" OR ")), ("page", "1".into()), ("pageSize", "1000".into())];
     Ok(app.tokens.get::<CreditNotes>(connection, &request).await?.body.credit_notes)
@@ -126,109 +115,15 @@ async fn look_up(app: &App, connection: &Connection, jobs: &mut [Job], which: &[
         if let Some(found) = listed.iter().find(|c| c.credit_note_number.as_deref() == Some(wanted.as_str())) {
             job.record.xero_credit_note_id = found.id();
             job.record.xero_status = found.status;
+            // Its create went through unseen: the platform hears of it as created.
+            job.created_unseen = true;
+        } else if matches!(job.plan, Plan::Void) {
+            // It never reached Xero: there is nothing to take back.
+            job.result = Some(Ok(CreditNoteOutcome::Voided { xero_credit_note_id: None }));
         }
         job.record.uncertain = false;
     }
     Ok(())
-}
-
-/// After an allocation whose answer was lost: whether Xero made it, read with the credit notes.
-async fn adopt_allocations(
-    app: &App,
-    connection: &Connection,
-    jobs: &mut [Job],
-    which: &[usize],
-) -> Result<(), TokenError> {
-    let ids: Vec<Uuid> = which.iter().filter_map(|i| jobs[*i].record.xero_credit_note_id).collect();
-    let listed = list(app, connection, ids.iter().map(|id| format!("CreditNoteID==Guid(\"{id}\")")).collect()).await?;
-    for &i in which {
-        let job = &mut jobs[i];
-        let invoice = job.xero_invoice();
-        let found = listed.iter().find(|c| c.id() == job.record.xero_credit_note_id);
-        let made: Decimal = found
-            .iter()
-            .flat_map(|c| &c.allocations)
-            .filter(|a| a.invoice.as_ref().and_then(|inv| inv.invoice_id) == invoice)
-            .filter_map(|a| a.amount)
-            .sum();
-        if made > Decimal::ZERO {
-            job.record.allocated = Some(made);
-        }
-        job.record.uncertain = false;
-    }
-    Ok(())
-}
-
-/// Before an edit or a void, what Xero requires gone: the credit note's allocations and the
-/// refunds paid out of it, each removed by its own call. One read for them all.
-async fn clear(app: &App, connection: &Connection, jobs: &mut [Job], which: &[usize]) -> Result<(), TokenError> {
-    let ids: Vec<Uuid> = which.iter().filter_map(|i| jobs[*i].record.xero_credit_note_id).collect();
-    let listed = list(app, connection, ids.iter().map(|id| format!("CreditNoteID==Guid(\"{id}\")")).collect()).await?;
-    for &i in which {
-        let job = &mut jobs[i];
-        let Some(found) = listed.iter().find(|c| c.id() == job.record.xero_credit_note_id) else {
-            job.result = Some(Ok(CreditNoteOutcome::Failed {
-                reasons: vec!["the credit note is no longer in Xero (deleted there?)".into()],
-            }));
-            continue;
-        };
-        job.record.xero_status = found.status;
-        if found.status.is_some_and(InvoiceStatus::is_gone) {
-            job.result = Some(Ok(match job.plan {
-                Plan::Void => CreditNoteOutcome::Voided { xero_credit_note_id: found.id() },
-                _ => CreditNoteOutcome::Failed {
-                    reasons: vec!["the credit note was voided in Xero, so it cannot be changed there".into()],
-                },
-            }));
-            continue;
-        }
-        let credit_note = found.id().unwrap_or_default();
-        for allocation in found.allocations.iter().filter_map(|a| a.allocation_id) {
-            remove_allocation(app, connection, credit_note, allocation).await?;
-            job.removed.allocations += 1;
-        }
-        for payment in found.payments.iter().filter(|p| p.status != Some(PaymentStatus::Deleted)) {
-            let Some(id) = payment.id() else { continue };
-            remove_refund(app, connection, id, &job.event.delivery_id).await?;
-            job.removed.refunds += 1;
-        }
-        job.record.allocated = None;
-        job.record.uncertain = false;
-        job.cleared = true;
-    }
-    Ok(())
-}
-
-async fn remove_allocation(
-    app: &App,
-    connection: &Connection,
-    credit_note: Uuid,
-    allocation: Uuid,
-) -> Result<(), TokenError> {
-    let path = format!("/CreditNotes/{credit_note}/Allocations/{allocation}");
-    match app.tokens.delete::<Allocation>(connection, &ApiRequest::new(&path)).await {
-        Ok(_) => Ok(()),
-        // Removed already, by an attempt whose answer was lost.
-        Err(TokenError::Xero(XeroError::NotFound(_))) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-async fn remove_refund(app: &App, connection: &Connection, payment: Uuid, delivery: &str) -> Result<(), TokenError> {
-    let path = format!("/Payments/{payment}");
-    let body = json!({ "Status": "DELETED" });
-    let mut request = ApiRequest::new(&path);
-    let keyed = json!({ "path": path, "body": body });
-    request.idempotency_key = Some(idempotency_key(connection.tenant_id, "POST", &keyed, &[delivery]));
-    match app.tokens.post::<_, Payments>(connection, &request, &body).await {
-        Ok(_) => Ok(()),
-        Err(TokenError::Xero(XeroError::Validation { messages, .. }))
-            if messages.iter().any(|m| m.contains("already been deleted")) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
 }
 
 /// Who each credit note to write is for: its invoice's contact (from the invoice's record, or
@@ -346,7 +241,7 @@ fn record_answer(job: &mut Job, answered: CreditNote) {
         job.result = Some(Ok(CreditNoteOutcome::Failed { reasons }));
         return;
     };
-    let created = job.record.xero_credit_note_id.is_none();
+    let created = job.record.xero_credit_note_id.is_none() || job.created_unseen;
     job.record.xero_credit_note_id = Some(id);
     job.record.xero_status = answered.status;
     job.record.uncertain = false;
@@ -359,84 +254,4 @@ fn record_answer(job: &mut Job, answered: CreditNote) {
         job.created_contact = answered.contact.and_then(|c| c.contact_id);
     }
     job.written = Some(if created { "created" } else { "updated" });
-}
-
-/// What of the credit note its invoice can take: all of it, or what the invoice still has due
-/// when that is less. `Err` says why it stays unallocated.
-fn allocatable(job: &Job) -> Result<Option<(Uuid, Decimal)>, String> {
-    let Some(invoice) = job.invoice.as_ref().filter(|_| job.event.credit_note.invoice_id.is_some()) else {
-        return Ok(None);
-    };
-    let (Some(xero_invoice), Some(total)) = (invoice.xero_invoice_id, job.record.total) else { return Ok(None) };
-    if job.record.xero_status != Some(InvoiceStatus::Authorised) {
-        return Ok(None);
-    }
-    // `status|paid|credited|due`, as last seen; without it, Xero checks the amount itself.
-    let state: Vec<&str> = invoice.payment_state.as_deref().unwrap_or_default().split('|').collect();
-    let status = state.first().and_then(|s| s.parse::<InvoiceStatus>().ok()).or(invoice.xero_status);
-    let due = state.get(3).and_then(|d| d.parse::<Decimal>().ok());
-    match status {
-        Some(InvoiceStatus::Draft | InvoiceStatus::Submitted) => {
-            Err("the invoice is a draft in Xero, which takes no credit: the credit note is left unallocated".into())
-        }
-        Some(InvoiceStatus::Paid) => Err("the invoice is paid in full, so the credit stays with the customer".into()),
-        Some(s) if s.is_gone() => Err("the invoice is voided in Xero, so the credit stays with the customer".into()),
-        _ if due.is_some_and(|d| d <= Decimal::ZERO) => {
-            Err("the invoice has nothing left due, so the credit stays with the customer".into())
-        }
-        _ => Ok(Some((xero_invoice, due.map_or(total, |d| d.min(total))))),
-    }
-}
-
-/// Allocates a written credit note to its invoice (its own call, on an AUTHORISED credit
-/// note); a refusal leaves it unallocated with Xero's words, the credit note itself stands.
-async fn allocate(app: &App, connection: &Connection, job: &mut Job) -> Result<(), TokenError> {
-    let Some(credit_note) = job.record.xero_credit_note_id else { return Ok(()) };
-    let done = Some(Ok(CreditNoteOutcome::Synced { xero_credit_note_id: credit_note }));
-    let (invoice, amount) = match allocatable(job) {
-        Ok(Some(target)) if job.record.allocated.is_none() => target,
-        Ok(_) => {
-            job.record.reason = None;
-            job.result = done;
-            return Ok(());
-        }
-        Err(why) => {
-            job.record.reason = Some(why);
-            job.result = done;
-            return Ok(());
-        }
-    };
-    let path = format!("/CreditNotes/{credit_note}/Allocations");
-    let date = job.event.credit_note.issue_date.format("%Y-%m-%d").to_string();
-    let body =
-        json!({ "Allocations": [{ "Invoice": { "InvoiceID": invoice }, "Amount": number(amount), "Date": date }] });
-    let mut request = ApiRequest::new(&path);
-    let keyed = json!({ "path": path, "body": body });
-    request.idempotency_key =
-        Some(idempotency_key(connection.tenant_id, "PUT", &keyed, &[job.event.delivery_id.as_str()]));
-    match app.tokens.put::<_, Allocations>(connection, &request, &body).await {
-        Ok(answer) => {
-            let made = answer.body.allocations.into_iter().next();
-            job.invoice_after = made.and_then(|a| a.invoice);
-            job.record.allocated = Some(amount);
-            let total = job.record.total.unwrap_or(amount);
-            job.record.reason = (amount < total).then(|| {
-                format!(
-                    "the invoice had only {} left due: the other {} stays as credit with the customer",
-                    amount.normalize(),
-                    (total - amount).normalize()
-                )
-            });
-        }
-        Err(TokenError::Xero(XeroError::Validation { messages, .. })) => {
-            job.record.reason = Some(format!("left unallocated: {}", messages.join("; ")));
-        }
-        Err(e) => {
-            // Whether it was allocated is read again before the next attempt.
-            job.record.uncertain |= maybe_applied(&e);
-            return Err(e);
-        }
-    }
-    job.result = done;
-    Ok(())
 }

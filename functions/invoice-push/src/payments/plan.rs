@@ -38,6 +38,21 @@ pub enum PaymentOutcome {
     NotConnected,
 }
 
+impl PaymentOutcome {
+    /// What kind of outcome, for logs (which must not carry Xero's words: they may name people).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Synced { .. } => "synced",
+            Self::Voided { .. } => "voided",
+            Self::Unchanged => "unchanged",
+            Self::Superseded => "superseded",
+            Self::Failed { .. } => "failed",
+            Self::Parked => "parked",
+            Self::NotConnected => "not connected",
+        }
+    }
+}
+
 pub type PaymentResult = Result<PaymentOutcome, PushError>;
 
 #[derive(Debug)]
@@ -110,7 +125,7 @@ pub(super) fn decide(
         PaymentEventType::Voided => match (record.status, record.xero_payment_id) {
             (PaymentSyncStatus::Voided, _) => Plan::Done(Ok(PaymentOutcome::Unchanged)),
             // Never reached Xero: there is nothing to take back (a refund's credit note would be).
-            (_, None) if !record.uncertain && record.xero_credit_note_id.is_none() => {
+            (_, None) if !record.may_have_reached_xero() && record.xero_credit_note_id.is_none() => {
                 Plan::Done(Ok(PaymentOutcome::Voided { xero_payment_id: None }))
             }
             _ if !allowed => Plan::NotAllowed,
@@ -354,6 +369,9 @@ mod tests {
         assert!(matches!(plan(&event, &never, None), Plan::Done(Ok(PaymentOutcome::Voided { xero_payment_id: None }))));
         let maybe = PaymentRecord { uncertain: true, ..new_record(&event) };
         assert!(matches!(plan(&event, &maybe, None), Plan::Delete));
+        // A push that died midway left its claim: its write may have reached Xero.
+        let died = PaymentRecord { claimed_until: Some(now() - Duration::minutes(1)), ..new_record(&event) };
+        assert!(matches!(plan(&event, &died, None), Plan::Delete), "looked up, not forgotten");
         let synced = PaymentRecord {
             status: PaymentSyncStatus::Synced,
             xero_payment_id: Some(Uuid::from_u128(5)),

@@ -136,7 +136,9 @@ pub(super) async fn finish(
             continue;
         }
         let (result, s) = settle(job, now);
-        tracing::info!(account = %connection.account_id, payment = %job.event.payment.id, outcome = ?result.as_ref().ok(), "payment pushed");
+        // The outcome's kind only: Xero's words may name the customer.
+        let outcome = result.as_ref().map_or("retry", PaymentOutcome::kind);
+        tracing::info!(account = %connection.account_id, payment = %job.event.payment.id, outcome, "payment pushed");
         job.result = Some(result);
         settled.push(s);
     }

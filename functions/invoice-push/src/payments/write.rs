@@ -1,8 +1,6 @@
 //! The Xero half of the payment push: drafts approved when asked, uncertain creates looked up,
 //! creates in one `PUT /Payments`, deletes one by one, retried within the invocation.
 
-use std::time::Duration as StdDuration;
-
 use serde_json::{Value, json};
 use uuid::Uuid;
 use xero_sync_domain::model::Connection;
@@ -15,13 +13,26 @@ use xero_sync_xero::{ApiRequest, XeroError};
 use super::plan::{PaymentOutcome, Plan};
 use super::{Job, refund, xero_invoice};
 use crate::mapping::number;
-use crate::push::{PushError, PushPolicy, idempotency_key, maybe_applied};
+use crate::push::{PushError, PushPolicy, RoundJob, idempotency_key, in_rounds, maybe_applied};
 
 /// Payments per `PUT /Payments`, as Xero batches writes.
 const BATCH: usize = 50;
 
-fn open(jobs: &[Job]) -> Vec<usize> {
-    (0..jobs.len()).filter(|i| jobs[*i].claimed && jobs[*i].result.is_none() && jobs[*i].plan.writes()).collect()
+impl RoundJob for Job {
+    fn is_open(&self) -> bool {
+        self.claimed && self.result.is_none() && self.plan.writes()
+    }
+
+    fn refuse(&mut self, reasons: Option<Vec<String>>) {
+        self.result = Some(Ok(match reasons {
+            None => PaymentOutcome::Parked,
+            Some(reasons) => PaymentOutcome::Failed { reasons },
+        }));
+    }
+
+    fn wait(&mut self, error: PushError) {
+        self.result = Some(Err(error));
+    }
 }
 
 pub(super) async fn to_xero(
@@ -31,44 +42,8 @@ pub(super) async fn to_xero(
     settings: &ConnectionSettings,
     jobs: &mut [Job],
 ) {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let now_open = open(jobs);
-        if now_open.is_empty() {
-            return;
-        }
-        let Err(e) = once(app, connection, settings, jobs, &now_open).await else { continue };
-        let still = open(jobs);
-        let refused = match &e {
-            TokenError::Reconnect => Some(None),
-            TokenError::Xero(XeroError::NotGranted) => Some(None),
-            TokenError::Xero(XeroError::Validation { messages, .. }) => Some(Some(messages.clone())),
-            TokenError::Xero(XeroError::Forbidden(_) | XeroError::NotFound(_)) => Some(Some(vec![e.to_string()])),
-            _ => None,
-        };
-        if let Some(reasons) = refused {
-            for i in still {
-                jobs[i].result = Some(Ok(match &reasons {
-                    None => PaymentOutcome::Parked,
-                    Some(reasons) => PaymentOutcome::Failed { reasons: reasons.clone() },
-                }));
-            }
-            return;
-        }
-        let wait = e.retry_after().unwrap_or_else(|| policy.backoff * 2u32.saturating_pow(attempt - 1));
-        let governed = matches!(e, TokenError::Governed { .. });
-        // A payment write is one call; three attempts keep a round well inside its claim.
-        if governed || !e.is_retryable() || attempt >= policy.attempts.min(3) || wait > policy.max_wait {
-            let after = if e.is_retryable() { wait } else { StdDuration::from_secs(30) };
-            for i in still {
-                jobs[i].result = Some(Err(PushError::waiting(&e, after.max(StdDuration::from_secs(1)))));
-            }
-            return;
-        }
-        tracing::info!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "Xero payment write retried");
-        tokio::time::sleep(wait).await;
-    }
+    in_rounds(policy, jobs, async |jobs: &mut [Job], open: &[usize]| once(app, connection, settings, jobs, open).await)
+        .await
 }
 
 /// One round over the open jobs; each answered job gets its result.

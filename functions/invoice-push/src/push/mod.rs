@@ -25,6 +25,7 @@
 mod job;
 mod park;
 mod plan;
+mod rounds;
 mod settle;
 mod write;
 
@@ -32,6 +33,7 @@ pub(crate) use job::{clone_error, later_for, maybe_applied};
 pub use park::redrive_parked;
 pub(crate) use park::{ParkedUnder, park_items, parked, reconnected_meanwhile};
 pub use plan::{Outcome, PushError, PushPolicy, PushResult};
+pub(crate) use rounds::{RoundJob, in_rounds};
 pub use write::XERO_BATCH;
 pub(crate) use write::idempotency_key;
 

@@ -276,3 +276,152 @@ async fn a_credit_note_the_settings_cannot_map_fails_naming_the_line_with_one_em
         "{emails:?}"
     );
 }
+
+#[tokio::test]
+async fn an_edit_of_a_credit_note_that_paid_its_invoice_off_takes_back_its_credit_then_allocates_again() {
+    let w = with_invoice("acct-cn-off", NewInvoiceStatus::Authorised, Options::default()).await;
+    deliver(&w, &payment("acct-cn-off", "dlv-cn-off-pay", "pay-1", "132.78")).await;
+    w.work_push_queue().await;
+    deliver(&w, &credit_note("acct-cn-off", "dlv-cn-off-1", "cn-1", "CN-2001")).await;
+    w.work_push_queue().await;
+    assert_eq!(invoice(&w)["Status"], "PAID", "the credit paid it off");
+    w.inbox.drain().await.unwrap();
+
+    let mut smaller = with_event(
+        credit_note("acct-cn-off", "dlv-cn-off-2", "cn-1", "CN-2001"),
+        "credit_note.updated",
+        "2026-11-22T05:00:00Z",
+    );
+    smaller["credit_note"]["lines"][0]["quantity"] = json!("1");
+    deliver(&w, &smaller).await;
+    w.work_push_queue().await;
+    let inv = invoice(&w);
+    assert_eq!(
+        (inv["Status"].as_str(), money(&inv["AmountCredited"]), money(&inv["AmountDue"])),
+        (Some("AUTHORISED"), "14.26".into(), "7.13".into()),
+        "the smaller credit is allocated again in full, not left aside as if the invoice were still paid"
+    );
+    let synced = events_of(&w.inbox, "credit_note.synced").await;
+    assert_eq!(synced[0]["detail"]["data"]["allocated"], "14.26");
+
+    // Xero shows the invoice's new state back: it is our own doing, not news.
+    w.emu.clock().advance(Duration::from_secs(60));
+    import(&w.importer.app, &ImportPolicy::default(), &key("acct-cn-off")).await.unwrap();
+    let kinds: Vec<Value> = w.inbox.drain().await.unwrap().into_iter().map(|e| e["detail-type"].clone()).collect();
+    assert!(!kinds.contains(&json!("invoice.payment_status_changed")), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn two_credit_notes_for_one_invoice_in_one_batch_share_what_it_has_due() {
+    let w = with_invoice("acct-cn-two", NewInvoiceStatus::Authorised, Options::default()).await;
+    deliver(&w, &payment("acct-cn-two", "dlv-cn-two-pay", "pay-1", "140.00")).await;
+    w.work_push_queue().await;
+    w.inbox.drain().await.unwrap();
+    w.emu.reset_counters();
+    deliver(&w, &credit_note("acct-cn-two", "dlv-cn-two-1", "cn-1", "CN-2001")).await;
+    deliver(&w, &credit_note("acct-cn-two", "dlv-cn-two-2", "cn-2", "CN-2002")).await;
+    w.work_push_queue().await;
+
+    let allocations: Vec<String> = xero_credit_notes(&w)
+        .iter()
+        .flat_map(|c| c["Allocations"].as_array().cloned().unwrap_or_default())
+        .map(|a| money(&a["Amount"]))
+        .collect();
+    assert_eq!(allocations, ["14.17"], "what was due, once; nothing asked of Xero that it must refuse");
+    assert_eq!(w.emu.counters().calls_to("PUT", "/api.xro/2.0/creditnotes/{id}/allocations"), 1, "{:?}", w.emu.counters());
+    assert_eq!(invoice(&w)["Status"], "PAID");
+    let reasons: Vec<String> = events_of(&w.inbox, "credit_note.synced")
+        .await
+        .iter()
+        .map(|e| e["detail"]["data"]["unallocated_reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(reasons.iter().any(|r| r.contains("7.22 stays as credit")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("paid in full") || r.contains("nothing left due")), "{reasons:?}");
+}
+
+#[tokio::test]
+async fn a_void_after_a_push_died_midway_looks_for_the_credit_note_before_forgetting_it() {
+    let w = with_invoice("acct-cn-died", NewInvoiceStatus::Authorised, Options::default()).await;
+    deliver(&w, &credit_note("acct-cn-died", "dlv-cn-died-1", "cn-1", "CN-2001")).await;
+    w.work_push_queue().await;
+    // As a push that died after Xero took the credit note leaves its record: claimed, no id.
+    let store = w.aws.store();
+    let mut died = record(&w, "acct-cn-died", "cn-1").await;
+    (died.xero_credit_note_id, died.status, died.last_event_at, died.content_hash) =
+        (None, CreditNoteSyncStatus::Pending, None, None);
+    died.claimed_until = Some(w.now() - chrono::Duration::minutes(5));
+    store.save_credit_note_record(&died).await.unwrap();
+    // And one whose create never reached Xero at all.
+    let mut never = xero_sync_domain::credit_note::CreditNoteRecord::new(
+        &key("acct-cn-died"),
+        PlatformCreditNoteId::parse("cn-2").unwrap(),
+        "CN-2002",
+        w.now(),
+    );
+    never.uncertain = true;
+    store.save_credit_note_record(&never).await.unwrap();
+    w.inbox.drain().await.unwrap();
+
+    let voided = with_event(
+        credit_note("acct-cn-died", "dlv-cn-died-2", "cn-1", "CN-2001"),
+        "credit_note.voided",
+        "2026-11-23T01:00:00Z",
+    );
+    let never_sent = with_event(
+        credit_note("acct-cn-died", "dlv-cn-died-3", "cn-2", "CN-2002"),
+        "credit_note.voided",
+        "2026-11-23T01:00:00Z",
+    );
+    deliver(&w, &voided).await;
+    deliver(&w, &never_sent).await;
+    w.work_push_queue().await;
+    assert_eq!(xero_credit_notes(&w)[0]["Status"], "VOIDED", "found by its number and voided");
+    assert_eq!(money(&invoice(&w)["AmountCredited"]), "0", "its allocation taken back first");
+    assert_eq!(record(&w, "acct-cn-died", "cn-2").await.status, CreditNoteSyncStatus::Voided, "looked for, not found");
+    assert_eq!(events_of(&w.inbox, "credit_note.synced").await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_refund_xero_will_not_remove_fails_that_credit_note_alone() {
+    let w = ready("acct-cn-stuck", NewInvoiceStatus::Authorised).await;
+    let mut free = credit_note("acct-cn-stuck", "dlv-cn-stuck-1", "cn-1", "CN-2001");
+    free["credit_note"].as_object_mut().unwrap().remove("invoice_id");
+    deliver(&w, &free).await;
+    w.work_push_queue().await;
+    let note = xero_credit_notes(&w).remove(0);
+    let connection = w.connections("acct-cn-stuck").await.remove(0);
+    let refund = json!({ "Payments": [{ "CreditNote": { "CreditNoteID": note["CreditNoteID"] }, "Account": { "Code": "090" },
+        "Date": "2026-11-23", "Amount": "5.00" }]});
+    w.worker.app.tokens.put::<_, Value>(&connection, &ApiRequest::new("/Payments"), &refund).await.unwrap();
+    w.inbox.drain().await.unwrap();
+
+    // An edit of a credit note paid out is refused before anything is taken off it.
+    let mut edit = with_event(free.clone(), "credit_note.updated", "2026-11-23T01:00:00Z");
+    edit["credit_note"]["reference"] = json!("changed");
+    deliver(&w, &edit).await;
+    w.work_push_queue().await;
+    let failed = events_of(&w.inbox, "credit_note.sync_failed").await;
+    assert!(failed[0]["detail"]["data"]["reasons"][0].as_str().unwrap().contains("paid out in Xero"), "{failed:?}");
+    assert_eq!(w.emu.payments(demo::NZ_TENANT_ID)[0]["Status"], "AUTHORISED", "the refund stands");
+
+    // Xero refuses to remove the refund (reconciled): that void fails, another credit note in
+    // the same batch goes through.
+    let reconciled = json!({ "ErrorNumber": 10, "Type": "ValidationException", "Message": "A validation exception occurred",
+        "Elements": [{ "ValidationErrors": [{ "Message": "This payment has been reconciled and cannot be deleted." }] }] });
+    w.emu.faults().add(xero_emulator::FaultRule::new(
+        Some("POST"),
+        "/api.xro/2.0/payments/*",
+        xero_emulator::FaultAction::Status { status: 400, body: Some(reconciled), retry_after: None },
+    ));
+    let void = with_event(free, "credit_note.voided", "2026-11-23T02:00:00Z");
+    let mut other = credit_note("acct-cn-stuck", "dlv-cn-stuck-9", "cn-9", "CN-2009");
+    other["credit_note"].as_object_mut().unwrap().remove("invoice_id");
+    deliver(&w, &void).await;
+    deliver(&w, &other).await;
+    w.work_push_queue().await;
+    let failed = events_of(&w.inbox, "credit_note.sync_failed").await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["detail"]["data"]["credit_note_id"], "cn-1");
+    assert!(failed[0]["detail"]["data"]["reasons"].to_string().contains("reconciled"));
+    assert_eq!(record(&w, "acct-cn-stuck", "cn-9").await.status, CreditNoteSyncStatus::Synced);
+}

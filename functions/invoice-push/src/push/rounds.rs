@@ -1,0 +1,69 @@
+//! The retry loop the payment and credit note pushes share: rounds of Xero calls over the jobs
+//! still open, each retried within the invocation while a retry can help, until every job has
+//! its result.
+
+use std::time::Duration as StdDuration;
+
+use xero_sync_runtime::token_provider::TokenError;
+use xero_sync_xero::XeroError;
+
+use super::plan::{PushError, PushPolicy};
+
+/// A job written to Xero in rounds.
+pub(crate) trait RoundJob {
+    /// Claimed and still without a result.
+    fn is_open(&self) -> bool;
+    /// Xero refused the grant (`None`: the job waits for a reconnection) or the request
+    /// itself (its words), with nothing applied.
+    fn refuse(&mut self, reasons: Option<Vec<String>>);
+    /// To be tried again later, after the wait in `error`.
+    fn wait(&mut self, error: PushError);
+}
+
+/// Rounds of `once` over the open jobs. A job `once` leaves open is tried in the next round;
+/// a round that settles none of them ends the loop, so no job can keep it spinning.
+pub(crate) async fn in_rounds<J: RoundJob>(
+    policy: &PushPolicy,
+    jobs: &mut [J],
+    mut once: impl AsyncFnMut(&mut [J], &[usize]) -> Result<(), TokenError>,
+) {
+    let open = |jobs: &[J]| -> Vec<usize> { (0..jobs.len()).filter(|i| jobs[*i].is_open()).collect() };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let before = open(jobs);
+        if before.is_empty() {
+            return;
+        }
+        let e = match once(jobs, &before).await {
+            Ok(()) if open(jobs) != before => continue,
+            Ok(()) => TokenError::Xero(XeroError::Unexpected("the round settled nothing".into())),
+            Err(e) => e,
+        };
+        let still = open(jobs);
+        let refused = match &e {
+            TokenError::Reconnect | TokenError::Xero(XeroError::NotGranted) => Some(None),
+            TokenError::Xero(XeroError::Validation { messages, .. }) => Some(Some(messages.clone())),
+            TokenError::Xero(XeroError::Forbidden(_) | XeroError::NotFound(_)) => Some(Some(vec![e.to_string()])),
+            _ => None,
+        };
+        if let Some(reasons) = refused {
+            for i in still {
+                jobs[i].refuse(reasons.clone());
+            }
+            return;
+        }
+        let wait = e.retry_after().unwrap_or_else(|| policy.backoff * 2u32.saturating_pow(attempt - 1));
+        let governed = matches!(e, TokenError::Governed { .. });
+        // A round is a few calls; three attempts keep it well inside the jobs' claims.
+        if governed || !e.is_retryable() || attempt >= policy.attempts.min(3) || wait > policy.max_wait {
+            let after = if e.is_retryable() { wait } else { StdDuration::from_secs(30) };
+            for i in still {
+                jobs[i].wait(PushError::waiting(&e, after.max(StdDuration::from_secs(1))));
+            }
+            return;
+        }
+        tracing::info!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "Xero write retried");
+        tokio::time::sleep(wait).await;
+    }
+}
