@@ -15,7 +15,7 @@ use super::allocate::{self, Standings};
 use super::plan::{CreditNoteOutcome, Plan};
 use crate::contact::{Found, find_many, of_invoices};
 use crate::mapping::{ContactRef, contact_json};
-use crate::push::{PushError, PushPolicy, RoundJob, XERO_BATCH, idempotency_key, in_rounds, maybe_applied};
+use crate::push::{PushError, PushPolicy, RoundJob, Rounds, XERO_BATCH, idempotency_key, maybe_applied};
 
 impl RoundJob for Job {
     fn is_open(&self) -> bool {
@@ -36,12 +36,14 @@ impl RoundJob for Job {
 
 pub(super) async fn to_xero(app: &App, policy: &PushPolicy, connection: &Connection, jobs: &mut [Job]) {
     let mut standings = Standings::new();
-    let standings = &mut standings;
-    in_rounds(policy, jobs, async |jobs: &mut [Job], open: &[usize]| {
-        once(app, connection, standings, jobs, open).await
-    })
-    .await;
-    allocate::settle_standings(jobs, standings);
+    let mut rounds = Rounds::default();
+    while let Some(open) = rounds.next(jobs) {
+        let round = once(app, connection, &mut standings, jobs, &open).await;
+        if !rounds.after(policy, jobs, &open, round).await {
+            break;
+        }
+    }
+    allocate::settle_standings(jobs, &mut standings);
 }
 
 /// One round over the open jobs; each answered job gets its result.

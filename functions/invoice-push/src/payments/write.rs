@@ -13,7 +13,7 @@ use xero_sync_xero::{ApiRequest, XeroError};
 use super::plan::{PaymentOutcome, Plan};
 use super::{Job, refund, xero_invoice};
 use crate::mapping::number;
-use crate::push::{PushError, PushPolicy, RoundJob, idempotency_key, in_rounds, maybe_applied};
+use crate::push::{PushError, PushPolicy, RoundJob, Rounds, idempotency_key, maybe_applied};
 
 /// Payments per `PUT /Payments`, as Xero batches writes.
 const BATCH: usize = 50;
@@ -42,8 +42,13 @@ pub(super) async fn to_xero(
     settings: &ConnectionSettings,
     jobs: &mut [Job],
 ) {
-    in_rounds(policy, jobs, async |jobs: &mut [Job], open: &[usize]| once(app, connection, settings, jobs, open).await)
-        .await
+    let mut rounds = Rounds::default();
+    while let Some(open) = rounds.next(jobs) {
+        let round = once(app, connection, settings, jobs, &open).await;
+        if !rounds.after(policy, jobs, &open, round).await {
+            break;
+        }
+    }
 }
 
 /// One round over the open jobs; each answered job gets its result.

@@ -33,7 +33,7 @@ pub(crate) use job::{clone_error, later_for, maybe_applied};
 pub use park::redrive_parked;
 pub(crate) use park::{ParkedUnder, park_items, parked, reconnected_meanwhile};
 pub use plan::{Outcome, PushError, PushPolicy, PushResult};
-pub(crate) use rounds::{RoundJob, in_rounds};
+pub(crate) use rounds::{RoundJob, Rounds};
 pub use write::XERO_BATCH;
 pub(crate) use write::idempotency_key;
 

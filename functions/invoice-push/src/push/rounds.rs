@@ -20,23 +20,45 @@ pub(crate) trait RoundJob {
     fn wait(&mut self, error: PushError);
 }
 
-/// Rounds of `once` over the open jobs. A job `once` leaves open is tried in the next round;
-/// a round that settles none of them ends the loop, so no job can keep it spinning.
-pub(crate) async fn in_rounds<J: RoundJob>(
-    policy: &PushPolicy,
-    jobs: &mut [J],
-    mut once: impl AsyncFnMut(&mut [J], &[usize]) -> Result<(), TokenError>,
-) {
-    let open = |jobs: &[J]| -> Vec<usize> { (0..jobs.len()).filter(|i| jobs[*i].is_open()).collect() };
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let before = open(jobs);
-        if before.is_empty() {
-            return;
-        }
-        let e = match once(jobs, &before).await {
-            Ok(()) if open(jobs) != before => continue,
+/// Rounds over the open jobs, driven by the push:
+///
+/// ```ignore
+/// let mut rounds = Rounds::default();
+/// while let Some(open) = rounds.next(jobs) {
+///     let round = once(jobs, &open).await;
+///     if !rounds.after(policy, jobs, &open, round).await { break }
+/// }
+/// ```
+///
+/// A job a round leaves open is tried in the next; a round that settles none of them ends the
+/// loop, so no job can keep it spinning.
+#[derive(Default)]
+pub(crate) struct Rounds {
+    attempt: u32,
+}
+
+fn open<J: RoundJob>(jobs: &[J]) -> Vec<usize> {
+    (0..jobs.len()).filter(|i| jobs[*i].is_open()).collect()
+}
+
+impl Rounds {
+    /// The jobs the next round is for; `None` once every job has its result.
+    pub(crate) fn next<J: RoundJob>(&mut self, jobs: &[J]) -> Option<Vec<usize>> {
+        self.attempt += 1;
+        Some(open(jobs)).filter(|open| !open.is_empty())
+    }
+
+    /// After the round over `before`: whether to go on (after waiting, when it failed in a way a
+    /// retry can help); otherwise every job still open has been given its result.
+    pub(crate) async fn after<J: RoundJob>(
+        &mut self,
+        policy: &PushPolicy,
+        jobs: &mut [J],
+        before: &[usize],
+        round: Result<(), TokenError>,
+    ) -> bool {
+        let e = match round {
+            Ok(()) if open(jobs) != before => return true,
             Ok(()) => TokenError::Xero(XeroError::Unexpected("the round settled nothing".into())),
             Err(e) => e,
         };
@@ -51,19 +73,20 @@ pub(crate) async fn in_rounds<J: RoundJob>(
             for i in still {
                 jobs[i].refuse(reasons.clone());
             }
-            return;
+            return false;
         }
-        let wait = e.retry_after().unwrap_or_else(|| policy.backoff * 2u32.saturating_pow(attempt - 1));
+        let wait = e.retry_after().unwrap_or_else(|| policy.backoff * 2u32.saturating_pow(self.attempt - 1));
         let governed = matches!(e, TokenError::Governed { .. });
         // A round is a few calls; three attempts keep it well inside the jobs' claims.
-        if governed || !e.is_retryable() || attempt >= policy.attempts.min(3) || wait > policy.max_wait {
+        if governed || !e.is_retryable() || self.attempt >= policy.attempts.min(3) || wait > policy.max_wait {
             let after = if e.is_retryable() { wait } else { StdDuration::from_secs(30) };
             for i in still {
                 jobs[i].wait(PushError::waiting(&e, after.max(StdDuration::from_secs(1))));
             }
-            return;
+            return false;
         }
-        tracing::info!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "Xero write retried");
+        tracing::info!(error = %e, attempt = self.attempt, wait_ms = wait.as_millis() as u64, "Xero write retried");
         tokio::time::sleep(wait).await;
+        true
     }
 }

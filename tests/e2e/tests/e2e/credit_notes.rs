@@ -328,7 +328,12 @@ async fn two_credit_notes_for_one_invoice_in_one_batch_share_what_it_has_due() {
         .map(|a| money(&a["Amount"]))
         .collect();
     assert_eq!(allocations, ["14.17"], "what was due, once; nothing asked of Xero that it must refuse");
-    assert_eq!(w.emu.counters().calls_to("PUT", "/api.xro/2.0/creditnotes/{id}/allocations"), 1, "{:?}", w.emu.counters());
+    assert_eq!(
+        w.emu.counters().calls_to("PUT", "/api.xro/2.0/creditnotes/{id}/allocations"),
+        1,
+        "{:?}",
+        w.emu.counters()
+    );
     assert_eq!(invoice(&w)["Status"], "PAID");
     let reasons: Vec<String> = events_of(&w.inbox, "credit_note.synced")
         .await
