@@ -6,6 +6,7 @@ pub mod contact;
 pub mod credit_note_event;
 pub mod credit_notes;
 pub mod event;
+pub mod follow;
 pub mod mapping;
 pub mod message;
 pub mod payment_event;

@@ -17,6 +17,12 @@ pub struct ValidationError {
     pub message: String,
 }
 
+/// Xero's words for a refused element; `what` names the element when Xero gave none.
+pub fn refusal_reasons(errors: Vec<ValidationError>, what: &str) -> Vec<String> {
+    let reasons: Vec<String> = errors.into_iter().map(|e| e.message).filter(|m| !m.trim().is_empty()).collect();
+    if reasons.is_empty() { vec![format!("Xero refused the {what} without saying why")] } else { reasons }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Invoice {

@@ -20,22 +20,24 @@ mod plan;
 mod settle;
 mod write;
 
-pub use plan::{CreditNoteOutcome, CreditNoteResult, WAIT_FOR_INVOICE};
+pub use plan::{CreditNoteOutcome, CreditNoteResult};
 
 use serde_json::Value;
 use uuid::Uuid;
 use xero_sync_domain::Error;
 use xero_sync_domain::credit_note::CreditNoteRecord;
-use xero_sync_domain::model::{ConnectionKey, ConnectionStatus, SyncRecord, TenantId};
+use xero_sync_domain::model::{Connection, ConnectionKey, ConnectionStatus, SyncRecord, TenantId};
+use xero_sync_domain::xero::CreditNotes;
 use xero_sync_domain::xero::PaymentState;
 use xero_sync_runtime::App;
 use xero_sync_runtime::token_provider::TokenError;
+use xero_sync_xero::{ApiRequest, XeroError};
 
 use crate::credit_note_event::CreditNoteEvent;
 use crate::message::{CreditNoteMessage, QueueMessage};
 use crate::push::{
-    ParkedUnder, PushError, PushPolicy, clone_error, later_for, park_items, parked, reconnected_meanwhile,
-    tracking_categories,
+    ParkedUnder, PushError, PushPolicy, clone_error, idempotency_key, later_for, park_items, parked,
+    reconnected_meanwhile, tracking_categories,
 };
 use plan::{Inputs, Plan, decide};
 
@@ -190,4 +192,34 @@ async fn park(app: &App, key: &ConnectionKey, events: &[CreditNoteEvent]) -> Res
         .iter()
         .map(|_| if parked { Ok(CreditNoteOutcome::Parked) } else { Err(reconnected_meanwhile()) })
         .collect())
+}
+
+/// Writes credit notes to Xero fifty at most to a call (`PUT` creates, `POST` updates and
+/// voids), answered element by element, with an Idempotency-Key for these deliveries. An answer
+/// that does not name each element is unreadable, and may have been applied.
+pub(crate) async fn send(
+    app: &App,
+    connection: &Connection,
+    method: &str,
+    elements: Vec<Value>,
+    deliveries: &[&str],
+) -> Result<Vec<xero_sync_domain::xero::CreditNote>, TokenError> {
+    let count = elements.len();
+    let body = serde_json::json!({ "CreditNotes": elements });
+    let mut request = ApiRequest::new("/CreditNotes");
+    request.query = vec![("summarizeErrors", "false".into())];
+    request.idempotency_key = Some(idempotency_key(connection.tenant_id, method, &body, deliveries));
+    let answer: CreditNotes = if method == "PUT" {
+        app.tokens.put(connection, &request, &body).await?.body
+    } else {
+        app.tokens.post(connection, &request, &body).await?.body
+    };
+    if answer.credit_notes.len() != count {
+        return Err(TokenError::Xero(XeroError::Unreadable {
+            what: "/CreditNotes".into(),
+            reason: format!("{count} credit notes sent, {} answered", answer.credit_notes.len()),
+            maybe_applied: true,
+        }));
+    }
+    Ok(answer.credit_notes)
 }

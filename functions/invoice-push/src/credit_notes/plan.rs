@@ -2,23 +2,19 @@
 
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 use xero_sync_domain::credit_note::{CreditNoteRecord, CreditNoteSyncStatus};
 use xero_sync_domain::digest::sha256_hex;
-use xero_sync_domain::model::{SyncRecord, SyncStatus};
+use xero_sync_domain::model::SyncRecord;
 use xero_sync_domain::settings::ConnectionSettings;
 use xero_sync_domain::xero::TrackingCategory;
 
 use crate::credit_note_event::{CreditNoteEvent, CreditNoteEventType};
 use crate::event::EventOrder;
+use crate::follow::{Following, following};
 use crate::push::{PushError, PushPolicy};
-
-/// How long a credit note waits for its invoice to reach Xero before it fails, naming it.
-pub const WAIT_FOR_INVOICE: Duration = Duration::days(3);
-/// The longest a held credit note is held back at once (SQS delays no longer).
-const LONGEST_HOLD: StdDuration = StdDuration::from_secs(900);
 
 /// What became of one credit note event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,25 +137,11 @@ pub(super) fn decide(
         _ => {}
     }
     if let Some(invoice_id) = &event.credit_note.invoice_id {
-        let in_xero = invoice.and_then(|i| i.xero_invoice_id);
-        if in_xero.is_none() {
-            let waited = now - record.first_seen_at;
-            if waited > WAIT_FOR_INVOICE {
-                return Plan::Fail {
-                    reasons: vec![format!(
-                        "invoice {invoice_id} did not reach Xero within {} days, so its credit note was not sent",
-                        WAIT_FOR_INVOICE.num_days()
-                    )],
-                };
-            }
-            let reason = match invoice.map(|i| i.status) {
-                Some(SyncStatus::Failed) => {
-                    "waiting for the invoice, which Xero refused: fix the invoice and it follows"
-                }
-                _ => "waiting for the invoice to reach Xero",
-            };
-            let after = (waited / 4).to_std().unwrap_or_default().clamp(StdDuration::from_secs(30), LONGEST_HOLD);
-            return Plan::Hold { reason: reason.into(), after };
+        let outcome = "its credit note was not sent";
+        match following(invoice_id, invoice, now - record.first_seen_at, outcome) {
+            Following::InXero { .. } => {}
+            Following::Hold { reason, after } => return Plan::Hold { reason, after },
+            Following::TooLate(reason) => return Plan::Fail { reasons: vec![reason] },
         }
     }
     let body = match crate::mapping::credit_note_to_xero(&event.credit_note, inputs.settings, inputs.tracking, None) {
@@ -185,7 +167,7 @@ pub(super) fn decide(
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
+    use chrono::{Duration, TimeZone};
     use xero_sync_domain::model::{ConnectionKey, TenantId};
 
     use super::*;

@@ -4,23 +4,17 @@
 use std::time::Duration as StdDuration;
 
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use xero_sync_domain::Error;
 use xero_sync_domain::credit_note::{CreditNoteRecord, CreditNoteSyncStatus};
-use xero_sync_domain::digest::hex;
 use xero_sync_domain::events::{EventKind, PlatformEvent};
 use xero_sync_domain::links::XeroDocument;
 use xero_sync_domain::model::{Connection, ContactMapping, ContactMatch};
 use xero_sync_domain::notify::Notice;
-use xero_sync_domain::store::at_most_once;
-use xero_sync_runtime::{App, mail};
+use xero_sync_runtime::App;
 
 use super::Job;
 use super::plan::{CreditNoteOutcome, CreditNoteResult, Plan};
-use crate::push::{PushError, clone_error};
-
-/// How long a failure email is remembered, so a redelivery does not send it again.
-const REMEMBER_NOTICES: chrono::Duration = chrono::Duration::days(30);
+use crate::push::{PushError, clone_error, tell_once};
 
 enum Announce {
     /// What this push did (`created`, `updated`, `voided`), or `None` to repeat a recorded outcome.
@@ -277,12 +271,6 @@ async fn tell_the_account(
     if failures.is_empty() || connection.notify_email.is_none() {
         return Ok(());
     }
-    let mut ids =
-        Sha256::new().chain_update(connection.account_id.as_str()).chain_update(connection.tenant_id.to_string());
-    for (record, _) in failures {
-        ids.update(format!("|{}", event_key(record)));
-    }
-    let once = format!("credit-note-failed#{}", hex(&ids.finalize()));
     let subject = match failures {
         [(r, _)] => format!("Credit note {} did not reach Xero", r.number),
         many => format!("{} credit notes did not reach Xero", many.len()),
@@ -298,10 +286,6 @@ async fn tell_the_account(
             platform), then send the credit note again from the platform."
             .into(),
     };
-    let now = app.now();
-    at_most_once(app.services.store.as_ref(), &once, now, REMEMBER_NOTICES, || async {
-        mail::tell(&app.services, std::slice::from_ref(connection), notice, now).await.map(|_| ())
-    })
-    .await
-    .map(|_| ())
+    let keys = failures.iter().map(|(record, _)| event_key(record));
+    tell_once(app, connection, "credit-note-failed", keys, notice).await
 }

@@ -5,17 +5,17 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 use xero_sync_domain::model::Connection;
-use xero_sync_domain::xero::{CreditNote, CreditNotes};
+use xero_sync_domain::xero::{CreditNote, CreditNotes, refusal_reasons};
 use xero_sync_runtime::App;
 use xero_sync_runtime::token_provider::TokenError;
-use xero_sync_xero::{ApiRequest, XeroError};
+use xero_sync_xero::ApiRequest;
 
 use super::Job;
 use super::allocate::{self, Standings};
 use super::plan::{CreditNoteOutcome, Plan};
 use crate::contact::{Found, find_many, of_invoices};
 use crate::mapping::{ContactRef, contact_json};
-use crate::push::{PushError, PushPolicy, RoundJob, Rounds, XERO_BATCH, idempotency_key, maybe_applied};
+use crate::push::{PushError, PushPolicy, RoundJob, Rounds, XERO_BATCH, maybe_applied};
 
 impl RoundJob for Job {
     fn is_open(&self) -> bool {
@@ -199,18 +199,14 @@ async fn write(
     if batch.is_empty() {
         return Ok(());
     }
-    let which: Vec<usize> = batch.iter().map(|(i, _)| *i).collect();
-    let body = json!({ "CreditNotes": batch.into_iter().map(|(_, v)| v).collect::<Vec<_>>() });
-    let mut request = ApiRequest::new("/CreditNotes");
-    request.query = vec![("summarizeErrors", "false".into())];
-    request.idempotency_key = Some(idempotency_key(connection.tenant_id, method, &body, &deliveries(jobs, &which)));
-    let sent = if method == "PUT" {
-        app.tokens.put::<_, CreditNotes>(connection, &request, &body).await
-    } else {
-        app.tokens.post::<_, CreditNotes>(connection, &request, &body).await
-    };
-    let answer = match sent {
-        Ok(answer) => answer.body,
+    let (which, elements): (Vec<usize>, Vec<Value>) = batch.into_iter().unzip();
+    match super::send(app, connection, method, elements, &deliveries(jobs, &which)).await {
+        Ok(answered) => {
+            for (i, answered) in which.into_iter().zip(answered) {
+                record_answer(&mut jobs[i], answered);
+            }
+            Ok(())
+        }
         Err(e) => {
             if maybe_applied(&e) {
                 for &i in &which {
@@ -219,27 +215,14 @@ async fn write(
                     jobs[i].cleared &= !matches!(jobs[i].plan, Plan::Void);
                 }
             }
-            return Err(e);
+            Err(e)
         }
-    };
-    if answer.credit_notes.len() != which.len() {
-        which.iter().for_each(|i| jobs[*i].record.uncertain = true);
-        let e =
-            XeroError::Unexpected(format!("{} credit notes sent, {} answered", which.len(), answer.credit_notes.len()));
-        return Err(TokenError::Xero(e));
     }
-    for (i, answered) in which.into_iter().zip(answer.credit_notes) {
-        record_answer(&mut jobs[i], answered);
-    }
-    Ok(())
 }
 
 fn record_answer(job: &mut Job, answered: CreditNote) {
     let Some(id) = answered.id().filter(|_| !answered.is_refused()) else {
-        let mut reasons: Vec<String> = answered.validation_errors.into_iter().map(|m| m.message).collect();
-        if reasons.is_empty() {
-            reasons.push("Xero refused the credit note without saying why".into());
-        }
+        let reasons = refusal_reasons(answered.validation_errors, "credit note");
         job.result = Some(Ok(CreditNoteOutcome::Failed { reasons }));
         return;
     };

@@ -18,7 +18,7 @@ mod refund;
 mod settle;
 mod write;
 
-pub use plan::{PaymentOutcome, PaymentResult, RECONNECT_FOR_PAYMENTS, WAIT_FOR_INVOICE};
+pub use plan::{PaymentOutcome, PaymentResult, RECONNECT_FOR_PAYMENTS};
 
 use uuid::Uuid;
 use xero_sync_domain::Error;

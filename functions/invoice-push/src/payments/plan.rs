@@ -2,21 +2,17 @@
 
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use xero_sync_domain::model::{SyncRecord, SyncStatus};
+use xero_sync_domain::model::SyncRecord;
 use xero_sync_domain::payment::{PaymentRecord, PaymentSyncStatus};
 use xero_sync_domain::settings::ConnectionSettings;
 use xero_sync_domain::xero::InvoiceStatus;
 
 use crate::event::EventOrder;
+use crate::follow::{Following, LONGEST_HOLD, following};
 use crate::payment_event::{PaymentEvent, PaymentEventType};
 use crate::push::{PushError, PushPolicy};
-
-/// How long a payment waits for its invoice to reach Xero before it fails, naming the invoice.
-pub const WAIT_FOR_INVOICE: Duration = Duration::days(3);
-/// The longest a held payment is held back at once (SQS delays no longer).
-const LONGEST_HOLD: StdDuration = StdDuration::from_secs(900);
 
 /// What became of one payment event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,24 +189,13 @@ fn pay_into(
             ),
         });
     };
-    let waited = now - record.first_seen_at;
-    let in_xero = invoice.and_then(|i| i.xero_invoice_id.map(|id| (id, i.xero_status)));
-    let Some((xero_invoice_id, status)) = in_xero else {
-        if waited > WAIT_FOR_INVOICE {
-            return Err(Plan::Fail {
-                reason: format!(
-                    "invoice {} did not reach Xero within {} days, so the payment could not be recorded",
-                    event.payment.invoice_id,
-                    WAIT_FOR_INVOICE.num_days()
-                ),
-            });
-        }
-        let why = match invoice.map(|i| i.status) {
-            Some(SyncStatus::Failed) => "waiting for the invoice, which Xero refused: fix the invoice and it follows",
-            _ => "waiting for the invoice to reach Xero",
+    let outcome = "the payment could not be recorded";
+    let (xero_invoice_id, status) =
+        match following(&event.payment.invoice_id, invoice, now - record.first_seen_at, outcome) {
+            Following::InXero { xero_invoice_id, status } => (xero_invoice_id, status),
+            Following::Hold { reason, after } => return Err(Plan::Hold { reason, after }),
+            Following::TooLate(reason) => return Err(Plan::Fail { reason }),
         };
-        return Err(Plan::Hold { reason: why.into(), after: hold_for(waited) });
-    };
     if status.is_some_and(InvoiceStatus::is_gone) {
         return Err(Plan::Fail { reason: "the invoice is voided in Xero and cannot take payments".into() });
     }
@@ -238,15 +223,9 @@ fn refund(target: Target, settings: &ConnectionSettings) -> Plan {
     Plan::Refund { account_id: target.account_id, sales_account }
 }
 
-/// Soon while the invoice is likely just behind its payment, then less and less often.
-fn hold_for(waited: Duration) -> StdDuration {
-    let quarter = (waited / 4).to_std().unwrap_or_default();
-    quarter.clamp(StdDuration::from_secs(30), LONGEST_HOLD)
-}
-
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
+    use chrono::{Duration, TimeZone};
     use xero_sync_domain::model::{ConnectionKey, TenantId};
     use xero_sync_domain::payment::PaymentMethod;
 

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use xero_sync_domain::model::Connection;
 use xero_sync_domain::settings::ConnectionSettings;
-use xero_sync_domain::xero::{CreditNote, CreditNotes, InvoiceStatus, PaymentStatus};
+use xero_sync_domain::xero::{CreditNote, CreditNotes, InvoiceStatus, PaymentStatus, refusal_reasons};
 use xero_sync_runtime::App;
 use xero_sync_runtime::token_provider::TokenError;
 use xero_sync_xero::{ApiRequest, XeroError};
@@ -145,40 +145,28 @@ async fn write(
     jobs: &mut [Job],
     chunk: &[(usize, Value)],
 ) -> Result<(), TokenError> {
-    let body = json!({ "CreditNotes": chunk.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>() });
-    let which: Vec<usize> = chunk.iter().map(|(i, _)| *i).collect();
-    let mut request = ApiRequest::new("/CreditNotes");
-    request.query = vec![("summarizeErrors", "false".into())];
-    request.idempotency_key = Some(idempotency_key(connection.tenant_id, "PUT", &body, &deliveries(jobs, &which)));
-    let answer: CreditNotes = match app.tokens.put(connection, &request, &body).await {
-        Ok(answer) => answer.body,
+    let (which, elements): (Vec<usize>, Vec<Value>) = chunk.iter().cloned().unzip();
+    match crate::credit_notes::send(app, connection, "PUT", elements, &deliveries(jobs, &which)).await {
+        Ok(answered) => {
+            for (i, answered) in which.into_iter().zip(answered) {
+                record_answer(&mut jobs[i], answered);
+            }
+            Ok(())
+        }
         Err(e) => {
             if maybe_applied(&e) {
                 which.iter().for_each(|i| jobs[*i].record.uncertain = true);
             }
-            return Err(e);
+            Err(e)
         }
-    };
-    if answer.credit_notes.len() != which.len() {
-        which.iter().for_each(|i| jobs[*i].record.uncertain = true);
-        let e =
-            XeroError::Unexpected(format!("{} credit notes sent, {} answered", which.len(), answer.credit_notes.len()));
-        return Err(TokenError::Xero(e));
     }
-    for (i, answered) in which.into_iter().zip(answer.credit_notes) {
-        record_answer(&mut jobs[i], answered);
-    }
-    Ok(())
 }
 
 fn record_answer(job: &mut Job, answered: CreditNote) {
     match answered.id() {
         Some(id) if !answered.is_refused() => job.record.xero_credit_note_id = Some(id),
         _ => {
-            let mut reasons: Vec<String> = answered.validation_errors.into_iter().map(|m| m.message).collect();
-            if reasons.is_empty() {
-                reasons.push("Xero refused the refund's credit note without saying why".into());
-            }
+            let mut reasons = refusal_reasons(answered.validation_errors, "refund's credit note");
             reasons.insert(0, "the refund's credit note was refused".into());
             job.result = Some(Ok(PaymentOutcome::Failed { reasons }));
         }

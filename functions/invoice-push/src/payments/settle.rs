@@ -4,9 +4,7 @@
 use std::time::Duration as StdDuration;
 
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use xero_sync_domain::Error;
-use xero_sync_domain::digest::hex;
 use xero_sync_domain::events::{EventKind, PlatformEvent};
 use xero_sync_domain::links::XeroDocument;
 use xero_sync_domain::model::{Connection, SyncRecord};
@@ -18,10 +16,7 @@ use xero_sync_runtime::{App, mail};
 
 use super::Job;
 use super::plan::{PaymentOutcome, PaymentResult, Plan, RECONNECT_FOR_PAYMENTS};
-use crate::push::{PushError, clone_error};
-
-/// How long a failure email is remembered, so a redelivery does not send it again.
-const REMEMBER_NOTICES: chrono::Duration = chrono::Duration::days(30);
+use crate::push::{PushError, REMEMBER_NOTICES, clone_error, tell_once};
 
 enum Announce {
     Synced(Option<&'static str>),
@@ -282,12 +277,6 @@ async fn tell_the_account(
     if failures.is_empty() || connection.notify_email.is_none() {
         return Ok(());
     }
-    let mut ids =
-        Sha256::new().chain_update(connection.account_id.as_str()).chain_update(connection.tenant_id.to_string());
-    for (record, _) in failures {
-        ids.update(format!("|{}", event_key(record)));
-    }
-    let once = format!("payment-failed#{}", hex(&ids.finalize()));
     let subject = match failures {
         [(r, _)] => format!("A payment for invoice {} did not reach Xero", r.invoice_id),
         many => format!("{} payments did not reach Xero", many.len()),
@@ -305,12 +294,8 @@ async fn tell_the_account(
             Xero), then record the payment in Xero by hand or take it again in the platform."
             .into(),
     };
-    let now = app.now();
-    at_most_once(app.services.store.as_ref(), &once, now, REMEMBER_NOTICES, || async {
-        mail::tell(&app.services, std::slice::from_ref(connection), notice, now).await.map(|_| ())
-    })
-    .await
-    .map(|_| ())
+    let keys = failures.iter().map(|(record, _)| event_key(record));
+    tell_once(app, connection, "payment-failed", keys, notice).await
 }
 
 /// Once per consent: payments wait because it did not grant `accounting.payments`. Best effort:

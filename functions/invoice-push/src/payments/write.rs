@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use xero_sync_domain::model::Connection;
 use xero_sync_domain::settings::ConnectionSettings;
-use xero_sync_domain::xero::{Invoices, Payment, PaymentStatus, Payments};
+use xero_sync_domain::xero::{Invoices, Payment, PaymentStatus, Payments, refusal_reasons};
 use xero_sync_runtime::App;
 use xero_sync_runtime::token_provider::TokenError;
 use xero_sync_xero::{ApiRequest, XeroError};
@@ -212,10 +212,7 @@ fn record_answer(job: &mut Job, answered: Payment, deleting: bool) {
             }));
         }
         _ => {
-            let mut reasons: Vec<String> = answered.validation_errors.into_iter().map(|m| m.message).collect();
-            if reasons.is_empty() {
-                reasons.push("Xero refused the payment without saying why".into());
-            }
+            let reasons = refusal_reasons(answered.validation_errors, "payment");
             job.result = Some(Ok(PaymentOutcome::Failed { reasons }));
         }
     }

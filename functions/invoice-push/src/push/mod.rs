@@ -23,6 +23,7 @@
 //!    activity that keeps the connection from the inactivity sweep.
 
 mod job;
+mod notice;
 mod park;
 mod plan;
 mod rounds;
@@ -30,6 +31,7 @@ mod settle;
 mod write;
 
 pub(crate) use job::{clone_error, later_for, maybe_applied};
+pub(crate) use notice::{REMEMBER_NOTICES, tell_once};
 pub use park::redrive_parked;
 pub(crate) use park::{ParkedUnder, park_items, parked, reconnected_meanwhile};
 pub use plan::{Outcome, PushError, PushPolicy, PushResult};

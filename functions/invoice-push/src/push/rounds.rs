@@ -22,7 +22,7 @@ pub(crate) trait RoundJob {
 
 /// Rounds over the open jobs, driven by the push:
 ///
-/// ```ignore
+/// ```text
 /// let mut rounds = Rounds::default();
 /// while let Some(open) = rounds.next(jobs) {
 ///     let round = once(jobs, &open).await;

@@ -2,25 +2,21 @@
 
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use xero_sync_domain::Error;
-use xero_sync_domain::digest::hex;
 use xero_sync_domain::events::{EventKind, PlatformEvent};
 use xero_sync_domain::links::XeroDocument;
 use xero_sync_domain::model::{Connection, ConnectionKey, ContactMapping, ContactMatch, SyncRecord, SyncStatus};
 use xero_sync_domain::notify::Notice;
-use xero_sync_domain::store::{SyncRecordStore, at_most_once};
+use xero_sync_domain::store::SyncRecordStore;
 use xero_sync_domain::xero::InvoiceStatus;
-use xero_sync_runtime::{App, mail};
+use xero_sync_runtime::App;
 
 use super::job::{ContactTarget, Job, Written, clone_error};
 use super::plan::{Outcome, Plan, PushError, PushResult, VOID};
 use crate::event::{EventOrder, InvoiceEvent};
-
-/// How long a failure email is remembered, so a redelivery does not send it again.
-pub(super) const REMEMBER_NOTICES: Duration = Duration::days(30);
+use crate::push::tell_once;
 
 /// What one job leaves behind: the record to save and what to announce.
 pub(super) struct Settled {
@@ -299,12 +295,6 @@ pub(super) async fn tell_the_account(
     if connection.notify_email.is_none() {
         return Ok(());
     }
-    let mut ids =
-        Sha256::new().chain_update(connection.account_id.as_str()).chain_update(connection.tenant_id.to_string());
-    for (number, hash, _) in failures {
-        ids.update(format!("|{number}#{hash}"));
-    }
-    let once = format!("sync-failed#{}", hex(&ids.finalize()));
     let subject = match failures {
         [(number, _, _)] => format!("Invoice {number} did not reach Xero"),
         many => format!("{} invoices did not reach Xero", many.len()),
@@ -330,13 +320,8 @@ pub(super) async fn tell_the_account(
             to Xero. Nothing else is held up: other invoices keep flowing."
             .into(),
     };
-    // A refusal for good is recorded on the connection and is not a reason to hold the push.
-    let now = app.now();
-    at_most_once(app.services.store.as_ref(), &once, now, REMEMBER_NOTICES, || async {
-        mail::tell(&app.services, std::slice::from_ref(connection), notice, now).await.map(|_| ())
-    })
-    .await
-    .map(|_| ())
+    let keys = failures.iter().map(|(number, hash, _)| format!("{number}#{hash}"));
+    tell_once(app, connection, "sync-failed", keys, notice).await
 }
 
 pub(super) fn log_result(key: &ConnectionKey, event: &InvoiceEvent, result: &PushResult) {

@@ -12,7 +12,7 @@ use xero_sync_domain::digest::hex;
 use xero_sync_domain::model::{Connection, PlatformCustomerId, TenantId};
 use xero_sync_domain::settings::ConnectionSettings;
 use xero_sync_domain::store::SyncRecordStore;
-use xero_sync_domain::xero::{Invoice, InvoiceStatus, Invoices, TrackingCategory};
+use xero_sync_domain::xero::{Invoice, InvoiceStatus, Invoices, TrackingCategory, refusal_reasons};
 use xero_sync_runtime::App;
 use xero_sync_runtime::token_provider::TokenError;
 use xero_sync_xero::{ApiRequest, XeroError};
@@ -312,10 +312,7 @@ pub(super) fn record_answer(job: &mut Job, answered: Invoice, created: bool) {
             }));
         }
         _ => {
-            let mut reasons: Vec<String> = answered.validation_errors.into_iter().map(|m| m.message).collect();
-            if reasons.is_empty() {
-                reasons.push("Xero refused the invoice without saying why".into());
-            }
+            let reasons = refusal_reasons(answered.validation_errors, "invoice");
             job.result = Some(Ok(Outcome::Failed { reasons }));
         }
     }
