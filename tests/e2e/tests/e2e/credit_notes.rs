@@ -430,3 +430,33 @@ async fn a_refund_xero_will_not_remove_fails_that_credit_note_alone() {
     assert!(failed[0]["detail"]["data"]["reasons"].to_string().contains("reconciled"));
     assert_eq!(record(&w, "acct-cn-stuck", "cn-9").await.status, CreditNoteSyncStatus::Synced);
 }
+
+#[tokio::test]
+async fn bad_credit_notes_and_refunds_get_a_400_naming_every_problem_and_store_and_queue_nothing() {
+    let w = World::new().await;
+    w.connect_account("acct-cn-input").await;
+    let stored_before = w.aws.item_count().await;
+    let mut note = credit_note("acct-cn-input", "dlv-cn-input-1", "cn-1", " ");
+    note["credit_note"]["currency"] = json!("Dollars");
+    note["credit_note"]["lines"][0]["discount_rate"] = json!("150");
+    let mut no_customer = credit_note("acct-cn-input", "dlv-cn-input-2", "cn-1", "CN-1");
+    no_customer.as_object_mut().unwrap().remove("customer");
+    let mut refund = contract_example("payment-refunded.json", "acct-cn-input", "dlv-cn-input-3");
+    refund["payment"].as_object_mut().unwrap().remove("method");
+    refund["payment"]["amount"] = json!("-40.00");
+    let cases = [
+        (note, vec!["credit_note.number", "credit_note.currency", "credit_note.lines[0].discount_rate"]),
+        (no_customer, vec!["customer"]),
+        (refund, vec!["payment.method", "payment.amount"]),
+    ];
+    for (body, fields) in cases {
+        let response = w.post_webhook(&body.to_string(), None).await;
+        let text = crate::helpers::body(&response);
+        assert_eq!(response.status(), 400, "{text}");
+        for field in fields {
+            assert!(text.contains(field), "{field}: {text}");
+        }
+    }
+    assert_eq!(w.aws.item_count().await, stored_before, "nothing stored");
+    assert!(w.queued_pushes().await.is_empty(), "nothing queued");
+}
