@@ -44,6 +44,10 @@ pub enum EventKind {
     CreditNoteSynced,
     #[serde(rename = "credit_note.sync_failed")]
     CreditNoteSyncFailed,
+    #[serde(rename = "customer.synced")]
+    CustomerSynced,
+    #[serde(rename = "customer.sync_failed")]
+    CustomerSyncFailed,
     #[serde(rename = "tax_rates.changed")]
     TaxRatesChanged,
     #[serde(rename = "accounts.changed")]
@@ -73,6 +77,8 @@ impl EventKind {
             Self::PaymentSyncFailed => "payment.sync_failed",
             Self::CreditNoteSynced => "credit_note.synced",
             Self::CreditNoteSyncFailed => "credit_note.sync_failed",
+            Self::CustomerSynced => "customer.synced",
+            Self::CustomerSyncFailed => "customer.sync_failed",
             Self::TaxRatesChanged => "tax_rates.changed",
             Self::AccountsChanged => "accounts.changed",
             Self::ItemsChanged => "items.changed",

@@ -66,6 +66,7 @@ pub enum XeroDocument {
     Invoice(Uuid),
     CreditNote(Uuid),
     Payment(Uuid),
+    Contact(Uuid),
 }
 
 /// Whether Xero's answer is a ShortCode we put in a link: `!` and a few letters and digits.
@@ -85,6 +86,7 @@ pub fn deep_link(short_code: &str, document: XeroDocument) -> Option<String> {
         XeroDocument::Invoice(id) => format!("/AccountsReceivable/View.aspx?InvoiceID={id}"),
         XeroDocument::CreditNote(id) => format!("/AccountsPayable/ViewCreditNote.aspx?creditNoteID={id}"),
         XeroDocument::Payment(id) => format!("/Bank/ViewTransaction.aspx?bankTransactionID={id}"),
+        XeroDocument::Contact(id) => format!("/Contacts/View/{id}"),
     };
     Some(format!("https://go.xero.com/organisationlogin/default.aspx?shortcode={short_code}&redirecturl={page}"))
 }

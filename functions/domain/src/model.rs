@@ -450,6 +450,9 @@ pub struct ParkedPush {
     /// Set for a credit note event: parked under the credit note, beside its invoice's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credit_note_id: Option<PlatformCreditNoteId>,
+    /// Set for a customer event: parked under the customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<PlatformCustomerId>,
     #[serde(with = "crate::time::fixed")]
     pub occurred_at: DateTime<Utc>,
     /// The event's platform version, when it has one: it orders events before the time does.
@@ -476,6 +479,49 @@ pub struct ContactMapping {
     pub matched_by: ContactMatch,
     #[serde(with = "crate::time::fixed")]
     pub mapped_at: DateTime<Utc>,
+    /// The hash of the customer's details as we last wrote them to the contact: the same
+    /// details again cost no Xero call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details_hash: Option<String>,
+    /// The contact's UpdatedDateUTC as our last write left it: a later one is an edit made in
+    /// Xero since, and the contact read back at no later time is our own write coming back.
+    #[serde(default, with = "crate::time::fixed_opt", skip_serializing_if = "Option::is_none")]
+    pub pushed_updated_at: Option<DateTime<Utc>>,
+    /// The platform's time and version of the last customer event applied: an older one is
+    /// dropped.
+    #[serde(default, with = "crate::time::fixed_opt", skip_serializing_if = "Option::is_none")]
+    pub event_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_sequence: Option<u64>,
+}
+
+impl ContactMapping {
+    /// A mapping found or made by a push that wrote none of the customer's details itself.
+    pub fn new(
+        customer_id: PlatformCustomerId,
+        xero_contact_id: Uuid,
+        matched_by: ContactMatch,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            customer_id,
+            xero_contact_id,
+            matched_by,
+            mapped_at: at,
+            details_hash: None,
+            pushed_updated_at: None,
+            event_at: None,
+            event_sequence: None,
+        }
+    }
+}
+
+/// Whose a Xero contact is, as the reverse reference of a [`ContactMapping`] says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactOwner {
+    pub customer_id: PlatformCustomerId,
+    /// See [`ContactMapping::pushed_updated_at`].
+    pub pushed_updated_at: Option<DateTime<Utc>>,
 }
 
 /// What one connection received from Xero in one UTC day: calls made and bytes of answers

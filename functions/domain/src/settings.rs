@@ -25,6 +25,37 @@ pub enum NewInvoiceStatus {
     Authorised,
 }
 
+/// Whose change stands when a customer's contact was edited in Xero after our last write to it
+/// and the platform then changes the customer too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomerConflicts {
+    /// The later change by the times each side reports: the platform event's `occurred_at`
+    /// against the contact's UpdatedDateUTC.
+    #[default]
+    NewestWins,
+    /// The platform's details are written over the edit.
+    PlatformWins,
+    /// The edit in Xero stands; the platform's change is not written (and is reported so).
+    XeroWins,
+}
+
+impl CustomerConflicts {
+    /// Whether the platform's change, made at `platform_at`, is written over a contact edited in
+    /// Xero at `xero_at`.
+    pub fn platform_prevails(
+        self,
+        platform_at: chrono::DateTime<chrono::Utc>,
+        xero_at: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        match self {
+            Self::NewestWins => platform_at > xero_at,
+            Self::PlatformWins => true,
+            Self::XeroWins => false,
+        }
+    }
+}
+
 /// A platform tax rate and the Xero TaxType it is mapped to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +108,9 @@ pub struct ConnectionSettings {
     /// set as the Xero invoice's `Url`, so Xero shows "Go to …" on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invoice_url_template: Option<String>,
+    /// See [`CustomerConflicts`].
+    #[serde(default)]
+    pub customer_conflicts: CustomerConflicts,
 }
 
 /// A settings document with the version a writer must name to replace it (0: never written).
@@ -330,6 +364,21 @@ mod tests {
     }
 
     #[test]
+    fn each_conflict_rule_says_whose_change_stands() {
+        let xero_edit = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").unwrap().to_utc();
+        let earlier = xero_edit - chrono::Duration::minutes(5);
+        let later = xero_edit + chrono::Duration::minutes(5);
+        assert!(CustomerConflicts::NewestWins.platform_prevails(later, xero_edit));
+        assert!(!CustomerConflicts::NewestWins.platform_prevails(earlier, xero_edit));
+        assert!(!CustomerConflicts::NewestWins.platform_prevails(xero_edit, xero_edit), "a tie keeps what is there");
+        assert!(CustomerConflicts::PlatformWins.platform_prevails(earlier, xero_edit));
+        assert!(!CustomerConflicts::XeroWins.platform_prevails(later, xero_edit));
+        let read: ConnectionSettings = serde_json::from_str(r#"{"customer_conflicts": "xero_wins"}"#).unwrap();
+        assert_eq!(read.customer_conflicts, CustomerConflicts::XeroWins);
+        assert_eq!(ConnectionSettings::default().customer_conflicts, CustomerConflicts::NewestWins);
+    }
+
+    #[test]
     fn a_sound_configuration_has_no_problems() {
         let settings = ConnectionSettings {
             default_sales_account_code: Some("200".into()),
@@ -348,6 +397,7 @@ mod tests {
             payment_accounts: BTreeMap::new(),
             approve_drafts_for_payment: false,
             invoice_url_template: Some("https://app.example.com/invoices/{invoice_id}".into()),
+            customer_conflicts: CustomerConflicts::PlatformWins,
         };
         let data = data();
         let settings = ConnectionSettings {

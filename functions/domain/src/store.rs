@@ -71,9 +71,9 @@ use crate::Error;
 use crate::credit_note::CreditNoteRecord;
 use crate::governor::Bucket;
 use crate::model::{
-    AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, EmailRefusal, GrantId,
-    GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCreditNoteId, PlatformCustomerId,
-    PlatformInvoiceId, PlatformPaymentId, SyncRecord, TenantId, XeroConnectionId, XeroUsage,
+    AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, ContactOwner, Delivery, EmailRefusal,
+    GrantId, GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCreditNoteId,
+    PlatformCustomerId, PlatformInvoiceId, PlatformPaymentId, SyncRecord, TenantId, XeroConnectionId, XeroUsage,
 };
 use crate::payment::PaymentRecord;
 use crate::reference::ReferenceData;
@@ -384,11 +384,21 @@ pub trait ContactMappingStore: Send + Sync {
         customer: &PlatformCustomerId,
     ) -> Result<Option<ContactMapping>, Error>;
     async fn put_contact_mapping(&self, key: &ConnectionKey, mapping: &ContactMapping) -> Result<(), Error>;
+    /// The customers the Xero contacts `xero_ids` stand for, and our last write to each.
+    async fn contact_owners(
+        &self,
+        key: &ConnectionKey,
+        xero_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, ContactOwner>, Error>;
+
     async fn customers_for_xero_ids(
         &self,
         key: &ConnectionKey,
         xero_ids: &[Uuid],
-    ) -> Result<HashMap<Uuid, PlatformCustomerId>, Error>;
+    ) -> Result<HashMap<Uuid, PlatformCustomerId>, Error> {
+        let owners = self.contact_owners(key, xero_ids).await?;
+        Ok(owners.into_iter().map(|(id, owner)| (id, owner.customer_id)).collect())
+    }
 }
 
 /// Import cursors.

@@ -47,7 +47,11 @@ pub fn where_clause(customer: &Customer) -> String {
 }
 
 /// The best candidate for `customer`; `others` are contacts that stand for other customers.
-fn best(candidates: &[Contact], customer: &Customer, others: &HashSet<Uuid>) -> Result<(Uuid, ContactMatch), Found> {
+pub(crate) fn best(
+    candidates: &[Contact],
+    customer: &Customer,
+    others: &HashSet<Uuid>,
+) -> Result<(Uuid, ContactMatch), Found> {
     let active: Vec<(Uuid, &Contact)> =
         candidates.iter().filter(|c| c.is_active()).filter_map(|c| Some((c.contact_id?, c))).collect();
     let number = contact_number(&customer.id);
@@ -118,8 +122,7 @@ pub async fn find_many(
                     continue;
                 }
             };
-            let mapping =
-                ContactMapping { customer_id: customer.id.clone(), xero_contact_id: id, matched_by, mapped_at: now };
+            let mapping = ContactMapping::new(customer.id.clone(), id, matched_by, now);
             // Remembering is a saving, not a must: another push may be writing the same mapping.
             if let Err(e) = store.put_contact_mapping(&key, &mapping).await {
                 tracing::warn!(customer = %customer.id, error = %e, "contact mapping not kept");

@@ -103,6 +103,9 @@ pub struct Customer {
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
+    /// Xero's TaxNumber (an ABN, a GST or VAT number, a Tax ID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_number: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<Address>,
 }
@@ -146,6 +149,7 @@ pub mod limits {
     /// Also what an id longer than this becomes (see `crate::mapping::contact_number`).
     pub const CONTACT_NUMBER: usize = 50;
     pub const PHONE_NUMBER: usize = 50;
+    pub const TAX_NUMBER: usize = 50;
     pub const ADDRESS_LINE: usize = 500;
     pub const ADDRESS_CITY: usize = 255;
     pub const ADDRESS_REGION: usize = 255;
@@ -164,6 +168,7 @@ pub mod limits {
         ("Contact", "LastName", CONTACT_LAST_NAME),
         ("Contact", "EmailAddress", CONTACT_EMAIL),
         ("Contact", "ContactNumber", CONTACT_NUMBER),
+        ("Contact", "TaxNumber", TAX_NUMBER),
         ("Phone", "PhoneNumber", PHONE_NUMBER),
         ("Address", "AddressLine1", ADDRESS_LINE),
         ("Address", "AddressLine2", ADDRESS_LINE),
@@ -295,6 +300,7 @@ pub(crate) fn customer_problems(p: &mut Vec<Problem>, c: &Customer) {
     opt_text(p, "customer.first_name", &c.first_name, limits::CONTACT_FIRST_NAME);
     opt_text(p, "customer.last_name", &c.last_name, limits::CONTACT_LAST_NAME);
     opt_text(p, "customer.phone", &c.phone, limits::PHONE_NUMBER);
+    opt_text(p, "customer.tax_number", &c.tax_number, limits::TAX_NUMBER);
     if let Some(email) = &c.email {
         if !xero_sync_domain::email::is_plausible(email) || email.len() > limits::CONTACT_EMAIL {
             p.push(Problem::new("customer.email", "is not an email address"));

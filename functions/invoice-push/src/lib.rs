@@ -5,6 +5,8 @@ pub mod backfill;
 pub mod contact;
 pub mod credit_note_event;
 pub mod credit_notes;
+pub mod customer_event;
+pub mod customers;
 pub mod event;
 pub mod follow;
 pub mod mapping;

@@ -75,7 +75,12 @@ pub fn contact_json(contact: ContactRef<'_>) -> Value {
             m.insert("Name".into(), json!(name));
             // Stands for the platform's customer id, so the contact is found by number next time.
             m.insert("ContactNumber".into(), json!(contact_number(&c.id)));
-            for (key, value) in [("FirstName", &c.first_name), ("LastName", &c.last_name), ("EmailAddress", &c.email)] {
+            for (key, value) in [
+                ("FirstName", &c.first_name),
+                ("LastName", &c.last_name),
+                ("EmailAddress", &c.email),
+                ("TaxNumber", &c.tax_number),
+            ] {
                 if let Some(v) = value {
                     m.insert(key.into(), json!(v));
                 }

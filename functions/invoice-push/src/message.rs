@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use xero_sync_domain::model::{AccountId, TenantId};
 
 use crate::credit_note_event::CreditNoteEvent;
+use crate::customer_event::CustomerEvent;
 use crate::event::InvoiceEvent;
 use crate::payment_event::PaymentEvent;
 
@@ -27,6 +28,15 @@ pub enum QueueMessage {
     Payment(Box<PaymentMessage>),
     /// One credit note event from the webhook.
     CreditNote(Box<CreditNoteMessage>),
+    /// One customer event from the webhook.
+    Customer(Box<CustomerMessage>),
+}
+
+/// A customer event and the organisation it goes to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerMessage {
+    pub tenant_id: TenantId,
+    pub event: CustomerEvent,
 }
 
 /// A credit note event and the organisation it goes to.

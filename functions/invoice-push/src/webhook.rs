@@ -16,8 +16,9 @@ use xero_sync_runtime::config::platform_signing_secrets;
 use xero_sync_runtime::{App, ConfigError, Env};
 
 use crate::credit_note_event::CreditNoteEvent;
+use crate::customer_event::CustomerEvent;
 use crate::event::InvoiceEvent;
-use crate::message::{CreditNoteMessage, PaymentMessage, PushMessage, QueueMessage};
+use crate::message::{CreditNoteMessage, CustomerMessage, PaymentMessage, PushMessage, QueueMessage};
 use crate::payment_event::PaymentEvent;
 
 /// The largest body accepted: what is accepted goes onto the push queue (an SQS message holds
@@ -98,11 +99,13 @@ pub async fn accept(webhook: &Webhook, request: &Request) -> Result<Response<Bod
     Ok(json(StatusCode::ACCEPTED, &json!({ "status": "accepted", "delivery_id": delivery_id })))
 }
 
-/// One delivery of the webhook: an invoice, payment or credit note event, told apart by `event`.
+/// One delivery of the webhook: an invoice, payment, credit note or customer event, told apart
+/// by `event`.
 enum Accepted {
     Invoice(InvoiceEvent),
     Payment(PaymentEvent),
     CreditNote(CreditNoteEvent),
+    Customer(CustomerEvent),
 }
 
 impl Accepted {
@@ -118,6 +121,7 @@ impl Accepted {
         match kind.as_deref() {
             Some(k) if k.starts_with("payment.") => crate::payment_event::parse(raw).map(Self::Payment),
             Some(k) if k.starts_with("credit_note.") => crate::credit_note_event::parse(raw).map(Self::CreditNote),
+            Some(k) if k.starts_with("customer.") => crate::customer_event::parse(raw).map(Self::Customer),
             _ => crate::event::parse(raw).map(Self::Invoice),
         }
     }
@@ -127,6 +131,7 @@ impl Accepted {
             Self::Invoice(e) => e.problems(),
             Self::Payment(e) => e.problems(),
             Self::CreditNote(e) => e.problems(),
+            Self::Customer(e) => e.problems(),
         }
     }
 
@@ -135,6 +140,7 @@ impl Accepted {
             Self::Invoice(e) => &e.delivery_id,
             Self::Payment(e) => &e.delivery_id,
             Self::CreditNote(e) => &e.delivery_id,
+            Self::Customer(e) => &e.delivery_id,
         }
     }
 
@@ -143,6 +149,7 @@ impl Accepted {
             Self::Invoice(e) => &e.account_id,
             Self::Payment(e) => &e.account_id,
             Self::CreditNote(e) => &e.account_id,
+            Self::Customer(e) => &e.account_id,
         }
     }
 
@@ -151,6 +158,7 @@ impl Accepted {
             Self::Invoice(e) => e.xero_tenant_id,
             Self::Payment(e) => e.xero_tenant_id,
             Self::CreditNote(e) => e.xero_tenant_id,
+            Self::Customer(e) => e.xero_tenant_id,
         }
     }
 
@@ -161,6 +169,7 @@ impl Accepted {
             Self::CreditNote(e) => {
                 QueueMessage::CreditNote(Box::new(CreditNoteMessage { tenant_id, event: e.clone() }))
             }
+            Self::Customer(e) => QueueMessage::Customer(Box::new(CustomerMessage { tenant_id, event: e.clone() })),
         }
     }
 
@@ -177,6 +186,10 @@ impl Accepted {
             Self::CreditNote(e) => tracing::info!(
                 account = %e.account_id, credit_note = %e.credit_note.id, delivery = %e.delivery_id,
                 event = ?e.event, "credit note event accepted"
+            ),
+            Self::Customer(e) => tracing::info!(
+                account = %e.account_id, customer = %e.customer.id, delivery = %e.delivery_id, event = ?e.event,
+                "customer event accepted"
             ),
         }
     }

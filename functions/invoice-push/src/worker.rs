@@ -19,6 +19,8 @@ use xero_sync_runtime::{App, ConfigError, Env};
 
 use crate::credit_note_event::CreditNoteEvent;
 use crate::credit_notes::push_credit_notes;
+use crate::customer_event::CustomerEvent;
+use crate::customers::push_customers;
 use crate::event::InvoiceEvent;
 use crate::message::QueueMessage;
 use crate::payment_event::PaymentEvent;
@@ -56,6 +58,7 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
     let mut plan: Lots<InvoiceEvent> = Lots::default();
     let mut payments: Lots<PaymentEvent> = Lots::default();
     let mut credit_notes: Lots<CreditNoteEvent> = Lots::default();
+    let mut customers: Lots<CustomerEvent> = Lots::default();
     let mut bus: Vec<(usize, PlatformEvent)> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
         results.push(Ok(()));
@@ -68,6 +71,7 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
             Ok(Some(Read::Events(tenant, events))) => plan.add(index, tenant, events),
             Ok(Some(Read::Payment(tenant, event))) => payments.add(index, tenant, vec![event]),
             Ok(Some(Read::CreditNote(tenant, event))) => credit_notes.add(index, tenant, vec![event]),
+            Ok(Some(Read::Customer(tenant, event))) => customers.add(index, tenant, vec![event]),
             Ok(None) => {}
             Err(unreadable) => results[index] = Err(unreadable.into()),
         }
@@ -81,6 +85,8 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
         results[index] = result;
     }
     let (app, policy) = (&worker.app, &worker.policy);
+    // Customers first: an invoice that came with its customer's details finds the contact made.
+    work(worker, started, customers, &mut results, |tenant, events| push_customers(app, policy, tenant, events)).await;
     work(worker, started, plan, &mut results, |tenant, events| push(app, policy, tenant, events)).await;
     // After the invoices, so a credit note or a payment that came with its invoice finds it in
     // Xero; credits before payments, as a job reduced before it is paid would have them.
@@ -179,6 +185,15 @@ impl Grouped for CreditNoteEvent {
     }
 }
 
+impl Grouped for CustomerEvent {
+    fn account(&self) -> &AccountId {
+        &self.account_id
+    }
+    fn subject(&self) -> &str {
+        self.customer.id.as_str()
+    }
+}
+
 impl Grouped for PaymentEvent {
     fn account(&self) -> &AccountId {
         &self.account_id
@@ -232,6 +247,7 @@ enum Read {
     Events(TenantId, Vec<InvoiceEvent>),
     Payment(TenantId, PaymentEvent),
     CreditNote(TenantId, CreditNoteEvent),
+    Customer(TenantId, CustomerEvent),
 }
 
 /// `None` for a bus event of a kind that needs nothing here.
@@ -245,6 +261,7 @@ fn read_message(body: &str) -> Result<Option<Read>, Unreadable> {
         Incoming::Ours(QueueMessage::Event(m)) => Ok(Some(Read::Events(m.tenant_id, vec![m.event]))),
         Incoming::Ours(QueueMessage::Payment(m)) => Ok(Some(Read::Payment(m.tenant_id, m.event))),
         Incoming::Ours(QueueMessage::CreditNote(m)) => Ok(Some(Read::CreditNote(m.tenant_id, m.event))),
+        Incoming::Ours(QueueMessage::Customer(m)) => Ok(Some(Read::Customer(m.tenant_id, m.event))),
         Incoming::Ours(QueueMessage::Backfill(chunk)) => {
             if chunk.events.iter().any(|e| e.account_id != chunk.account_id) {
                 return Err(Unreadable("a backfill chunk mixes accounts".into()));

@@ -207,3 +207,54 @@ mod credit_notes {
         }
     }
 }
+
+mod customers {
+    use invoice_push::customer_event::parse;
+    use serde_json::{Value, json};
+
+    use super::{Breakage, repo};
+
+    fn schema() -> jsonschema::Validator {
+        let text = std::fs::read_to_string(repo("docs/contracts/customer-webhook.schema.json")).unwrap();
+        jsonschema::options().should_validate_formats(true).build(&serde_json::from_str(&text).unwrap()).unwrap()
+    }
+
+    fn example() -> Value {
+        let path = repo("docs/contracts/examples/customer-upserted.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_documented_customer_example_is_valid_for_the_schema_and_the_parser() {
+        let example = example();
+        let errors: Vec<String> = schema().iter_errors(&example).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        let event = parse(example.to_string().as_bytes()).unwrap();
+        assert!(event.problems().is_empty(), "{:?}", event.problems());
+        assert_eq!(event.customer.tax_number.as_deref(), Some("123-456-789"));
+    }
+
+    #[test]
+    fn the_schema_and_the_parser_refuse_the_same_broken_customers() {
+        let schema = schema();
+        let broken: Vec<Breakage> = vec![
+            ("no customer", Box::new(|v| drop(v.as_object_mut().unwrap().remove("customer")))),
+            ("no customer name", Box::new(|v| drop(v["customer"].as_object_mut().unwrap().remove("name")))),
+            ("an unknown event", Box::new(|v| v["event"] = json!("customer.deleted"))),
+            ("a tax number longer than Xero takes", Box::new(|v| v["customer"]["tax_number"] = json!("9".repeat(51)))),
+            ("a blank tax number", Box::new(|v| v["customer"]["tax_number"] = json!(""))),
+            ("an unknown field", Box::new(|v| v["customer"]["colour"] = json!("red"))),
+            ("a bad delivery id", Box::new(|v| v["delivery_id"] = json!("short"))),
+        ];
+        for (what, break_it) in broken {
+            let mut payload = example();
+            break_it(&mut payload);
+            assert!(!schema.is_valid(&payload), "the schema accepts {what}");
+            let refused = match parse(payload.to_string().as_bytes()) {
+                Err(_) => true,
+                Ok(event) => !event.problems().is_empty(),
+            };
+            assert!(refused, "the parser accepts {what}");
+        }
+    }
+}

@@ -294,12 +294,9 @@ async fn contact_mappings_are_found_both_ways_across_batch_pages() {
     let key = ConnectionKey { account_id: account(1), tenant_id: TenantId(Uuid::new_v4()) };
     let mut xero_ids = Vec::new();
     for n in 0..130 {
-        let mapping = ContactMapping {
-            customer_id: PlatformCustomerId::parse(format!("cust-{n}")).unwrap(),
-            xero_contact_id: Uuid::new_v4(),
-            matched_by: ContactMatch::Created,
-            mapped_at: t0(),
-        };
+        let customer = PlatformCustomerId::parse(format!("cust-{n}")).unwrap();
+        let mut mapping = ContactMapping::new(customer, Uuid::new_v4(), ContactMatch::Created, t0());
+        mapping.pushed_updated_at = (n % 2 == 0).then(t0);
         xero_ids.push(mapping.xero_contact_id);
         s.store.put_contact_mapping(&key, &mapping).await.unwrap();
     }
@@ -309,6 +306,9 @@ async fn contact_mappings_are_found_both_ways_across_batch_pages() {
     let found = s.store.customers_for_xero_ids(&key, &xero_ids).await.unwrap();
     assert_eq!(found.len(), 130, "130 of 131 ids are ours, read over two BatchGetItem calls");
     assert_eq!(found[&xero_ids[129]].as_str(), "cust-129");
+    let owners = s.store.contact_owners(&key, &xero_ids[..4]).await.unwrap();
+    assert_eq!(owners[&xero_ids[2]].pushed_updated_at, Some(t0()), "our last write's time is on the reference");
+    assert_eq!(owners[&xero_ids[3]].pushed_updated_at, None);
 }
 
 #[tokio::test]

@@ -23,8 +23,8 @@ use xero_sync_domain::credit_note::CreditNoteRecord;
 use xero_sync_domain::error::{AwsError, Error};
 use xero_sync_domain::governor::Bucket;
 use xero_sync_domain::model::{
-    AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, Delivery, DeliveryStatus, EmailRefusal,
-    GrantId, GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCreditNoteId,
+    AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, ContactOwner, Delivery, DeliveryStatus,
+    EmailRefusal, GrantId, GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCreditNoteId,
     PlatformCustomerId, PlatformInvoiceId, PlatformPaymentId, SyncRecord, TenantId, XeroConnectionId, XeroUsage,
 };
 use xero_sync_domain::payment::PaymentRecord;
@@ -73,11 +73,12 @@ mod keys {
     }
     /// An invoice's parked event, or a payment's: platform ids hold no `#`, so they never meet.
     pub fn parked(parked: &ParkedPush) -> String {
-        match (&parked.payment_id, &parked.credit_note_id, &parked.invoice_id) {
-            (Some(payment), _, _) => format!("PARKED#PAYMENT#{payment}"),
-            (None, Some(credit_note), _) => format!("PARKED#CREDIT_NOTE#{credit_note}"),
-            (None, None, Some(invoice)) => format!("PARKED#{invoice}"),
-            (None, None, None) => "PARKED#".to_owned(),
+        match (&parked.payment_id, &parked.credit_note_id, &parked.customer_id, &parked.invoice_id) {
+            (Some(payment), ..) => format!("PARKED#PAYMENT#{payment}"),
+            (None, Some(credit_note), ..) => format!("PARKED#CREDIT_NOTE#{credit_note}"),
+            (None, None, Some(customer), _) => format!("PARKED#CUSTOMER#{customer}"),
+            (None, None, None, Some(invoice)) => format!("PARKED#{invoice}"),
+            (None, None, None, None) => "PARKED#".to_owned(),
         }
     }
     pub fn payment(invoice: &PlatformInvoiceId, payment: &PlatformPaymentId) -> String {
@@ -517,6 +518,19 @@ impl DynamoStore {
     }
 
     async fn refs(&self, key: &ConnectionKey, sks: Vec<String>, field: &str) -> Result<HashMap<Uuid, String>, Error> {
+        let items = self.ref_items(key, sks).await?;
+        let mut out = HashMap::with_capacity(items.len());
+        for (id, item) in items {
+            let target = item.get(field).and_then(|v| v.as_s().ok()).cloned();
+            let target =
+                target.ok_or_else(|| Error::Corrupt { what: "Xero reference", reason: format!("missing {field}") })?;
+            out.insert(id, target);
+        }
+        Ok(out)
+    }
+
+    /// The reverse references `sks` that exist, whole, by the Xero id each names.
+    async fn ref_items(&self, key: &ConnectionKey, sks: Vec<String>) -> Result<HashMap<Uuid, Item>, Error> {
         let pk = keys::org(key);
         let mut unique = sks;
         unique.sort();
@@ -525,18 +539,8 @@ impl DynamoStore {
         let mut out = HashMap::with_capacity(items.len());
         for item in items {
             let xero_id = item.get("xero_id").and_then(|v| v.as_s().ok()).and_then(|v| Uuid::parse_str(v).ok());
-            let target = item.get(field).and_then(|v| v.as_s().ok()).cloned();
-            match (xero_id, target) {
-                (Some(id), Some(target)) => {
-                    out.insert(id, target);
-                }
-                _ => {
-                    return Err(Error::Corrupt {
-                        what: "Xero reference",
-                        reason: format!("missing xero_id or {field}"),
-                    });
-                }
-            }
+            let id = xero_id.ok_or(Error::Corrupt { what: "Xero reference", reason: "missing xero_id".into() })?;
+            out.insert(id, item);
         }
         Ok(out)
     }

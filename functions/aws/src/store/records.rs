@@ -203,24 +203,32 @@ impl ContactMappingStore for DynamoStore {
         reverse.insert("kind".into(), s("xero_contact_ref"));
         reverse.insert("xero_id".into(), s(mapping.xero_contact_id.to_string()));
         reverse.insert("customer_id".into(), s(mapping.customer_id.as_str()));
+        if let Some(at) = mapping.pushed_updated_at {
+            // On the reference too: the import asks it of every contact it reads back.
+            reverse.insert("pushed_updated_at".into(), s(time::format(at)));
+        }
         // Reverse first, as for sync records: a mapping always has its reference.
         self.put(reverse).await?;
         self.put(forward).await
     }
 
-    async fn customers_for_xero_ids(
+    async fn contact_owners(
         &self,
         key: &ConnectionKey,
         xero_ids: &[Uuid],
-    ) -> Result<HashMap<Uuid, PlatformCustomerId>, Error> {
-        let refs = self.refs(key, xero_ids.iter().map(keys::xero_contact).collect(), "customer_id").await?;
-        refs.into_iter()
-            .map(|(xero, id)| {
-                PlatformCustomerId::parse(id)
-                    .map(|id| (xero, id))
-                    .map_err(|e| Error::Corrupt { what: "Xero contact reference", reason: e.to_string() })
-            })
-            .collect()
+    ) -> Result<HashMap<Uuid, ContactOwner>, Error> {
+        let refs = self.ref_items(key, xero_ids.iter().map(keys::xero_contact).collect()).await?;
+        let corrupt = |reason: String| Error::Corrupt { what: "Xero contact reference", reason };
+        let mut owners = HashMap::with_capacity(refs.len());
+        for (xero, item) in refs {
+            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok());
+            let customer_id = text("customer_id").ok_or_else(|| corrupt("missing customer_id".into()))?;
+            let customer_id = PlatformCustomerId::parse(customer_id.clone()).map_err(|e| corrupt(e.to_string()))?;
+            let pushed_updated_at =
+                text("pushed_updated_at").map(|t| time::parse(t).map_err(|e| corrupt(e.to_string()))).transpose()?;
+            owners.insert(xero, ContactOwner { customer_id, pushed_updated_at });
+        }
+        Ok(owners)
     }
 }
 

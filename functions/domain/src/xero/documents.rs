@@ -141,12 +141,21 @@ pub struct Contact {
     pub addresses: Vec<Address>,
     #[serde(rename = "UpdatedDateUTC", default, deserialize_with = "date::option")]
     pub updated: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub status_attribute_string: Option<String>,
+    #[serde(default)]
+    pub validation_errors: Vec<ValidationError>,
 }
 
 impl Contact {
     /// Active, or of a status the answer leaves out (Xero's summaries do).
     pub fn is_active(&self) -> bool {
         self.contact_status.is_none_or(|s| s == ContactStatus::Active)
+    }
+
+    /// Whether a write of this contact was refused (`summarizeErrors=false`).
+    pub fn is_refused(&self) -> bool {
+        self.status_attribute_string.as_deref() == Some("ERROR") || !self.validation_errors.is_empty()
     }
 }
 

@@ -187,12 +187,8 @@ async fn remember(app: &App, connection: &Connection, job: &Job) {
     let store = &app.services.store;
     let key = connection.key();
     if let Some(contact) = job.created_contact {
-        let mapping = ContactMapping {
-            customer_id: job.event.customer.id.clone(),
-            xero_contact_id: contact,
-            matched_by: ContactMatch::Created,
-            mapped_at: app.now(),
-        };
+        let mut mapping = ContactMapping::new(job.event.customer.id.clone(), contact, ContactMatch::Created, app.now());
+        mapping.details_hash = Some(crate::customers::details_hash(&job.event.customer));
         if let Err(e) = store.put_contact_mapping(&key, &mapping).await {
             tracing::warn!(customer = %job.event.customer.id, error = %e, "contact mapping not kept");
         }

@@ -5,7 +5,8 @@ use std::time::Duration as StdDuration;
 use xero_sync_aws::Queue;
 use xero_sync_domain::Error;
 use xero_sync_domain::model::{
-    Connection, ConnectionKey, ConnectionStatus, ParkedPush, PlatformCreditNoteId, PlatformInvoiceId, PlatformPaymentId,
+    Connection, ConnectionKey, ConnectionStatus, ParkedPush, PlatformCreditNoteId, PlatformCustomerId,
+    PlatformInvoiceId, PlatformPaymentId,
 };
 use xero_sync_domain::store::{ConnectionStore, ParkedPushStore};
 
@@ -38,6 +39,7 @@ pub(crate) enum ParkedUnder {
     Invoice(PlatformInvoiceId),
     Payment(PlatformPaymentId),
     CreditNote(PlatformCreditNoteId),
+    Customer(PlatformCustomerId),
 }
 
 /// What is kept for a parked event: the queue message, as it will be sent again.
@@ -46,20 +48,23 @@ pub(crate) fn parked(
     order: EventOrder,
     message: &crate::message::QueueMessage,
 ) -> Result<ParkedPush, Error> {
-    let (invoice_id, payment_id, credit_note_id) = match under {
-        ParkedUnder::Invoice(id) => (Some(id), None, None),
-        ParkedUnder::Payment(id) => (None, Some(id), None),
-        ParkedUnder::CreditNote(id) => (None, None, Some(id)),
-    };
-    Ok(ParkedPush {
-        invoice_id,
-        payment_id,
-        credit_note_id,
+    let mut parked = ParkedPush {
+        invoice_id: None,
+        payment_id: None,
+        credit_note_id: None,
+        customer_id: None,
         occurred_at: order.occurred_at,
         sequence: order.sequence,
         message: serde_json::to_string(message)
             .map_err(|e| Error::Corrupt { what: "parked push", reason: e.to_string() })?,
-    })
+    };
+    match under {
+        ParkedUnder::Invoice(id) => parked.invoice_id = Some(id),
+        ParkedUnder::Payment(id) => parked.payment_id = Some(id),
+        ParkedUnder::CreditNote(id) => parked.credit_note_id = Some(id),
+        ParkedUnder::Customer(id) => parked.customer_id = Some(id),
+    }
+    Ok(parked)
 }
 
 /// Parks the items; `false` when the organisation was reconnected meanwhile (the connection is no

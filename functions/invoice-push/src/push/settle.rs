@@ -153,12 +153,10 @@ pub(super) async fn finish(
         if let (Some(ContactTarget::New { .. }), Some(Written { contact_id: Some(id), .. })) =
             (job.contact, &job.written)
         {
-            mappings.push(ContactMapping {
-                customer_id: job.event.customer.id.clone(),
-                xero_contact_id: *id,
-                matched_by: ContactMatch::Created,
-                mapped_at: now,
-            });
+            let mut mapping = ContactMapping::new(job.event.customer.id.clone(), *id, ContactMatch::Created, now);
+            // Created with the customer's details: the same details again are no news for Xero.
+            mapping.details_hash = Some(crate::customers::details_hash(&job.event.customer));
+            mappings.push(mapping);
         }
         let (result, s) = settle(job, now);
         log_result(&key, &job.event, &result);

@@ -19,11 +19,14 @@ impl Run<'_> {
     pub(super) async fn contact_events(&mut self, items: &[&Item]) -> Result<Vec<PlatformEvent>, ImportError> {
         let contacts: Vec<ListedContact> = self.parse(items, ListedContact::read);
         let ids: Vec<Uuid> = contacts.iter().map(|c| c.id).collect();
-        let mapped = self.app.services.store.customers_for_xero_ids(&self.key, &ids).await?;
+        let owners = self.app.services.store.contact_owners(&self.key, &ids).await?;
         Ok(contacts
             .iter()
+            // Our own write coming back (a customer pushed from the platform) is no news to it;
+            // an edit made in Xero since carries a later UpdatedDateUTC.
+            .filter(|c| !owners.get(&c.id).and_then(|o| o.pushed_updated_at).is_some_and(|at| c.updated <= at))
             .map(|c| {
-                let data = contact_data(c, mapped.get(&c.id).map(|id| id.as_str()));
+                let data = contact_data(c, owners.get(&c.id).map(|o| o.customer_id.as_str()));
                 let dedup = format!("{}|{}", c.id, xero_sync_domain::time::format(c.updated));
                 self.event(EventKind::ContactUpserted, &dedup, data)
             })

@@ -6,6 +6,7 @@ mod cleanup;
 mod connect;
 mod contacts;
 mod credit_notes;
+mod customers;
 mod governor;
 mod helpers;
 mod import;
