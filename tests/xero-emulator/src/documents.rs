@@ -111,13 +111,20 @@ pub fn update_contact(tenant: &mut Tenant, id: Uuid, v: &Value, now: DateTime<Ut
     Ok(())
 }
 
-/// Finds the contact a POST means to update: by ContactID, else by ContactNumber.
+/// Finds the contact a POST means to update: by ContactID, else by ContactNumber, else (as Xero
+/// keeps active names unique) the active contact with its name.
 pub fn find_contact_for_update(tenant: &Tenant, v: &Value) -> Option<Uuid> {
     if let Some(Ok(id)) = uuid_field(v, "ContactID") {
         return tenant.contact(id).map(|c| c.id);
     }
-    let number = str_field(v, "ContactNumber").filter(|n| !n.is_empty())?;
-    tenant.contacts.iter().find(|c| c.get_str("ContactNumber") == Some(number.as_str())).map(|c| c.id)
+    let number = str_field(v, "ContactNumber").filter(|n| !n.is_empty());
+    if let Some(found) = number.and_then(|n| tenant.contacts.iter().find(|c| c.get_str("ContactNumber") == Some(n.as_str())))
+    {
+        return Some(found.id);
+    }
+    let name = str_field(v, "Name").filter(|n| !n.trim().is_empty())?;
+    let active = |c: &&crate::state::Contact| c.status == "ACTIVE";
+    tenant.contacts.iter().filter(active).find(|c| c.name().trim().eq_ignore_ascii_case(name.trim())).map(|c| c.id)
 }
 
 pub fn contact_json(c: &Contact) -> Value {

@@ -24,7 +24,7 @@ impl Run<'_> {
             .iter()
             // Our own write coming back (a customer pushed from the platform) is no news to it;
             // an edit made in Xero since carries a later UpdatedDateUTC.
-            .filter(|c| !owners.get(&c.id).and_then(|o| o.pushed_updated_at).is_some_and(|at| c.updated <= at))
+            .filter(|c| owners.get(&c.id).and_then(|o| o.pushed_updated_at).is_none_or(|at| c.updated > at))
             .map(|c| {
                 let data = contact_data(c, owners.get(&c.id).map(|o| o.customer_id.as_str()));
                 let dedup = format!("{}|{}", c.id, xero_sync_domain::time::format(c.updated));

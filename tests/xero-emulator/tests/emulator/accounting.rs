@@ -467,6 +467,12 @@ async fn contacts_are_created_updated_and_need_unique_names() {
         .await;
     assert_eq!(by_number.status, 200, "{}", by_number.text);
     assert_eq!(by_number.body["Contacts"][0]["ContactID"], id.as_str());
+    // A POST that names an active contact by its name changes that contact: no second one.
+    let by_name =
+        api.post("/Contacts", &json!({"Contacts": [{"Name": "ZED BUILDERS", "ContactNumber": "OTHER-1"}]})).await;
+    assert_eq!(by_name.status, 200, "{}", by_name.text);
+    assert_eq!(by_name.body["Contacts"][0]["ContactID"], id.as_str(), "the namesake was updated, not duplicated");
+    assert_eq!(by_name.body["Contacts"][0]["ContactNumber"], "OTHER-1");
     let by_path = api.post(&format!("/Contacts/{id}"), &json!({"Contacts": [{"Name": "Zed Builders Ltd"}]})).await;
     assert_eq!(by_path.body["Contacts"][0]["Name"], "Zed Builders Ltd");
     assert_eq!(by_path.body["Contacts"][0]["EmailAddress"], "new@builders.example");
