@@ -48,6 +48,10 @@ pub enum EventKind {
     CustomerSynced,
     #[serde(rename = "customer.sync_failed")]
     CustomerSyncFailed,
+    #[serde(rename = "item.synced")]
+    ItemSynced,
+    #[serde(rename = "item.sync_failed")]
+    ItemSyncFailed,
     #[serde(rename = "tax_rates.changed")]
     TaxRatesChanged,
     #[serde(rename = "accounts.changed")]
@@ -79,6 +83,8 @@ impl EventKind {
             Self::CreditNoteSyncFailed => "credit_note.sync_failed",
             Self::CustomerSynced => "customer.synced",
             Self::CustomerSyncFailed => "customer.sync_failed",
+            Self::ItemSynced => "item.synced",
+            Self::ItemSyncFailed => "item.sync_failed",
             Self::TaxRatesChanged => "tax_rates.changed",
             Self::AccountsChanged => "accounts.changed",
             Self::ItemsChanged => "items.changed",

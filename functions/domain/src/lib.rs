@@ -10,6 +10,7 @@ pub mod email;
 pub mod error;
 pub mod events;
 pub mod governor;
+pub mod item;
 pub mod links;
 pub mod model;
 pub mod notify;

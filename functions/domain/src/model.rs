@@ -97,6 +97,11 @@ platform_id!(
     PlatformCreditNoteId,
     "credit note id"
 );
+platform_id!(
+    /// The platform's id of a product or service it sells (a Xero item).
+    PlatformItemId,
+    "item id"
+);
 
 /// Identifiers Xero issues are UUIDs.
 macro_rules! xero_id {
@@ -453,6 +458,9 @@ pub struct ParkedPush {
     /// Set for a customer event: parked under the customer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_id: Option<PlatformCustomerId>,
+    /// Set for an item event: parked under the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<PlatformItemId>,
     #[serde(with = "crate::time::fixed")]
     pub occurred_at: DateTime<Utc>,
     /// The event's platform version, when it has one: it orders events before the time does.

@@ -17,11 +17,20 @@ pub enum Feature {
     Contacts,
     /// Accounts, tax rates, tracking, items: what settings are chosen from.
     Settings,
+    /// Items written from the platform's products: Xero's granular `accounting.invoices` covers
+    /// items, and among the broad scopes `accounting.settings` does.
+    Items,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 5] =
-        [Feature::Invoices, Feature::PushPayments, Feature::ReadPayments, Feature::Contacts, Feature::Settings];
+    pub const ALL: [Feature; 6] = [
+        Feature::Invoices,
+        Feature::PushPayments,
+        Feature::ReadPayments,
+        Feature::Contacts,
+        Feature::Settings,
+        Feature::Items,
+    ];
 
     /// Any one of these grants the feature.
     fn granted_by(self) -> &'static [&'static str] {
@@ -36,6 +45,7 @@ impl Feature {
             ],
             Feature::Contacts => &["accounting.contacts"],
             Feature::Settings => &["accounting.settings", "accounting.settings.read"],
+            Feature::Items => &["accounting.invoices", "accounting.settings"],
         }
     }
 
@@ -68,6 +78,15 @@ mod tests {
         assert!(!Feature::PushPayments.allowed_by(&old_default));
         assert!(Feature::ReadPayments.allowed_by(&old_default));
         assert!(Feature::PushPayments.allowed_by(&scopes("offline_access accounting.payments")));
+    }
+
+    #[test]
+    fn items_are_written_with_the_granular_invoices_scope_or_the_broad_settings_one() {
+        assert!(Feature::Items.allowed_by(&scopes("offline_access accounting.invoices")));
+        assert!(Feature::Items.allowed_by(&scopes("offline_access accounting.transactions accounting.settings")));
+        let read_only = scopes("offline_access accounting.transactions accounting.settings.read");
+        assert!(!Feature::Items.allowed_by(&read_only), "reading settings writes no items");
+        assert_eq!(Feature::Items.scope(), "accounting.invoices");
     }
 
     #[test]

@@ -61,7 +61,7 @@
 //!   objects are ours" without an index per entity. No transactions: they cost twice the
 //!   writes and buy nothing here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -70,10 +70,12 @@ use uuid::Uuid;
 use crate::Error;
 use crate::credit_note::CreditNoteRecord;
 use crate::governor::Bucket;
+use crate::item::ItemRecord;
 use crate::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, ContactOwner, Delivery, EmailRefusal,
     GrantId, GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCreditNoteId,
-    PlatformCustomerId, PlatformInvoiceId, PlatformPaymentId, SyncRecord, TenantId, XeroConnectionId, XeroUsage,
+    PlatformCustomerId, PlatformInvoiceId, PlatformItemId, PlatformPaymentId, SyncRecord, TenantId, XeroConnectionId,
+    XeroUsage,
 };
 use crate::payment::PaymentRecord;
 use crate::reference::ReferenceData;
@@ -357,6 +359,17 @@ pub trait CreditNoteRecordStore: Send + Sync {
     async fn save_credit_note_record(&self, record: &CreditNoteRecord) -> Result<CreditNoteRecord, Error>;
 }
 
+/// Platform items and their Xero items.
+#[async_trait]
+pub trait ItemRecordStore: Send + Sync {
+    async fn get_item_record(&self, key: &ConnectionKey, item: &PlatformItemId) -> Result<Option<ItemRecord>, Error>;
+    /// Versioned like [`SyncRecordStore::save_sync_record`]. Also keeps the reference from the
+    /// record's live code to it, and drops the one from `previous_code` when that is no longer it.
+    async fn save_item_record(&self, record: &ItemRecord, previous_code: Option<&str>) -> Result<ItemRecord, Error>;
+    /// Which of `codes` name items we pushed that are in Xero now.
+    async fn live_item_codes(&self, key: &ConnectionKey, codes: &[String]) -> Result<HashSet<String>, Error>;
+}
+
 /// A scheduled job's own state between runs (where a bounded run stopped, what to retry).
 #[async_trait]
 pub trait JobStateStore: Send + Sync {
@@ -468,6 +481,7 @@ pub trait Store:
     + SyncRecordStore
     + PaymentRecordStore
     + CreditNoteRecordStore
+    + ItemRecordStore
     + JobStateStore
     + ParkedPushStore
     + ContactMappingStore
@@ -489,6 +503,7 @@ impl<
         + SyncRecordStore
         + PaymentRecordStore
         + CreditNoteRecordStore
+        + ItemRecordStore
         + JobStateStore
         + ParkedPushStore
         + ContactMappingStore

@@ -157,6 +157,8 @@ pub mod limits {
     pub const ADDRESS_COUNTRY: usize = 50;
     pub const INVOICE_NUMBER: usize = 255;
     pub const ITEM_CODE: usize = 30;
+    pub const ITEM_NAME: usize = 50;
+    pub const ITEM_DESCRIPTION: usize = 4000;
     pub const ACCOUNT_CODE: usize = 10;
     pub const REFERENCE: usize = 255;
     pub const LINE_DESCRIPTION: usize = 4000;
@@ -178,6 +180,8 @@ pub mod limits {
         ("Address", "Country", ADDRESS_COUNTRY),
         ("Invoice", "InvoiceNumber", INVOICE_NUMBER),
         ("Item", "Code", ITEM_CODE),
+        ("Item", "Name", ITEM_NAME),
+        ("Item", "Description", ITEM_DESCRIPTION),
     ];
 }
 

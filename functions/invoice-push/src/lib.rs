@@ -9,6 +9,8 @@ pub mod customer_event;
 pub mod customers;
 pub mod event;
 pub mod follow;
+pub mod item_event;
+pub mod items;
 pub mod mapping;
 pub mod message;
 pub mod payment_event;

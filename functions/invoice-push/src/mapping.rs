@@ -307,6 +307,20 @@ pub fn line_items(
     lines
 }
 
+/// Lines naming an item we pushed to Xero carry its code (`ItemCode`), so Xero's item reports
+/// see them; with `match_items_by_code` every line naming a code carries it already.
+pub fn carry_item_codes(document: &mut Value, lines: &[Line], pushed: &std::collections::HashSet<String>) {
+    if pushed.is_empty() {
+        return;
+    }
+    let Some(items) = document.get_mut("LineItems").and_then(Value::as_array_mut) else { return };
+    for (item, line) in items.iter_mut().zip(lines) {
+        if let Some(code) = line.item_code.as_ref().filter(|c| pushed.contains(*c)) {
+            item["ItemCode"] = json!(code);
+        }
+    }
+}
+
 /// What takes `existing` back: a draft or one awaiting approval is deleted, an approved one voided.
 pub fn withdrawal(existing: InXero) -> Value {
     let status = existing.status.map_or(InvoiceStatus::Voided, InvoiceStatus::withdrawn);

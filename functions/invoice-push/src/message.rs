@@ -7,6 +7,7 @@ use xero_sync_domain::model::{AccountId, TenantId};
 use crate::credit_note_event::CreditNoteEvent;
 use crate::customer_event::CustomerEvent;
 use crate::event::InvoiceEvent;
+use crate::item_event::ItemEvent;
 use crate::payment_event::PaymentEvent;
 
 /// One queue message: the validated event and the organisation it goes to.
@@ -30,6 +31,15 @@ pub enum QueueMessage {
     CreditNote(Box<CreditNoteMessage>),
     /// One customer event from the webhook.
     Customer(Box<CustomerMessage>),
+    /// One item event from the webhook.
+    Item(Box<ItemMessage>),
+}
+
+/// An item event and the organisation it goes to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemMessage {
+    pub tenant_id: TenantId,
+    pub event: ItemEvent,
 }
 
 /// A customer event and the organisation it goes to.

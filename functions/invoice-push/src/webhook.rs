@@ -18,7 +18,8 @@ use xero_sync_runtime::{App, ConfigError, Env};
 use crate::credit_note_event::CreditNoteEvent;
 use crate::customer_event::CustomerEvent;
 use crate::event::InvoiceEvent;
-use crate::message::{CreditNoteMessage, CustomerMessage, PaymentMessage, PushMessage, QueueMessage};
+use crate::item_event::ItemEvent;
+use crate::message::{CreditNoteMessage, CustomerMessage, ItemMessage, PaymentMessage, PushMessage, QueueMessage};
 use crate::payment_event::PaymentEvent;
 
 /// The largest body accepted: what is accepted goes onto the push queue (an SQS message holds
@@ -99,13 +100,14 @@ pub async fn accept(webhook: &Webhook, request: &Request) -> Result<Response<Bod
     Ok(json(StatusCode::ACCEPTED, &json!({ "status": "accepted", "delivery_id": delivery_id })))
 }
 
-/// One delivery of the webhook: an invoice, payment, credit note or customer event, told apart
-/// by `event`.
+/// One delivery of the webhook: an invoice, payment, credit note, customer or item event, told
+/// apart by `event`.
 enum Accepted {
     Invoice(InvoiceEvent),
     Payment(PaymentEvent),
     CreditNote(CreditNoteEvent),
     Customer(CustomerEvent),
+    Item(ItemEvent),
 }
 
 impl Accepted {
@@ -122,6 +124,7 @@ impl Accepted {
             Some(k) if k.starts_with("payment.") => crate::payment_event::parse(raw).map(Self::Payment),
             Some(k) if k.starts_with("credit_note.") => crate::credit_note_event::parse(raw).map(Self::CreditNote),
             Some(k) if k.starts_with("customer.") => crate::customer_event::parse(raw).map(Self::Customer),
+            Some(k) if k.starts_with("item.") => crate::item_event::parse(raw).map(Self::Item),
             _ => crate::event::parse(raw).map(Self::Invoice),
         }
     }
@@ -132,6 +135,7 @@ impl Accepted {
             Self::Payment(e) => e.problems(),
             Self::CreditNote(e) => e.problems(),
             Self::Customer(e) => e.problems(),
+            Self::Item(e) => e.problems(),
         }
     }
 
@@ -141,6 +145,7 @@ impl Accepted {
             Self::Payment(e) => &e.delivery_id,
             Self::CreditNote(e) => &e.delivery_id,
             Self::Customer(e) => &e.delivery_id,
+            Self::Item(e) => &e.delivery_id,
         }
     }
 
@@ -150,6 +155,7 @@ impl Accepted {
             Self::Payment(e) => &e.account_id,
             Self::CreditNote(e) => &e.account_id,
             Self::Customer(e) => &e.account_id,
+            Self::Item(e) => &e.account_id,
         }
     }
 
@@ -159,6 +165,7 @@ impl Accepted {
             Self::Payment(e) => e.xero_tenant_id,
             Self::CreditNote(e) => e.xero_tenant_id,
             Self::Customer(e) => e.xero_tenant_id,
+            Self::Item(e) => e.xero_tenant_id,
         }
     }
 
@@ -170,6 +177,7 @@ impl Accepted {
                 QueueMessage::CreditNote(Box::new(CreditNoteMessage { tenant_id, event: e.clone() }))
             }
             Self::Customer(e) => QueueMessage::Customer(Box::new(CustomerMessage { tenant_id, event: e.clone() })),
+            Self::Item(e) => QueueMessage::Item(Box::new(ItemMessage { tenant_id, event: e.clone() })),
         }
     }
 
@@ -190,6 +198,10 @@ impl Accepted {
             Self::Customer(e) => tracing::info!(
                 account = %e.account_id, customer = %e.customer.id, delivery = %e.delivery_id, event = ?e.event,
                 "customer event accepted"
+            ),
+            Self::Item(e) => tracing::info!(
+                account = %e.account_id, item = %e.item.id, delivery = %e.delivery_id, event = ?e.event,
+                "item event accepted"
             ),
         }
     }

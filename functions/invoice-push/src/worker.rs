@@ -22,6 +22,8 @@ use crate::credit_notes::push_credit_notes;
 use crate::customer_event::CustomerEvent;
 use crate::customers::push_customers;
 use crate::event::InvoiceEvent;
+use crate::item_event::ItemEvent;
+use crate::items::push_items;
 use crate::message::QueueMessage;
 use crate::payment_event::PaymentEvent;
 use crate::payments::push_payments;
@@ -59,6 +61,7 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
     let mut payments: Lots<PaymentEvent> = Lots::default();
     let mut credit_notes: Lots<CreditNoteEvent> = Lots::default();
     let mut customers: Lots<CustomerEvent> = Lots::default();
+    let mut items: Lots<ItemEvent> = Lots::default();
     let mut bus: Vec<(usize, PlatformEvent)> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
         results.push(Ok(()));
@@ -72,6 +75,7 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
             Ok(Some(Read::Payment(tenant, event))) => payments.add(index, tenant, vec![event]),
             Ok(Some(Read::CreditNote(tenant, event))) => credit_notes.add(index, tenant, vec![event]),
             Ok(Some(Read::Customer(tenant, event))) => customers.add(index, tenant, vec![event]),
+            Ok(Some(Read::Item(tenant, event))) => items.add(index, tenant, vec![event]),
             Ok(None) => {}
             Err(unreadable) => results[index] = Err(unreadable.into()),
         }
@@ -85,8 +89,10 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
         results[index] = result;
     }
     let (app, policy) = (&worker.app, &worker.policy);
-    // Customers first: an invoice that came with its customer's details finds the contact made.
+    // Customers and items first: an invoice that came with them finds the contact made and
+    // carries the item's code.
     work(worker, started, customers, &mut results, |tenant, events| push_customers(app, policy, tenant, events)).await;
+    work(worker, started, items, &mut results, |tenant, events| push_items(app, policy, tenant, events)).await;
     work(worker, started, plan, &mut results, |tenant, events| push(app, policy, tenant, events)).await;
     // After the invoices, so a credit note or a payment that came with its invoice finds it in
     // Xero; credits before payments, as a job reduced before it is paid would have them.
@@ -194,6 +200,15 @@ impl Grouped for CustomerEvent {
     }
 }
 
+impl Grouped for ItemEvent {
+    fn account(&self) -> &AccountId {
+        &self.account_id
+    }
+    fn subject(&self) -> &str {
+        self.item.id.as_str()
+    }
+}
+
 impl Grouped for PaymentEvent {
     fn account(&self) -> &AccountId {
         &self.account_id
@@ -248,6 +263,7 @@ enum Read {
     Payment(TenantId, PaymentEvent),
     CreditNote(TenantId, CreditNoteEvent),
     Customer(TenantId, CustomerEvent),
+    Item(TenantId, ItemEvent),
 }
 
 /// `None` for a bus event of a kind that needs nothing here.
@@ -262,6 +278,7 @@ fn read_message(body: &str) -> Result<Option<Read>, Unreadable> {
         Incoming::Ours(QueueMessage::Payment(m)) => Ok(Some(Read::Payment(m.tenant_id, m.event))),
         Incoming::Ours(QueueMessage::CreditNote(m)) => Ok(Some(Read::CreditNote(m.tenant_id, m.event))),
         Incoming::Ours(QueueMessage::Customer(m)) => Ok(Some(Read::Customer(m.tenant_id, m.event))),
+        Incoming::Ours(QueueMessage::Item(m)) => Ok(Some(Read::Item(m.tenant_id, m.event))),
         Incoming::Ours(QueueMessage::Backfill(chunk)) => {
             if chunk.events.iter().any(|e| e.account_id != chunk.account_id) {
                 return Err(Unreadable("a backfill chunk mixes accounts".into()));

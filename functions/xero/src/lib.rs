@@ -156,13 +156,15 @@ impl XeroClient {
         if status.is_success() {
             // A write Xero answered with a 2xx was applied even if its answer cannot be read: the
             // caller must look before writing again, as after a timeout.
-            return serde_json::from_slice(&bytes)
-                .map(|body| XeroResponse { body, limits, bytes: bytes.len() })
-                .map_err(|e| XeroError::Unreadable {
+            // A 204 (a deleted item, say) has no body: it reads as JSON null.
+            let text: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+            return serde_json::from_slice(text).map(|body| XeroResponse { body, limits, bytes: bytes.len() }).map_err(
+                |e| XeroError::Unreadable {
                     what: request.path.trim_start_matches('/').to_owned(),
                     reason: xero_sync_domain::error::without_values(&e.to_string()),
                     maybe_applied: is_write,
-                });
+                },
+            );
         }
         Err(XeroError::from_response(status, &headers, &bytes, request.path))
     }

@@ -80,7 +80,7 @@ mod tests {
 
     /// Mirrors `EventKind` in functions/domain/src/events.rs (its `as_str`); a kind added there
     /// needs a schema file and an entry here.
-    const KINDS: [&str; 19] = [
+    const KINDS: [&str; 23] = [
         "connection.connected",
         "connection.needs_reconnect",
         "connection.disconnected",
@@ -95,6 +95,10 @@ mod tests {
         "payment.sync_failed",
         "credit_note.synced",
         "credit_note.sync_failed",
+        "customer.synced",
+        "customer.sync_failed",
+        "item.synced",
+        "item.sync_failed",
         "tax_rates.changed",
         "accounts.changed",
         "items.changed",
@@ -194,6 +198,28 @@ mod tests {
                 "credit_note_number": "CN-2001",
                 "invoice_id": null,
                 "reasons": ["credit_note.lines[0].tax_rate_id: tax rate vat is not mapped to a Xero tax rate"]
+            }),
+            "customer.synced" => json!({
+                "customer_id": "cust-42",
+                "xero_contact_id": "5b7e9c1d-2f4a-4c6e-8a0b-1d3f5a7c9e2b",
+                "action": "kept_xero",
+                "reason": "the contact was edited in Xero at 2026-11-23T10:00:00.000000Z; the settings keep edits made in Xero",
+                "xero_url": null
+            }),
+            "customer.sync_failed" => json!({
+                "customer_id": "cust-42",
+                "reasons": ["Email address must be valid."]
+            }),
+            "item.synced" => json!({
+                "item_id": "prod-15",
+                "code": "PIPE-CU-15",
+                "xero_item_id": "7c1e9a3b-5d2f-4e6a-8b0c-2d4f6a8c0e1b",
+                "action": "created"
+            }),
+            "item.sync_failed" => json!({
+                "item_id": "prod-15",
+                "code": "PIPE-CU-15",
+                "reasons": ["item.tax_rate_id: tax rate vat is not mapped to a Xero tax rate"]
             }),
             "contact.upserted" => json!({
                 "xero_contact_id": "5b7e9c1d-2f4a-4c6e-8a0b-1d3f5a7c9e2b",

@@ -173,7 +173,16 @@ fn collection(t: &Tenant, r: Resource, summary_only: bool, with_lines: bool) -> 
                 Some(with_updated(v))
             })
             .collect(),
-        Resource::Items => t.items.iter().filter_map(|x| serde_json::to_value(x).ok().map(with_updated)).collect(),
+        Resource::Items => t
+            .items
+            .iter()
+            .filter_map(|x| {
+                let mut v = serde_json::to_value(x).ok()?;
+                let at = t.item_updated.get(&x.item_id).copied().unwrap_or(t.reference_updated);
+                v["UpdatedDateUTC"] = json!(ms_date(at));
+                Some(v)
+            })
+            .collect(),
         Resource::Currencies => t.currencies.iter().filter_map(|x| serde_json::to_value(x).ok()).collect(),
         Resource::TrackingCategories => {
             t.tracking_categories.iter().filter_map(|x| serde_json::to_value(x).ok()).collect()
@@ -251,17 +260,21 @@ pub(crate) fn route(state: &mut State, shared: &Shared, req: &Req, ctx: &TokenCt
         },
         (
             "PUT" | "POST",
-            r @ (Resource::Contacts | Resource::Invoices | Resource::CreditNotes | Resource::Payments),
+            r
+            @ (Resource::Contacts | Resource::Invoices | Resource::CreditNotes | Resource::Payments | Resource::Items),
             id,
             None,
         ) => write(state, shared, req, ctx, tenant_id, r, id, now),
+        ("DELETE", Resource::Items, Some(id), None) => crate::items::delete(state, tenant_id, &id),
         (m, _, _, _) => Reply::text(405, &format!("The requested resource does not support http method '{m}'.")),
     }
 }
 
-/// Whether the consent's scopes cover the endpoint. Only payments are checked: they are the
-/// one endpoint whose write scope (`accounting.payments`) a connection may lack while reading
-/// works (`accounting.payments.read`), as connections made before xero-sync pushed payments do.
+/// Whether the consent's scopes cover the endpoint. Payments and item writes are checked: they
+/// are the endpoints whose write scope a connection may lack while reading works, as
+/// connections made before xero-sync pushed payments or items do (`accounting.payments.read`,
+/// `accounting.settings.read`). Xero documents the granular `accounting.invoices` as covering
+/// items, and among the broad scopes `accounting.settings`.
 fn allowed(r: Resource, write: bool, scope: &str) -> bool {
     let granted = |wanted: &[&str]| scope.split_whitespace().any(|s| wanted.contains(&s));
     match (r, write) {
@@ -272,6 +285,7 @@ fn allowed(r: Resource, write: bool, scope: &str) -> bool {
             "accounting.transactions",
             "accounting.transactions.read",
         ]),
+        (Resource::Items, true) => granted(&["accounting.invoices", "accounting.settings"]),
         _ => true,
     }
 }

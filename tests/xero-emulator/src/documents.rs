@@ -118,7 +118,8 @@ pub fn find_contact_for_update(tenant: &Tenant, v: &Value) -> Option<Uuid> {
         return tenant.contact(id).map(|c| c.id);
     }
     let number = str_field(v, "ContactNumber").filter(|n| !n.is_empty());
-    if let Some(found) = number.and_then(|n| tenant.contacts.iter().find(|c| c.get_str("ContactNumber") == Some(n.as_str())))
+    if let Some(found) =
+        number.and_then(|n| tenant.contacts.iter().find(|c| c.get_str("ContactNumber") == Some(n.as_str())))
     {
         return Some(found.id);
     }

@@ -113,6 +113,11 @@ impl Reply {
         Reply::validation(vec![json!({"ValidationErrors": [{"Message": message}]})])
     }
 
+    /// A 204: done, nothing to say (Xero's answer to a deleted item).
+    pub fn no_content() -> Reply {
+        Reply { status: 204, body: ReplyBody::Empty }
+    }
+
     pub fn not_found() -> Reply {
         Reply::text(404, "The resource you're looking for cannot be found")
     }

@@ -15,6 +15,7 @@ mod faults;
 mod http;
 mod idempotency;
 mod identity;
+mod items;
 mod jwt;
 mod limits;
 mod model;

@@ -119,6 +119,7 @@ pub(crate) fn apply(state: &mut State, seed: Seed, now: DateTime<Utc>) -> Result
             payments: vec![],
             allocations: vec![],
             reference_updated: now,
+            item_updated: Default::default(),
         };
         state.tenants.retain(|t| t.id != tenant.id);
         state.tenants.push(tenant);

@@ -215,6 +215,8 @@ pub struct Tenant {
     pub payments: Vec<Payment>,
     pub allocations: Vec<Allocation>,
     pub reference_updated: DateTime<Utc>,
+    /// When each item written through the API last changed; seeded ones carry `reference_updated`.
+    pub item_updated: std::collections::HashMap<Uuid, DateTime<Utc>>,
 }
 
 impl Tenant {

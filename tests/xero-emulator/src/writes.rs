@@ -40,6 +40,8 @@ fn with_errors(element: &Value, r: Resource, errors: &[String]) -> Value {
     v["StatusAttributeString"] = json!("ERROR");
     match r {
         Resource::Contacts | Resource::Payments => v["HasValidationErrors"] = json!(true),
+        // Xero's Item has no flag beside its ValidationErrors.
+        Resource::Items => {}
         _ => v["HasErrors"] = json!(true),
     }
     v
@@ -51,6 +53,7 @@ fn object_json(t: &Tenant, r: Resource, id: Uuid) -> Value {
         Resource::Invoices => t.invoices.iter().find(|d| d.id == id).map(|d| document_json(t, d, false, true)),
         Resource::CreditNotes => t.credit_notes.iter().find(|d| d.id == id).map(|d| document_json(t, d, false, true)),
         Resource::Payments => t.payments.iter().find(|p| p.id == id).map(|p| payment_json(t, p)),
+        Resource::Items => crate::items::item_json(t, id),
         _ => None,
     };
     found.unwrap_or(Value::Null)
@@ -126,6 +129,10 @@ pub fn write(
                 None => return Reply::not_found(),
             }
         }
+        (Some(id), Resource::Items) => match crate::items::find(tenant, id) {
+            Some(f) => Some(f),
+            None => return Reply::not_found(),
+        },
         (Some(id), Resource::Payments) => {
             match Uuid::parse_str(id).ok().filter(|u| tenant.payments.iter().any(|p| p.id == *u)) {
                 Some(f) => Some(f),
@@ -164,6 +171,17 @@ pub fn write(
                         .and_then(|()| save_document(&mut work, kind, element, existing, unit_dp, now)),
                     Err(e) => Err(vec![e]),
                 }
+            }
+            Resource::Items => {
+                let existing = match target {
+                    Some(t) => Ok(Some(t)),
+                    None => crate::items::existing(&work, element, is_put),
+                };
+                existing.map_err(|e| vec![e]).and_then(|existing| {
+                    check
+                        .run(element, existing.is_some(), echo)
+                        .and_then(|()| crate::items::save(&mut work, element, existing, now))
+                })
             }
             Resource::Payments => check.run(element, target.is_some(), echo).and_then(|()| match target {
                 Some(id) => delete_payment(&mut work, id, element, now).map(|_| id),

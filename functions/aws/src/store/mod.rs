@@ -3,9 +3,10 @@
 
 mod claims;
 mod connections;
+mod items;
 mod records;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -22,19 +23,21 @@ use uuid::Uuid;
 use xero_sync_domain::credit_note::CreditNoteRecord;
 use xero_sync_domain::error::{AwsError, Error};
 use xero_sync_domain::governor::Bucket;
+use xero_sync_domain::item::ItemRecord;
 use xero_sync_domain::model::{
     AccountId, Connection, ConnectionKey, ConnectionStatus, ContactMapping, ContactOwner, Delivery, DeliveryStatus,
     EmailRefusal, GrantId, GrantRelease, ImportCursor, OAuthState, ParkedPush, PendingChoice, PlatformCreditNoteId,
-    PlatformCustomerId, PlatformInvoiceId, PlatformPaymentId, SyncRecord, TenantId, XeroConnectionId, XeroUsage,
+    PlatformCustomerId, PlatformInvoiceId, PlatformItemId, PlatformPaymentId, SyncRecord, TenantId, XeroConnectionId,
+    XeroUsage,
 };
 use xero_sync_domain::payment::PaymentRecord;
 use xero_sync_domain::reference::ReferenceData;
 use xero_sync_domain::settings::{ConnectionSettings, VersionedSettings};
 use xero_sync_domain::store::{
     BucketStore, CONNECTED_SHARDS, Claimed, ConnectedQuery, ConnectionStore, ConsentStore, ContactMappingStore,
-    CreditNoteRecordStore, CursorStore, DeliveryClaim, DeliveryStore, GrantReleaseStore, JobStateStore, LeaseStore,
-    OnceStore, Page, PageToken, ParkedPushStore, PaymentRecordStore, ReferenceDataStore, SettingsStore, StateRefusal,
-    StatusChange, SyncRecordStore, UsageStore,
+    CreditNoteRecordStore, CursorStore, DeliveryClaim, DeliveryStore, GrantReleaseStore, ItemRecordStore,
+    JobStateStore, LeaseStore, OnceStore, Page, PageToken, ParkedPushStore, PaymentRecordStore, ReferenceDataStore,
+    SettingsStore, StateRefusal, StatusChange, SyncRecordStore, UsageStore,
 };
 use xero_sync_domain::time;
 
@@ -73,12 +76,18 @@ mod keys {
     }
     /// An invoice's parked event, or a payment's: platform ids hold no `#`, so they never meet.
     pub fn parked(parked: &ParkedPush) -> String {
-        match (&parked.payment_id, &parked.credit_note_id, &parked.customer_id, &parked.invoice_id) {
-            (Some(payment), ..) => format!("PARKED#PAYMENT#{payment}"),
-            (None, Some(credit_note), ..) => format!("PARKED#CREDIT_NOTE#{credit_note}"),
-            (None, None, Some(customer), _) => format!("PARKED#CUSTOMER#{customer}"),
-            (None, None, None, Some(invoice)) => format!("PARKED#{invoice}"),
-            (None, None, None, None) => "PARKED#".to_owned(),
+        if let Some(payment) = &parked.payment_id {
+            format!("PARKED#PAYMENT#{payment}")
+        } else if let Some(credit_note) = &parked.credit_note_id {
+            format!("PARKED#CREDIT_NOTE#{credit_note}")
+        } else if let Some(customer) = &parked.customer_id {
+            format!("PARKED#CUSTOMER#{customer}")
+        } else if let Some(item) = &parked.item_id {
+            format!("PARKED#ITEM#{item}")
+        } else if let Some(invoice) = &parked.invoice_id {
+            format!("PARKED#{invoice}")
+        } else {
+            "PARKED#".to_owned()
         }
     }
     pub fn payment(invoice: &PlatformInvoiceId, payment: &PlatformPaymentId) -> String {
@@ -86,6 +95,13 @@ mod keys {
     }
     pub fn credit_note(id: &PlatformCreditNoteId) -> String {
         format!("CREDIT_NOTE#{id}")
+    }
+    pub fn item(id: &PlatformItemId) -> String {
+        format!("ITEM#{id}")
+    }
+    /// The reference from a Xero item code to the platform item that holds it.
+    pub fn item_code(code: &str) -> String {
+        format!("ITEM_CODE#{code}")
     }
     pub fn payments_of(invoice: &PlatformInvoiceId) -> String {
         format!("PAYMENT#{invoice}#")

@@ -91,6 +91,11 @@ async fn push_inner(
 
     let records =
         futures::future::try_join_all(events.iter().map(|e| store.get_sync_record(key, &e.invoice.id))).await?;
+    let codes: Vec<String> =
+        events.iter().flat_map(|e| e.invoice.lines.iter().filter_map(|l| l.item_code.clone())).collect();
+    let items =
+        if settings.match_items_by_code { Default::default() } else { store.live_item_codes(key, &codes).await? };
+    let mapping = Mapping { settings: &settings, tracking: &tracking, items: &items };
     let now = app.now();
     let mut jobs: Vec<Job> = events
         .into_iter()
@@ -98,7 +103,7 @@ async fn push_inner(
         .map(|(event, record)| {
             let record =
                 record.unwrap_or_else(|| SyncRecord::new(key, event.invoice.id.clone(), &event.invoice.number, now));
-            let plan = decide(&event, &record, &settings, &tracking, now, policy);
+            let plan = decide(&event, &record, &mapping, now, policy);
             Job { event, record, plan, contact: None, result: None, written: None, claimed: false }
         })
         .collect();
@@ -128,7 +133,7 @@ async fn push_inner(
         }
     }
 
-    write_to_xero(app, policy, &connection, Mapping { settings: &settings, tracking: &tracking }, &mut jobs).await;
+    write_to_xero(app, policy, &connection, mapping, &mut jobs).await;
     // Xero refused the grant midway: what was written is recorded, the rest waits.
     let waiting: Vec<InvoiceEvent> =
         jobs.iter().filter(|j| matches!(j.result, Some(Ok(Outcome::Parked)))).map(|j| j.event.clone()).collect();

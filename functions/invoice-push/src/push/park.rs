@@ -6,7 +6,7 @@ use xero_sync_aws::Queue;
 use xero_sync_domain::Error;
 use xero_sync_domain::model::{
     Connection, ConnectionKey, ConnectionStatus, ParkedPush, PlatformCreditNoteId, PlatformCustomerId,
-    PlatformInvoiceId, PlatformPaymentId,
+    PlatformInvoiceId, PlatformItemId, PlatformPaymentId,
 };
 use xero_sync_domain::store::{ConnectionStore, ParkedPushStore};
 
@@ -40,6 +40,7 @@ pub(crate) enum ParkedUnder {
     Payment(PlatformPaymentId),
     CreditNote(PlatformCreditNoteId),
     Customer(PlatformCustomerId),
+    Item(PlatformItemId),
 }
 
 /// What is kept for a parked event: the queue message, as it will be sent again.
@@ -53,6 +54,7 @@ pub(crate) fn parked(
         payment_id: None,
         credit_note_id: None,
         customer_id: None,
+        item_id: None,
         occurred_at: order.occurred_at,
         sequence: order.sequence,
         message: serde_json::to_string(message)
@@ -63,6 +65,7 @@ pub(crate) fn parked(
         ParkedUnder::Payment(id) => parked.payment_id = Some(id),
         ParkedUnder::CreditNote(id) => parked.credit_note_id = Some(id),
         ParkedUnder::Customer(id) => parked.customer_id = Some(id),
+        ParkedUnder::Item(id) => parked.item_id = Some(id),
     }
     Ok(parked)
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use xero_sync_domain::Error;
 use xero_sync_domain::digest::hex;
 use xero_sync_domain::model::{SyncRecord, SyncStatus};
-use xero_sync_domain::xero::{InvoiceStatus, TrackingCategory};
+use xero_sync_domain::xero::InvoiceStatus;
 
 use crate::event::{EventOrder, EventType, InvoiceEvent};
 use crate::mapping::{ContactRef, content_hash, to_xero};
@@ -135,11 +135,11 @@ pub(super) enum Plan {
 pub(super) fn decide(
     event: &InvoiceEvent,
     record: &SyncRecord,
-    settings: &xero_sync_domain::settings::ConnectionSettings,
-    tracking: &[TrackingCategory],
+    mapping: &super::write::Mapping<'_>,
     now: DateTime<Utc>,
     policy: &PushPolicy,
 ) -> Plan {
+    let (settings, tracking) = (mapping.settings, mapping.tracking);
     let applied = record.last_event_at.map(|occurred_at| EventOrder { occurred_at, sequence: record.last_sequence });
     if applied.is_some_and(|applied| event.order().is_older_than(&applied)) {
         return Plan::Done(Ok(Outcome::Superseded));
@@ -187,7 +187,11 @@ pub(super) fn decide(
         _ => {}
     }
     // The customer as we would send it to be created: its id and details are in the hash.
-    match to_xero(event, settings, tracking, ContactRef::new(&event.customer), None) {
+    let invoice = to_xero(event, settings, tracking, ContactRef::new(&event.customer), None).map(|mut invoice| {
+        crate::mapping::carry_item_codes(&mut invoice, &event.invoice.lines, mapping.items);
+        invoice
+    });
+    match invoice {
         Err(problems) => {
             let reasons: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect();
             let hash = hex(&Sha256::digest(reasons.join("\n").as_bytes()));
@@ -243,7 +247,9 @@ mod tests {
     }
 
     fn plan(event: &InvoiceEvent, record: &SyncRecord) -> Plan {
-        decide(event, record, &settings(), &[], now(), &PushPolicy::default())
+        let items = std::collections::HashSet::new();
+        let mapping = crate::push::write::Mapping { settings: &settings(), tracking: &[], items: &items };
+        decide(event, record, &mapping, now(), &PushPolicy::default())
     }
 
     /// The record after `event` was written to Xero, as the push leaves it.

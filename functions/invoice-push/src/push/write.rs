@@ -47,6 +47,8 @@ pub(crate) fn idempotency_key(tenant: TenantId, method: &str, body: &Value, deli
 pub(super) struct Mapping<'a> {
     pub(super) settings: &'a ConnectionSettings,
     pub(super) tracking: &'a [TrackingCategory],
+    /// Item codes we pushed that Xero has: lines naming one carry it.
+    pub(super) items: &'a std::collections::HashSet<String>,
 }
 
 /// Contacts, lookups and writes for every claimed job; every outcome becomes the job's
@@ -240,7 +242,12 @@ pub(super) async fn write_once(
                     None => ContactRef::new(&job.event.customer),
                 };
                 let existing = existing.map(|id| InXero { id, status: job.record.xero_status });
-                match to_xero(&job.event, mapping.settings, mapping.tracking, contact, existing) {
+                let body =
+                    to_xero(&job.event, mapping.settings, mapping.tracking, contact, existing).map(|mut body| {
+                        crate::mapping::carry_item_codes(&mut body, &job.event.invoice.lines, mapping.items);
+                        body
+                    });
+                match body {
                     Ok(body) if existing.is_some() => updates.push((i, body)),
                     Ok(body) => creates.push((i, body)),
                     // The planner mapped the same event with the same settings, so this is not

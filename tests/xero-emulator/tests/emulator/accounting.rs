@@ -792,3 +792,41 @@ async fn odd_input_gets_a_4xx_and_never_breaks_the_connection() {
     assert_eq!(huge_page.body["Invoices"], json!([]));
     assert!(emu.invoices(NZ).is_empty());
 }
+
+#[tokio::test]
+async fn items_are_created_by_put_upserted_by_code_with_post_held_to_the_spec_and_deleted_for_good() {
+    let emu = start().await;
+    let api = connected_api(&emu).await;
+    let item = json!({"Code": "PIPE-15", "Name": "Copper pipe 15mm", "IsSold": true,
+        "SalesDetails": {"UnitPrice": 12.4, "AccountCode": "200", "TaxType": "OUTPUT2"}});
+    spec("Items", &json!({"Items": [item.clone()]}));
+    let created = api.put("/Items", &json!({"Items": [item.clone()]})).await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    spec("Items", &created.body);
+    let id = created.body["Items"][0]["ItemID"].as_str().unwrap().to_owned();
+    let again = api.put("/Items", &json!({"Items": [item.clone()]})).await;
+    assert_eq!(again.status, 400, "a PUT never takes an existing code");
+    assert!(again.messages()[0].contains("already exists"), "{}", again.text);
+
+    let repriced = json!({"Items": [{"Code": "PIPE-15", "SalesDetails": {"UnitPrice": 13.1}}]});
+    let updated = api.post("/Items?summarizeErrors=false", &repriced).await;
+    assert_eq!(updated.status, 200, "{}", updated.text);
+    assert_eq!(updated.body["Items"][0]["ItemID"], id.as_str(), "a POST finds the item by its code");
+    assert_eq!(updated.body["Items"][0]["SalesDetails"]["UnitPrice"], json!(13.1));
+    assert_eq!(updated.body["Items"][0]["SalesDetails"]["TaxType"], "OUTPUT2", "what is not sent stays");
+
+    let long = json!({"Items": [{"Code": "C".repeat(31), "Name": "Too long a code"},
+        {"Code": "GOOD-1", "Name": "Fine", "SalesDetails": {"TaxType": "NOPE"}}]});
+    let refused = api.post("/Items?summarizeErrors=false", &long).await;
+    assert_eq!(refused.status, 200, "{}", refused.text);
+    assert_eq!(refused.body["Items"][0]["StatusAttributeString"], "ERROR", "Code holds 30 characters");
+    assert!(refused.body["Items"][1]["ValidationErrors"][0]["Message"].as_str().unwrap().contains("TaxType"));
+
+    let not_sold = api.post(&format!("/Items/{id}"), &json!({"Items": [{"IsSold": false}]})).await;
+    assert_eq!(not_sold.body["Items"][0]["SalesDetails"], json!({}), "an item not sold keeps no sales details");
+
+    let gone = api.send("DELETE", &format!("/Items/{id}"), None, &[]).await;
+    assert_eq!((gone.status, gone.text.as_str()), (204, ""));
+    assert_eq!(api.send("DELETE", &format!("/Items/{id}"), None, &[]).await.status, 404);
+    assert_eq!(api.get(&format!("/Items/{id}")).await.status, 404);
+}
