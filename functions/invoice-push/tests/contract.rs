@@ -258,3 +258,60 @@ mod customers {
         }
     }
 }
+
+mod items {
+    use invoice_push::item_event::parse;
+    use serde_json::{Value, json};
+
+    use super::{Breakage, repo};
+
+    fn schema() -> jsonschema::Validator {
+        let text = std::fs::read_to_string(repo("docs/contracts/item-webhook.schema.json")).unwrap();
+        jsonschema::options().should_validate_formats(true).build(&serde_json::from_str(&text).unwrap()).unwrap()
+    }
+
+    fn example() -> Value {
+        let path = repo("docs/contracts/examples/item-upserted.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_documented_item_example_is_valid_for_the_schema_and_the_parser_and_a_deletion_needs_only_the_code() {
+        let example = example();
+        let errors: Vec<String> = schema().iter_errors(&example).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        let event = parse(example.to_string().as_bytes()).unwrap();
+        assert!(event.problems().is_empty(), "{:?}", event.problems());
+        assert_eq!(event.item.unit_price.map(|p| p.to_string()), Some("12.40".into()));
+        let deleted = json!({ "delivery_id": "dlv_01J9ZD4M8R", "event": "item.deleted", "occurred_at": "2026-11-24T09:30:00Z",
+            "account_id": "acct-42", "item": { "id": "prod-15", "code": "PIPE-CU-15" } });
+        assert!(schema().is_valid(&deleted));
+        assert!(parse(deleted.to_string().as_bytes()).unwrap().problems().is_empty());
+    }
+
+    #[test]
+    fn the_schema_and_the_parser_refuse_the_same_broken_items() {
+        let schema = schema();
+        let broken: Vec<Breakage> = vec![
+            ("a code longer than Xero's 30 characters", Box::new(|v| v["item"]["code"] = json!("C".repeat(31)))),
+            ("a name longer than Xero's 50 characters", Box::new(|v| v["item"]["name"] = json!("N".repeat(51)))),
+            ("an upsert without a name", Box::new(|v| drop(v["item"].as_object_mut().unwrap().remove("name")))),
+            ("no code", Box::new(|v| drop(v["item"].as_object_mut().unwrap().remove("code")))),
+            ("a blank code", Box::new(|v| v["item"]["code"] = json!("   "))),
+            ("a price with five decimal places", Box::new(|v| v["item"]["unit_price"] = json!("1.23456"))),
+            ("a price that is not a number", Box::new(|v| v["item"]["unit_price"] = json!("cheap"))),
+            ("an unknown event", Box::new(|v| v["event"] = json!("item.archived"))),
+            ("an unknown field", Box::new(|v| v["item"]["colour"] = json!("red"))),
+        ];
+        for (what, break_it) in broken {
+            let mut payload = example();
+            break_it(&mut payload);
+            assert!(!schema.is_valid(&payload), "the schema accepts {what}");
+            let refused = match parse(payload.to_string().as_bytes()) {
+                Err(_) => true,
+                Ok(event) => !event.problems().is_empty(),
+            };
+            assert!(refused, "the parser accepts {what}");
+        }
+    }
+}

@@ -11,6 +11,7 @@ mod governor;
 mod helpers;
 mod import;
 mod inputs;
+mod items;
 mod payments;
 mod push;
 mod refunds;
