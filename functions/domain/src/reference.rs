@@ -10,6 +10,28 @@ use crate::xero::{Account, Currency, Item, TaxRate, TrackingCategory};
 /// so anything older means the import has not run.
 pub const FRESH_FOR: Duration = Duration::minutes(45);
 
+/// The import cursor whose content hash says which item list the platform was last told of.
+pub const ITEMS_CURSOR: &str = "items";
+
+/// `items.changed`'s data for `items`: the import announces it when its hash differs from the one
+/// the platform was last told; the item push lays its own writes onto both, so they are no news.
+pub fn items_payload(items: &[Item]) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = items
+        .iter()
+        .map(|i| {
+            let sales = i.sales_details.as_ref();
+            serde_json::json!({
+                "code": i.code, "name": i.name, "description": i.description,
+                "unit_price": sales.and_then(|s| s.unit_price).map(|p| p.normalize().to_string()),
+                "account_code": sales.and_then(|s| s.account_code.clone()),
+                "tax_type": sales.and_then(|s| s.tax_type.clone()),
+                "is_sold": i.is_sold.unwrap_or(true),
+            })
+        })
+        .collect();
+    serde_json::json!({ "items": items })
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceData {
     #[serde(with = "crate::time::fixed")]

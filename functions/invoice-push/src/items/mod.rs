@@ -65,6 +65,8 @@ struct Job {
     plan: Plan,
     /// The hash of what an upsert writes.
     hash: Option<String>,
+    /// The item as Xero answered our write.
+    in_xero: Option<xero_sync_domain::xero::Item>,
     result: Option<ItemResult>,
 }
 
@@ -115,7 +117,7 @@ async fn inner(
                 Plan::Upsert { hash, .. } => Some(hash.clone()),
                 _ => None,
             };
-            Job { event, record, plan, hash, result: None }
+            Job { event, record, plan, hash, in_xero: None, result: None }
         })
         .collect();
     write::to_xero(app, policy, &connection, &mut jobs).await;
@@ -251,10 +253,62 @@ async fn finish(app: &App, connection: &Connection, jobs: &mut [Job], policy: &P
         );
         job.result = Some(result);
     }
+    let changes: Vec<Change> = jobs
+        .iter()
+        .filter_map(|j| match (&j.result, &j.in_xero) {
+            (Some(Ok(ItemOutcome::Created { .. } | ItemOutcome::Updated { .. })), Some(item)) => {
+                Some(Change::Put(item.clone()))
+            }
+            (Some(Ok(ItemOutcome::Deleted { xero_item_id: Some(id) })), _) => Some(Change::Remove(*id)),
+            _ => None,
+        })
+        .collect();
+    remember_in_snapshot(app, &connection.key(), changes).await;
     if !events.is_empty() {
         app.services.events.publish(&events).await?;
     }
     Ok(())
+}
+
+/// One of our writes, as the reference snapshot takes it.
+enum Change {
+    Put(xero_sync_domain::xero::Item),
+    Remove(Uuid),
+}
+
+/// Lays our own writes onto the reference snapshot (settings choose items from it at once), and,
+/// when the platform was told the list as the snapshot held it, onto the list it was told: the
+/// import reading our writes back then finds nothing new to announce as `items.changed`. A
+/// cache: failing to keep it loses nothing but an announcement of our own change.
+async fn remember_in_snapshot(app: &App, key: &ConnectionKey, changes: Vec<Change>) {
+    use xero_sync_domain::reference::{ITEMS_CURSOR, items_payload};
+    if changes.is_empty() {
+        return;
+    }
+    let store = &app.services.store;
+    let Ok(Some(mut data)) = store.get_reference_data(key).await else { return };
+    let Ok(cursor) = store.get_cursor(key, ITEMS_CURSOR).await else { return };
+    let hash = |items: &[xero_sync_domain::xero::Item]| sha256_hex(items_payload(items).to_string());
+    let told = cursor.as_ref().is_some_and(|c| c.content_hash.as_deref() == Some(hash(&data.items).as_str()));
+    for change in changes {
+        match change {
+            Change::Put(item) => match data.items.iter_mut().find(|i| i.item_id == item.item_id) {
+                Some(slot) => *slot = item,
+                None => data.items.push(item),
+            },
+            Change::Remove(id) => data.items.retain(|i| i.item_id != id),
+        }
+    }
+    if let Err(e) = store.put_reference_data(key, &data).await {
+        tracing::warn!(error = %e, "reference snapshot not told of our items");
+        return;
+    }
+    if let (true, Some(cursor)) = (told, cursor) {
+        let next = xero_sync_domain::model::ImportCursor { content_hash: Some(hash(&data.items)), ..cursor };
+        if let Err(e) = store.save_cursor(key, &next).await {
+            tracing::warn!(error = %e, "the items the platform was told of not updated");
+        }
+    }
 }
 
 fn announcement(connection: &Connection, job: &Job, outcome: &ItemOutcome) -> PlatformEvent {

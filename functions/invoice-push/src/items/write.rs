@@ -28,7 +28,13 @@ struct Answered {
 #[derive(Debug, Default, Deserialize)]
 struct Items {
     #[serde(rename = "Items", default)]
-    items: Vec<Answered>,
+    items: Vec<Value>,
+}
+
+impl Answered {
+    fn read(v: &Value) -> Answered {
+        serde_json::from_value(v.clone()).unwrap_or_default()
+    }
 }
 
 /// Writes what the jobs plan; each job written gets its result.
@@ -77,7 +83,8 @@ async fn upsert(app: &App, connection: &Connection, jobs: &mut [Job], which: &[u
         }
         Err(e) => return fail_all(jobs, which, &e),
     };
-    for (&i, item) in which.iter().zip(answer) {
+    for (&i, raw) in which.iter().zip(answer) {
+        let item = Answered::read(&raw);
         let refused = item.status_attribute_string.as_deref() == Some("ERROR") || !item.validation_errors.is_empty();
         jobs[i].result = Some(match (refused, item.item_id) {
             (true, _) | (false, None) => {
@@ -88,6 +95,9 @@ async fn upsert(app: &App, connection: &Connection, jobs: &mut [Job], which: &[u
             }
             (false, Some(id)) => Ok(ItemOutcome::Updated { xero_item_id: id }),
         });
+        if !refused {
+            jobs[i].in_xero = serde_json::from_value(raw).ok();
+        }
     }
 }
 
@@ -106,7 +116,7 @@ async fn delete(app: &App, connection: &Connection, job: &Job) -> ItemResult {
             let mut request = ApiRequest::new("/Items");
             request.query = vec![("where", format!("Code=={}", literal(&job.event.item.code)))];
             match app.tokens.get::<Items>(connection, &request).await {
-                Ok(found) => match found.body.items.first().and_then(|i| i.item_id) {
+                Ok(found) => match found.body.items.first().and_then(|i| Answered::read(i).item_id) {
                     Some(id) => id,
                     None => return Ok(ItemOutcome::Deleted { xero_item_id: None }),
                 },

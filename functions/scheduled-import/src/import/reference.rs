@@ -6,6 +6,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use xero_sync_domain::events::{EventKind, PlatformEvent};
 use xero_sync_domain::model::ImportCursor;
+use xero_sync_domain::reference::{ITEMS_CURSOR, items_payload};
 use xero_sync_domain::xero::{RecordStatus, TaxRateStatus};
 use xero_sync_runtime::reference;
 
@@ -100,20 +101,7 @@ impl Run<'_> {
                 "status": a.status.unwrap_or(RecordStatus::Active), "tax_type": a.tax_type,
             })).collect::<Vec<_>>() }),
             ),
-            (
-                "items",
-                EventKind::ItemsChanged,
-                json!({ "items": data.items.iter().map(|i| {
-                let sales = i.sales_details.as_ref();
-                json!({
-                    "code": i.code, "name": i.name, "description": i.description,
-                    "unit_price": sales.and_then(|s| s.unit_price).map(|p| p.normalize().to_string()),
-                    "account_code": sales.and_then(|s| s.account_code.clone()),
-                    "tax_type": sales.and_then(|s| s.tax_type.clone()),
-                    "is_sold": i.is_sold.unwrap_or(true),
-                })
-            }).collect::<Vec<_>>() }),
-            ),
+            (ITEMS_CURSOR, EventKind::ItemsChanged, items_payload(&data.items)),
             (
                 "currencies",
                 EventKind::CurrenciesChanged,

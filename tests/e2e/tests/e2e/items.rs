@@ -199,3 +199,33 @@ async fn an_item_for_a_connection_whose_consent_does_not_allow_items_waits_and_a
     w.work_push_queue().await;
     assert!(xero_item(&w, "WIDGET").is_some(), "released by the reconnection");
 }
+
+#[tokio::test]
+async fn our_own_items_are_not_announced_back_as_changed_but_an_edit_in_xero_is() {
+    use scheduled_import::import::{ImportPolicy, import};
+    let account = "acct-items-echo";
+    let w = ready(account, NewInvoiceStatus::Authorised).await;
+    import(&w.importer.app, &ImportPolicy::default(), &key(account)).await.unwrap(); // the first: everything
+    w.inbox.drain().await.unwrap();
+
+    push(&w, &item_event(account, "dlv-echo-1", "item.upserted", "prod-15", "PIPE-CU-15", w.now())).await;
+    w.emu.clock().advance(Duration::from_secs(60));
+    let mut repriced = item_event(account, "dlv-echo-2", "item.upserted", "prod-15", "PIPE-CU-15", w.now());
+    repriced["item"]["unit_price"] = json!("13.10");
+    push(&w, &repriced).await;
+    w.inbox.drain().await.unwrap();
+
+    w.emu.clock().advance(Duration::from_secs(25 * 3600));
+    import(&w.importer.app, &ImportPolicy::default(), &key(account)).await.unwrap();
+    assert!(events_of(&w.inbox, "items.changed").await.is_empty(), "our own items are no news");
+
+    let connection = w.connections(account).await.remove(0);
+    let edit = json!({ "Items": [{ "Code": "PIPE-CU-15", "Name": "Copper pipe (edited in Xero)" }] });
+    w.worker.app.tokens.post::<_, Value>(&connection, &xero_sync_xero::ApiRequest::new("/Items"), &edit).await.unwrap();
+    w.emu.clock().advance(Duration::from_secs(25 * 3600));
+    import(&w.importer.app, &ImportPolicy::default(), &key(account)).await.unwrap();
+    let changed = events_of(&w.inbox, "items.changed").await;
+    assert_eq!(changed.len(), 1, "the bookkeeper's edit is");
+    let items = changed[0]["detail"]["data"]["items"].as_array().unwrap().clone();
+    assert!(items.iter().any(|i| i["name"] == "Copper pipe (edited in Xero)"), "{items:?}");
+}
