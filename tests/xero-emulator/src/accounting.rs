@@ -48,6 +48,7 @@ pub(crate) enum Resource {
     Items,
     Currencies,
     TrackingCategories,
+    ContactGroups,
 }
 
 impl Resource {
@@ -63,6 +64,7 @@ impl Resource {
             "items" => Resource::Items,
             "currencies" => Resource::Currencies,
             "trackingcategories" => Resource::TrackingCategories,
+            "contactgroups" => Resource::ContactGroups,
             _ => return None,
         })
     }
@@ -79,6 +81,7 @@ impl Resource {
             Resource::Items => "Items",
             Resource::Currencies => "Currencies",
             Resource::TrackingCategories => "TrackingCategories",
+            Resource::ContactGroups => "ContactGroups",
         }
     }
 
@@ -94,6 +97,7 @@ impl Resource {
             Resource::Organisation => Some("OrganisationID"),
             Resource::TaxRates => Some("TaxType"),
             Resource::Currencies => Some("Code"),
+            Resource::ContactGroups => Some("ContactGroupID"),
         }
     }
 
@@ -187,6 +191,11 @@ fn collection(t: &Tenant, r: Resource, summary_only: bool, with_lines: bool) -> 
         Resource::TrackingCategories => {
             t.tracking_categories.iter().filter_map(|x| serde_json::to_value(x).ok()).collect()
         }
+        Resource::ContactGroups => t
+            .contact_groups
+            .iter()
+            .map(|g| json!({ "ContactGroupID": g.id, "Name": g.name, "Status": g.status, "Contacts": g.members }))
+            .collect(),
     }
 }
 
@@ -238,6 +247,12 @@ pub(crate) fn route(state: &mut State, shared: &Shared, req: &Req, ctx: &TokenCt
     let id = req.segs.get(3).cloned();
     let sub = req.lower.get(4).cloned();
     let allocation = req.segs.get(5).cloned();
+    if matches!(resource, Resource::ContactGroups) {
+        if req.segs.len() > 6 {
+            return Reply::not_found();
+        }
+        return crate::contact_groups::route(state, shared, req, ctx, tenant_id, id, sub, allocation);
+    }
     if req.segs.len() > 6
         || (sub.is_some() && !(matches!(resource, Resource::CreditNotes) && sub.as_deref() == Some("allocations")))
     {

@@ -9,6 +9,7 @@
 mod accounting;
 mod clock;
 mod config;
+mod contact_groups;
 mod control;
 mod documents;
 mod faults;

@@ -120,6 +120,7 @@ pub(crate) fn apply(state: &mut State, seed: Seed, now: DateTime<Utc>) -> Result
             allocations: vec![],
             reference_updated: now,
             item_updated: Default::default(),
+            contact_groups: Vec::new(),
         };
         state.tenants.retain(|t| t.id != tenant.id);
         state.tenants.push(tenant);

@@ -217,6 +217,17 @@ pub struct Tenant {
     pub reference_updated: DateTime<Utc>,
     /// When each item written through the API last changed; seeded ones carry `reference_updated`.
     pub item_updated: std::collections::HashMap<Uuid, DateTime<Utc>>,
+    pub contact_groups: Vec<ContactGroup>,
+}
+
+/// A contact group and the contacts in it.
+#[derive(Clone, Debug)]
+pub struct ContactGroup {
+    pub id: Uuid,
+    pub name: String,
+    /// ACTIVE or DELETED (Xero's way of deleting one).
+    pub status: String,
+    pub members: Vec<Uuid>,
 }
 
 impl Tenant {

@@ -830,3 +830,37 @@ async fn items_are_created_by_put_upserted_by_code_with_post_held_to_the_spec_an
     assert_eq!(api.send("DELETE", &format!("/Items/{id}"), None, &[]).await.status, 404);
     assert_eq!(api.get(&format!("/Items/{id}")).await.status, 404);
 }
+
+#[tokio::test]
+async fn contact_groups_list_their_members_only_when_asked_by_id_as_xero_does() {
+    let emu = start().await;
+    let api = connected_api(&emu).await;
+    let created = api.put("/ContactGroups", &json!({"ContactGroups": [{"Name": "Residential"}]})).await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    spec("ContactGroups", &created.body);
+    let id = created.body["ContactGroups"][0]["ContactGroupID"].as_str().unwrap().to_owned();
+    let taken = api.put("/ContactGroups", &json!({"ContactGroups": [{"Name": "residential"}]})).await;
+    assert_eq!(taken.status, 400, "names are unique among active groups");
+
+    let contacts = api.get("/Contacts").await.body["Contacts"].clone();
+    let jane = contacts.as_array().unwrap().iter().find(|c| c["Name"] == "Jane Citizen").unwrap()["ContactID"].clone();
+    let added = api.put(&format!("/ContactGroups/{id}/Contacts"), &json!({"Contacts": [{"ContactID": jane}]})).await;
+    assert_eq!(added.status, 200, "{}", added.text);
+    let unknown = json!({"Contacts": [{"ContactID": Uuid::new_v4()}]});
+    assert_eq!(api.put(&format!("/ContactGroups/{id}/Contacts"), &unknown).await.status, 400);
+
+    let listed = api.get("/ContactGroups").await;
+    spec("ContactGroups", &listed.body);
+    assert_eq!(listed.body["ContactGroups"][0]["Contacts"], json!([]), "the list names no members");
+    let one = api.get(&format!("/ContactGroups/{id}")).await;
+    spec("ContactGroups", &one.body);
+    assert_eq!(one.body["ContactGroups"][0]["Contacts"][0]["ContactID"], jane);
+
+    let out = api.send("DELETE", &format!("/ContactGroups/{id}/Contacts/{}", jane.as_str().unwrap()), None, &[]).await;
+    assert_eq!(out.status, 204);
+    assert_eq!(api.get(&format!("/ContactGroups/{id}")).await.body["ContactGroups"][0]["Contacts"], json!([]));
+    let deleted = api.post(&format!("/ContactGroups/{id}"), &json!({"ContactGroups": [{"Status": "DELETED"}]})).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    assert_eq!(api.get("/ContactGroups").await.body["ContactGroups"], json!([]), "only active groups are listed");
+    assert_eq!(api.get(&format!("/ContactGroups/{id}")).await.status, 404);
+}
