@@ -6,8 +6,10 @@ use lambda_http::{Body, Response};
 use serde::Deserialize;
 use serde_json::json;
 use xero_sync_domain::model::{Connection, ConnectionKey};
+use xero_sync_domain::problem::Problem;
 use xero_sync_domain::reference::ReferenceData;
-use xero_sync_domain::settings::{ConnectionSettings, check, validate_in_use};
+use xero_sync_domain::scopes::Feature;
+use xero_sync_domain::settings::{ConnectionSettings, ContactsSentBack, check, validate_in_use};
 use xero_sync_http::{ApiError, json};
 use xero_sync_runtime::reference::read_from_xero;
 
@@ -99,6 +101,13 @@ pub async fn options(connect: &Connect, connection: &Connection) -> Result<Respo
         .collect();
     let currencies: Vec<_> =
         data.currencies.iter().map(|c| json!({"code": c.code, "description": c.description})).collect();
+    // What `contact_groups` may name (a consent without the contacts scope offers none).
+    let groups: Vec<_> = if contacts_allowed(connection) {
+        let listed = xero_sync_runtime::contact_groups::listed(&connect.app, connection).await?;
+        listed.groups.iter().map(|g| json!({"id": g.id, "name": g.name})).collect()
+    } else {
+        Vec::new()
+    };
     Ok(json(
         StatusCode::OK,
         &json!({
@@ -111,6 +120,8 @@ pub async fn options(connect: &Connect, connection: &Connection) -> Result<Respo
             "tracking_categories": tracking,
             "items": items,
             "currencies": currencies,
+            "contact_groups": groups,
+            "contacts_sent_back": ["all", "customers", "groups"],
         }),
     ))
 }
@@ -138,7 +149,8 @@ pub async fn put(connect: &Connect, connection: &Connection, body: &[u8]) -> Res
     // Checked against Xero as it is now, not a snapshot: an account archived since the last
     // import must not be accepted.
     let (data, _) = reference_data(connect, connection, false).await?;
-    let problems = check(&write.settings, &data);
+    let mut problems = check(&write.settings, &data);
+    problems.extend(group_problems(connect, connection, &write.settings).await?);
     if !problems.is_empty() {
         return Err(ApiError::Unprocessable(problems));
     }
@@ -152,6 +164,44 @@ pub async fn put(connect: &Connect, connection: &Connection, body: &[u8]) -> Res
     };
     store.record_activity(&key, connect.app.now()).await?;
     Ok(json(StatusCode::OK, &saved))
+}
+
+fn contacts_allowed(connection: &Connection) -> bool {
+    connection.scopes.as_deref().is_none_or(|s| Feature::Contacts.allowed_by(s))
+}
+
+/// Sending back the members of contact groups needs groups that exist in Xero now.
+async fn group_problems(
+    connect: &Connect,
+    connection: &Connection,
+    settings: &ConnectionSettings,
+) -> Result<Vec<Problem>, ApiError> {
+    if settings.contacts_sent_back != ContactsSentBack::Groups {
+        return Ok(Vec::new());
+    }
+    if settings.contact_groups.is_empty() {
+        return Ok(vec![Problem::new("contact_groups", "names no group, and contacts_sent_back is groups")]);
+    }
+    if !contacts_allowed(connection) {
+        return Ok(vec![Problem::new(
+            "contacts_sent_back",
+            format!("needs the {} scope: reconnect to allow contacts", Feature::Contacts.scope()),
+        )]);
+    }
+    let mut listed = xero_sync_runtime::contact_groups::listed(&connect.app, connection).await?;
+    if settings.contact_groups.iter().any(|id| !listed.groups.iter().any(|g| g.id == *id)) {
+        // Made in Xero since the list was read, perhaps: ask Xero before refusing.
+        listed = xero_sync_runtime::contact_groups::read_list(&connect.app, connection, Some(listed)).await?;
+    }
+    Ok(settings
+        .contact_groups
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| !listed.groups.iter().any(|g| g.id == **id))
+        .map(|(i, id)| {
+            Problem::new(format!("contact_groups[{i}]"), format!("contact group {id} does not exist in Xero"))
+        })
+        .collect())
 }
 
 fn stale(based_on: u64, current: u64) -> ApiError {

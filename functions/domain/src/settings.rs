@@ -56,6 +56,34 @@ impl CustomerConflicts {
     }
 }
 
+/// Which contacts read back from Xero (the import, Xero's webhooks) the platform hears of as
+/// `contact.upserted`. A contact that stands for a platform customer is always sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactsSentBack {
+    /// Every contact.
+    #[default]
+    All,
+    /// Everyone but suppliers. Xero's IsCustomer only means "has sales invoices" (and is read
+    /// only), so a new customer without one has it false: a contact is left out only when it is
+    /// a supplier and not a customer (IsSupplier without IsCustomer).
+    Customers,
+    /// The members of `contact_groups`.
+    Groups,
+}
+
+impl ContactsSentBack {
+    /// Whether a contact with these flags, standing for a platform customer or not, in a chosen
+    /// group or not, is sent back.
+    pub fn sends(self, is_customer: bool, is_supplier: bool, ours: bool, in_chosen_group: bool) -> bool {
+        ours || match self {
+            Self::All => true,
+            Self::Customers => is_customer || !is_supplier,
+            Self::Groups => in_chosen_group,
+        }
+    }
+}
+
 /// A platform tax rate and the Xero TaxType it is mapped to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,6 +139,13 @@ pub struct ConnectionSettings {
     /// See [`CustomerConflicts`].
     #[serde(default)]
     pub customer_conflicts: CustomerConflicts,
+    /// See [`ContactsSentBack`].
+    #[serde(default)]
+    pub contacts_sent_back: ContactsSentBack,
+    /// The Xero contact groups (ContactGroupID) whose members are sent back under
+    /// [`ContactsSentBack::Groups`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contact_groups: Vec<uuid::Uuid>,
 }
 
 /// A settings document with the version a writer must name to replace it (0: never written).
@@ -364,6 +399,20 @@ mod tests {
     }
 
     #[test]
+    fn what_comes_back_leaves_out_suppliers_or_non_members_but_never_our_own_customers() {
+        use ContactsSentBack::*;
+        // (is_customer, is_supplier, ours, in a chosen group)
+        assert!(All.sends(false, true, false, false));
+        assert!(Customers.sends(false, false, false, false), "a new customer has no sales invoice yet");
+        assert!(Customers.sends(true, true, false, false), "a customer who also supplies");
+        assert!(!Customers.sends(false, true, false, false), "a supplier only");
+        assert!(Customers.sends(false, true, true, false), "one that stands for a platform customer");
+        assert!(!Groups.sends(true, false, false, false));
+        assert!(Groups.sends(false, true, false, true));
+        assert!(Groups.sends(false, false, true, false));
+    }
+
+    #[test]
     fn each_conflict_rule_says_whose_change_stands() {
         let xero_edit = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").unwrap().to_utc();
         let earlier = xero_edit - chrono::Duration::minutes(5);
@@ -398,6 +447,8 @@ mod tests {
             approve_drafts_for_payment: false,
             invoice_url_template: Some("https://app.example.com/invoices/{invoice_id}".into()),
             customer_conflicts: CustomerConflicts::PlatformWins,
+            contacts_sent_back: ContactsSentBack::All,
+            contact_groups: vec![],
         };
         let data = data();
         let settings = ConnectionSettings {

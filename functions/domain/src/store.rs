@@ -68,6 +68,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use uuid::Uuid;
 
 use crate::Error;
+use crate::contact_groups::ContactGroups;
 use crate::credit_note::CreditNoteRecord;
 use crate::governor::Bucket;
 use crate::item::ItemRecord;
@@ -370,6 +371,13 @@ pub trait ItemRecordStore: Send + Sync {
     async fn live_item_codes(&self, key: &ConnectionKey, codes: &[String]) -> Result<HashSet<String>, Error>;
 }
 
+/// The organisation's contact groups as last read.
+#[async_trait]
+pub trait ContactGroupStore: Send + Sync {
+    async fn get_contact_groups(&self, key: &ConnectionKey) -> Result<Option<ContactGroups>, Error>;
+    async fn put_contact_groups(&self, key: &ConnectionKey, groups: &ContactGroups) -> Result<(), Error>;
+}
+
 /// A scheduled job's own state between runs (where a bounded run stopped, what to retry).
 #[async_trait]
 pub trait JobStateStore: Send + Sync {
@@ -482,6 +490,7 @@ pub trait Store:
     + PaymentRecordStore
     + CreditNoteRecordStore
     + ItemRecordStore
+    + ContactGroupStore
     + JobStateStore
     + ParkedPushStore
     + ContactMappingStore
@@ -504,6 +513,7 @@ impl<
         + PaymentRecordStore
         + CreditNoteRecordStore
         + ItemRecordStore
+        + ContactGroupStore
         + JobStateStore
         + ParkedPushStore
         + ContactMappingStore

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod aws;
 pub mod config;
+pub mod contact_groups;
 pub mod governor;
 pub mod lease;
 pub mod lifecycle;

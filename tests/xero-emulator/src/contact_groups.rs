@@ -128,7 +128,12 @@ fn create(state: &mut State, shared: &Shared, req: &Req, ctx: &TokenCtx, tenant_
         tenant.contact_groups.push(group);
     }
     let tenant = state.tenant(tenant_id).expect("checked by the caller");
-    let out = tenant.contact_groups.iter().filter(|g| created.contains(&g.id)).map(|g| group_json(tenant, g, false)).collect();
+    let out = tenant
+        .contact_groups
+        .iter()
+        .filter(|g| created.contains(&g.id))
+        .map(|g| group_json(tenant, g, false))
+        .collect();
     envelope(state, shared, ctx, "ContactGroups", out)
 }
 
@@ -168,7 +173,11 @@ fn add(state: &mut State, shared: &Shared, req: &Req, ctx: &TokenCtx, tenant_id:
     for element in list_of(&body, "Contacts") {
         match uuid_field(&element, "ContactID") {
             Some(Ok(c)) if tenant.contact(c).is_some() => added.push(c),
-            _ => return Reply::validation_message("A contact to add must be given by the ContactID of an existing contact."),
+            _ => {
+                return Reply::validation_message(
+                    "A contact to add must be given by the ContactID of an existing contact.",
+                );
+            }
         }
     }
     let Some(group) = tenant.contact_groups.iter_mut().find(|g| g.id == id) else { return Reply::not_found() };
@@ -178,6 +187,10 @@ fn add(state: &mut State, shared: &Shared, req: &Req, ctx: &TokenCtx, tenant_id:
         }
     }
     let tenant = state.tenant(tenant_id).expect("checked by the caller");
-    let out = added.iter().filter_map(|c| tenant.contact(*c)).map(|c| json!({ "ContactID": c.id, "Name": c.name() })).collect();
+    let out = added
+        .iter()
+        .filter_map(|c| tenant.contact(*c))
+        .map(|c| json!({ "ContactID": c.id, "Name": c.name() }))
+        .collect();
     envelope(state, shared, ctx, "Contacts", out)
 }

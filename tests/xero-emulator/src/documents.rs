@@ -684,11 +684,14 @@ pub fn save_document(
     if let Some(c) = new_contact {
         doc.contact_id = create_contact(tenant, &c, now)?;
     }
-    if doc.doc_type == "ACCREC"
+    // Xero's read-only flags: a contact with sales invoices is a customer, one with bills a
+    // supplier.
+    let flag = if doc.doc_type == "ACCPAY" { "IsSupplier" } else { "IsCustomer" };
+    if matches!(doc.doc_type.as_str(), "ACCREC" | "ACCPAY")
         && let Some(c) = tenant.contacts.iter_mut().find(|c| c.id == doc.contact_id)
-        && c.data.get("IsCustomer") != Some(&json!(true))
+        && c.data.get(flag) != Some(&json!(true))
     {
-        c.data.insert("IsCustomer".into(), json!(true));
+        c.data.insert(flag.into(), json!(true));
         c.updated = now;
     }
     let id = doc.id;

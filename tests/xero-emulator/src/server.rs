@@ -187,6 +187,7 @@ const LITERALS: &[&str] = &[
     "items",
     "currencies",
     "trackingcategories",
+    "contactgroups",
 ];
 
 fn endpoint_key(req: &Req) -> String {

@@ -1,4 +1,5 @@
-//! Item records, and the references from the codes of items we pushed to them.
+//! Item records, the references from the codes of items we pushed to them, and the
+//! organisation's contact groups.
 
 use super::*;
 
@@ -40,5 +41,19 @@ impl ItemRecordStore for DynamoStore {
         let pk = keys::org(key);
         let found = self.batch_get(unique.iter().map(|c| self::key(pk.clone(), keys::item_code(c))).collect()).await?;
         Ok(found.iter().filter_map(|i| i.get("code").and_then(|v| v.as_s().ok()).cloned()).collect())
+    }
+}
+
+#[async_trait]
+impl ContactGroupStore for DynamoStore {
+    async fn get_contact_groups(&self, key: &ConnectionKey) -> Result<Option<ContactGroups>, Error> {
+        let found = self.get(self::key(keys::org(key), "CONTACT_GROUPS")).await?;
+        found.map(|i| from_item("contact groups", i)).transpose()
+    }
+
+    async fn put_contact_groups(&self, key: &ConnectionKey, groups: &ContactGroups) -> Result<(), Error> {
+        let item =
+            with_keys(to_item("contact groups", groups)?, keys::org(key), "CONTACT_GROUPS".into(), "contact_groups");
+        self.put(item).await
     }
 }

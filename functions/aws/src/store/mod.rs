@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use xero_sync_domain::contact_groups::ContactGroups;
 use xero_sync_domain::credit_note::CreditNoteRecord;
 use xero_sync_domain::error::{AwsError, Error};
 use xero_sync_domain::governor::Bucket;
@@ -34,10 +35,10 @@ use xero_sync_domain::payment::PaymentRecord;
 use xero_sync_domain::reference::ReferenceData;
 use xero_sync_domain::settings::{ConnectionSettings, VersionedSettings};
 use xero_sync_domain::store::{
-    BucketStore, CONNECTED_SHARDS, Claimed, ConnectedQuery, ConnectionStore, ConsentStore, ContactMappingStore,
-    CreditNoteRecordStore, CursorStore, DeliveryClaim, DeliveryStore, GrantReleaseStore, ItemRecordStore,
-    JobStateStore, LeaseStore, OnceStore, Page, PageToken, ParkedPushStore, PaymentRecordStore, ReferenceDataStore,
-    SettingsStore, StateRefusal, StatusChange, SyncRecordStore, UsageStore,
+    BucketStore, CONNECTED_SHARDS, Claimed, ConnectedQuery, ConnectionStore, ConsentStore, ContactGroupStore,
+    ContactMappingStore, CreditNoteRecordStore, CursorStore, DeliveryClaim, DeliveryStore, GrantReleaseStore,
+    ItemRecordStore, JobStateStore, LeaseStore, OnceStore, Page, PageToken, ParkedPushStore, PaymentRecordStore,
+    ReferenceDataStore, SettingsStore, StateRefusal, StatusChange, SyncRecordStore, UsageStore,
 };
 use xero_sync_domain::time;
 

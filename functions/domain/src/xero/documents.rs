@@ -135,6 +135,9 @@ pub struct Contact {
     pub contact_status: Option<ContactStatus>,
     #[serde(default)]
     pub is_customer: bool,
+    /// Has bills: read only, as IsCustomer is.
+    #[serde(default)]
+    pub is_supplier: bool,
     #[serde(default)]
     pub phones: Vec<Phone>,
     #[serde(default)]

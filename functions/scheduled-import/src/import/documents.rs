@@ -11,7 +11,9 @@ use xero_sync_domain::Error;
 use xero_sync_domain::events::{EventKind, PlatformEvent};
 use xero_sync_domain::model::{PlatformInvoiceId, SyncRecord};
 use xero_sync_domain::payment::{PaymentRecord, PaymentSyncStatus};
+use xero_sync_domain::settings::ContactsSentBack;
 use xero_sync_domain::xero::{Contact, ContactStatus, Invoice, InvoiceStatus, Payment, PaymentStatus, payment_state};
+use xero_sync_runtime::contact_groups;
 
 use super::{ImportError, Item, Run};
 
@@ -20,8 +22,24 @@ impl Run<'_> {
         let contacts: Vec<ListedContact> = self.parse(items, ListedContact::read);
         let ids: Vec<Uuid> = contacts.iter().map(|c| c.id).collect();
         let owners = self.app.services.store.contact_owners(&self.key, &ids).await?;
+        // Which contacts the platform asked to hear of: contacts left out now are not sent
+        // later when the choice changes (only when they change again).
+        let settings = self.app.services.store.get_settings(&self.key).await?.settings;
+        let sent_back = settings.contacts_sent_back;
+        let members = match sent_back {
+            ContactsSentBack::Groups if !contacts.is_empty() => {
+                contact_groups::members(self.app, &self.connection, &settings.contact_groups)
+                    .await
+                    .map_err(super::import_error)?
+            }
+            _ => Default::default(),
+        };
         Ok(contacts
             .iter()
+            .filter(|c| {
+                let w = &c.wire;
+                sent_back.sends(w.is_customer, w.is_supplier, owners.contains_key(&c.id), members.contains(&c.id))
+            })
             // Our own write coming back (a customer pushed from the platform) is no news to it;
             // an edit made in Xero since carries a later UpdatedDateUTC.
             .filter(|c| owners.get(&c.id).and_then(|o| o.pushed_updated_at).is_none_or(|at| c.updated > at))

@@ -117,6 +117,26 @@ pub enum ImportError {
     Store(#[from] Error),
 }
 
+/// A failed Xero call as the import's error.
+pub(super) fn import_error(e: TokenError) -> ImportError {
+    match e {
+        TokenError::Aws(e) => ImportError::Store(e),
+        TokenError::Reconnect => ImportError::Reconnect,
+        e if e.is_rate_wait() => {
+            let after = e.retry_after().unwrap_or(StdDuration::from_secs(60));
+            ImportError::Held { reason: e.to_string(), after }
+        }
+        e if !e.is_retryable() => ImportError::Refused(e.to_string()),
+        e => {
+            let after = match &e {
+                TokenError::Xero(x) => x.retry_after(),
+                _ => None,
+            };
+            ImportError::Later { reason: e.to_string(), after: after.unwrap_or(StdDuration::from_secs(60)) }
+        }
+    }
+}
+
 impl ImportError {
     pub fn retry_after(&self) -> Option<StdDuration> {
         match self {
@@ -267,23 +287,7 @@ impl Run<'_> {
                 {
                     tokio::time::sleep(retry_after).await;
                 }
-                Err(TokenError::Aws(e)) => return Err(ImportError::Store(e)),
-                Err(TokenError::Reconnect) => return Err(ImportError::Reconnect),
-                Err(e) if e.is_rate_wait() => {
-                    let after = e.retry_after().unwrap_or(StdDuration::from_secs(60));
-                    return Err(ImportError::Held { reason: e.to_string(), after });
-                }
-                Err(e) if !e.is_retryable() => return Err(ImportError::Refused(e.to_string())),
-                Err(e) => {
-                    let after = match &e {
-                        TokenError::Xero(x) => x.retry_after(),
-                        _ => None,
-                    };
-                    return Err(ImportError::Later {
-                        reason: e.to_string(),
-                        after: after.unwrap_or(StdDuration::from_secs(60)),
-                    });
-                }
+                Err(e) => return Err(import_error(e)),
             }
         }
     }

@@ -5,6 +5,7 @@ mod browser;
 mod cleanup;
 mod connect;
 mod contacts;
+mod contacts_back;
 mod credit_notes;
 mod customers;
 mod governor;
