@@ -1,12 +1,13 @@
 //! The benchmark: the real function code against moto and the Xero emulator, printing the
 //! figures BENCHMARKS.md keeps. `cargo run -p bench --release` (all sections) or with section
-//! names: `calls money rate import functions scale sizes`.
+//! names: `calls money catalogue rate import functions scale sizes`.
 //!
 //! Xero calls and AWS calls are counted where they arrive (the emulator's counters, a proxy in
 //! front of moto). Time in the rate section is the emulator's clock, moved only when every
 //! message waits for Xero, so it measures how well the push uses Xero's limits rather than
 //! how fast this machine is.
 
+mod catalogue;
 mod money;
 mod runtime;
 mod scale;
@@ -80,6 +81,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if run("money") {
         money::calls_per_document(&mut report).await?;
+    }
+    if run("catalogue") {
+        catalogue::calls_per_record(&mut report).await?;
     }
     if run("rate") {
         sustained_rate(&mut report).await?;

@@ -47,6 +47,40 @@ fn credit_note(delivery: &str, id: &str, invoice: Option<&str>) -> Value {
     e
 }
 
+/// Delivers `work` to the webhook, runs the push worker, and adds a row of what it cost per
+/// document in Xero calls, AWS calls and DynamoDB write units.
+pub(crate) async fn deliver_and_count(
+    w: &World,
+    proxy: &AwsProxy,
+    name: &str,
+    work: &[Value],
+    report: &mut Report,
+) -> MoneyCase {
+    w.emu.reset_counters();
+    proxy.reset();
+    for delivery in work {
+        let response = w.post_webhook(&delivery.to_string(), None).await;
+        assert!(response.status().is_success(), "{}", body(&response));
+    }
+    w.work_push_queue().await;
+    let per = work.len() as f64;
+    let xero = w.emu.counters().total_calls() as f64 / per;
+    let calls: Vec<AwsCall> = proxy.calls();
+    report.row(&[
+        name.to_owned(),
+        work.len().to_string(),
+        format!("{xero:.3}"),
+        format!("{:.2} ({})", calls.len() as f64 / per, describe(&calls, per)),
+        format!("{:.2}", write_units(&calls) as f64 / per),
+    ]);
+    MoneyCase {
+        name: name.to_owned(),
+        xero,
+        aws: tally(&calls).into_iter().map(|(k, n)| (k, n as f64 / per)).collect(),
+        write_units: write_units(&calls) as f64 / per,
+    }
+}
+
 /// Invoices `inv-m{n}` for `n` in `range`, in Xero and AUTHORISED, for one known customer.
 async fn invoices(w: &World, range: std::ops::Range<usize>) {
     for n in range {
@@ -80,29 +114,8 @@ pub(crate) async fn calls_per_document(report: &mut Report) -> anyhow::Result<()
         &["case", "documents", "Xero calls / document", "AWS calls / document", "DynamoDB write units / document"],
     );
     let measure = async |name: &str, work: Vec<Value>, report: &mut Report| {
-        w.emu.reset_counters();
-        proxy.reset();
-        for delivery in &work {
-            let response = w.post_webhook(&delivery.to_string(), None).await;
-            assert!(response.status().is_success(), "{}", body(&response));
-        }
-        w.work_push_queue().await;
-        let per = work.len() as f64;
-        let xero = w.emu.counters().total_calls() as f64 / per;
-        let calls: Vec<AwsCall> = proxy.calls();
-        report.row(&[
-            name.to_owned(),
-            work.len().to_string(),
-            format!("{xero:.3}"),
-            format!("{:.2} ({})", calls.len() as f64 / per, describe(&calls, per)),
-            format!("{:.2}", write_units(&calls) as f64 / per),
-        ]);
-        report.money.push(MoneyCase {
-            name: name.to_owned(),
-            xero,
-            aws: tally(&calls).into_iter().map(|(k, n)| (k, n as f64 / per)).collect(),
-            write_units: write_units(&calls) as f64 / per,
-        });
+        let case = deliver_and_count(&w, &proxy, name, &work, report).await;
+        report.money.push(case);
     };
     measure("payment in full", vec![payment("dlv-mp-0", "pay-0", "inv-m0", "154.17")], report).await;
     measure("part payment", vec![payment("dlv-mp-1", "pay-1", "inv-m1", "50.00")], report).await;
