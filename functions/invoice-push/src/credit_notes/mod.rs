@@ -36,7 +36,7 @@ use xero_sync_xero::{ApiRequest, XeroError};
 use crate::credit_note_event::CreditNoteEvent;
 use crate::message::{CreditNoteMessage, QueueMessage};
 use crate::push::{
-    ParkedUnder, PushError, PushPolicy, clone_error, idempotency_key, later_for, park_items, parked,
+    ParkedUnder, PushError, PushPolicy, idempotency_key, later_for, park_items, parked, per_event,
     reconnected_meanwhile, tracking_categories,
 };
 use plan::{Inputs, Plan, decide};
@@ -86,14 +86,7 @@ pub async fn push_credit_notes(
 ) -> Vec<CreditNoteResult> {
     let Some(first) = events.first() else { return Vec::new() };
     let key = ConnectionKey { account_id: first.account_id.clone(), tenant_id: tenant };
-    let count = events.len();
-    match inner(app, policy, &key, events).await {
-        Ok(results) => results,
-        Err(e) => {
-            tracing::warn!(account = %key.account_id, tenant = %key.tenant_id, error = %e, "credit note push failed; will retry");
-            (0..count).map(|_| Err(clone_error(&e))).collect()
-        }
-    }
+    per_event("credit note", &key, events.len(), inner(app, policy, &key, events)).await
 }
 
 async fn inner(

@@ -24,16 +24,16 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use xero_sync_domain::digest::hex;
-use xero_sync_domain::model::{Connection, ConnectionKey, ConnectionStatus, ContactMapping, TenantId};
+use xero_sync_domain::model::{ConnectionKey, ContactMapping, TenantId};
 use xero_sync_domain::scopes::Feature;
 use xero_sync_runtime::App;
-use xero_sync_runtime::token_provider::TokenError;
 
 use crate::customer_event::CustomerEvent;
 use crate::event::{Customer, EventOrder};
 use crate::message::{CustomerMessage, QueueMessage};
 use crate::push::{
-    ParkedUnder, PushError, PushPolicy, clone_error, later_for, park_items, parked, reconnected_meanwhile,
+    Gate, ParkedUnder, PushError, PushPolicy, blocked_without, gate, park_items, parked, per_event,
+    reconnected_meanwhile,
 };
 
 /// What became of one customer event.
@@ -98,14 +98,7 @@ pub async fn push_customers(
 ) -> Vec<CustomerResult> {
     let Some(first) = events.first() else { return Vec::new() };
     let key = ConnectionKey { account_id: first.account_id.clone(), tenant_id: tenant };
-    let count = events.len();
-    match inner(app, policy, &key, events).await {
-        Ok(results) => results,
-        Err(e) => {
-            tracing::warn!(account = %key.account_id, tenant = %key.tenant_id, error = %e, "customer push failed; will retry");
-            (0..count).map(|_| Err(clone_error(&e))).collect()
-        }
-    }
+    per_event("customer", &key, events.len(), inner(app, policy, &key, events)).await
 }
 
 async fn inner(
@@ -114,20 +107,12 @@ async fn inner(
     key: &ConnectionKey,
     events: Vec<CustomerEvent>,
 ) -> Result<Vec<CustomerResult>, PushError> {
-    let store = &app.services.store;
-    let Some(connection) = store.get_connection(key).await? else {
-        return Ok(events.iter().map(|_| Ok(CustomerOutcome::NotConnected)).collect());
+    let connection = match gate(app, key, Feature::Contacts).await? {
+        Gate::Go(connection) => *connection,
+        Gate::Park => return park(app, key, &events).await,
+        Gate::NotConnected => return Ok(events.iter().map(|_| Ok(CustomerOutcome::NotConnected)).collect()),
     };
-    match connection.status {
-        ConnectionStatus::Connected => {}
-        ConnectionStatus::NeedsReconnect => return park(app, key, &events).await,
-        _ => return Ok(events.iter().map(|_| Ok(CustomerOutcome::NotConnected)).collect()),
-    }
-    match app.tokens.granted_scopes(&connection).await {
-        Ok(scopes) if Feature::Contacts.allowed_by(&scopes) => {}
-        Ok(_) | Err(TokenError::Reconnect) => return park(app, key, &events).await,
-        Err(e) => return Err(later_for(&e)),
-    }
+    let store = &app.services.store;
     let settings = store.get_settings(key).await?.settings;
     let mappings =
         futures::future::try_join_all(events.iter().map(|e| store.get_contact_mapping(key, &e.customer.id))).await?;
@@ -185,10 +170,7 @@ async fn park(app: &App, key: &ConnectionKey, events: &[CustomerEvent]) -> Resul
             QueueMessage::Customer(Box::new(CustomerMessage { tenant_id: key.tenant_id, event: event.clone() }));
         items.push(parked(ParkedUnder::Customer(event.customer.id.clone()), event.order(), &message)?);
     }
-    let blocked = |c: &Connection| {
-        c.status != ConnectionStatus::Connected || !c.scopes.as_deref().is_some_and(|s| Feature::Contacts.allowed_by(s))
-    };
-    let parked = park_items(&*app.services.store, key, &items, blocked).await?;
+    let parked = park_items(&*app.services.store, key, &items, blocked_without(Feature::Contacts)).await?;
     Ok(events.iter().map(|_| if parked { Ok(CustomerOutcome::Parked) } else { Err(reconnected_meanwhile()) }).collect())
 }
 

@@ -20,19 +20,19 @@ use xero_sync_domain::Error;
 use xero_sync_domain::digest::sha256_hex;
 use xero_sync_domain::events::{EventKind, PlatformEvent};
 use xero_sync_domain::item::ItemRecord;
-use xero_sync_domain::model::{Connection, ConnectionKey, ConnectionStatus, TenantId};
+use xero_sync_domain::model::{Connection, ConnectionKey, TenantId};
 use xero_sync_domain::problem::Problem;
 use xero_sync_domain::scopes::Feature;
 use xero_sync_domain::settings::ConnectionSettings;
 use xero_sync_runtime::App;
-use xero_sync_runtime::token_provider::TokenError;
 
 use crate::event::EventOrder;
 use crate::item_event::{Item, ItemEvent, ItemEventType};
 use crate::mapping::number;
 use crate::message::{ItemMessage, QueueMessage};
 use crate::push::{
-    ParkedUnder, PushError, PushPolicy, clone_error, later_for, park_items, parked, reconnected_meanwhile,
+    Gate, ParkedUnder, PushError, PushPolicy, blocked_without, gate, park_items, parked, per_event,
+    reconnected_meanwhile,
 };
 
 /// What became of one item event.
@@ -74,14 +74,7 @@ struct Job {
 pub async fn push_items(app: &App, policy: &PushPolicy, tenant: TenantId, events: Vec<ItemEvent>) -> Vec<ItemResult> {
     let Some(first) = events.first() else { return Vec::new() };
     let key = ConnectionKey { account_id: first.account_id.clone(), tenant_id: tenant };
-    let count = events.len();
-    match inner(app, policy, &key, events).await {
-        Ok(results) => results,
-        Err(e) => {
-            tracing::warn!(account = %key.account_id, tenant = %key.tenant_id, error = %e, "item push failed; will retry");
-            (0..count).map(|_| Err(clone_error(&e))).collect()
-        }
-    }
+    per_event("item", &key, events.len(), inner(app, policy, &key, events)).await
 }
 
 async fn inner(
@@ -90,20 +83,12 @@ async fn inner(
     key: &ConnectionKey,
     events: Vec<ItemEvent>,
 ) -> Result<Vec<ItemResult>, PushError> {
-    let store = &app.services.store;
-    let Some(connection) = store.get_connection(key).await? else {
-        return Ok(events.iter().map(|_| Ok(ItemOutcome::NotConnected)).collect());
+    let connection = match gate(app, key, Feature::Items).await? {
+        Gate::Go(connection) => *connection,
+        Gate::Park => return park(app, key, &events).await,
+        Gate::NotConnected => return Ok(events.iter().map(|_| Ok(ItemOutcome::NotConnected)).collect()),
     };
-    match connection.status {
-        ConnectionStatus::Connected => {}
-        ConnectionStatus::NeedsReconnect => return park(app, key, &events).await,
-        _ => return Ok(events.iter().map(|_| Ok(ItemOutcome::NotConnected)).collect()),
-    }
-    match app.tokens.granted_scopes(&connection).await {
-        Ok(scopes) if Feature::Items.allowed_by(&scopes) => {}
-        Ok(_) | Err(TokenError::Reconnect) => return park(app, key, &events).await,
-        Err(e) => return Err(later_for(&e)),
-    }
+    let store = &app.services.store;
     let settings = store.get_settings(key).await?.settings;
     let now = app.now();
     let records = futures::future::try_join_all(events.iter().map(|e| store.get_item_record(key, &e.item.id))).await?;
@@ -348,10 +333,7 @@ async fn park(app: &App, key: &ConnectionKey, events: &[ItemEvent]) -> Result<Ve
         let message = QueueMessage::Item(Box::new(ItemMessage { tenant_id: key.tenant_id, event: event.clone() }));
         items.push(parked(ParkedUnder::Item(event.item.id.clone()), event.order(), &message)?);
     }
-    let blocked = |c: &Connection| {
-        c.status != ConnectionStatus::Connected || !c.scopes.as_deref().is_some_and(|s| Feature::Items.allowed_by(s))
-    };
-    let parked = park_items(&*app.services.store, key, &items, blocked).await?;
+    let parked = park_items(&*app.services.store, key, &items, blocked_without(Feature::Items)).await?;
     Ok(events.iter().map(|_| if parked { Ok(ItemOutcome::Parked) } else { Err(reconnected_meanwhile()) }).collect())
 }
 

@@ -22,7 +22,7 @@ pub use plan::{PaymentOutcome, PaymentResult, RECONNECT_FOR_PAYMENTS};
 
 use uuid::Uuid;
 use xero_sync_domain::Error;
-use xero_sync_domain::model::{Connection, ConnectionKey, ConnectionStatus, SyncRecord, TenantId};
+use xero_sync_domain::model::{ConnectionKey, ConnectionStatus, SyncRecord, TenantId};
 use xero_sync_domain::payment::PaymentRecord;
 use xero_sync_domain::scopes::Feature;
 use xero_sync_domain::xero::Invoice;
@@ -32,7 +32,8 @@ use xero_sync_runtime::token_provider::TokenError;
 use crate::message::{PaymentMessage, QueueMessage};
 use crate::payment_event::{PaymentEvent, PaymentEventType};
 use crate::push::{
-    ParkedUnder, PushError, PushPolicy, clone_error, later_for, park_items, parked, reconnected_meanwhile,
+    ParkedUnder, PushError, PushPolicy, blocked_without, later_for, park_items, parked, per_event,
+    reconnected_meanwhile,
 };
 use plan::{Plan, decide};
 
@@ -62,14 +63,7 @@ pub async fn push_payments(
 ) -> Vec<PaymentResult> {
     let Some(first) = events.first() else { return Vec::new() };
     let key = ConnectionKey { account_id: first.account_id.clone(), tenant_id: tenant };
-    let count = events.len();
-    match inner(app, policy, &key, events).await {
-        Ok(results) => results,
-        Err(e) => {
-            tracing::warn!(account = %key.account_id, tenant = %key.tenant_id, error = %e, "payment push failed; will retry");
-            (0..count).map(|_| Err(clone_error(&e))).collect()
-        }
-    }
+    per_event("payment", &key, events.len(), inner(app, policy, &key, events)).await
 }
 
 async fn inner(
@@ -164,11 +158,7 @@ async fn park(app: &App, key: &ConnectionKey, events: &[PaymentEvent]) -> Result
         items.push(parked(ParkedUnder::Payment(event.payment.id.clone()), event.order(), &message)?);
     }
     // Held for the consent as much as for the connection: released only by one that allows payments.
-    let blocked = |c: &Connection| {
-        c.status != ConnectionStatus::Connected
-            || !c.scopes.as_deref().is_some_and(|s| Feature::PushPayments.allowed_by(s))
-    };
-    let parked = park_items(&*app.services.store, key, &items, blocked).await?;
+    let parked = park_items(&*app.services.store, key, &items, blocked_without(Feature::PushPayments)).await?;
     Ok(events.iter().map(|_| if parked { Ok(PaymentOutcome::Parked) } else { Err(reconnected_meanwhile()) }).collect())
 }
 

@@ -22,6 +22,7 @@
 //!    derived from the content, so a repeat is recognisable), one email per failure, and the
 //!    activity that keeps the connection from the inactivity sweep.
 
+mod gate;
 mod job;
 mod notice;
 mod park;
@@ -30,6 +31,7 @@ mod rounds;
 mod settle;
 mod write;
 
+pub(crate) use gate::{Gate, blocked_without, gate, per_event};
 pub(crate) use job::{clone_error, later_for, maybe_applied};
 pub(crate) use notice::{REMEMBER_NOTICES, tell_once};
 pub use park::redrive_parked;
@@ -56,14 +58,7 @@ use write::{Mapping, write_to_xero};
 pub async fn push(app: &App, policy: &PushPolicy, tenant: TenantId, events: Vec<InvoiceEvent>) -> Vec<PushResult> {
     let Some(first) = events.first() else { return Vec::new() };
     let key = ConnectionKey { account_id: first.account_id.clone(), tenant_id: tenant };
-    let count = events.len();
-    match push_inner(app, policy, &key, events).await {
-        Ok(results) => results,
-        Err(e) => {
-            tracing::warn!(account = %key.account_id, tenant = %key.tenant_id, error = %e, "push failed; will retry");
-            (0..count).map(|_| Err(clone_error(&e))).collect()
-        }
-    }
+    per_event("invoice", &key, events.len(), push_inner(app, policy, &key, events)).await
 }
 
 async fn push_inner(
