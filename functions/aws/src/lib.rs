@@ -1,8 +1,9 @@
 //! The AWS side of xero-sync's ports: DynamoDB (the store), Secrets Manager (the token vault),
-//! SES (account emails), EventBridge (platform events) and SQS (our queues). Each adapter turns the SDK's errors
+//! SES (account emails), EventBridge (platform events), SQS (our queues) and S3 (uploaded files). Each adapter turns the SDK's errors
 //! into the domain's [`AwsError`], saying whether a retry may help.
 
 pub mod eventbridge;
+pub mod s3;
 pub mod secrets;
 pub mod ses;
 pub mod sqs;
@@ -13,6 +14,7 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use xero_sync_domain::error::AwsError;
 
 pub use eventbridge::EventBridgePublisher;
+pub use s3::Uploads;
 pub use secrets::SecretsManagerVault;
 pub use ses::SesNotifier;
 pub use sqs::Queue;

@@ -52,6 +52,10 @@ pub enum EventKind {
     ItemSynced,
     #[serde(rename = "item.sync_failed")]
     ItemSyncFailed,
+    #[serde(rename = "attachment.synced")]
+    AttachmentSynced,
+    #[serde(rename = "attachment.sync_failed")]
+    AttachmentSyncFailed,
     #[serde(rename = "tax_rates.changed")]
     TaxRatesChanged,
     #[serde(rename = "accounts.changed")]
@@ -85,6 +89,8 @@ impl EventKind {
             Self::CustomerSyncFailed => "customer.sync_failed",
             Self::ItemSynced => "item.synced",
             Self::ItemSyncFailed => "item.sync_failed",
+            Self::AttachmentSynced => "attachment.synced",
+            Self::AttachmentSyncFailed => "attachment.sync_failed",
             Self::TaxRatesChanged => "tax_rates.changed",
             Self::AccountsChanged => "accounts.changed",
             Self::ItemsChanged => "items.changed",

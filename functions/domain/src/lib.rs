@@ -3,6 +3,7 @@
 //! reads and writes, and the ports (store, vault, notifier, events) the adapters implement.
 //! No AWS and no HTTP client here: `xero_sync_xero` talks to Xero, `xero_sync_aws` to AWS.
 
+pub mod attachment;
 pub mod contact_groups;
 pub mod credit_note;
 pub mod decimal;

@@ -461,6 +461,9 @@ pub struct ParkedPush {
     /// Set for an item event: parked under the item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item_id: Option<PlatformItemId>,
+    /// Set for an uploaded file: parked under its upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<Uuid>,
     #[serde(with = "crate::time::fixed")]
     pub occurred_at: DateTime<Utc>,
     /// The event's platform version, when it has one: it orders events before the time does.

@@ -20,16 +20,19 @@ pub enum Feature {
     /// Items written from the platform's products: Xero's granular `accounting.invoices` covers
     /// items, and among the broad scopes `accounting.settings` does.
     Items,
+    /// Files attached to invoices and credit notes.
+    Attachments,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 6] = [
+    pub const ALL: [Feature; 7] = [
         Feature::Invoices,
         Feature::PushPayments,
         Feature::ReadPayments,
         Feature::Contacts,
         Feature::Settings,
         Feature::Items,
+        Feature::Attachments,
     ];
 
     /// Any one of these grants the feature.
@@ -46,6 +49,7 @@ impl Feature {
             Feature::Contacts => &["accounting.contacts"],
             Feature::Settings => &["accounting.settings", "accounting.settings.read"],
             Feature::Items => &["accounting.invoices", "accounting.settings"],
+            Feature::Attachments => &["accounting.attachments"],
         }
     }
 
@@ -91,7 +95,7 @@ mod tests {
 
     #[test]
     fn the_broad_scopes_of_older_apps_allow_what_the_granular_ones_do() {
-        let broad = scopes("offline_access accounting.transactions accounting.contacts accounting.settings");
+        let broad = scopes("offline_access accounting.transactions accounting.contacts accounting.settings accounting.attachments");
         assert_eq!(features(&broad), Feature::ALL.to_vec());
     }
 }

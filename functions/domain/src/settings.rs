@@ -146,6 +146,11 @@ pub struct ConnectionSettings {
     /// [`ContactsSentBack::Groups`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contact_groups: Vec<uuid::Uuid>,
+    /// Files attached to sales invoices and credit notes are shown to the customer with the
+    /// online invoice (Xero's IncludeOnline). Off by default, as in Xero: a job sheet may hold
+    /// notes not meant for the customer.
+    #[serde(default)]
+    pub attachments_online: bool,
 }
 
 /// A settings document with the version a writer must name to replace it (0: never written).
@@ -449,6 +454,7 @@ mod tests {
             customer_conflicts: CustomerConflicts::PlatformWins,
             contacts_sent_back: ContactsSentBack::All,
             contact_groups: vec![],
+            attachments_online: true,
         };
         let data = data();
         let settings = ConnectionSettings {

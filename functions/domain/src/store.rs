@@ -21,6 +21,7 @@
 //! | parked push       | `ORG#{account}#{tenant}`      | `PARKED#{platform id}`, `PARKED#PAYMENT#{payment id}` | –             | –            |
 //! | import cursor     | `ORG#{account}#{tenant}`      | `CURSOR#{resource}`         | –                                       | –            |
 //! | reference data    | `ORG#{account}#{tenant}`      | `REFDATA`                   | –                                       | –            |
+//! | document's files  | `ORG#{account}#{tenant}`      | `FILES#{kind}#{document id}` | –                                      | –            |
 //! | Xero usage of a day | `ORG#{account}#{tenant}`    | `USAGE#{yyyy-mm-dd}`        | –                                       | 90 days      |
 //! | OAuth state       | `OAUTH_STATE#{state}`         | `OAUTH_STATE`               | –                                       | 10 minutes   |
 //! | pending org choice| `CHOICE#{token}`              | `CHOICE`                    | –                                       | 10 minutes   |
@@ -28,6 +29,7 @@
 //! | lease             | `LEASE#{name}`                | `LEASE`                     | –                                       | seconds      |
 //! | governor bucket   | `GOV#{name}`                  | `GOV`                       | –                                       | a day        |
 //! | job state         | `JOB#{name}`                  | `JOB`                       | –                                       | –            |
+//! | upload            | `UPLOAD#{upload id}`          | `UPLOAD`                    | –                                       | 30 days      |
 //! | once              | `ONCE#{name}`                 | `ONCE`                      | –                                       | as claimed   |
 //! | grant release     | `RELEASE#{grant}`             | `RELEASE`                   | `RELEASES` / due at                     | –            |
 //!
@@ -68,6 +70,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use uuid::Uuid;
 
 use crate::Error;
+use crate::attachment::{DocumentAttachments, DocumentKind, UploadRef};
 use crate::contact_groups::ContactGroups;
 use crate::credit_note::CreditNoteRecord;
 use crate::governor::Bucket;
@@ -371,6 +374,24 @@ pub trait ItemRecordStore: Send + Sync {
     async fn live_item_codes(&self, key: &ConnectionKey, codes: &[String]) -> Result<HashSet<String>, Error>;
 }
 
+/// Files attached to documents, and the uploads that bring them.
+#[async_trait]
+pub trait AttachmentStore: Send + Sync {
+    async fn get_attachments(
+        &self,
+        key: &ConnectionKey,
+        kind: DocumentKind,
+        document_id: &str,
+    ) -> Result<Option<DocumentAttachments>, Error>;
+    /// Versioned like [`SyncRecordStore::save_sync_record`]: [`Error::Conflict`] when another
+    /// writer saved first.
+    async fn save_attachments(&self, attachments: &DocumentAttachments) -> Result<DocumentAttachments, Error>;
+    /// Remembers which document and file an upload is for, until `expires`.
+    async fn put_upload(&self, upload: &UploadRef, expires: DateTime<Utc>) -> Result<(), Error>;
+    /// The upload, unless it expired by `now`.
+    async fn get_upload(&self, upload_id: Uuid, now: DateTime<Utc>) -> Result<Option<UploadRef>, Error>;
+}
+
 /// The organisation's contact groups as last read.
 #[async_trait]
 pub trait ContactGroupStore: Send + Sync {
@@ -490,6 +511,7 @@ pub trait Store:
     + PaymentRecordStore
     + CreditNoteRecordStore
     + ItemRecordStore
+    + AttachmentStore
     + ContactGroupStore
     + JobStateStore
     + ParkedPushStore
@@ -513,6 +535,7 @@ impl<
         + PaymentRecordStore
         + CreditNoteRecordStore
         + ItemRecordStore
+        + AttachmentStore
         + ContactGroupStore
         + JobStateStore
         + ParkedPushStore

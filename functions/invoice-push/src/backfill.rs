@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use xero_sync_domain::Error;
+use xero_sync_domain::attachment::DocumentKind;
 use xero_sync_domain::digest::hex;
 use xero_sync_domain::links::XeroDocument;
 use xero_sync_domain::model::{ConnectionKey, PlatformInvoiceId};
@@ -179,6 +180,7 @@ pub async fn invoice_status(webhook: &Webhook, key: &ConnectionKey, invoice: &st
         return Err(ApiError::NotFound(format!("invoice {id} has not been sent to this Xero organisation")));
     }
     let connection = store.get_connection(key).await?;
+    let files = store.get_attachments(key, DocumentKind::Invoice, id.as_str()).await?;
     let link = |document| connection.as_ref().and_then(|c| c.xero_link(document));
     let payments: Vec<_> = payments
         .iter()
@@ -211,6 +213,7 @@ pub async fn invoice_status(webhook: &Webhook, key: &ConnectionKey, invoice: &st
             "attempts": record.as_ref().map_or(0, |r| r.attempts),
             "updated_at": record.as_ref().map(|r| xero_sync_domain::time::format(r.updated_at)),
             "payments": payments,
+            "attachments": crate::attachments::listed(files.as_ref(), webhook.app.now()),
         }),
     ))
 }

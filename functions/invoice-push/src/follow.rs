@@ -35,17 +35,26 @@ pub(crate) fn following(
     if let Some((xero_invoice_id, status)) = invoice.and_then(|i| i.xero_invoice_id.map(|id| (id, i.xero_status))) {
         return Following::InXero { xero_invoice_id, status };
     }
+    match (waiting(&format!("invoice {invoice_id}"), waited, outcome), invoice.map(|i| i.status)) {
+        (Following::Hold { after, .. }, Some(SyncStatus::Failed)) => Following::Hold {
+            reason: "waiting for the invoice, which Xero refused: fix the invoice and it follows".into(),
+            after,
+        },
+        (held, _) => held,
+    }
+}
+
+/// A document (`what`, such as `invoice inv-1`) that has not reached Xero after `waited`: held
+/// back, or too late after [`WAIT_FOR_INVOICE`].
+pub(crate) fn waiting(what: &str, waited: Duration, outcome: &str) -> Following {
     if waited > WAIT_FOR_INVOICE {
         return Following::TooLate(format!(
-            "invoice {invoice_id} did not reach Xero within {} days, so {outcome}",
+            "{what} did not reach Xero within {} days, so {outcome}",
             WAIT_FOR_INVOICE.num_days()
         ));
     }
-    let reason = match invoice.map(|i| i.status) {
-        Some(SyncStatus::Failed) => "waiting for the invoice, which Xero refused: fix the invoice and it follows",
-        _ => "waiting for the invoice to reach Xero",
-    };
-    // Soon while the invoice is likely just behind, then less and less often.
+    let kind = what.split(' ').next().unwrap_or(what);
+    // Soon while the document is likely just behind, then less and less often.
     let after = (waited / 4).to_std().unwrap_or_default().clamp(StdDuration::from_secs(30), LONGEST_HOLD);
-    Following::Hold { reason: reason.into(), after }
+    Following::Hold { reason: format!("waiting for the {kind} to reach Xero"), after }
 }

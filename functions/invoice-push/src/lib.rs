@@ -1,6 +1,7 @@
 //! The platform's invoice webhook (`POST /webhooks/invoices`) and, behind its queue, the push
 //! to Xero.
 
+pub mod attachments;
 pub mod backfill;
 pub mod contact;
 pub mod credit_note_event;

@@ -33,6 +33,15 @@ pub enum QueueMessage {
     Customer(Box<CustomerMessage>),
     /// One item event from the webhook.
     Item(Box<ItemMessage>),
+    /// An upload to attach, sent again after a reconnection (the bucket's own notification
+    /// arrives as S3 writes it; see `crate::attachments::landing`).
+    Attachment(AttachmentMessage),
+}
+
+/// An upload to attach: everything else is read from what was recorded when it was offered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentMessage {
+    pub upload_id: uuid::Uuid,
 }
 
 /// An item event and the organisation it goes to.

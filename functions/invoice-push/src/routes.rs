@@ -1,9 +1,12 @@
 //! The invoice function's HTTP routes: the webhook, plus the platform's signed invoice API
-//! (backfill, one invoice's status).
+//! (backfill, one invoice's status, files to attach to an invoice or a credit note).
 
 use lambda_http::{Body, Request, Response};
 use xero_sync_http::{ApiError, connection_key, no_route, request_body, verify_api_request};
 
+use xero_sync_domain::attachment::DocumentKind;
+
+use crate::attachments::api::request_upload;
 use crate::webhook::{Webhook, accept};
 
 /// Answers one request; every error becomes its status in [`ApiError::into_response`].
@@ -34,7 +37,15 @@ async fn api(
     match (request.method().as_str(), rest) {
         ("POST", ["backfill"]) => crate::backfill::start(webhook, &key, request_body(request)).await,
         ("GET", ["invoices", invoice]) => crate::backfill::invoice_status(webhook, &key, invoice).await,
-        (method, ["backfill"] | ["invoices", _]) => Err(ApiError::MethodNotAllowed { method: method.to_owned() }),
+        ("POST", ["invoices", invoice, "attachments"]) => {
+            request_upload(webhook, &key, DocumentKind::Invoice, invoice, request_body(request)).await
+        }
+        ("POST", ["credit-notes", credit_note, "attachments"]) => {
+            request_upload(webhook, &key, DocumentKind::CreditNote, credit_note, request_body(request)).await
+        }
+        (method, ["backfill"] | ["invoices", _] | ["invoices" | "credit-notes", _, "attachments"]) => {
+            Err(ApiError::MethodNotAllowed { method: method.to_owned() })
+        }
         (method, _) => Err(no_route(method, &xero_sync_http::request_path(request))),
     }
 }

@@ -40,12 +40,15 @@ pub struct Webhook {
     pub secrets: Vec<SigningSecret>,
     /// The push queue.
     pub queue: Queue,
+    /// Where the platform uploads files to attach.
+    pub uploads: xero_sync_aws::Uploads,
 }
 
 impl Webhook {
     pub fn new(app: App, env: &Env) -> Result<Self, ConfigError> {
         let queue = Queue::new(aws_sdk_sqs::Client::new(&app.sdk), env.required("PUSH_QUEUE_URL")?);
-        Ok(Self { secrets: platform_signing_secrets(env)?, queue, app })
+        let uploads = crate::attachments::uploads(&app, env)?;
+        Ok(Self { secrets: platform_signing_secrets(env)?, queue, uploads, app })
     }
 }
 

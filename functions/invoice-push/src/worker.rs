@@ -17,6 +17,10 @@ use xero_sync_domain::model::{AccountId, ConnectionKey, TenantId};
 use xero_sync_runtime::queue::{Incoming, Retry, Unreadable, not_yet_due, read, respond};
 use xero_sync_runtime::{App, ConfigError, Env};
 
+use uuid::Uuid;
+
+use crate::attachments::attach;
+use crate::attachments::landing::{self, Landing};
 use crate::credit_note_event::CreditNoteEvent;
 use crate::credit_notes::push_credit_notes;
 use crate::customer_event::CustomerEvent;
@@ -40,6 +44,8 @@ pub struct Worker {
     pub policy: PushPolicy,
     /// The push queue: retries are held back on it, parked pushes sent back to it.
     pub queue: Queue,
+    /// The bucket uploads land in.
+    pub uploads: xero_sync_aws::Uploads,
     /// Waves of a batch are started only within this time, so a large batch ends well inside
     /// the function's timeout; what was not started goes back to the queue at once.
     pub budget: Duration,
@@ -49,7 +55,8 @@ impl Worker {
     pub fn new(mut app: App, env: &Env) -> Result<Self, ConfigError> {
         app.tokens.prioritise(Priority::Push);
         let queue = Queue::new(aws_sdk_sqs::Client::new(&app.sdk), env.required("PUSH_QUEUE_URL")?);
-        Ok(Self { queue, policy: PushPolicy::default(), budget: DEFAULT_BUDGET, app })
+        let uploads = crate::attachments::uploads(&app, env)?;
+        Ok(Self { queue, uploads, policy: PushPolicy::default(), budget: DEFAULT_BUDGET, app })
     }
 }
 
@@ -63,19 +70,21 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
     let mut customers: Lots<CustomerEvent> = Lots::default();
     let mut items: Lots<ItemEvent> = Lots::default();
     let mut bus: Vec<(usize, PlatformEvent)> = Vec::new();
+    let mut landed: Vec<(usize, Uuid)> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
         results.push(Ok(()));
         if let Some(wait) = not_yet_due(message, worker.app.now()) {
             results[index] = Err(Retry::held(wait));
             continue;
         }
-        match read_message(message.body.as_deref().unwrap_or_default()) {
+        match read_message(message.body.as_deref().unwrap_or_default(), worker.uploads.bucket()) {
             Ok(Some(Read::Bus(event))) => bus.push((index, event)),
             Ok(Some(Read::Events(tenant, events))) => plan.add(index, tenant, events),
             Ok(Some(Read::Payment(tenant, event))) => payments.add(index, tenant, vec![event]),
             Ok(Some(Read::CreditNote(tenant, event))) => credit_notes.add(index, tenant, vec![event]),
             Ok(Some(Read::Customer(tenant, event))) => customers.add(index, tenant, vec![event]),
             Ok(Some(Read::Item(tenant, event))) => items.add(index, tenant, vec![event]),
+            Ok(Some(Read::Uploads(uploads))) => landed.extend(uploads.into_iter().map(|id| (index, id))),
             Ok(None) => {}
             Err(unreadable) => results[index] = Err(unreadable.into()),
         }
@@ -99,6 +108,8 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
     work(worker, started, credit_notes, &mut results, |tenant, events| push_credit_notes(app, policy, tenant, events))
         .await;
     work(worker, started, payments, &mut results, |tenant, events| push_payments(app, policy, tenant, events)).await;
+    // Last, so a file that came with its invoice finds it in Xero.
+    attach_all(worker, started, landed, &mut results).await;
 
     xero_sync_runtime::meter::flush(&worker.app, "invoice-push-worker").await;
     respond(&worker.queue, &messages, results, worker.app.now()).await
@@ -148,6 +159,32 @@ async fn work<E, T, F, Fut>(
                     merge(&mut results[index], retry);
                 }
             }
+        }
+    }
+}
+
+/// Attaches the uploads that landed, a few at once; one not started within the budget goes back
+/// to the queue at once.
+async fn attach_all(
+    worker: &Worker,
+    started: std::time::Instant,
+    landed: Vec<(usize, Uuid)>,
+    results: &mut [Result<(), Retry>],
+) {
+    let done: Vec<(usize, Result<(), Retry>)> = futures::stream::iter(landed)
+        .map(|(index, upload)| async move {
+            if started.elapsed() > worker.budget {
+                return (index, Err(Retry::held(Duration::from_secs(1))));
+            }
+            let result = attach(&worker.app, &worker.uploads, &worker.policy, upload).await;
+            (index, verdict(std::slice::from_ref(&result)))
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    for (index, result) in done {
+        if let Err(retry) = result {
+            merge(&mut results[index], retry);
         }
     }
 }
@@ -264,10 +301,17 @@ enum Read {
     CreditNote(TenantId, CreditNoteEvent),
     Customer(TenantId, CustomerEvent),
     Item(TenantId, ItemEvent),
+    /// Uploads to attach: landed in the bucket, or sent again after a reconnection.
+    Uploads(Vec<Uuid>),
 }
 
 /// `None` for a bus event of a kind that needs nothing here.
-fn read_message(body: &str) -> Result<Option<Read>, Unreadable> {
+fn read_message(body: &str, bucket: &str) -> Result<Option<Read>, Unreadable> {
+    match landing::read(body, bucket) {
+        Some(Landing::Uploads(uploads)) => return Ok(Some(Read::Uploads(uploads))),
+        Some(Landing::Nothing) => return Ok(None),
+        None => {}
+    }
     match read::<QueueMessage>(body, &[EventKind::ConnectionConnected.as_str()])? {
         Incoming::Event(event) => Ok(Some(Read::Bus(event))),
         Incoming::Other(kind) => {
@@ -279,6 +323,7 @@ fn read_message(body: &str) -> Result<Option<Read>, Unreadable> {
         Incoming::Ours(QueueMessage::CreditNote(m)) => Ok(Some(Read::CreditNote(m.tenant_id, m.event))),
         Incoming::Ours(QueueMessage::Customer(m)) => Ok(Some(Read::Customer(m.tenant_id, m.event))),
         Incoming::Ours(QueueMessage::Item(m)) => Ok(Some(Read::Item(m.tenant_id, m.event))),
+        Incoming::Ours(QueueMessage::Attachment(m)) => Ok(Some(Read::Uploads(vec![m.upload_id]))),
         Incoming::Ours(QueueMessage::Backfill(chunk)) => {
             if chunk.events.iter().any(|e| e.account_id != chunk.account_id) {
                 return Err(Unreadable("a backfill chunk mixes accounts".into()));

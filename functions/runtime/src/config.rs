@@ -62,6 +62,15 @@ impl Env {
         self.optional(name).ok_or(ConfigError::Missing(name))
     }
 
+    /// `true` or `false`; absent is `false`.
+    pub fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self.optional(name).as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(ConfigError::Invalid { name, reason: "must be true or false".into() }),
+        }
+    }
+
     /// A URL; with an empty default the variable is required.
     pub fn url_or(&self, name: &'static str, default: &str) -> Result<Url, ConfigError> {
         let raw = match self.optional(name) {
@@ -127,7 +136,7 @@ fn secure(url: Url, name: &'static str) -> Result<Url, ConfigError> {
 /// Xero's granular scopes for apps created from March 2026 on; older apps set `XERO_SCOPES` to
 /// the broad ones (`accounting.transactions accounting.contacts accounting.settings ...`).
 pub const DEFAULT_XERO_SCOPES: &str = "openid profile email offline_access accounting.contacts accounting.invoices \
-     accounting.payments accounting.settings.read";
+     accounting.payments accounting.settings.read accounting.attachments";
 
 /// What the consent flow needs (the connect link and the OAuth callback).
 #[derive(Debug, Clone)]

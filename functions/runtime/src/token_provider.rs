@@ -227,6 +227,15 @@ impl TokenProvider {
         self.send(reqwest::Method::POST, connection, request, Some(body)).await
     }
 
+    /// PUT of the file in `request` (an attachment), as [`Self::put`].
+    pub async fn put_file<T: serde::de::DeserializeOwned>(
+        &self,
+        connection: &Connection,
+        request: &ApiRequest<'_>,
+    ) -> Result<XeroResponse<T>, TokenError> {
+        self.send::<(), T>(reqwest::Method::PUT, connection, request, None).await
+    }
+
     /// DELETE on the Accounting API for a connection (a credit note's allocation), as [`Self::put`].
     pub async fn delete<T: serde::de::DeserializeOwned>(
         &self,

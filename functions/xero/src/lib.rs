@@ -82,6 +82,15 @@ pub struct ApiRequest<'a> {
     pub if_modified_since: Option<DateTime<Utc>>,
     /// Xero replays the first response for a repeated key instead of applying the write again.
     pub idempotency_key: Option<String>,
+    /// A file sent as the body itself (an attachment), rather than JSON.
+    pub file: Option<FileBody>,
+}
+
+/// A file as a request body: its bytes, shared rather than copied when a call is sent again.
+#[derive(Debug, Clone)]
+pub struct FileBody {
+    pub bytes: bytes::Bytes,
+    pub content_type: String,
 }
 
 impl<'a> ApiRequest<'a> {
@@ -147,6 +156,8 @@ impl XeroClient {
         }
         if let Some(body) = body {
             req = req.json(body);
+        } else if let Some(file) = &request.file {
+            req = req.header(reqwest::header::CONTENT_TYPE, &file.content_type).body(file.bytes.clone());
         }
         let response = req.send().await.map_err(|e| XeroError::from_transport(&e, is_write))?;
         let status = response.status();

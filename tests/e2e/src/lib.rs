@@ -124,6 +124,9 @@ impl World {
         let webhook_env = Env::from_pairs([
             ("PLATFORM_SIGNING_SECRETS", PLATFORM_SECRET),
             ("PUSH_QUEUE_URL", aws.stack.reference("PushQueue")),
+            ("UPLOADS_BUCKET", aws.stack.reference("UploadsBucket")),
+            // moto answers every bucket at its one address.
+            ("S3_PATH_STYLE", "true"),
         ]);
         let webhook =
             invoice_push::Webhook::new(as_role("InvoiceWebhookFunction").await, &webhook_env).expect("webhook config");

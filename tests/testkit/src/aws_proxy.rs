@@ -307,16 +307,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn classify(parts: &hyper::http::request::Parts, body: &Bytes) -> AwsCall {
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     // The credential scope names the service: Credential=KEY/DATE/REGION/SERVICE/aws4_request.
-    let service = header("authorization")
+    // A presigned URL (an upload) carries it in the query: X-Amz-Credential=KEY%2FDATE%2F...
+    let query = percent_encoding::percent_decode_str(parts.uri.query().unwrap_or_default()).decode_utf8_lossy().into_owned();
+    let credential = header("authorization")
         .split("Credential=")
         .nth(1)
-        .and_then(|c| c.split('/').nth(3))
-        .unwrap_or("unknown")
-        .to_owned();
+        .map(str::to_owned)
+        .or_else(|| query.split("X-Amz-Credential=").nth(1).map(str::to_owned));
+    let service = credential.as_deref().and_then(|c| c.split('/').nth(3)).unwrap_or("unknown").to_owned();
     let target = header("x-amz-target");
-    let operation = match target.rsplit_once('.') {
-        Some((_, op)) => op.to_owned(),
-        None => format!("{} {}", parts.method, parts.uri.path()),
+    let operation = match (target.rsplit_once('.'), service.as_str()) {
+        (Some((_, op)), _) => op.to_owned(),
+        // S3's REST calls on one object, named as IAM names them.
+        (None, "s3") if parts.uri.path().matches('/').count() >= 2 => match parts.method.as_str() {
+            "PUT" => "PutObject".to_owned(),
+            "GET" | "HEAD" => "GetObject".to_owned(),
+            "DELETE" => "DeleteObject".to_owned(),
+            other => format!("{other} {}", parts.uri.path()),
+        },
+        _ => format!("{} {}", parts.method, parts.uri.path()),
     };
     let sqs_body = (service == "sqs").then(|| serde_json::from_slice(body).ok()).flatten();
     let item_bytes = (service == "dynamodb" && operation == "PutItem")

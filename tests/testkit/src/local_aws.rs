@@ -77,8 +77,13 @@ impl LocalAws {
     /// The variables a function process gets: the template's, with `overrides` on top.
     pub fn function_env(&self, overrides: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut vars: Vec<(String, String)> = self.stack.function_env.clone().into_iter().collect();
-        vars.retain(|(k, _)| k != "SECRET_PREFIX" && !overrides.iter().any(|(o, _)| o == k));
+        vars.retain(|(k, _)| {
+            !["SECRET_PREFIX", "S3_PATH_STYLE", "UPLOADS_BUCKET"].contains(&k.as_str()) && !overrides.iter().any(|(o, _)| o == k)
+        });
         vars.push(("SECRET_PREFIX".into(), format!("xero-sync/{}/grants/", self.stack.name)));
+        // moto answers every bucket at its one address, not at a host name per bucket.
+        vars.push(("S3_PATH_STYLE".into(), "true".into()));
+        vars.push(("UPLOADS_BUCKET".into(), self.stack.reference("UploadsBucket").to_owned()));
         vars.extend(overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         vars.sort();
         vars

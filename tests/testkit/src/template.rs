@@ -1,6 +1,7 @@
 //! Creates the stack's stateful resources on moto from `infra/template.yaml`.
 //!
-//! Only what moto can hold locally is created (the table, queues, bus and SES identity);
+//! Only what moto can hold locally is created (the table, queues, bus, SES identity and the
+//! bucket with its notifications to a queue);
 //! functions, the HTTP API and alarms are for AWS. Intrinsics are resolved the way
 //! CloudFormation does for the parts this template uses: `Ref`, `Fn::GetAtt`, `Fn::Sub`.
 
@@ -25,6 +26,7 @@ const PROVISIONED_TYPES: &[&str] = &[
     "AWS::Events::EventBus",
     "AWS::Events::Rule",
     "AWS::SES::EmailIdentity",
+    "AWS::S3::Bucket",
 ];
 
 pub struct Template {
@@ -330,6 +332,7 @@ struct Clients {
     sqs: aws_sdk_sqs::Client,
     events: aws_sdk_eventbridge::Client,
     ses: aws_sdk_sesv2::Client,
+    s3: aws_sdk_s3::Client,
 }
 
 impl Clients {
@@ -339,6 +342,8 @@ impl Clients {
             sqs: aws_sdk_sqs::Client::new(sdk),
             events: aws_sdk_eventbridge::Client::new(sdk),
             ses: aws_sdk_sesv2::Client::new(sdk),
+            // moto has no host name per bucket.
+            s3: aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build()),
         }
     }
 
@@ -353,6 +358,7 @@ impl Clients {
                 Ok(Created { reference: name.clone(), attributes: vec![("Arn", arn), ("Name", name)] })
             }
             "AWS::Events::Rule" => self.rule(id, stack, props).await,
+            "AWS::S3::Bucket" => self.bucket(id, stack, props).await,
             "AWS::SQS::QueuePolicy" => {
                 let policy = props.get("PolicyDocument").map(Value::to_string).unwrap_or_default();
                 for queue in props["Queues"].as_array().into_iter().flatten().filter_map(Value::as_str) {
@@ -464,6 +470,44 @@ impl Clients {
             self.events.put_targets().rule(&name).event_bus_name(bus).targets(target).send().await?;
         }
         Ok(Created { reference: name, attributes: vec![("Arn", out.rule_arn.unwrap_or_default())] })
+    }
+
+    /// A bucket and its notifications to queues (moto sends them as S3 does). Named as
+    /// CloudFormation names a bucket without a name: lower case.
+    async fn bucket(&self, id: &str, stack: &str, props: &Value) -> anyhow::Result<Created> {
+        use aws_sdk_s3::types::{
+            Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+            QueueConfiguration, S3KeyFilter,
+        };
+        let name = str_prop(props, "BucketName").map(str::to_owned).unwrap_or_else(|| format!("{stack}-{id}").to_lowercase());
+        self.s3.create_bucket().bucket(&name).send().await?;
+        let mut notifications = NotificationConfiguration::builder();
+        for q in props.pointer("/NotificationConfiguration/QueueConfigurations").and_then(Value::as_array).into_iter().flatten() {
+            let mut rules = S3KeyFilter::builder();
+            for rule in q.pointer("/Filter/S3Key/Rules").and_then(Value::as_array).into_iter().flatten() {
+                rules = rules.filter_rules(
+                    FilterRule::builder()
+                        .name(FilterRuleName::from(str_prop(rule, "Name").unwrap_or_default()))
+                        .value(str_prop(rule, "Value").unwrap_or_default())
+                        .build(),
+                );
+            }
+            notifications = notifications.queue_configurations(
+                QueueConfiguration::builder()
+                    .queue_arn(str_prop(q, "Queue").ok_or_else(|| anyhow!("a queue notification of {id} names no queue"))?)
+                    .events(Event::from(str_prop(q, "Event").unwrap_or_default()))
+                    .filter(NotificationConfigurationFilter::builder().key(rules.build()).build())
+                    .build()?,
+            );
+        }
+        self.s3
+            .put_bucket_notification_configuration()
+            .bucket(&name)
+            .notification_configuration(notifications.build())
+            .send()
+            .await?;
+        let arn = format!("arn:aws:s3:::{name}");
+        Ok(Created { reference: name.clone(), attributes: vec![("Arn", arn), ("BucketName", name)] })
     }
 
     async fn queue(&self, id: &str, stack: &str, props: &Value) -> anyhow::Result<Created> {

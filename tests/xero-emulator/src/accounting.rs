@@ -253,6 +253,15 @@ pub(crate) fn route(state: &mut State, shared: &Shared, req: &Req, ctx: &TokenCt
         }
         return crate::contact_groups::route(state, shared, req, ctx, tenant_id, id, sub, allocation);
     }
+    if sub.as_deref() == Some("attachments") && req.segs.len() <= 6 {
+        let kind = match resource {
+            Resource::Invoices => DocKind::Invoice,
+            Resource::CreditNotes => DocKind::CreditNote,
+            _ => return Reply::not_found(),
+        };
+        let id = id.unwrap_or_default();
+        return crate::attachments::route(state, shared, req, ctx, tenant_id, kind, &id, allocation.as_deref());
+    }
     if req.segs.len() > 6
         || (sub.is_some() && !(matches!(resource, Resource::CreditNotes) && sub.as_deref() == Some("allocations")))
     {

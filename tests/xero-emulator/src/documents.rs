@@ -759,7 +759,7 @@ pub fn document_json(tenant: &Tenant, d: &Document, summary_only: bool, with_lin
         "CurrencyCode": d.currency_code,
         "CurrencyRate": money(d.currency_rate),
         "UpdatedDateUTC": ms_date(d.updated),
-        "HasAttachments": false,
+        "HasAttachments": crate::attachments::has_any(tenant, d.id),
         "HasErrors": false,
         "SentToContact": d.sent_to_contact,
     });

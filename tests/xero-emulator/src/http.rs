@@ -73,6 +73,11 @@ pub struct Reply {
 pub enum ReplyBody {
     Json(Value),
     Text(String),
+    /// A file as it was stored (an attachment's content), with its own content type.
+    Bytes {
+        content_type: String,
+        data: Bytes,
+    },
     Empty,
 }
 
@@ -113,6 +118,10 @@ impl Reply {
         Reply::validation(vec![json!({"ValidationErrors": [{"Message": message}]})])
     }
 
+    pub fn bytes(status: u16, content_type: &str, data: Bytes) -> Reply {
+        Reply { status, body: ReplyBody::Bytes { content_type: content_type.to_string(), data } }
+    }
+
     /// A 204: done, nothing to say (Xero's answer to a deleted item).
     pub fn no_content() -> Reply {
         Reply { status: 204, body: ReplyBody::Empty }
@@ -137,6 +146,11 @@ impl Reply {
                 (status, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], v.to_string()).into_response()
             }
             ReplyBody::Text(t) => (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], t).into_response(),
+            ReplyBody::Bytes { content_type, data } => {
+                let kind = HeaderValue::from_str(&content_type)
+                    .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+                (status, [(header::CONTENT_TYPE, kind)], data).into_response()
+            }
             ReplyBody::Empty => (status, Body::empty()).into_response(),
         }
     }

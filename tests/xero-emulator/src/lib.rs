@@ -1,12 +1,14 @@
 //! An in-memory HTTP server that behaves like the parts of Xero that xero-sync uses: the OAuth 2
 //! identity service (authorize, token, revocation, connections) and the Accounting API for
-//! invoices, contacts, payments, credit notes and the reference data they depend on.
+//! invoices and credit notes (with their attachments), contacts, payments and the reference data
+//! they depend on.
 //!
 //! Start it in-process with [`Emulator::start`] (binds 127.0.0.1 on a free port) or run the
 //! binary (`cargo run -p xero-emulator -- --port 8080 --seed demo`). Tests steer it through the
 //! Rust control API on [`Emulator`] or the JSON endpoints under `/_emulator/`.
 
 mod accounting;
+mod attachments;
 mod clock;
 mod config;
 mod contact_groups;
@@ -29,6 +31,7 @@ mod util;
 mod webhooks;
 mod writes;
 
+pub use attachments::AttachmentView;
 pub use clock::Clock;
 pub use faults::{FaultAction, FaultRule, Faults, Gate, Trigger};
 pub use idempotency::IDEMPOTENCY_WINDOW;

@@ -121,6 +121,7 @@ pub(crate) fn apply(state: &mut State, seed: Seed, now: DateTime<Utc>) -> Result
             reference_updated: now,
             item_updated: Default::default(),
             contact_groups: Vec::new(),
+            attachments: Default::default(),
         };
         state.tenants.retain(|t| t.id != tenant.id);
         state.tenants.push(tenant);

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::attachments::AttachmentView;
 use crate::clock::Clock;
 pub use crate::config::{CallCount, Counters, EmulatorConfig, Settings, WebhookSubscription};
 use crate::faults::{FaultPlan, Faults};
@@ -188,6 +189,7 @@ const LITERALS: &[&str] = &[
     "currencies",
     "trackingcategories",
     "contactgroups",
+    "attachments",
 ];
 
 fn endpoint_key(req: &Req) -> String {
@@ -469,6 +471,12 @@ impl Emulator {
 
     pub fn credit_notes(&self, tenant: Uuid) -> Vec<Value> {
         self.objects(tenant, "creditnotes").unwrap_or_default()
+    }
+
+    /// The files attached to an invoice or a credit note, by file name; none for an unknown
+    /// tenant or document.
+    pub fn attachments(&self, tenant: Uuid, document_id: Uuid) -> Vec<AttachmentView> {
+        crate::attachments::views(&self.shared.lock(), tenant, document_id)
     }
 
     /// Until the emulator clock reaches `visible_at`, the object `id` of `resource`

@@ -218,6 +218,19 @@ pub struct Tenant {
     /// When each item written through the API last changed; seeded ones carry `reference_updated`.
     pub item_updated: std::collections::HashMap<Uuid, DateTime<Utc>>,
     pub contact_groups: Vec<ContactGroup>,
+    /// Files attached to invoices and credit notes, by document id, in the order first uploaded.
+    pub attachments: HashMap<Uuid, Vec<Attachment>>,
+}
+
+/// A file attached to an invoice or a credit note.
+#[derive(Clone, Debug)]
+pub struct Attachment {
+    pub id: Uuid,
+    pub file_name: String,
+    pub mime_type: String,
+    /// `Bytes`, so cloning a tenant (batch writes work on a copy) does not copy the files.
+    pub content: axum::body::Bytes,
+    pub include_online: bool,
 }
 
 /// A contact group and the contacts in it.

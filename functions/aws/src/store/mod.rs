@@ -1,6 +1,7 @@
 //! The DynamoDB adapter for every store port (one file per group of ports); the only code
 //! that knows the item layout.
 
+mod attachments;
 mod claims;
 mod connections;
 mod items;
@@ -20,6 +21,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use xero_sync_domain::attachment::{DocumentAttachments, DocumentKind, UploadRef};
 use xero_sync_domain::contact_groups::ContactGroups;
 use xero_sync_domain::credit_note::CreditNoteRecord;
 use xero_sync_domain::error::{AwsError, Error};
@@ -35,7 +37,7 @@ use xero_sync_domain::payment::PaymentRecord;
 use xero_sync_domain::reference::ReferenceData;
 use xero_sync_domain::settings::{ConnectionSettings, VersionedSettings};
 use xero_sync_domain::store::{
-    BucketStore, CONNECTED_SHARDS, Claimed, ConnectedQuery, ConnectionStore, ConsentStore, ContactGroupStore,
+    AttachmentStore, BucketStore, CONNECTED_SHARDS, Claimed, ConnectedQuery, ConnectionStore, ConsentStore, ContactGroupStore,
     ContactMappingStore, CreditNoteRecordStore, CursorStore, DeliveryClaim, DeliveryStore, GrantReleaseStore,
     ItemRecordStore, JobStateStore, LeaseStore, OnceStore, Page, PageToken, ParkedPushStore, PaymentRecordStore,
     ReferenceDataStore, SettingsStore, StateRefusal, StatusChange, SyncRecordStore, UsageStore,
@@ -85,6 +87,8 @@ mod keys {
             format!("PARKED#CUSTOMER#{customer}")
         } else if let Some(item) = &parked.item_id {
             format!("PARKED#ITEM#{item}")
+        } else if let Some(upload) = &parked.upload_id {
+            format!("PARKED#UPLOAD#{upload}")
         } else if let Some(invoice) = &parked.invoice_id {
             format!("PARKED#{invoice}")
         } else {
@@ -103,6 +107,14 @@ mod keys {
     /// The reference from a Xero item code to the platform item that holds it.
     pub fn item_code(code: &str) -> String {
         format!("ITEM_CODE#{code}")
+    }
+    /// A document's files: platform ids hold no `#`, and the kind keeps an invoice's apart from
+    /// a credit note's of the same id.
+    pub fn files(kind: DocumentKind, document_id: &str) -> String {
+        format!("FILES#{}#{document_id}", kind.as_str())
+    }
+    pub fn upload(id: Uuid) -> String {
+        format!("UPLOAD#{id}")
     }
     pub fn payments_of(invoice: &PlatformInvoiceId) -> String {
         format!("PAYMENT#{invoice}#")

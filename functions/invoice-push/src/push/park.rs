@@ -41,6 +41,7 @@ pub(crate) enum ParkedUnder {
     CreditNote(PlatformCreditNoteId),
     Customer(PlatformCustomerId),
     Item(PlatformItemId),
+    Upload(uuid::Uuid),
 }
 
 /// What is kept for a parked event: the queue message, as it will be sent again.
@@ -55,6 +56,7 @@ pub(crate) fn parked(
         credit_note_id: None,
         customer_id: None,
         item_id: None,
+        upload_id: None,
         occurred_at: order.occurred_at,
         sequence: order.sequence,
         message: serde_json::to_string(message)
@@ -66,6 +68,7 @@ pub(crate) fn parked(
         ParkedUnder::CreditNote(id) => parked.credit_note_id = Some(id),
         ParkedUnder::Customer(id) => parked.customer_id = Some(id),
         ParkedUnder::Item(id) => parked.item_id = Some(id),
+        ParkedUnder::Upload(id) => parked.upload_id = Some(id),
     }
     Ok(parked)
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the functions' handlers, fed API Gateway events, against a real moto server
 //! and the Xero emulator. One test binary; helpers in `helpers.rs`.
 
+mod attachments;
 mod browser;
 mod cleanup;
 mod connect;

@@ -42,13 +42,24 @@ pub fn pkce_pair() -> (String, String) {
 }
 
 pub fn authorize_url(emu: &Emulator, client_id: &str, redirect: &str, state: &str, challenge: Option<&str>) -> String {
+    authorize_url_with_scope(emu, client_id, redirect, state, challenge, SCOPE)
+}
+
+pub fn authorize_url_with_scope(
+    emu: &Emulator,
+    client_id: &str,
+    redirect: &str,
+    state: &str,
+    challenge: Option<&str>,
+    scope: &str,
+) -> String {
     let mut url = url::Url::parse(&emu.authorize_url()).expect("url");
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("response_type", "code")
             .append_pair("client_id", client_id)
             .append_pair("redirect_uri", redirect)
-            .append_pair("scope", SCOPE)
+            .append_pair("scope", scope)
             .append_pair("state", state);
         if let Some(c) = challenge {
             q.append_pair("code_challenge", c).append_pair("code_challenge_method", "S256");
@@ -201,6 +212,16 @@ impl Api {
 pub async fn connected_api(emu: &Emulator) -> Api {
     let tokens = connect(emu).await;
     Api::new(emu, &tokens, NZ)
+}
+
+/// An API client for the NZ demo organisation whose consent granted exactly `scope`.
+pub async fn connected_api_with_scope(emu: &Emulator, scope: &str) -> Api {
+    let url = authorize_url_with_scope(emu, demo::CLIENT_ID, REDIRECT, "st", None, scope);
+    let (_, params) = location_params(&http().get(url).send().await.expect("authorize"));
+    let (status, body) = exchange(emu, param(&params, "code").expect("code")).await;
+    assert_eq!(status, 200, "{body}");
+    let access = body["access_token"].as_str().expect("access").to_string();
+    Api { client: http(), base: emu.api_url(), token: access, tenant: NZ }
 }
 
 /// A valid ACCREC invoice for the NZ demo org.

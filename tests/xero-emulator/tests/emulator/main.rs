@@ -5,6 +5,7 @@ mod helpers;
 mod spec;
 
 mod accounting;
+mod attachments;
 mod binary;
 mod control;
 mod faults;
