@@ -199,7 +199,8 @@ impl AttachedFile {
 pub struct DocumentAttachments {
     pub account_id: AccountId,
     pub tenant_id: TenantId,
-    pub kind: DocumentKind,
+    /// Not `kind`: the store's own attribute of that name says what an item is.
+    pub document: DocumentKind,
     pub document_id: String,
     #[serde(default)]
     pub files: Vec<AttachedFile>,
@@ -212,7 +213,7 @@ impl DocumentAttachments {
         Self {
             account_id: key.account_id.clone(),
             tenant_id: key.tenant_id,
-            kind,
+            document: kind,
             document_id: document_id.to_owned(),
             files: Vec::new(),
             version: 0,
@@ -256,7 +257,7 @@ impl DocumentAttachments {
             return Err(format!(
                 "the {} already has {MAX_PER_DOCUMENT} files, Xero's most a document holds; upload one again under \
                  its name to replace it",
-                self.kind.as_str().replace('_', " ")
+                self.document.as_str().replace('_', " ")
             ));
         }
         // A name whose upload never came gives its place to this one.
@@ -292,7 +293,7 @@ pub struct UploadRef {
     pub upload_id: Uuid,
     pub account_id: AccountId,
     pub tenant_id: TenantId,
-    pub kind: DocumentKind,
+    pub document: DocumentKind,
     pub document_id: String,
     pub file_name: String,
     #[serde(with = "crate::time::fixed")]
@@ -354,9 +355,11 @@ mod tests {
         let problems = exe.problems();
         assert_eq!(problems[0].field, "file_name");
         assert!(problems[0].message.contains("pdf, png"), "{}", problems[0].message);
-        let mismatched = FileDeclaration { file_name: "photo.PNG".into(), content_type: "application/pdf".into(), size: 9 };
+        let mismatched =
+            FileDeclaration { file_name: "photo.PNG".into(), content_type: "application/pdf".into(), size: 9 };
         assert_eq!(fields(&mismatched), ["content_type"]);
-        let jpeg = FileDeclaration { file_name: "photo.jpg".into(), content_type: "image/jpeg; charset=x".into(), size: 9 };
+        let jpeg =
+            FileDeclaration { file_name: "photo.jpg".into(), content_type: "image/jpeg; charset=x".into(), size: 9 };
         assert!(jpeg.problems().is_empty());
     }
 

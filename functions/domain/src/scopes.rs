@@ -95,7 +95,9 @@ mod tests {
 
     #[test]
     fn the_broad_scopes_of_older_apps_allow_what_the_granular_ones_do() {
-        let broad = scopes("offline_access accounting.transactions accounting.contacts accounting.settings accounting.attachments");
+        let broad = scopes(
+            "offline_access accounting.transactions accounting.contacts accounting.settings accounting.attachments",
+        );
         assert_eq!(features(&broad), Feature::ALL.to_vec());
     }
 }

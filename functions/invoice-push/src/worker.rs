@@ -171,20 +171,30 @@ async fn attach_all(
     landed: Vec<(usize, Uuid)>,
     results: &mut [Result<(), Retry>],
 ) {
-    let done: Vec<(usize, Result<(), Retry>)> = futures::stream::iter(landed)
-        .map(|(index, upload)| async move {
+    // A notification delivered twice into one batch is one upload, attached once.
+    let mut uploads: Vec<(Uuid, Vec<usize>)> = Vec::new();
+    for (index, upload) in landed {
+        match uploads.iter_mut().find(|(u, _)| *u == upload) {
+            Some((_, indices)) => indices.push(index),
+            None => uploads.push((upload, vec![index])),
+        }
+    }
+    let done: Vec<(Vec<usize>, Result<(), Retry>)> = futures::stream::iter(uploads)
+        .map(|(upload, indices)| async move {
             if started.elapsed() > worker.budget {
-                return (index, Err(Retry::held(Duration::from_secs(1))));
+                return (indices, Err(Retry::held(Duration::from_secs(1))));
             }
             let result = attach(&worker.app, &worker.uploads, &worker.policy, upload).await;
-            (index, verdict(std::slice::from_ref(&result)))
+            (indices, verdict(std::slice::from_ref(&result)))
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    for (index, result) in done {
+    for (indices, result) in done {
         if let Err(retry) = result {
-            merge(&mut results[index], retry);
+            for index in indices {
+                merge(&mut results[index], retry);
+            }
         }
     }
 }

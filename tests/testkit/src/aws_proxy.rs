@@ -308,7 +308,8 @@ fn classify(parts: &hyper::http::request::Parts, body: &Bytes) -> AwsCall {
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     // The credential scope names the service: Credential=KEY/DATE/REGION/SERVICE/aws4_request.
     // A presigned URL (an upload) carries it in the query: X-Amz-Credential=KEY%2FDATE%2F...
-    let query = percent_encoding::percent_decode_str(parts.uri.query().unwrap_or_default()).decode_utf8_lossy().into_owned();
+    let query =
+        percent_encoding::percent_decode_str(parts.uri.query().unwrap_or_default()).decode_utf8_lossy().into_owned();
     let credential = header("authorization")
         .split("Credential=")
         .nth(1)

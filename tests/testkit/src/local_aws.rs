@@ -78,7 +78,8 @@ impl LocalAws {
     pub fn function_env(&self, overrides: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut vars: Vec<(String, String)> = self.stack.function_env.clone().into_iter().collect();
         vars.retain(|(k, _)| {
-            !["SECRET_PREFIX", "S3_PATH_STYLE", "UPLOADS_BUCKET"].contains(&k.as_str()) && !overrides.iter().any(|(o, _)| o == k)
+            !["SECRET_PREFIX", "S3_PATH_STYLE", "UPLOADS_BUCKET"].contains(&k.as_str())
+                && !overrides.iter().any(|(o, _)| o == k)
         });
         vars.push(("SECRET_PREFIX".into(), format!("xero-sync/{}/grants/", self.stack.name)));
         // moto answers every bucket at its one address, not at a host name per bucket.

@@ -479,10 +479,16 @@ impl Clients {
             Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
             QueueConfiguration, S3KeyFilter,
         };
-        let name = str_prop(props, "BucketName").map(str::to_owned).unwrap_or_else(|| format!("{stack}-{id}").to_lowercase());
+        let name =
+            str_prop(props, "BucketName").map(str::to_owned).unwrap_or_else(|| format!("{stack}-{id}").to_lowercase());
         self.s3.create_bucket().bucket(&name).send().await?;
         let mut notifications = NotificationConfiguration::builder();
-        for q in props.pointer("/NotificationConfiguration/QueueConfigurations").and_then(Value::as_array).into_iter().flatten() {
+        for q in props
+            .pointer("/NotificationConfiguration/QueueConfigurations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let mut rules = S3KeyFilter::builder();
             for rule in q.pointer("/Filter/S3Key/Rules").and_then(Value::as_array).into_iter().flatten() {
                 rules = rules.filter_rules(
@@ -494,7 +500,9 @@ impl Clients {
             }
             notifications = notifications.queue_configurations(
                 QueueConfiguration::builder()
-                    .queue_arn(str_prop(q, "Queue").ok_or_else(|| anyhow!("a queue notification of {id} names no queue"))?)
+                    .queue_arn(
+                        str_prop(q, "Queue").ok_or_else(|| anyhow!("a queue notification of {id} names no queue"))?,
+                    )
                     .events(Event::from(str_prop(q, "Event").unwrap_or_default()))
                     .filter(NotificationConfigurationFilter::builder().key(rules.build()).build())
                     .build()?,

@@ -17,7 +17,7 @@ impl AttachmentStore for DynamoStore {
     async fn save_attachments(&self, attachments: &DocumentAttachments) -> Result<DocumentAttachments, Error> {
         let mut next = attachments.clone();
         next.version = attachments.version + 1;
-        let sk = keys::files(next.kind, &next.document_id);
+        let sk = keys::files(next.document, &next.document_id);
         let item = with_keys(to_item("document's files", &next)?, keys::org(&next.key()), sk, "files");
         self.put_versioned(item, attachments.version, "document's files").await?;
         Ok(next)

@@ -37,10 +37,10 @@ use xero_sync_domain::payment::PaymentRecord;
 use xero_sync_domain::reference::ReferenceData;
 use xero_sync_domain::settings::{ConnectionSettings, VersionedSettings};
 use xero_sync_domain::store::{
-    AttachmentStore, BucketStore, CONNECTED_SHARDS, Claimed, ConnectedQuery, ConnectionStore, ConsentStore, ContactGroupStore,
-    ContactMappingStore, CreditNoteRecordStore, CursorStore, DeliveryClaim, DeliveryStore, GrantReleaseStore,
-    ItemRecordStore, JobStateStore, LeaseStore, OnceStore, Page, PageToken, ParkedPushStore, PaymentRecordStore,
-    ReferenceDataStore, SettingsStore, StateRefusal, StatusChange, SyncRecordStore, UsageStore,
+    AttachmentStore, BucketStore, CONNECTED_SHARDS, Claimed, ConnectedQuery, ConnectionStore, ConsentStore,
+    ContactGroupStore, ContactMappingStore, CreditNoteRecordStore, CursorStore, DeliveryClaim, DeliveryStore,
+    GrantReleaseStore, ItemRecordStore, JobStateStore, LeaseStore, OnceStore, Page, PageToken, ParkedPushStore,
+    PaymentRecordStore, ReferenceDataStore, SettingsStore, StateRefusal, StatusChange, SyncRecordStore, UsageStore,
 };
 use xero_sync_domain::time;
 

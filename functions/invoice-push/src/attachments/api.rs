@@ -49,7 +49,8 @@ pub async fn request_upload(
         return Err(ApiError::PayloadTooLarge { limit: MAX_BODY });
     }
     let request: UploadRequest = parse_json(body).map_err(|p| ApiError::BadRequest(vec![p]))?;
-    let declared = FileDeclaration { file_name: request.file_name, content_type: request.content_type, size: request.size };
+    let declared =
+        FileDeclaration { file_name: request.file_name, content_type: request.content_type, size: request.size };
     let problems = declared.problems();
     if !problems.is_empty() {
         return Err(ApiError::BadRequest(problems));
@@ -57,7 +58,10 @@ pub async fn request_upload(
     let app = &webhook.app;
     let store = &app.services.store;
     let connection = store.get_connection(key).await?.filter(|c| c.status.is_live()).ok_or_else(|| {
-        ApiError::NotFound(format!("account {} is not connected to Xero organisation {}", key.account_id, key.tenant_id))
+        ApiError::NotFound(format!(
+            "account {} is not connected to Xero organisation {}",
+            key.account_id, key.tenant_id
+        ))
     })?;
     known_document(webhook, key, kind, document).await?;
 
@@ -66,8 +70,10 @@ pub async fn request_upload(
     let upload_by = now + Duration::from_std(UPLOAD_URL_LIFETIME).unwrap_or_default();
     let mut offered = None;
     for _ in 0..3 {
-        let mut files =
-            store.get_attachments(key, kind, document).await?.unwrap_or_else(|| DocumentAttachments::new(key, kind, document));
+        let mut files = store
+            .get_attachments(key, kind, document)
+            .await?
+            .unwrap_or_else(|| DocumentAttachments::new(key, kind, document));
         let taken = files.offer(&declared, upload_id, now, upload_by).map_err(ApiError::Conflict)?;
         match store.save_attachments(&files).await {
             Ok(_) => {
@@ -84,7 +90,7 @@ pub async fn request_upload(
         upload_id,
         account_id: key.account_id.clone(),
         tenant_id: key.tenant_id,
-        kind,
+        document: kind,
         document_id: document.to_owned(),
         file_name: declared.file_name.clone(),
         requested_at: now,

@@ -62,7 +62,8 @@ pub fn read(body: &str, bucket: &str) -> Option<Landing> {
     let mut uploads = Vec::new();
     for record in notification.records {
         let key = decode(&record.s3.object.key);
-        let ours = record.source == "aws:s3" && record.name.starts_with("ObjectCreated:") && record.s3.bucket.name == bucket;
+        let ours =
+            record.source == "aws:s3" && record.name.starts_with("ObjectCreated:") && record.s3.bucket.name == bucket;
         match upload_of(&key).filter(|_| ours) {
             Some(id) => uploads.push(id),
             None => tracing::warn!(event = %record.name, "a bucket notification for nothing we attach; dropped"),

@@ -25,12 +25,14 @@ use serde_json::json;
 use uuid::Uuid;
 use xero_sync_aws::Uploads;
 use xero_sync_domain::Error;
-use xero_sync_domain::attachment::{DocumentAttachments, DocumentKind, FileState, MAX_FILE_BYTES, UploadRef, object_key};
+use xero_sync_domain::attachment::{
+    DocumentAttachments, DocumentKind, FileState, MAX_FILE_BYTES, UploadRef, object_key,
+};
 use xero_sync_domain::events::{EventKind, PlatformEvent};
 use xero_sync_domain::model::{Connection, PlatformCreditNoteId, PlatformInvoiceId};
 use xero_sync_domain::scopes::Feature;
-use xero_sync_runtime::{App, ConfigError, Env};
 use xero_sync_runtime::token_provider::TokenError;
+use xero_sync_runtime::{App, ConfigError, Env};
 use xero_sync_xero::{ApiRequest, FileBody, XeroError};
 
 use crate::follow::{Following, following};
@@ -48,14 +50,18 @@ pub fn uploads(app: &App, env: &Env) -> Result<Uploads, ConfigError> {
 /// What became of one landed upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttachOutcome {
-    Attached { xero_attachment_id: Uuid },
+    Attached {
+        xero_attachment_id: Uuid,
+    },
     /// Already in Xero: a repeated notification.
     AlreadyAttached,
     /// A newer upload of the same name took its place.
     Superseded,
     /// No upload of ours (expired, or never offered).
     Unknown,
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
     /// Held until a reconnection grants `accounting.attachments`.
     Parked,
     NotConnected,
@@ -77,7 +83,7 @@ pub async fn attach(app: &App, uploads: &Uploads, policy: &PushPolicy, upload_id
         Gate::Park => return park(app, &upload).await,
         Gate::NotConnected => return Ok(AttachOutcome::NotConnected),
     };
-    let Some(files) = store.get_attachments(&key, upload.kind, &upload.document_id).await? else {
+    let Some(files) = store.get_attachments(&key, upload.document, &upload.document_id).await? else {
         return Ok(AttachOutcome::Unknown);
     };
     match files.file(&upload.file_name) {
@@ -113,7 +119,7 @@ pub async fn attach(app: &App, uploads: &Uploads, policy: &PushPolicy, upload_id
     let settings = store.get_settings(&key).await?.settings;
     let path = format!(
         "/{}/{xero_id}/Attachments/{}",
-        upload.kind.xero_collection(),
+        upload.document.xero_collection(),
         percent_encoding::utf8_percent_encode(&upload.file_name, percent_encoding::NON_ALPHANUMERIC)
     );
     let mut request = ApiRequest::new(&path);
@@ -124,7 +130,7 @@ pub async fn attach(app: &App, uploads: &Uploads, policy: &PushPolicy, upload_id
         Ok(answer) => answer.body.attachments.into_iter().find_map(|a| a.attachment_id),
         Err(TokenError::Reconnect | TokenError::Xero(XeroError::NotGranted)) => return park(app, &upload).await,
         Err(TokenError::Xero(XeroError::NotFound(_))) => {
-            let reason = format!("Xero no longer has the {}", upload.kind.as_str().replace('_', " "));
+            let reason = format!("Xero no longer has the {}", upload.document.as_str().replace('_', " "));
             return fail(app, uploads, &connection, &upload, reason, policy).await;
         }
         Err(TokenError::Xero(XeroError::Validation { messages, .. })) => {
@@ -140,7 +146,7 @@ pub async fn attach(app: &App, uploads: &Uploads, policy: &PushPolicy, upload_id
     settle(app, &connection, &upload, Settled::Attached(xero_attachment_id), policy).await?;
     uploads.remove(&object_key(upload_id)).await?;
     tracing::info!(
-        account = %key.account_id, tenant = %key.tenant_id, document = upload.kind.as_str(), %upload_id,
+        account = %key.account_id, tenant = %key.tenant_id, document = upload.document.as_str(), %upload_id,
         size, "file attached"
     );
     Ok(AttachOutcome::Attached { xero_attachment_id })
@@ -165,7 +171,7 @@ async fn in_xero(app: &App, upload: &UploadRef) -> Result<Following, PushError> 
     let waited = app.now() - upload.requested_at;
     let outcome = "the file was not attached";
     let bad = |e: xero_sync_domain::model::InvalidId| Error::Corrupt { what: "upload", reason: e.to_string() };
-    Ok(match upload.kind {
+    Ok(match upload.document {
         DocumentKind::Invoice => {
             let id = PlatformInvoiceId::parse(upload.document_id.as_str()).map_err(bad)?;
             let record = store.get_sync_record(&key, &id).await?;
@@ -214,7 +220,7 @@ async fn settle(
     let store = &app.services.store;
     let key = upload.key();
     for _ in 0..3 {
-        let Some(mut files) = store.get_attachments(&key, upload.kind, &upload.document_id).await? else {
+        let Some(mut files) = store.get_attachments(&key, upload.document, &upload.document_id).await? else {
             return Ok(());
         };
         let now = app.now();
@@ -267,7 +273,7 @@ fn announcement(
         Settled::Attached(xero_attachment_id) => (
             EventKind::AttachmentSynced,
             json!({
-                "document": upload.kind,
+                "document": upload.document,
                 "document_id": upload.document_id,
                 "file_name": upload.file_name,
                 "upload_id": upload.upload_id,
@@ -279,7 +285,7 @@ fn announcement(
         Settled::Failed(reason) => (
             EventKind::AttachmentSyncFailed,
             json!({
-                "document": upload.kind,
+                "document": upload.document,
                 "document_id": upload.document_id,
                 "file_name": upload.file_name,
                 "upload_id": upload.upload_id,

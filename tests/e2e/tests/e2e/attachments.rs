@@ -20,7 +20,8 @@ fn declaration(name: &str, content_type: &str, size: usize) -> String {
 
 /// Declares the file and uploads `bytes` to the URL given, as the platform would.
 async fn upload(w: &World, account: &str, invoice: &str, name: &str, bytes: &[u8]) -> Value {
-    let response = w.invoice_api("POST", &files_path(account, invoice), &declaration(name, "application/pdf", bytes.len())).await;
+    let response =
+        w.invoice_api("POST", &files_path(account, invoice), &declaration(name, "application/pdf", bytes.len())).await;
     assert_eq!(response.status(), 201, "{}", body(&response));
     let offered = json(&response);
     put_file(&offered, bytes).await;
@@ -30,7 +31,10 @@ async fn upload(w: &World, account: &str, invoice: &str, name: &str, bytes: &[u8
 async fn put_file(offered: &Value, bytes: &[u8]) {
     let mut request = reqwest::Client::new().put(offered["url"].as_str().unwrap()).body(bytes.to_vec());
     for (name, value) in offered["headers"].as_object().unwrap() {
-        request = request.header(name.as_str(), value.as_str().unwrap());
+        // reqwest sets the length from the body; a body of another length is the test's point.
+        if name != "content-length" {
+            request = request.header(name.as_str(), value.as_str().unwrap());
+        }
     }
     let answer = request.send().await.expect("the bucket answers");
     assert!(answer.status().is_success(), "{}", answer.status());
@@ -89,7 +93,10 @@ async fn a_file_for_a_synced_invoice_is_attached_once_though_its_notification_co
     let data = &synced[0]["detail"]["data"];
     assert_eq!((&data["document_id"], &data["replaced"]), (&json!("inv-1001"), &json!(false)));
     assert_eq!(data["xero_attachment_id"], json!(attached[0].attachment_id));
-    let status = json(&w.invoice_api("GET", &format!("/accounts/{account}/connections/{}/invoices/inv-1001", demo::NZ_TENANT_ID), "").await);
+    let status = json(
+        &w.invoice_api("GET", &format!("/accounts/{account}/connections/{}/invoices/inv-1001", demo::NZ_TENANT_ID), "")
+            .await,
+    );
     assert_eq!(status["attachments"][0]["state"], "attached", "{status}");
 
     // The same name again replaces the file in Xero: still one attachment.
@@ -104,11 +111,13 @@ async fn a_file_for_a_synced_invoice_is_attached_once_though_its_notification_co
 }
 
 #[tokio::test]
-async fn a_file_too_large_of_a_type_xero_refuses_with_a_path_in_its_name_or_for_an_unknown_invoice_is_refused_by_name() {
+async fn a_file_too_large_of_a_type_xero_refuses_with_a_path_in_its_name_or_for_an_unknown_invoice_is_refused_by_name()
+{
     let account = "acct-files-bad";
     let w = ready(account, NewInvoiceStatus::Authorised).await;
     deliver(&w, &example_event(account, "dlv-files-bad")).await;
     w.work_push_queue().await;
+    w.emu.reset_counters();
     let path = files_path(account, "inv-1001");
     for (declared, field) in [
         (declaration("job.pdf", "application/pdf", 10 * 1024 * 1024 + 1), "size"),
@@ -121,7 +130,9 @@ async fn a_file_too_large_of_a_type_xero_refuses_with_a_path_in_its_name_or_for_
         let problems = json(&response);
         assert_eq!(problems["problems"][0]["field"], field, "{problems}");
     }
-    let unknown = w.invoice_api("POST", &files_path(account, "inv-never-sent"), &declaration("a.pdf", "application/pdf", 9)).await;
+    let unknown = w
+        .invoice_api("POST", &files_path(account, "inv-never-sent"), &declaration("a.pdf", "application/pdf", 9))
+        .await;
     assert_eq!(unknown.status(), 404);
     assert!(body(&unknown).contains("send its invoice event first"), "{}", body(&unknown));
     assert_eq!(w.emu.counters().total_calls(), 0);
@@ -134,8 +145,11 @@ async fn a_file_larger_than_declared_is_not_attached_and_the_platform_is_told_wh
     deliver(&w, &example_event(account, "dlv-files-lie")).await;
     w.work_push_queue().await;
     w.inbox.drain().await.unwrap();
-    let response = w.invoice_api("POST", &files_path(account, "inv-1001"), &declaration("a.pdf", "application/pdf", 4)).await;
+    let response =
+        w.invoice_api("POST", &files_path(account, "inv-1001"), &declaration("a.pdf", "application/pdf", 4)).await;
     assert_eq!(response.status(), 201);
+    // S3 refuses a body of another length than the URL signed; moto checks no signature, so
+    // this stands for a bucket that let one through: the worker still refuses it.
     put_file(&json(&response), b"more than four bytes").await;
     w.work_push_queue().await;
     assert_eq!(put_calls(&w), 0);
@@ -157,7 +171,10 @@ async fn a_file_for_an_invoice_not_yet_in_xero_waits_for_it_and_is_attached_once
 
     upload(&w, account, "inv-1001", "job.pdf", b"%PDF-1.7 waits").await;
     w.work_push_queue_for(1).await;
-    let status = json(&w.invoice_api("GET", &format!("/accounts/{account}/connections/{}/invoices/inv-1001", demo::NZ_TENANT_ID), "").await);
+    let status = json(
+        &w.invoice_api("GET", &format!("/accounts/{account}/connections/{}/invoices/inv-1001", demo::NZ_TENANT_ID), "")
+            .await,
+    );
     assert_eq!(status["attachments"][0]["state"], "waiting", "{status}");
     assert_eq!(put_calls(&w), 0);
 
@@ -176,18 +193,28 @@ async fn a_file_for_an_organisation_connected_without_the_attachments_scope_wait
                    accounting.settings.read";
     let account = "acct-files-scope";
     let mut w =
-        ready_with(account, NewInvoiceStatus::Authorised, Options { scopes: Some(without), ..Default::default() }).await;
+        ready_with(account, NewInvoiceStatus::Authorised, Options { scopes: Some(without), ..Default::default() })
+            .await;
     let listed = json(&w.api("GET", &format!("/accounts/{account}/connections")).await);
     let missing = listed["connections"][0]["features_not_allowed"].as_array().unwrap().clone();
-    assert!(missing.contains(&json!({ "feature": "attachments", "needs_scope": "accounting.attachments" })), "{listed}");
+    assert!(
+        missing.contains(&json!({ "feature": "attachments", "needs_scope": "accounting.attachments" })),
+        "{listed}"
+    );
     deliver(&w, &example_event(account, "dlv-scope-files")).await;
     w.work_push_queue().await;
 
     let offered = upload(&w, account, "inv-1001", "job.pdf", b"%PDF-1.7 held").await;
     assert!(offered["held"].as_str().unwrap().starts_with("reconnect to allow attachments"), "{offered}");
     w.work_push_queue().await;
-    let status = json(&w.invoice_api("GET", &format!("/accounts/{account}/connections/{}/invoices/inv-1001", demo::NZ_TENANT_ID), "").await);
-    assert!(status["attachments"][0]["reason"].as_str().unwrap().starts_with("reconnect to allow attachments"), "{status}");
+    let status = json(
+        &w.invoice_api("GET", &format!("/accounts/{account}/connections/{}/invoices/inv-1001", demo::NZ_TENANT_ID), "")
+            .await,
+    );
+    assert!(
+        status["attachments"][0]["reason"].as_str().unwrap().starts_with("reconnect to allow attachments"),
+        "{status}"
+    );
     assert_eq!(put_calls(&w), 0);
 
     w.connect.oauth.scopes =
