@@ -1,4 +1,4 @@
-//! Xero and AWS calls per customer and per item (issue 19), on the stack as deployed: the
+//! Xero and AWS calls per customer, per item and per attachment (issue 19), on the stack as deployed: the
 //! webhook and the push worker against moto (through the counting proxy) and the emulator.
 
 use chrono::{Duration, Utc};
@@ -35,18 +35,51 @@ fn item(delivery: &str, kind: &str, id: &str, price: &str, minutes: i64) -> Valu
     e
 }
 
+/// Declares and uploads a 100 KB file of each name for invoice `inv-1001`, then works the queue:
+/// the Xero and AWS calls per file, the upload included.
+async fn attach_and_count(w: &World, proxy: &AwsProxy, name: &str, files: &[&str], report: &mut Report) {
+    w.emu.reset_counters();
+    proxy.reset();
+    let path =
+        format!("/accounts/{ACCOUNT}/connections/{}/invoices/inv-1001/attachments", xero_emulator::demo::NZ_TENANT_ID);
+    let bytes = vec![b'%'; 100 * 1024];
+    for file in files {
+        let declared = json!({ "file_name": file, "content_type": "application/pdf", "size": bytes.len() });
+        let response = w.invoice_api("POST", &path, &declared.to_string()).await;
+        assert_eq!(response.status(), 201, "{}", body(&response));
+        let offered = json(&response);
+        let mut upload = reqwest::Client::new().put(offered["url"].as_str().unwrap_or_default()).body(bytes.clone());
+        for (header, value) in offered["headers"].as_object().into_iter().flatten() {
+            if header != "content-length" {
+                upload = upload.header(header.as_str(), value.as_str().unwrap_or_default());
+            }
+        }
+        assert!(upload.send().await.is_ok_and(|r| r.status().is_success()), "the bucket takes the file");
+    }
+    w.work_push_queue().await;
+    let per = files.len() as f64;
+    let calls = proxy.calls();
+    report.row(&[
+        name.to_owned(),
+        files.len().to_string(),
+        format!("{:.3}", w.emu.counters().total_calls() as f64 / per),
+        format!("{:.2} ({})", calls.len() as f64 / per, crate::describe(&calls, per)),
+        format!("{:.2}", crate::write_units(&calls) as f64 / per),
+    ]);
+}
+
 fn base() -> chrono::DateTime<Utc> {
     "2026-11-23T09:00:00Z".parse().expect("a time")
 }
 
 pub(crate) async fn calls_per_record(report: &mut Report) -> anyhow::Result<()> {
-    eprintln!("calls per customer and item ...");
+    eprintln!("calls per customer, item and attachment ...");
     let mut w = ready(ACCOUNT, NewInvoiceStatus::Authorised).await;
     let proxy = AwsProxy::start(w.moto().endpoint()).await?;
     w.reach_aws_through(&proxy);
     w.inbox.set_collecting(false).await?;
     report.section(
-        "Calls per customer and item (webhook and push worker)",
+        "Calls per customer, item and attachment (webhook and push worker)",
         &["case", "records", "Xero calls / record", "AWS calls / record", "DynamoDB write units / record"],
     );
     let (w, proxy) = (&w, &proxy);
@@ -64,12 +97,23 @@ pub(crate) async fn calls_per_record(report: &mut Report) -> anyhow::Result<()> 
     case("item deleted", vec![item("dlv-bi-3", "item.deleted", "i-0", "13.10", 3)]).await;
     let burst = (1..51).map(|n| item(&format!("dlv-bi-b{n}"), "item.upserted", &format!("i-{n}"), "5.00", 0));
     case("burst of 50 items", burst.collect()).await;
+    // The invoice the files go to, not counted.
+    let invoice = w.post_webhook(&example_event(ACCOUNT, "dlv-bf-inv").to_string(), None).await;
+    assert!(invoice.status().is_success(), "{}", body(&invoice));
+    w.work_push_queue().await;
+    attach_and_count(w, proxy, "file attached (100 KB)", &["job.pdf"], report).await;
+    attach_and_count(w, proxy, "same name uploaded again (replaces)", &["job.pdf"], report).await;
+    let names: Vec<String> = (1..10).map(|n| format!("photo-{n}.pdf")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    attach_and_count(w, proxy, "nine files at once", &names, report).await;
     report.note(
         "A changed or new customer costs a lookup (one `where` query per ten customers, which also \
          reads the mapped contact's UpdatedDateUTC for the conflict rule) and a write (one \
          `POST /Contacts` per fifty); unchanged details cost nothing. Items go fifty to a \
          `POST /Items`; a deletion is one `DELETE /Items/{ItemID}` (Xero has no batch delete). \
-         Attachments are not measured yet.",
+         A file is declared (the invoice API), uploaded to the bucket, and attached with one \
+         `PUT .../Attachments/{FileName}` (Xero takes one file a call); its notification delivered \
+         again costs no Xero call. The AWS calls include the upload itself (S3 PutObject).",
     );
     Ok(())
 }

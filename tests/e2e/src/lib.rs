@@ -121,13 +121,7 @@ impl World {
         let connect = connect::Connect::new(as_role("ConnectFunction").await, &env).expect("connect config");
         let callback =
             oauth_callback::Callback::new(as_role("OAuthCallbackFunction").await, &env).expect("callback config");
-        let webhook_env = Env::from_pairs([
-            ("PLATFORM_SIGNING_SECRETS", PLATFORM_SECRET),
-            ("PUSH_QUEUE_URL", aws.stack.reference("PushQueue")),
-            ("UPLOADS_BUCKET", aws.stack.reference("UploadsBucket")),
-            // moto answers every bucket at its one address.
-            ("S3_PATH_STYLE", "true"),
-        ]);
+        let webhook_env = Self::push_env(&aws);
         let webhook =
             invoice_push::Webhook::new(as_role("InvoiceWebhookFunction").await, &webhook_env).expect("webhook config");
         let mut worker =
@@ -197,6 +191,17 @@ impl World {
         assert!(response.status().is_success(), "revocation: {}", response.status());
     }
 
+    /// The invoice webhook's and the push worker's own settings.
+    fn push_env(aws: &LocalAws) -> Env {
+        Env::from_pairs([
+            ("PLATFORM_SIGNING_SECRETS", PLATFORM_SECRET),
+            ("PUSH_QUEUE_URL", aws.stack.reference("PushQueue")),
+            ("UPLOADS_BUCKET", aws.stack.reference("UploadsBucket")),
+            // moto answers every bucket at its one address.
+            ("S3_PATH_STYLE", "true"),
+        ])
+    }
+
     /// Another function process: its own token cache, as separate Lambdas have.
     pub fn new_app(&self) -> App {
         Self::app_for(&self.emu, &self.aws, &self.client)
@@ -206,10 +211,7 @@ impl World {
     /// their calls or cuts them off.
     pub fn reach_aws_through(&mut self, proxy: &xero_sync_testkit::AwsProxy) {
         let sdk = proxy.sdk_config(&self.aws.sdk);
-        let env = Env::from_pairs([
-            ("PLATFORM_SIGNING_SECRETS", PLATFORM_SECRET),
-            ("PUSH_QUEUE_URL", self.aws.stack.reference("PushQueue")),
-        ]);
+        let env = Self::push_env(&self.aws);
         self.webhook = invoice_push::Webhook::new(self.new_app_via(&sdk), &env).expect("webhook config");
         let policy = self.worker.policy;
         self.worker = invoice_push::Worker::new(self.new_app_via(&sdk), &env).expect("worker config");
