@@ -225,3 +225,34 @@ async fn a_file_for_an_organisation_connected_without_the_attachments_scope_wait
     let invoice = xero_invoice_id(&w, "INV-1001");
     assert_eq!(w.emu.attachments(demo::NZ_TENANT_ID, invoice).len(), 1, "released by the reconnection");
 }
+
+#[tokio::test]
+async fn a_file_for_a_credit_note_is_attached_to_it_and_shown_online_when_the_settings_say_so() {
+    let account = "acct-files-cn";
+    let w = ready(account, NewInvoiceStatus::Authorised).await;
+    let mut online = settings(NewInvoiceStatus::Authorised);
+    online.attachments_online = true;
+    w.aws.store().put_settings(&key(account), 1, &online).await.unwrap();
+    deliver(&w, &example_event(account, "dlv-files-cn-inv")).await;
+    w.work_push_queue().await;
+    deliver(&w, &contract_example("credit-note-created.json", account, "dlv-files-cn")).await;
+    w.work_push_queue().await;
+    let credit_note = w
+        .emu
+        .credit_notes(demo::NZ_TENANT_ID)
+        .into_iter()
+        .find(|c| c["CreditNoteNumber"] == "CN-2001")
+        .expect("the credit note is in Xero");
+    let credit_note: uuid::Uuid = credit_note["CreditNoteID"].as_str().unwrap().parse().unwrap();
+
+    let path = format!("/accounts/{account}/connections/{}/credit-notes/cn-2001/attachments", demo::NZ_TENANT_ID);
+    let response = w.invoice_api("POST", &path, &declaration("returned.pdf", "application/pdf", 9)).await;
+    assert_eq!(response.status(), 201, "{}", body(&response));
+    put_file(&json(&response), b"%PDF-1.7 ").await;
+    w.work_push_queue().await;
+    let attached = w.emu.attachments(demo::NZ_TENANT_ID, credit_note);
+    assert_eq!(attached.len(), 1);
+    assert!(attached[0].include_online, "a sales credit note's file is shown online under attachments_online");
+    let synced = events_of(&w.inbox, "attachment.synced").await;
+    assert_eq!(synced.last().unwrap()["detail"]["data"]["document"], "credit_note");
+}
