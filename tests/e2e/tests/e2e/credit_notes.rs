@@ -258,6 +258,31 @@ async fn a_credit_note_whose_answers_were_lost_is_written_and_allocated_once() {
 }
 
 #[tokio::test]
+async fn ten_deliveries_of_one_credit_note_write_it_and_its_allocation_once() {
+    let account = "acct-cn-ten";
+    let w = with_invoice(account, NewInvoiceStatus::Authorised, Options::default()).await;
+    let event = credit_note(account, "dlv-cn-ten-0", "cn-1", "CN-2001");
+    // The platform's retries of one delivery, then nine more deliveries of the same credit note.
+    for n in 0..10 {
+        let response = w.post_webhook(&event.to_string(), None).await;
+        assert_eq!(response.status(), if n == 0 { 202 } else { 200 }, "{}", body(&response));
+    }
+    for n in 1..10 {
+        deliver(&w, &credit_note(account, &format!("dlv-cn-ten-{n}"), "cn-1", "CN-2001")).await;
+    }
+    w.work_push_queue().await;
+    w.work_push_queue().await;
+
+    assert_eq!(calls(&w, PUT_CREDIT_NOTES), 1, "{:?}", w.emu.counters());
+    assert_eq!(w.emu.counters().calls_to("PUT", "/api.xro/2.0/creditnotes/{id}/allocations"), 1);
+    let notes = xero_credit_notes(&w);
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0]["Allocations"].as_array().unwrap().len(), 1, "allocated once: {}", notes[0]);
+    assert_eq!(money(&invoice(&w)["AmountCredited"]), CREDIT);
+    assert_eq!(events_of(&w.inbox, "credit_note.synced").await.len(), 1, "announced once");
+}
+
+#[tokio::test]
 async fn a_credit_note_the_settings_cannot_map_fails_naming_the_line_with_one_email() {
     let w = with_invoice("acct-cn-bad", NewInvoiceStatus::Authorised, Options::default()).await;
     let mut body = credit_note("acct-cn-bad", "dlv-cn-bad-1", "cn-1", "CN-2001");

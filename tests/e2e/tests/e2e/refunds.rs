@@ -130,6 +130,21 @@ async fn a_refund_whose_answers_were_lost_is_found_by_its_number_and_never_writt
 }
 
 #[tokio::test]
+async fn ten_deliveries_of_one_refund_pay_it_out_once() {
+    let account = "acct-refund-ten";
+    let w = paid(account).await;
+    for n in 0..10 {
+        deliver(&w, &refund(account, &format!("dlv-refund-ten-{n}"), "rfd-1", "40.00")).await;
+    }
+    w.work_push_queue().await;
+    w.work_push_queue().await;
+
+    assert_eq!((calls(&w, PUT_CREDIT_NOTES), calls(&w, PUT_PAYMENTS)), (1, 1), "{:?}", w.emu.counters());
+    assert_eq!((credit_notes(&w).len(), refunds(&w).len()), (1, 1));
+    assert_eq!(events_of(&w.inbox, "payment.synced").await.len(), 1, "announced once");
+}
+
+#[tokio::test]
 async fn an_invoice_pushed_before_contacts_were_kept_reads_its_contact_once_for_the_refund() {
     let w = paid("acct-refund-old").await;
     let store = w.aws.store();
