@@ -121,7 +121,7 @@ fn check_signature(connect: &Connect, request: &Request) -> Result<(), ApiError>
     xero_sync_http::verify_api_request(request, &connect.secrets, connect.app.now())
 }
 
-async fn connection(connect: &Connect, key: &ConnectionKey) -> Result<Connection, ApiError> {
+pub async fn connection(connect: &Connect, key: &ConnectionKey) -> Result<Connection, ApiError> {
     connect.app.services.store.get_connection(key).await?.ok_or_else(|| {
         ApiError::NotFound(format!("account {} has no connection to tenant {}", key.account_id, key.tenant_id))
     })
@@ -181,6 +181,11 @@ pub async fn handle(
 
 /// The "Test" button: can we read the organisation right now?
 async fn test(connect: &Connect, key: &ConnectionKey) -> Result<Response<Body>, ApiError> {
+    Ok(json(StatusCode::OK, &test_now(connect, key).await?))
+}
+
+/// What the "Test" button shows: `ok`, and the organisation read or the problem in plain words.
+pub async fn test_now(connect: &Connect, key: &ConnectionKey) -> Result<Value, ApiError> {
     let connection = connection(connect, key).await?;
     let outcome = connect.app.tokens.get::<Value>(&connection, &ApiRequest::new("/Organisation")).await;
     let body = match outcome {
@@ -208,7 +213,7 @@ async fn test(connect: &Connect, key: &ConnectionKey) -> Result<Response<Body>, 
         }
         Err(TokenError::Aws(e)) => return Err(e.into()),
     };
-    Ok(json(StatusCode::OK, &body))
+    Ok(body)
 }
 
 fn describe(e: &XeroError) -> String {
@@ -221,6 +226,12 @@ fn describe(e: &XeroError) -> String {
 /// "Disconnect": stops all syncing and keeps the data. Repeating it is harmless, and finishes
 /// a clean-up an earlier attempt left undone.
 async fn disconnect(connect: &Connect, key: &ConnectionKey) -> Result<Response<Body>, ApiError> {
+    let updated = disconnect_now(connect, key).await?;
+    Ok(json(StatusCode::OK, &json!({ "connection": ConnectionView::from(&updated) })))
+}
+
+/// Ends the connection (or finishes its clean-up) and answers it as it is now.
+pub async fn disconnect_now(connect: &Connect, key: &ConnectionKey) -> Result<Connection, ApiError> {
     let connection = connection(connect, key).await?;
     let app = &connect.app;
     let updated = if connection.status.is_live() {
@@ -234,5 +245,5 @@ async fn disconnect(connect: &Connect, key: &ConnectionKey) -> Result<Response<B
         lifecycle::finish_cleanup(&app.services, &app.tokens, connection, app.now()).await?
     };
     tracing::info!(account = %key.account_id, tenant = %key.tenant_id, "disconnected by the account");
-    Ok(json(StatusCode::OK, &json!({ "connection": ConnectionView::from(&updated) })))
+    Ok(updated)
 }

@@ -9,7 +9,7 @@ use xero_sync_domain::model::{Connection, ConnectionKey};
 use xero_sync_domain::problem::Problem;
 use xero_sync_domain::reference::ReferenceData;
 use xero_sync_domain::scopes::Feature;
-use xero_sync_domain::settings::{ConnectionSettings, ContactsSentBack, check, validate_in_use};
+use xero_sync_domain::settings::{ConnectionSettings, ContactsSentBack, VersionedSettings, check, validate_in_use};
 use xero_sync_http::{ApiError, json};
 use xero_sync_runtime::reference::read_from_xero;
 
@@ -36,7 +36,7 @@ fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> 
 }
 
 /// From the latest snapshot while fresh, else from Xero (and kept for next time).
-async fn reference_data(
+pub async fn reference_data(
     connect: &Connect,
     connection: &Connection,
     prefer_snapshot: bool,
@@ -139,34 +139,46 @@ pub async fn put(connect: &Connect, connection: &Connection, body: &[u8]) -> Res
         return Err(ApiError::PayloadTooLarge { limit: MAX_SETTINGS_BODY });
     }
     let write: SettingsWrite = parse_body(body)?;
+    let saved = save(connect, connection, write.version, &write.settings).await?;
+    Ok(json(StatusCode::OK, &saved))
+}
+
+/// The one versioned settings write, for the API and the integration page: a stale version is
+/// a 409, a broken rule a 422 listing every problem, and nothing is saved unless all is well.
+pub async fn save(
+    connect: &Connect,
+    connection: &Connection,
+    version: u64,
+    settings: &ConnectionSettings,
+) -> Result<VersionedSettings, ApiError> {
     let key = connection.key();
     let store = &connect.app.services.store;
     // Refuse a stale write before spending Xero calls on checking it.
     let current = store.get_settings(&key).await?;
-    if current.version != write.version {
-        return Err(stale(write.version, current.version));
+    if current.version != version {
+        return Err(stale(version, current.version));
     }
     // Checked against Xero as it is now, not a snapshot: an account archived since the last
     // import must not be accepted.
     let (data, _) = reference_data(connect, connection, false).await?;
-    let mut problems = check(&write.settings, &data);
-    problems.extend(group_problems(connect, connection, &write.settings).await?);
+    let mut problems = check(settings, &data);
+    problems.extend(group_problems(connect, connection, settings).await?);
     if !problems.is_empty() {
         return Err(ApiError::Unprocessable(problems));
     }
-    let saved = match store.put_settings(&key, write.version, &write.settings).await {
+    let saved = match store.put_settings(&key, version, settings).await {
         Ok(saved) => saved,
         Err(xero_sync_domain::Error::Conflict(_)) => {
             let now_at = store.get_settings(&key).await?.version;
-            return Err(stale(write.version, now_at));
+            return Err(stale(version, now_at));
         }
         Err(e) => return Err(e.into()),
     };
     store.record_activity(&key, connect.app.now()).await?;
-    Ok(json(StatusCode::OK, &saved))
+    Ok(saved)
 }
 
-fn contacts_allowed(connection: &Connection) -> bool {
+pub fn contacts_allowed(connection: &Connection) -> bool {
     connection.scopes.as_deref().is_none_or(|s| Feature::Contacts.allowed_by(s))
 }
 
@@ -213,13 +225,24 @@ fn stale(based_on: u64, current: u64) -> ApiError {
 pub async fn validate(connect: &Connect, connection: &Connection, body: &[u8]) -> Result<Response<Body>, ApiError> {
     let request: ValidateRequest =
         if body.iter().all(u8::is_ascii_whitespace) { ValidateRequest::default() } else { parse_body(body)? };
+    let (problems, checked_at) = validate_now(connect, connection, &request.account_codes).await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "ok": problems.is_empty(), "problems": problems, "checked_at": xero_sync_domain::time::format(checked_at) }),
+    ))
+}
+
+/// "Validate accounts": what the saved settings (and `account_codes`) use, checked against Xero
+/// as it is now; the problems, and when Xero was read.
+pub async fn validate_now(
+    connect: &Connect,
+    connection: &Connection,
+    account_codes: &[String],
+) -> Result<(Vec<Problem>, chrono::DateTime<chrono::Utc>), ApiError> {
     let key = connection.key();
     let (data, _) = reference_data(connect, connection, false).await?;
     let settings = connect.app.services.store.get_settings(&key).await?.settings;
-    let problems = validate_in_use(&settings, &request.account_codes, &data);
+    let problems = validate_in_use(&settings, account_codes, &data);
     connect.app.services.store.record_activity(&key, connect.app.now()).await?;
-    Ok(json(
-        StatusCode::OK,
-        &json!({ "ok": problems.is_empty(), "problems": problems, "checked_at": xero_sync_domain::time::format(data.read_at) }),
-    ))
+    Ok((problems, data.read_at))
 }

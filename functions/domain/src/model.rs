@@ -405,6 +405,11 @@ pub struct SyncRecord {
     /// told yet: the next delivery tells them.
     #[serde(default)]
     pub untold: bool,
+    /// While FAILED: the queue message of the event that failed, as it would be queued again,
+    /// so a retry re-sends it from here without the platform. Dropped once the invoice syncs.
+    /// A record that failed before it was kept has none: the platform sends the invoice again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_message: Option<String>,
     #[serde(with = "crate::time::fixed")]
     pub updated_at: DateTime<Utc>,
     /// 0 before the first write.
@@ -435,6 +440,7 @@ impl SyncRecord {
             payment_state: None,
             announced_payments: Vec::new(),
             untold: false,
+            failed_message: None,
             updated_at: now,
             version: 0,
         }

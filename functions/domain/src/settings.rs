@@ -160,6 +160,15 @@ pub struct VersionedSettings {
     pub settings: ConnectionSettings,
 }
 
+/// Whether a platform rate (with its components, for a multi-component tax) may be mapped to the
+/// Xero rate: the same effective rate, and component by component the same rates when either
+/// side has several. What the integration page offers, and what a settings write must pass.
+pub fn tax_rate_matches(rate: Decimal, components: &[Decimal], xero: &crate::xero::TaxRate) -> bool {
+    let multi = !components.is_empty() || xero.tax_components.len() > 1;
+    same_rate(rate, xero.effective())
+        && (!multi || sorted(components.to_vec()) == sorted(xero.tax_components.iter().map(|c| c.rate).collect()))
+}
+
 fn same_rate(a: Decimal, b: Decimal) -> bool {
     a.normalize() == b.normalize()
 }

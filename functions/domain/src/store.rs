@@ -3,8 +3,8 @@
 //! # Item layout
 //!
 //! This table is the single place the layout is described; `xero_sync_aws::store` is the only
-//! code that builds keys. Every access path is a `GetItem`, a `Query` on the table's key or on `gsi1`,
-//! or a `BatchGetItem`; nothing scans.
+//! code that builds keys. Every access path is a `GetItem`, a `Query` on the table's key, on `gsi1`
+//! or on `gsi2`, or a `BatchGetItem`; nothing scans.
 //!
 //! | item              | `pk`                          | `sk`                        | `gsi1pk` / `gsi1sk`                     | `expires_epoch` |
 //! |-------------------|-------------------------------|-----------------------------|-----------------------------------------|--------------|
@@ -12,11 +12,12 @@
 //! | settings          | `ACCOUNT#{account}`           | `SETTINGS#{tenant}`         | –                                       | –            |
 //! | Xero connection user | `XCONN#{Xero connection id}` | `{account}#{tenant}`     | –                                       | –            |
 //! | organisation's connection | `TENANT#{tenant}`       | `{account}`                 | –                                       | –            |
-//! | sync record       | `ORG#{account}#{tenant}`      | `INVOICE#{platform id}`     | –                                       | –            |
+//! | sync record       | `ORG#{account}#{tenant}`      | `INVOICE#{platform id}`     | sync log (below)                        | –            |
 //! | Xero invoice ref  | `ORG#{account}#{tenant}`      | `XERO_INVOICE#{InvoiceID}`  | –                                       | –            |
 //! | contact mapping   | `ORG#{account}#{tenant}`      | `CONTACT#{customer id}`     | –                                       | –            |
 //! | Xero contact ref  | `ORG#{account}#{tenant}`      | `XERO_CONTACT#{ContactID}`  | –                                       | –            |
-//! | payment record    | `ORG#{account}#{tenant}`      | `PAYMENT#{invoice id}#{payment id}` | –                               | –            |
+//! | payment record    | `ORG#{account}#{tenant}`      | `PAYMENT#{invoice id}#{payment id}` | sync log (below)                | –            |
+//! | credit note record | `ORG#{account}#{tenant}`     | `CREDIT_NOTE#{platform id}` | sync log (below)                        | –            |
 //! | Xero payment ref  | `ORG#{account}#{tenant}`      | `XERO_PAYMENT#{PaymentID}`  | –                                       | –            |
 //! | parked push       | `ORG#{account}#{tenant}`      | `PARKED#{platform id}`, `PARKED#PAYMENT#{payment id}` | –             | –            |
 //! | import cursor     | `ORG#{account}#{tenant}`      | `CURSOR#{resource}`         | –                                       | –            |
@@ -43,6 +44,13 @@
 //!   is not done yet sits in `gsi1` under `CLEANUP#{shard}` instead, sorted by when it ended;
 //!   [`ConnectionStore::finish_cleanup`] takes it out. Grant releases sit under `RELEASES`, sorted by when
 //!   they are due. Both are written in the same request as the state they describe.
+//! * **Sync log.** Sync, payment and credit note records also sit in `gsi1` under
+//!   `LOG#{account}#{tenant}`, sorted by `{updated_at}#{kind}#{id}` (the same put, no extra write),
+//!   so [`SyncLogStore::sync_log`] reads one organisation's newest changes a page at a time.
+//!   While a record is FAILED the same keys are also its `gsi2pk` (`FAILED#{account}#{tenant}`)
+//!   and `gsi2sk`: `gsi2` is sparse and holds failures only, so listing them never reads past
+//!   the successes. Records last written before the log existed are in neither until their
+//!   next write.
 //! * **Activity** is a successful push, an import that delivered changes, or an action by the
 //!   account through the connection API; each calls [`ConnectionStore::record_activity`].
 //! * **Expiry.** `expires_epoch` (epoch seconds) is the table's TTL attribute, there only so
@@ -84,6 +92,7 @@ use crate::model::{
 use crate::payment::PaymentRecord;
 use crate::reference::ReferenceData;
 use crate::settings::{ConnectionSettings, VersionedSettings};
+use crate::sync_log::{LogEntry, LogFilter};
 
 /// How many partitions the connected index is spread over. Changing it re-homes every
 /// connection, so it is a constant, not configuration.
@@ -351,6 +360,20 @@ pub trait PaymentRecordStore: Send + Sync {
     ) -> Result<HashMap<Uuid, PaymentRecord>, Error>;
 }
 
+/// The sync log over sync, payment and credit note records (see [`crate::sync_log`]).
+#[async_trait]
+pub trait SyncLogStore: Send + Sync {
+    /// One organisation's records, the most recently changed first, at most `page_size`;
+    /// `from` is the `next` of the page before.
+    async fn sync_log(
+        &self,
+        key: &ConnectionKey,
+        filter: LogFilter,
+        page_size: i32,
+        from: Option<&PageToken>,
+    ) -> Result<Page<LogEntry>, Error>;
+}
+
 /// Credit note records: a platform credit note and what became of it in Xero.
 #[async_trait]
 pub trait CreditNoteRecordStore: Send + Sync {
@@ -510,6 +533,7 @@ pub trait Store:
     + SyncRecordStore
     + PaymentRecordStore
     + CreditNoteRecordStore
+    + SyncLogStore
     + ItemRecordStore
     + AttachmentStore
     + ContactGroupStore
@@ -534,6 +558,7 @@ impl<
         + SyncRecordStore
         + PaymentRecordStore
         + CreditNoteRecordStore
+        + SyncLogStore
         + ItemRecordStore
         + AttachmentStore
         + ContactGroupStore

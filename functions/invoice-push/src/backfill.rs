@@ -172,10 +172,19 @@ async fn enqueue(webhook: &Webhook, messages: &[String]) -> Result<(), ApiError>
 pub async fn invoice_status(webhook: &Webhook, key: &ConnectionKey, invoice: &str) -> Result<Response<Body>, ApiError> {
     let id = PlatformInvoiceId::parse(invoice)
         .map_err(|e| ApiError::BadRequest(vec![Problem::new("invoice", e.to_string())]))?;
+    Ok(json(StatusCode::OK, &invoice_view(webhook, key, &id).await?))
+}
+
+/// What `GET .../invoices/{id}` answers (a retry answers with it too).
+pub(crate) async fn invoice_view(
+    webhook: &Webhook,
+    key: &ConnectionKey,
+    id: &PlatformInvoiceId,
+) -> Result<serde_json::Value, ApiError> {
     let store = &webhook.app.services.store;
-    let record = store.get_sync_record(key, &id).await?;
+    let record = store.get_sync_record(key, id).await?;
     // Payments taken before their invoice reached us are shown too: they wait for it.
-    let payments = store.invoice_payments(key, &id).await?;
+    let payments = store.invoice_payments(key, id).await?;
     if record.is_none() && payments.is_empty() {
         return Err(ApiError::NotFound(format!("invoice {id} has not been sent to this Xero organisation")));
     }
@@ -200,9 +209,7 @@ pub async fn invoice_status(webhook: &Webhook, key: &ConnectionKey, invoice: &st
             })
         })
         .collect();
-    Ok(json(
-        StatusCode::OK,
-        &json!({
+    Ok(json!({
             "invoice_id": id,
             "invoice_number": record.as_ref().map(|r| &r.invoice_number),
             "status": record.as_ref().map(|r| r.status),
@@ -214,6 +221,5 @@ pub async fn invoice_status(webhook: &Webhook, key: &ConnectionKey, invoice: &st
             "updated_at": record.as_ref().map(|r| xero_sync_domain::time::format(r.updated_at)),
             "payments": payments,
             "attachments": crate::attachments::listed(files.as_ref(), webhook.app.now()),
-        }),
-    ))
+    }))
 }

@@ -17,6 +17,7 @@ pub mod message;
 pub mod payment_event;
 pub mod payments;
 pub mod push;
+pub mod retry;
 pub mod routes;
 pub mod webhook;
 pub mod worker;

@@ -1,5 +1,5 @@
 //! The invoice function's HTTP routes: the webhook, plus the platform's signed invoice API
-//! (backfill, one invoice's status, files to attach to an invoice or a credit note).
+//! (backfill, one invoice's status and its retry, files to attach to an invoice or a credit note).
 
 use lambda_http::{Body, Request, Response};
 use xero_sync_http::{ApiError, connection_key, no_route, request_body, verify_api_request};
@@ -37,15 +37,17 @@ async fn api(
     match (request.method().as_str(), rest) {
         ("POST", ["backfill"]) => crate::backfill::start(webhook, &key, request_body(request)).await,
         ("GET", ["invoices", invoice]) => crate::backfill::invoice_status(webhook, &key, invoice).await,
+        ("POST", ["invoices", invoice, "retry"]) => crate::retry::route(webhook, &key, invoice).await,
         ("POST", ["invoices", invoice, "attachments"]) => {
             request_upload(webhook, &key, DocumentKind::Invoice, invoice, request_body(request)).await
         }
         ("POST", ["credit-notes", credit_note, "attachments"]) => {
             request_upload(webhook, &key, DocumentKind::CreditNote, credit_note, request_body(request)).await
         }
-        (method, ["backfill"] | ["invoices", _] | ["invoices" | "credit-notes", _, "attachments"]) => {
-            Err(ApiError::MethodNotAllowed { method: method.to_owned() })
-        }
+        (
+            method,
+            ["backfill"] | ["invoices", _] | ["invoices", _, "retry"] | ["invoices" | "credit-notes", _, "attachments"],
+        ) => Err(ApiError::MethodNotAllowed { method: method.to_owned() }),
         (method, _) => Err(no_route(method, &xero_sync_http::request_path(request))),
     }
 }

@@ -82,11 +82,11 @@ pub fn choose_page(choice: &PendingChoice) -> Response<Body> {
          content=\"width=device-width, initial-scale=1\"><title>Choose an organisation</title><style>body{{font-family:\
          system-ui,sans-serif;max-width:34rem;margin:4rem auto;padding:0 1rem;color:#1f2933;line-height:1.5}}.card{{\
          border:1px solid #d9e2ec;border-radius:8px;padding:1.5rem 2rem}}label{{display:block;margin:.4rem 0}}button{{\
-         font-size:1rem;padding:.5rem 1.2rem;border-radius:6px;border:0;background:#13b5ea;color:#fff}}</style></head>\
-         <body><div class=\"card\"><h1>Choose an organisation</h1><p>You gave access to more than one Xero \
+         font-size:1rem;padding:.5rem 1.2rem;border-radius:6px;border:0;background:#0078c8;color:#fff}}</style></head>\
+         <body><main class=\"card\"><h1>Choose an organisation</h1><p>You gave access to more than one Xero \
          organisation. This account connects to one; choose which.</p><form method=\"post\" action=\"/oauth/choose\">\
          <input type=\"hidden\" name=\"choice\" value=\"{}\">{options}<p><button type=\"submit\" id=\"keep\">Connect \
-         this organisation</button></p></form></div></body></html>",
+         this organisation</button></p></form></main></body></html>",
         escape_html(&choice.token)
     );
     let origin = choice.return_to.as_deref().and_then(|r| Url::parse(r).ok()).map(|u| u.origin().ascii_serialization());

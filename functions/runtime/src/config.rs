@@ -138,6 +138,9 @@ fn secure(url: Url, name: &'static str) -> Result<Url, ConfigError> {
 pub const DEFAULT_XERO_SCOPES: &str = "openid profile email offline_access accounting.contacts accounting.invoices \
      accounting.payments accounting.settings.read accounting.attachments";
 
+/// Where the hosted integration page lives on this deployment's API, beside `/oauth/callback`.
+pub const INTEGRATION_PAGE_PATH: &str = "/integration";
+
 /// What the consent flow needs (the connect link and the OAuth callback).
 #[derive(Debug, Clone)]
 pub struct OAuthConfig {
@@ -151,6 +154,14 @@ pub struct OAuthConfig {
 }
 
 impl OAuthConfig {
+    /// The integration page's address on this deployment (the callback's origin).
+    pub fn integration_page(&self, path: &str) -> Url {
+        let mut url = self.redirect_uri.clone();
+        url.set_path(&format!("{INTEGRATION_PAGE_PATH}{path}"));
+        url.set_query(None);
+        url
+    }
+
     pub fn from(env: &Env) -> Result<Self, ConfigError> {
         let mut return_to_allowlist = Vec::new();
         for raw in env.list("RETURN_TO_ALLOWLIST") {
@@ -182,12 +193,16 @@ impl OAuthConfig {
         if candidate.username() != "" || candidate.password().is_some() {
             return false;
         }
-        self.return_to_allowlist.iter().any(|allowed| {
-            allowed.scheme() == candidate.scheme()
-                && allowed.host_str() == candidate.host_str()
-                && allowed.port_or_known_default() == candidate.port_or_known_default()
-                && path_is_under(candidate.path(), allowed.path())
-        })
+        // The integration page's own (re)connect comes back to it, on this deployment's API.
+        let own_page = candidate.origin() == self.redirect_uri.origin()
+            && path_is_under(candidate.path(), &format!("{INTEGRATION_PAGE_PATH}/"));
+        own_page
+            || self.return_to_allowlist.iter().any(|allowed| {
+                allowed.scheme() == candidate.scheme()
+                    && allowed.host_str() == candidate.host_str()
+                    && allowed.port_or_known_default() == candidate.port_or_known_default()
+                    && path_is_under(candidate.path(), allowed.path())
+            })
     }
 }
 

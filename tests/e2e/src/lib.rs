@@ -54,6 +54,8 @@ pub struct World {
     pub connect: connect::Connect,
     pub callback: oauth_callback::Callback,
     pub webhook: invoice_push::Webhook,
+    /// The hosted integration page (`/integration`, `…/integration-sessions`).
+    pub page: integration_page::IntegrationPage,
     /// The push worker, as the queue's Lambda; tests hand it the queue with [`World::work_push_queue`].
     pub worker: invoice_push::Worker,
     /// The import worker, as the import queue's Lambda.
@@ -121,6 +123,9 @@ impl World {
         let connect = connect::Connect::new(as_role("ConnectFunction").await, &env).expect("connect config");
         let callback =
             oauth_callback::Callback::new(as_role("OAuthCallbackFunction").await, &env).expect("callback config");
+        let page_env = Self::env_with(&options, &redirect_uri, &[("PUSH_QUEUE_URL", aws.stack.reference("PushQueue"))]);
+        let page = integration_page::IntegrationPage::new(as_role("IntegrationPageFunction").await, &page_env)
+            .expect("integration page config");
         let webhook_env = Self::push_env(&aws);
         let webhook =
             invoice_push::Webhook::new(as_role("InvoiceWebhookFunction").await, &webhook_env).expect("webhook config");
@@ -153,6 +158,7 @@ impl World {
             connect,
             callback,
             webhook,
+            page,
             worker,
             importer,
             xero_webhook,
@@ -309,6 +315,11 @@ impl World {
     }
 
     fn env(options: &Options, redirect_uri: &str) -> Env {
+        Self::env_with(options, redirect_uri, &[])
+    }
+
+    /// [`World::env`] and a function's own variables.
+    fn env_with(options: &Options, redirect_uri: &str, more: &[(&str, &str)]) -> Env {
         let mut pairs = vec![
             ("PLATFORM_SIGNING_SECRETS", PLATFORM_SECRET),
             ("OAUTH_REDIRECT_URI", redirect_uri),
@@ -318,6 +329,7 @@ impl World {
         if let Some(scopes) = options.scopes {
             pairs.push(("XERO_SCOPES", scopes));
         }
+        pairs.extend_from_slice(more);
         Env::from_pairs(pairs)
     }
 
@@ -637,8 +649,9 @@ impl World {
         let at_xero = http.get(&authorize).send().await.unwrap();
         assert_eq!(at_xero.status(), 302, "the emulator approves and redirects");
         let back = at_xero.headers()["location"].to_str().unwrap().to_owned();
-        assert!(back.starts_with(REDIRECT_URI), "{back}");
-        back[REDIRECT_URI.len() - "/oauth/callback".len()..].to_owned()
+        assert!(back.starts_with(self.connect.oauth.redirect_uri.as_str()), "{back}");
+        let back = url::Url::parse(&back).unwrap();
+        format!("{}?{}", back.path(), back.query().unwrap_or_default())
     }
 
     /// The whole connect flow for `account`, returning the callback's response.

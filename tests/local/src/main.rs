@@ -76,10 +76,11 @@ async fn main() -> anyhow::Result<()> {
     let connect = Arc::new(connect::Connect::new(app()?, &env)?);
     let callback = Arc::new(oauth_callback::Callback::new(app()?, &env)?);
     let webhook = Arc::new(invoice_push::Webhook::new(app()?, &env)?);
+    let page = Arc::new(integration_page::IntegrationPage::new(app()?, &env)?);
     let worker = Arc::new(invoice_push::Worker::new(app()?, &env)?);
     let xero_webhook = Arc::new(scheduled_import::webhook::XeroWebhook::new(aws_sdk_sqs::Client::new(&aws.sdk), &env)?);
     api.serve(Arc::new(move |request| {
-        let (connect, callback, webhook) = (connect.clone(), callback.clone(), webhook.clone());
+        let (connect, callback, webhook, page) = (connect.clone(), callback.clone(), webhook.clone(), page.clone());
         let xero_webhook = xero_webhook.clone();
         Box::pin(async move {
             let path = request.uri().path().to_owned();
@@ -90,7 +91,12 @@ async fn main() -> anyhow::Result<()> {
             // As the template routes them.
             let invoice_api = path.starts_with("/accounts/")
                 && (path.ends_with("/backfill") || path.contains("/invoices/") || path.contains("/credit-notes/"));
-            if path.starts_with("/oauth/") {
+            let page_route = path == "/integration"
+                || path.starts_with("/integration/")
+                || (path.starts_with("/accounts/") && path.ends_with("/integration-sessions"));
+            if page_route {
+                integration_page::handle(&page, request).await
+            } else if path.starts_with("/oauth/") {
                 oauth_callback::handle(&callback, request).await
             } else if path.starts_with("/webhooks/") || invoice_api {
                 invoice_push::handle_webhook(&webhook, request).await
@@ -203,7 +209,7 @@ async fn tour(
     (webhook_url, webhook_key): (&str, &str),
 ) -> anyhow::Result<()> {
     println!(
-        "\nWalking the connect flow, the first import, the settings, an invoice to Xero with a file attached, a payment back by webhook and a sweep:"
+        "\nWalking the connect flow, the first import, the settings, an invoice to Xero with a file attached, a payment back by webhook, the integration page and a sweep:"
     );
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let start = http.get(link.as_str()).send().await?;
@@ -338,6 +344,7 @@ async fn tour(
     }
     ok("Xero webhooks: intent to receive passes (401 to a wrong signature, 200 to the right one)");
     paid_in_xero(emu, inbox, sweeper, &in_xero).await?;
+    integration_page_opened(&http, base, secret).await?;
 
     let swept = inactivity_sweep::sweep(sweeper, &inactivity_sweep::SweepConfig::default()).await?;
     ok(&format!(
@@ -382,25 +389,78 @@ async fn attached_file(
     if !uploaded.status().is_success() {
         bail!("the bucket refused the upload: {}", uploaded.status());
     }
-    // The worker polls the queue in the background; give it a few seconds.
+    // The worker polls the queue in the background: the file reaches Xero, then the platform
+    // hears of it. Give it a few seconds.
+    let mut told = false;
     for _ in 0..100 {
-        if !emu.attachments(nz, invoice_id).is_empty() {
+        told |= inbox.drain().await?.into_iter().any(|e| e["detail-type"] == "attachment.synced");
+        if told {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    if !told {
+        bail!("no attachment.synced event reached the platform");
     }
     let attached = emu.attachments(nz, invoice_id);
     if attached.len() != 1 {
         bail!("the job sheet was not attached once: {} attachments", attached.len());
     }
-    let told = inbox.drain().await?.into_iter().any(|e| e["detail-type"] == "attachment.synced");
-    if !told {
-        bail!("no attachment.synced event reached the platform");
-    }
     ok(&format!(
         "attachments API -> upload URL -> bucket (moto) -> notification -> push worker: \"{}\" ({} bytes) attached to \
          INV-1001 in Xero; attachment.synced sent",
         attached[0].file_name, attached[0].content_length
+    ));
+    Ok(())
+}
+
+/// The platform opens the hosted integration page for its user: a signed call gives a
+/// single-use URL, which the browser opens once for a session cookie and the page.
+async fn integration_page_opened(http: &reqwest::Client, base: &str, secret: &SigningSecret) -> anyhow::Result<()> {
+    let path = format!("/accounts/{ACCOUNT}/integration-sessions");
+    let body = serde_json::json!({
+        "tax_rates": [{ "id": "gst", "name": "GST", "rate": "15" }],
+        "job_attributes": ["Region"],
+        "payment_methods": ["card"],
+        "user_display_name": "Demo bookkeeper",
+        "locale": "en-NZ",
+    })
+    .to_string();
+    let header = sign(
+        secret,
+        xero_sync_domain::time::now(),
+        &Signed::Api { method: "POST", path_and_query: &path, body: body.as_bytes() },
+    );
+    let offered = http.post(format!("{base}{path}")).header("x-xerosync-signature", header).body(body).send().await?;
+    if offered.status().as_u16() != 201 {
+        bail!("the integration session was refused ({}): {}", offered.status(), offered.text().await?);
+    }
+    let url = serde_json::from_str::<serde_json::Value>(&offered.text().await?)?["url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let opened = http.get(&url).send().await?;
+    let cookie = opened
+        .headers()
+        .get("set-cookie")
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned)
+        .context("opening the page's URL set no session cookie")?;
+    let page = http.get(format!("{base}/integration")).header("cookie", &cookie).send().await?;
+    let status = page.status();
+    let html = page.text().await?;
+    if !status.is_success() || !html.contains("Demo Company (NZ)") || !html.contains("Sync log") {
+        bail!("the integration page did not show the connection ({status})");
+    }
+    let again = http.get(&url).send().await?.status();
+    if again.as_u16() != 401 {
+        bail!("the page's URL opened twice ({again})");
+    }
+    ok(&format!(
+        "integration page: a signed session call -> {base}/integration?session=… opened once -> status card for Demo Company (NZ), its settings and \
+         sync log ({} KB of HTML); the URL refused a second time",
+        html.len() / 1024
     ));
     Ok(())
 }

@@ -80,7 +80,7 @@ mod tests {
 
     /// Mirrors `EventKind` in functions/domain/src/events.rs (its `as_str`); a kind added there
     /// needs a schema file and an entry here.
-    const KINDS: [&str; 23] = [
+    const KINDS: [&str; 25] = [
         "connection.connected",
         "connection.needs_reconnect",
         "connection.disconnected",
@@ -99,6 +99,8 @@ mod tests {
         "customer.sync_failed",
         "item.synced",
         "item.sync_failed",
+        "attachment.synced",
+        "attachment.sync_failed",
         "tax_rates.changed",
         "accounts.changed",
         "items.changed",
@@ -220,6 +222,22 @@ mod tests {
                 "item_id": "prod-15",
                 "code": "PIPE-CU-15",
                 "reasons": ["item.tax_rate_id: tax rate vat is not mapped to a Xero tax rate"]
+            }),
+            "attachment.synced" => json!({
+                "document": "invoice",
+                "document_id": "inv-1001",
+                "file_name": "Job sheet 1001.pdf",
+                "upload_id": "6f1d3b5a-7c9e-4b2d-8f0a-1c3e5a7b9d2f",
+                "xero_attachment_id": "2e4a6c8b-0d1f-4a3c-9e5b-7d9f1b3d5e7a",
+                "replaced": false,
+                "files": 1
+            }),
+            "attachment.sync_failed" => json!({
+                "document": "credit_note",
+                "document_id": "cn-7",
+                "file_name": "Job sheet 1001.pdf",
+                "upload_id": "6f1d3b5a-7c9e-4b2d-8f0a-1c3e5a7b9d2f",
+                "reasons": ["the upload is larger than the 90 bytes declared"]
             }),
             "contact.upserted" => json!({
                 "xero_contact_id": "5b7e9c1d-2f4a-4c6e-8a0b-1d3f5a7c9e2b",

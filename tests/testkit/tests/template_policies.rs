@@ -80,7 +80,7 @@ fn every_function_has_its_own_role_and_no_managed_policies() {
     let resources = template.document()["Resources"].as_object().unwrap();
     let functions: Vec<(&String, &Value)> =
         resources.iter().filter(|(_, r)| r["Type"] == "AWS::Serverless::Function").collect();
-    assert_eq!(functions.len(), 9);
+    assert_eq!(functions.len(), 10);
     let mut roles = std::collections::HashSet::new();
     for (id, function) in functions {
         let props = &function["Properties"];
@@ -154,6 +154,9 @@ impl Secret {
 const SECRETS_USED: &[(&str, &str, &[Secret])] = &[
     // The signed connect link and connection API; the API calls Xero.
     ("ConnectFunction", "functions/connect/src/bin/main.rs", &[XeroClient, PlatformSigning]),
+    // The integration page: the signed session call, its own signed Connect links; its buttons
+    // call Xero.
+    ("IntegrationPageFunction", "functions/integration-page/src/bin/main.rs", &[XeroClient, PlatformSigning]),
     // The code exchange; nothing it serves is signed by the platform.
     ("OAuthCallbackFunction", "functions/oauth-callback/src/bin/main.rs", &[XeroClient]),
     // Verifies the platform's signatures and queues; never calls Xero.

@@ -6,6 +6,8 @@ mod claims;
 mod connections;
 mod items;
 mod records;
+mod sessions;
+mod sync_log;
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,6 +1,11 @@
 //! Per-organisation records: sync records, parked pushes, contact mappings, import cursors,
 //! the reference snapshot and settings.
 
+use xero_sync_domain::model::SyncStatus;
+use xero_sync_domain::payment::PaymentSyncStatus;
+use xero_sync_domain::sync_log::LogKind;
+
+use super::sync_log::with_log_keys;
 use super::*;
 
 #[async_trait]
@@ -20,6 +25,8 @@ impl SyncRecordStore for DynamoStore {
         let conn = ConnectionKey { account_id: next.account_id.clone(), tenant_id: next.tenant_id };
         let item =
             with_keys(to_item("sync record", &next)?, keys::org(&conn), keys::invoice(&next.invoice_id), "sync_record");
+        let failed = next.status == SyncStatus::Failed;
+        let item = with_log_keys(item, &conn, LogKind::Invoice, next.invoice_id.as_str(), next.updated_at, failed);
         // The reference first: it is true as soon as Xero has the invoice, and a record that
         // names a Xero id always has its reference (a lone reference is harmless and reused).
         if let Some(xero_id) = next.xero_invoice_id {
@@ -67,6 +74,10 @@ impl PaymentRecordStore for DynamoStore {
         let conn = next.key();
         let sk = keys::payment(&next.invoice_id, &next.payment_id);
         let item = with_keys(to_item("payment record", &next)?, keys::org(&conn), sk.clone(), "payment_record");
+        let (kind, failed) =
+            (if next.refund { LogKind::Refund } else { LogKind::Payment }, next.status == PaymentSyncStatus::Failed);
+        let id = format!("{}#{}", next.invoice_id, next.payment_id);
+        let item = with_log_keys(item, &conn, kind, &id, next.updated_at, failed);
         // As for sync records: the reference first, true as soon as Xero has the payment.
         if let Some(xero_id) = next.xero_payment_id {
             let mut reference = key(keys::org(&conn), keys::xero_payment(&xero_id));
@@ -127,6 +138,15 @@ impl CreditNoteRecordStore for DynamoStore {
         next.version = record.version + 1;
         let sk = keys::credit_note(&next.credit_note_id);
         let item = with_keys(to_item("credit note record", &next)?, keys::org(&next.key()), sk, "credit_note_record");
+        let failed = next.status == PaymentSyncStatus::Failed;
+        let item = with_log_keys(
+            item,
+            &next.key(),
+            LogKind::CreditNote,
+            next.credit_note_id.as_str(),
+            next.updated_at,
+            failed,
+        );
         self.put_versioned(item, record.version, "credit note record").await?;
         Ok(next)
     }

@@ -158,7 +158,10 @@ pub(super) async fn finish(
             mapping.details_hash = Some(crate::customers::details_hash(&job.event.customer));
             mappings.push(mapping);
         }
-        let (result, s) = settle(job, now);
+        let (result, mut s) = settle(job, now);
+        if let Some(record) = s.record.as_mut() {
+            crate::retry::keep_for_retry(record, &job.event);
+        }
         log_result(&key, &job.event, &result);
         job.result = Some(result);
         settled.push(s);

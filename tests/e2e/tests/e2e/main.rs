@@ -3,6 +3,7 @@
 
 mod attachments;
 mod browser;
+mod chromium;
 mod cleanup;
 mod connect;
 mod contacts;
@@ -14,10 +15,13 @@ mod helpers;
 mod import;
 mod inputs;
 mod items;
+mod page_api;
+mod page_browser;
 mod payments;
 mod push;
 mod refunds;
 mod resilience;
+mod retry;
 mod safety_net;
 mod settings;
 mod sweep;

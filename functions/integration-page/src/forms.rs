@@ -1,0 +1,121 @@
+//! The page's routes under `/integration`: the page itself, and the forms it posts. Every post
+//! needs the session and its CSRF token; every answer is HTML.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, RequestExt, Response};
+use xero_sync_domain::integration::PageSession;
+use xero_sync_domain::model::{ConnectionKey, PlatformInvoiceId, TenantId};
+use xero_sync_http::request_body;
+
+use crate::actions::{self, Outcome};
+use crate::status::{self, View};
+use crate::{IntegrationPage, PageError, html, sessions};
+
+/// A form's fields as the browser sent them (`application/x-www-form-urlencoded`).
+#[derive(Debug, Default)]
+pub struct Fields(Vec<(String, String)>);
+
+/// Far more than the largest settings form; a post beyond it is not ours.
+const MAX_FORM: usize = 256 * 1024;
+
+impl Fields {
+    pub fn parse(body: &[u8]) -> Self {
+        Self(url::form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    #[cfg(test)]
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self(pairs)
+    }
+
+    pub fn one(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn many<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+pub async fn handle(page: &IntegrationPage, request: &Request, method: &str, rest: &[&str]) -> Response<Body> {
+    if let (Some(token), "GET", []) = (sessions::offered_token(request), method, rest) {
+        return sessions::open(page, &token).await;
+    }
+    match route(page, request, method, rest).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(&page.framing),
+    }
+}
+
+async fn route(
+    page: &IntegrationPage,
+    request: &Request,
+    method: &str,
+    rest: &[&str],
+) -> Result<Response<Body>, PageError> {
+    let session = sessions::current(page, request).await?;
+    let query = request.query_string_parameters();
+    match (method, rest) {
+        ("GET", []) => {
+            let view = View::from_query(|name| query.first(name).map(str::to_owned));
+            status::page(page, &session, view, StatusCode::OK).await
+        }
+        ("GET", ["connections", tenant, "disconnect"]) => {
+            let key = key(&session, tenant)?;
+            actions::confirm_disconnect(page, &session, &key).await
+        }
+        ("POST", ["connections", tenant, action @ ..]) => {
+            let body = request_body(request);
+            if body.len() > MAX_FORM {
+                return Err(PageError::BadRequest("The form is larger than any this page sends.".into()));
+            }
+            let fields = Fields::parse(body);
+            sessions::check_csrf(&session, fields.one("csrf"))?;
+            let key = key(&session, tenant)?;
+            let outcome = match action {
+                ["settings"] => actions::save_settings(page, &session, &key, &fields).await?,
+                ["test"] => actions::test(page, &key).await?,
+                ["validate"] => actions::validate(page, &key).await?,
+                ["disconnect"] => actions::disconnect(page, &key).await?,
+                ["invoices", invoice, "retry"] => {
+                    let invoice = PlatformInvoiceId::parse(*invoice)
+                        .map_err(|e| PageError::BadRequest(format!("invoice: {e}")))?;
+                    actions::retry(page, &key, &invoice).await?
+                }
+                _ => return Err(PageError::NotFound(format!("no form {}", action.join("/")))),
+            };
+            respond(page, &session, key.tenant_id, outcome).await
+        }
+        _ => Err(PageError::NotFound(format!("no page {method} /integration/{}", rest.join("/")))),
+    }
+}
+
+/// A form's result: a notice after a redirect (so a reload does not post again), or the page
+/// drawn again with what the form showed (a test's answer, the problems of a refused save).
+async fn respond(
+    page: &IntegrationPage,
+    session: &PageSession,
+    tenant: TenantId,
+    outcome: Outcome,
+) -> Result<Response<Body>, PageError> {
+    match outcome {
+        Outcome::Notice(notice) => {
+            Ok(html::see_other(&page.framing, &format!("/integration?notice={}#org-{tenant}", notice.as_str()), None))
+        }
+        Outcome::Shown { status, result } => {
+            let view = View { result: Some((tenant, *result)), ..View::default() };
+            status::page(page, session, view, status).await
+        }
+    }
+}
+
+/// A connection of the session's account: the account comes from the session, never the form.
+fn key(session: &PageSession, tenant: &str) -> Result<ConnectionKey, PageError> {
+    let tenant_id =
+        TenantId::parse(tenant).map_err(|_| PageError::BadRequest("That is not a Xero organisation id.".into()))?;
+    Ok(ConnectionKey { account_id: session.account_id.clone(), tenant_id })
+}

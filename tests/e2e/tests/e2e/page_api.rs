@@ -1,0 +1,195 @@
+//! Issue 20, the hosted integration page at the HTTP level: how a session is opened and
+//! refused, the cookie and headers that keep it to one browser and to the allowed frames, and
+//! forms refused without their CSRF token. The page's use in a browser is in `page_browser`.
+
+use std::time::Duration;
+
+use lambda_http::{Body, Response};
+use serde_json::{Value, json};
+use xero_emulator::demo;
+use xero_sync_domain::settings::NewInvoiceStatus;
+use xero_sync_domain::signing::{Signed, sign};
+use xero_sync_testkit::apigw;
+
+use crate::helpers::*;
+
+pub fn session_body() -> Value {
+    json!({
+        "tax_rates": [
+            { "id": "gst", "name": "GST 15%", "rate": "15" },
+            { "id": "zero", "name": "Zero rated", "rate": "0" },
+        ],
+        "job_attributes": ["zone", "Job type"],
+        "payment_methods": ["card", "bank_transfer"],
+        "user_display_name": "Ana Bookkeeper",
+        "return_url": "https://platform.example.com/settings/xero",
+        "locale": "en-NZ",
+    })
+}
+
+/// The platform's signed call; the answer as it came.
+pub async fn open_session(w: &World, account: &str, body: &Value) -> Response<Body> {
+    let path = format!("/accounts/{account}/integration-sessions");
+    let body = body.to_string();
+    let header =
+        sign(&w.platform, w.now(), &Signed::Api { method: "POST", path_and_query: &path, body: body.as_bytes() });
+    let headers = [("x-xerosync-signature", header.as_str()), ("content-type", "application/json")];
+    integration_page::handle(&w.page, apigw::request("POST", &path, &headers, Some(&body))).await
+}
+
+/// The single-use URL the platform is given, path and query only.
+pub async fn session_url(w: &World, account: &str) -> String {
+    let response = open_session(w, account, &session_body()).await;
+    assert_eq!(response.status(), 201, "{}", body(&response));
+    let url = url::Url::parse(json(&response)["url"].as_str().unwrap()).unwrap();
+    format!("{}?{}", url.path(), url.query().unwrap())
+}
+
+async fn get(w: &World, path: &str, cookie: Option<&str>) -> Response<Body> {
+    let cookie = cookie.map(|c| format!("{}={c}", integration_page::SESSION_COOKIE));
+    let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("cookie", c.as_str())).collect();
+    integration_page::handle(&w.page, apigw::request("GET", path, &headers, None)).await
+}
+
+async fn post_form(w: &World, path: &str, cookie: &str, form: &str) -> Response<Body> {
+    let cookie = format!("{}={cookie}", integration_page::SESSION_COOKIE);
+    let headers = [("cookie", cookie.as_str()), ("content-type", "application/x-www-form-urlencoded")];
+    integration_page::handle(&w.page, apigw::request("POST", path, &headers, Some(form))).await
+}
+
+fn header<'a>(r: &'a Response<Body>, name: &str) -> &'a str {
+    r.headers().get(name).map(|v| v.to_str().unwrap()).unwrap_or_default()
+}
+
+/// Opens the URL as a browser would: the session cookie's value.
+async fn opened(w: &World, url: &str) -> String {
+    let response = get(w, url, None).await;
+    assert_eq!((response.status().as_u16(), header(&response, "location")), (303, "/integration"));
+    let cookie = header(&response, "set-cookie");
+    cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_owned()
+}
+
+#[tokio::test]
+async fn a_session_url_opens_the_page_once_for_one_browser_with_a_partitioned_secure_cookie() {
+    let account = "acct-page-open";
+    let w = ready(account, NewInvoiceStatus::Authorised).await;
+    let url = session_url(&w, account).await;
+    assert!(url.starts_with("/integration?session="), "{url}");
+
+    let response = get(&w, &url, None).await;
+    assert_eq!(response.status(), 303);
+    let cookie = header(&response, "set-cookie");
+    for attribute in ["__Host-xero-sync-page=", "Path=/", "HttpOnly", "Secure", "SameSite=None", "Partitioned"] {
+        assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+    }
+    let value = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
+
+    let page = get(&w, "/integration", Some(value)).await;
+    assert_eq!(page.status(), 200);
+    let html = body(&page);
+    assert!(html.contains("Demo Company (NZ)") && html.contains("Connected"), "the status card");
+    assert!(html.contains("Ana Bookkeeper"), "the user's name");
+    let csp = header(&page, "content-security-policy");
+    assert!(csp.contains("frame-ancestors https://platform.example.com"), "{csp}");
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+
+    // The same URL again (a replay, or a second browser): refused, and no new session.
+    let replay = get(&w, &url, None).await;
+    assert_eq!(replay.status(), 401);
+    assert!(header(&replay, "set-cookie").is_empty());
+    assert!(body(&replay).contains("already been used"));
+}
+
+#[tokio::test]
+async fn an_expired_or_forged_session_url_and_a_missing_cookie_are_refused() {
+    let account = "acct-page-refused";
+    let w = ready(account, NewInvoiceStatus::Authorised).await;
+    let url = session_url(&w, account).await;
+    w.emu.clock().advance(Duration::from_secs(6 * 60));
+    let expired = get(&w, &url, None).await;
+    assert_eq!(expired.status(), 401);
+    assert!(body(&expired).contains("expired"), "{}", body(&expired));
+
+    let forged = get(&w, "/integration?session=Zm9yZ2VkLXRva2VuLW5vdC1pc3N1ZWQtYnktdXM", None).await;
+    assert_eq!(forged.status(), 401);
+
+    let no_cookie = get(&w, "/integration", None).await;
+    assert_eq!(no_cookie.status(), 401);
+    assert!(body(&no_cookie).contains("session has ended"));
+    let made_up = get(&w, "/integration", Some("made-up-session-id")).await;
+    assert_eq!(made_up.status(), 401);
+}
+
+#[tokio::test]
+async fn a_session_outlives_no_more_than_its_lifetime() {
+    let account = "acct-page-lifetime";
+    let w = ready(account, NewInvoiceStatus::Authorised).await;
+    let cookie = opened(&w, &session_url(&w, account).await).await;
+    assert_eq!(get(&w, "/integration", Some(&cookie)).await.status(), 200);
+    w.emu.clock().advance(Duration::from_secs(2 * 3600 + 1));
+    assert_eq!(get(&w, "/integration", Some(&cookie)).await.status(), 401, "ended: TTL is not trusted");
+}
+
+#[tokio::test]
+async fn the_session_call_is_signed_and_names_every_problem_in_what_it_sends() {
+    let account = "acct-page-api";
+    let w = World::new().await;
+    let path = format!("/accounts/{account}/integration-sessions");
+    let unsigned = integration_page::handle(&w.page, apigw::request("POST", &path, &[], Some("{}"))).await;
+    assert_eq!(unsigned.status(), 401);
+
+    let mut bad = session_body();
+    bad["user_display_name"] = json!("");
+    bad["tax_rates"][1]["rate"] = json!("150");
+    bad["return_url"] = json!("https://elsewhere.example.net/");
+    bad["locale"] = json!("not a locale");
+    let refused = open_session(&w, account, &bad).await;
+    assert_eq!(refused.status(), 400);
+    let fields: Vec<String> = json(&refused)["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(fields, ["user_display_name", "tax_rates[1].rate", "locale", "return_url"]);
+
+    let mut unknown = session_body();
+    unknown["password"] = json!("x");
+    let refused = open_session(&w, account, &unknown).await;
+    assert_eq!(refused.status(), 400);
+    assert!(body(&refused).contains("unknown field"), "{}", body(&refused));
+}
+
+#[tokio::test]
+async fn a_form_posted_without_its_csrf_token_is_refused_and_changes_nothing() {
+    let account = "acct-page-csrf";
+    let w = ready(account, NewInvoiceStatus::Authorised).await;
+    let cookie = opened(&w, &session_url(&w, account).await).await;
+    let tenant = demo::NZ_TENANT_ID;
+    let before = w.aws.store().get_settings(&key(account)).await.unwrap();
+
+    let form = "version=1&default_sales_account_code=400&new_invoice_status=DRAFT";
+    let without = post_form(&w, &format!("/integration/connections/{tenant}/settings"), &cookie, form).await;
+    assert_eq!(without.status(), 403);
+    let wrong =
+        post_form(&w, &format!("/integration/connections/{tenant}/settings"), &cookie, &format!("csrf=guess&{form}"))
+            .await;
+    assert_eq!(wrong.status(), 403);
+    let disconnect = post_form(&w, &format!("/integration/connections/{tenant}/disconnect"), &cookie, "").await;
+    assert_eq!(disconnect.status(), 403);
+
+    assert_eq!(w.aws.store().get_settings(&key(account)).await.unwrap(), before, "nothing saved");
+    assert!(w.connections(account).await[0].status.is_live(), "still connected");
+}
+
+#[tokio::test]
+async fn a_session_sees_only_its_own_accounts_organisations() {
+    let w = ready("acct-page-mine", NewInvoiceStatus::Authorised).await;
+    let cookie = opened(&w, &session_url(&w, "acct-page-other").await).await;
+    let page = body(&get(&w, "/integration", Some(&cookie)).await);
+    assert!(!page.contains("Demo Company (NZ)"), "another account's organisation is not shown");
+    assert!(page.contains("Connect to Xero"));
+    let tenant = demo::NZ_TENANT_ID;
+    let confirm = get(&w, &format!("/integration/connections/{tenant}/disconnect"), Some(&cookie)).await;
+    assert_eq!(confirm.status(), 404, "not this session's connection");
+}
