@@ -151,6 +151,25 @@ pub fn connect_link_signature(
     hex(&secret.mac(&[message.as_bytes()]))
 }
 
+/// The integration page's own Connect button: lets `/integration/connect` mint a fresh connect
+/// link for `account_id` until `expires`, without the session cookie (the button may open a
+/// popup, where the embedded page's partitioned cookie is not sent).
+pub fn page_connect_ticket(secret: &SigningSecret, account_id: &str, expires: i64) -> String {
+    let message = format!("integration-connect.v1\n{account_id}\n{expires}");
+    hex(&secret.mac(&[message.as_bytes()]))
+}
+
+/// Constant-time check of a [`page_connect_ticket`] against every active secret.
+pub fn verify_page_connect_ticket(secrets: &[SigningSecret], ticket: &str, account_id: &str, expires: i64) -> bool {
+    let Some(given) = unhex(ticket) else { return false };
+    let mut matched = subtle::Choice::from(0);
+    for secret in secrets {
+        let expected = unhex(&page_connect_ticket(secret, account_id, expires)).expect("own hex");
+        matched |= expected.ct_eq(&given);
+    }
+    bool::from(matched)
+}
+
 /// Constant-time check of a connect link's `sig` against every active secret.
 pub fn verify_connect_link(
     secrets: &[SigningSecret],
@@ -185,6 +204,17 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_connect_ticket_holds_only_for_its_account_and_expiry() {
+        let secret = SigningSecret::new(b"k".repeat(32));
+        let ticket = page_connect_ticket(&secret, "acct-1", 1_800_000_000);
+        let secrets = [SigningSecret::new(b"other".repeat(8)), secret];
+        assert!(verify_page_connect_ticket(&secrets, &ticket, "acct-1", 1_800_000_000));
+        assert!(!verify_page_connect_ticket(&secrets, &ticket, "acct-2", 1_800_000_000));
+        assert!(!verify_page_connect_ticket(&secrets, &ticket, "acct-1", 1_800_000_001));
+        assert!(!verify_page_connect_ticket(&secrets, "zz", "acct-1", 1_800_000_000));
+    }
     use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {

@@ -26,6 +26,8 @@
 //! | Xero usage of a day | `ORG#{account}#{tenant}`    | `USAGE#{yyyy-mm-dd}`        | –                                       | 90 days      |
 //! | OAuth state       | `OAUTH_STATE#{state}`         | `OAUTH_STATE`               | –                                       | 10 minutes   |
 //! | pending org choice| `CHOICE#{token}`              | `CHOICE`                    | –                                       | 10 minutes   |
+//! | page URL offer    | `PAGE_OFFER#{token sha256}`   | `PAGE_OFFER`                | –                                       | 5 minutes    |
+//! | page session      | `PAGE_SESSION#{id sha256}`    | `PAGE_SESSION`              | –                                       | 2 hours      |
 //! | webhook delivery  | `DELIVERY#{delivery id}`      | `DELIVERY`                  | –                                       | a few days   |
 //! | lease             | `LEASE#{name}`                | `LEASE`                     | –                                       | seconds      |
 //! | governor bucket   | `GOV#{name}`                  | `GOV`                       | –                                       | a day        |

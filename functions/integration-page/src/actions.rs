@@ -9,7 +9,8 @@ use xero_sync_http::ApiError;
 use crate::forms::Fields;
 use crate::status::CardResult;
 use crate::text::Text;
-use crate::{IntegrationPage, PageError, html, sessions, settings_form};
+use crate::{IntegrationPage, PageError, html, sessions, settings_read};
+use xero_sync_domain::signing::verify_page_connect_ticket;
 
 /// What a page that finished a form says at its top.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,9 +74,15 @@ pub async fn save_settings(
     let version: u64 = fields
         .one("version")
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| PageError::BadRequest("The form has no settings version.".into()))?;
+        .ok_or_else(|| PageError::refused(StatusCode::BAD_REQUEST, "The form has no settings version."))?;
     let current = connect.app.services.store.get_settings(key).await?;
-    let submitted = settings_form::parse(fields, &current.settings, &session.context);
+    let (submitted, problems) = settings_read::parse(fields, &current.settings, &session.context);
+    if !problems.is_empty() {
+        return Ok(shown(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            CardResult::SettingsRefused { problems, submitted, version },
+        ));
+    }
     match connect::save_settings(connect, &connection, version, &submitted).await {
         Ok(_) => Ok(Outcome::Notice(Notice::Saved)),
         Err(ApiError::Unprocessable(problems)) => {
@@ -120,8 +127,8 @@ pub async fn retry(
     match invoice_push::retry::retry_invoice(&page.connect.app, &page.push_queue, key, invoice).await {
         Ok(_) => Ok(Outcome::Notice(Notice::Retried)),
         Err(e) => match ApiError::from(e) {
-            ApiError::Conflict(why) | ApiError::NotFound(why) => {
-                Ok(shown(StatusCode::CONFLICT, CardResult::RetryRefused(why)))
+            e @ (ApiError::Conflict(_) | ApiError::NotFound(_)) => {
+                Ok(shown(e.status(), CardResult::RetryRefused(e.to_string())))
             }
             other => Err(other.into()),
         },
@@ -159,18 +166,57 @@ pub async fn confirm_disconnect(
 pub async fn connected(page: &IntegrationPage, request: &Request) -> Response<Body> {
     let query = request.query_string_parameters();
     let ok = query.first("xero") == Some("connected");
-    let notice = if ok { super::actions::Notice::Connected } else { Notice::NotConnected };
+    let notice = if ok { Notice::Connected } else { Notice::NotConnected };
+    // The callback's own code for what went wrong (`reason`): shown as a code, never as markup.
+    let reason = query
+        .first("reason")
+        .filter(|r| r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+        .map(str::to_owned);
     if sessions::current(page, request).await.is_ok() {
-        return html::see_other(&page.framing, &format!("/integration?notice={}", notice.as_str()), None);
+        let mut location = format!("/integration?notice={}", notice.as_str());
+        if let Some(reason) = &reason {
+            location.push_str(&format!("&reason={reason}"));
+        }
+        return html::see_other(&page.framing, &location, None);
     }
     let t = Text::for_locale("en");
     let (title, body) =
         if ok { (t.connected_title, t.connected_body) } else { (t.not_connected_title, t.not_connected_body) };
+    let reason = reason.map(|r| format!("<p>({})</p>", html::esc(&r))).unwrap_or_default();
     let html_body =
-        format!("<section class=\"card\"><h1>{}</h1><p>{}</p></section>", html::esc(title), html::esc(body));
+        format!("<section class=\"card\"><h1>{}</h1><p>{}</p>{reason}</section>", html::esc(title), html::esc(body));
     html::respond(
         &page.framing,
         StatusCode::OK,
         html::document(t, title, &html_body, Some("/integration/assets/connected.js")),
     )
+}
+
+/// `GET /integration/connect`: the page's Connect button. It carries a ticket signed for the
+/// account until the session ends, not the session (a popup opened from an embedded page does
+/// not send its cookie), and mints a fresh connect link each time, so a page left open for an
+/// hour still connects.
+pub async fn connect(page: &IntegrationPage, request: &Request) -> Response<Body> {
+    let t = Text::for_locale("en");
+    let query = request.query_string_parameters();
+    let connect = &page.connect;
+    let now = connect.app.now();
+    let expired =
+        || html::message(&page.framing, t, StatusCode::UNAUTHORIZED, t.button_expired, &[t.button_expired_help]);
+    let (Some(account), Some(expires), Some(ticket)) =
+        (query.first("account"), query.first("expires").and_then(|e| e.parse::<i64>().ok()), query.first("ticket"))
+    else {
+        return expired();
+    };
+    if expires <= now.timestamp() || !verify_page_connect_ticket(&connect.secrets, ticket, account, expires) {
+        return expired();
+    }
+    let Some(secret) = connect.secrets.first() else { return expired() };
+    let mut base = connect.oauth.redirect_uri.clone();
+    base.set_path("/");
+    base.set_query(None);
+    let back = connect.oauth.integration_page("/connected");
+    let link_expires = (now + connect.link_lifetime).timestamp();
+    let link = connect::connect_link(&base, secret, account, Some(back.as_str()), None, link_expires);
+    html::see_other(&page.framing, link.as_str(), None)
 }

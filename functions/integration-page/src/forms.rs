@@ -1,6 +1,8 @@
 //! The page's routes under `/integration`: the page itself, and the forms it posts. Every post
 //! needs the session and its CSRF token; every answer is HTML.
 
+use std::collections::HashMap;
+
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use xero_sync_domain::integration::PageSession;
@@ -11,33 +13,40 @@ use crate::actions::{self, Outcome};
 use crate::status::{self, View};
 use crate::{IntegrationPage, PageError, html, sessions};
 
-/// A form's fields as the browser sent them (`application/x-www-form-urlencoded`).
+/// A form's fields as the browser sent them (`application/x-www-form-urlencoded`), indexed
+/// once by name: a form names hundreds of fields at most, but a post may carry any number.
 #[derive(Debug, Default)]
-pub struct Fields(Vec<(String, String)>);
+pub struct Fields {
+    pairs: Vec<(String, String)>,
+    by_name: HashMap<String, Vec<usize>>,
+}
 
 /// Far more than the largest settings form; a post beyond it is not ours.
-const MAX_FORM: usize = 256 * 1024;
+const MAX_FORM: usize = 128 * 1024;
 
 impl Fields {
     pub fn parse(body: &[u8]) -> Self {
-        Self(url::form_urlencoded::parse(body).into_owned().collect())
+        Self::from_pairs(url::form_urlencoded::parse(body).into_owned().collect())
     }
 
-    #[cfg(test)]
     pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
-        Self(pairs)
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, (name, _)) in pairs.iter().enumerate() {
+            by_name.entry(name.clone()).or_default().push(i);
+        }
+        Self { pairs, by_name }
     }
 
     pub fn one(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.many(name).next()
     }
 
-    pub fn many<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    pub fn many<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.by_name.get(name).into_iter().flatten().map(|&i| self.pairs[i].1.as_str())
     }
 
     pub fn all(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 }
 
@@ -71,7 +80,10 @@ async fn route(
         ("POST", ["connections", tenant, action @ ..]) => {
             let body = request_body(request);
             if body.len() > MAX_FORM {
-                return Err(PageError::BadRequest("The form is larger than any this page sends.".into()));
+                return Err(PageError::refused(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "The form is larger than any this page sends.",
+                ));
             }
             let fields = Fields::parse(body);
             sessions::check_csrf(&session, fields.one("csrf"))?;
@@ -83,14 +95,22 @@ async fn route(
                 ["disconnect"] => actions::disconnect(page, &key).await?,
                 ["invoices", invoice, "retry"] => {
                     let invoice = PlatformInvoiceId::parse(*invoice)
-                        .map_err(|e| PageError::BadRequest(format!("invoice: {e}")))?;
+                        .map_err(|e| PageError::refused(StatusCode::BAD_REQUEST, format!("invoice: {e}")))?;
                     actions::retry(page, &key, &invoice).await?
                 }
-                _ => return Err(PageError::NotFound(format!("no form {}", action.join("/")))),
+                _ => {
+                    return Err(PageError::refused(
+                        StatusCode::NOT_FOUND,
+                        format!("There is no form {}.", action.join("/")),
+                    ));
+                }
             };
             respond(page, &session, key.tenant_id, outcome).await
         }
-        _ => Err(PageError::NotFound(format!("no page {method} /integration/{}", rest.join("/")))),
+        _ => Err(PageError::refused(
+            StatusCode::NOT_FOUND,
+            format!("There is no page {method} /integration/{}.", rest.join("/")),
+        )),
     }
 }
 
@@ -115,7 +135,7 @@ async fn respond(
 
 /// A connection of the session's account: the account comes from the session, never the form.
 fn key(session: &PageSession, tenant: &str) -> Result<ConnectionKey, PageError> {
-    let tenant_id =
-        TenantId::parse(tenant).map_err(|_| PageError::BadRequest("That is not a Xero organisation id.".into()))?;
+    let tenant_id = TenantId::parse(tenant)
+        .map_err(|_| PageError::refused(StatusCode::BAD_REQUEST, "That is not a Xero organisation id."))?;
     Ok(ConnectionKey { account_id: session.account_id.clone(), tenant_id })
 }

@@ -14,6 +14,7 @@ mod html;
 mod log;
 mod sessions;
 mod settings_form;
+mod settings_read;
 mod status;
 mod text;
 
@@ -96,6 +97,7 @@ pub async fn handle(page: &IntegrationPage, request: Request) -> Response<Body> 
             None => no_route(&method, &path).into_response(),
         },
         ("GET", ["integration", "connected"]) => actions::connected(page, &request).await,
+        ("GET", ["integration", "connect"]) => actions::connect(page, &request).await,
         (_, ["integration", rest @ ..]) => forms::handle(page, &request, &method, rest).await,
         _ => no_route(&method, &path).into_response(),
     };
@@ -111,13 +113,17 @@ pub enum PageError {
     NoSession,
     /// A form without this session's CSRF token.
     Forgery,
-    NotFound(String),
-    BadRequest(String),
+    /// The request cannot be done as asked: its status and what to say.
+    Refused { status: StatusCode, message: String },
     /// Anything of ours that failed; the details are logged, not shown.
     Unavailable(String),
 }
 
 impl PageError {
+    pub fn refused(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::Refused { status, message: message.into() }
+    }
+
     pub fn into_response(self, framing: &Framing) -> Response<Body> {
         let t = text::Text::for_locale("en");
         match self {
@@ -125,8 +131,7 @@ impl PageError {
                 html::message(framing, t, StatusCode::UNAUTHORIZED, t.session_ended, &[t.session_ended_help])
             }
             Self::Forgery => html::message(framing, t, StatusCode::FORBIDDEN, t.form_refused, &[t.form_refused_help]),
-            Self::NotFound(what) => html::message(framing, t, StatusCode::NOT_FOUND, &what, &[]),
-            Self::BadRequest(what) => html::message(framing, t, StatusCode::BAD_REQUEST, &what, &[]),
+            Self::Refused { status, message } => html::message(framing, t, status, t.refused, &[&message]),
             Self::Unavailable(why) => {
                 tracing::error!(error = %why, "the integration page could not answer");
                 html::message(framing, t, StatusCode::SERVICE_UNAVAILABLE, t.unavailable, &[t.unavailable_help])
@@ -141,12 +146,14 @@ impl From<xero_sync_domain::Error> for PageError {
     }
 }
 
+/// The connection API's errors, as the page shows them: what the user can act on is said, what
+/// is ours is logged.
 impl From<xero_sync_http::ApiError> for PageError {
     fn from(e: xero_sync_http::ApiError) -> Self {
-        match e.status() {
-            StatusCode::NOT_FOUND => Self::NotFound(e.to_string()),
-            StatusCode::BAD_REQUEST => Self::BadRequest(e.to_string()),
-            _ => Self::Unavailable(e.to_string()),
+        let status = e.status();
+        if status.is_server_error() && !matches!(e, xero_sync_http::ApiError::Upstream { .. }) {
+            return Self::Unavailable(e.to_string());
         }
+        Self::refused(status, e.to_string())
     }
 }

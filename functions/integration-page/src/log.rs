@@ -104,9 +104,10 @@ pub async fn render(
     let store = &page.connect.app.services.store;
     let listed = store.sync_log(&c.key(), filter, PAGE_SIZE, from.as_ref()).await.map_err(|e| match e {
         // The token came back from the browser's address bar.
-        xero_sync_domain::Error::Corrupt { what: "page token", .. } => {
-            PageError::BadRequest("That page of the sync log is not one this page offered.".into())
-        }
+        xero_sync_domain::Error::Corrupt { what: "page token", .. } => PageError::refused(
+            lambda_http::http::StatusCode::BAD_REQUEST,
+            "That page of the sync log is not one this page offered.",
+        ),
         other => PageError::from(other),
     })?;
     let mut out = format!(
@@ -187,7 +188,7 @@ fn row(session: &PageSession, t: &Text, c: &Connection, e: &LogEntry) -> String 
     };
     format!(
         "<tr><td>{document}</td><td>{state_cell}</td><td>{in_xero}</td><td>{}</td></tr>",
-        esc(&e.updated_at.format("%-d %b %Y, %H:%M UTC").to_string())
+        esc(&t.when(e.updated_at))
     )
 }
 

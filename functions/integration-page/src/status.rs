@@ -1,9 +1,6 @@
 //! The page: a card for each organisation the account connected, with its status, what its
 //! consent allows, its buttons, its settings and its sync log.
 
-use std::collections::HashMap;
-
-use chrono::{DateTime, Utc};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use xero_sync_domain::integration::PageSession;
@@ -15,7 +12,8 @@ use xero_sync_domain::settings::ConnectionSettings;
 use crate::actions::Notice;
 use crate::html::esc;
 use crate::log::LogQuery;
-use crate::settings_form::{self, FormInput};
+use crate::settings_form::{self, FormInput, Problems};
+use crate::settings_read;
 use crate::text::Text;
 use crate::{IntegrationPage, PageError, html};
 
@@ -41,18 +39,22 @@ pub enum CardResult {
 #[derive(Default)]
 pub struct View {
     pub notice: Option<Notice>,
+    /// Why a connect failed, as the callback's code.
+    pub reason: Option<String>,
     pub result: Option<(TenantId, CardResult)>,
     pub log: LogQuery,
 }
 
 impl View {
     pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Self {
-        Self { notice: get("notice").and_then(|n| Notice::parse(&n)), result: None, log: LogQuery::from_query(&get) }
+        let code = |r: &String| r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        Self {
+            notice: get("notice").and_then(|n| Notice::parse(&n)),
+            reason: get("reason").filter(code),
+            result: None,
+            log: LogQuery::from_query(&get),
+        }
     }
-}
-
-fn when(at: DateTime<Utc>) -> String {
-    at.format("%-d %b %Y, %H:%M UTC").to_string()
 }
 
 pub async fn page(
@@ -65,10 +67,12 @@ pub async fn page(
     let connections = page.connect.app.services.store.account_connections(&session.account_id).await?;
     let mut body = String::from("<div class=\"top\"><div>");
     body.push_str(&format!(
-        "<h1>{}</h1><p class=\"who\">{} {}</p></div>",
+        "<h1>{}</h1><p class=\"who\">{} {}, {} {}</p></div>",
         esc(t.title),
         esc(t.signed_in_as),
-        esc(&session.context.user_display_name)
+        esc(&session.context.user_display_name),
+        esc(t.account),
+        esc(session.account_id.as_str())
     ));
     if let Some(back) = &session.context.return_url {
         body.push_str(&format!("<a href=\"{}\" target=\"_top\">{}</a>", esc(back), esc(t.back_to_platform)));
@@ -77,45 +81,47 @@ pub async fn page(
     if let Some(notice) = view.notice {
         let (words, good) = notice.text(t);
         let class = if good { "ok" } else { "problem" };
-        body.push_str(&format!("<p class=\"notice {class}\" role=\"status\">{}</p>", esc(words)));
+        let reason = view.reason.as_deref().filter(|_| !good).map(|r| format!(" ({})", esc(r))).unwrap_or_default();
+        body.push_str(&format!("<p class=\"notice {class}\" role=\"status\">{}{reason}</p>", esc(words)));
     }
-    let live = connections.iter().any(|c| c.status.is_live());
     if connections.is_empty() {
         body.push_str(&format!(
             "<section class=\"card\"><p>{}</p>{}</section>",
             esc(t.no_connection),
-            connect_button(page, session, t.connect)
+            connect_button(page, session, t, t.connect)
         ));
     }
     for connection in &connections {
         let result = view.result.as_ref().filter(|(tenant, _)| *tenant == connection.tenant_id).map(|(_, r)| r);
         body.push_str(&card(page, session, t, connection, result, &view.log).await?);
     }
-    if !connections.is_empty() && (page.connect.oauth.multi_org || !live) {
-        body.push_str(&format!(
-            "<p>{}</p>",
-            connect_button(page, session, if live { t.connect_another } else { t.connect })
-        ));
+    // One organisation per account unless MULTI_ORG: its card's Reconnect is the way back.
+    if !connections.is_empty() && page.connect.oauth.multi_org {
+        body.push_str(&format!("<p>{}</p>", connect_button(page, session, t, t.connect_another)));
     }
     Ok(html::respond(&page.framing, status, html::document(t, t.title, &body, Some("/integration/assets/page.js"))))
 }
 
-/// Connect (or reconnect): the same signed link as the platform's own Connect button, made
-/// now, coming back to this page. A link, so that it leaves any frame (see page.js).
-fn connect_button(page: &IntegrationPage, session: &PageSession, label: &str) -> String {
+/// Connect (or reconnect): a link to the page's own `/integration/connect`, which mints a fresh
+/// connect link when clicked (one made now would expire while the page stays open). It carries
+/// a ticket signed for the account until the session ends instead of the session, since from
+/// an embedded page it opens a popup (see page.js), where the session's cookie is not sent.
+fn connect_button(page: &IntegrationPage, session: &PageSession, t: &Text, label: &str) -> String {
     let connect = &page.connect;
-    let mut base = connect.oauth.redirect_uri.clone();
-    base.set_path("/");
-    base.set_query(None);
-    let back = connect.oauth.integration_page("/connected");
-    let expires = (connect.app.now() + connect.link_lifetime).timestamp();
     let Some(secret) = connect.secrets.first() else { return String::new() };
-    let link = connect::connect_link(&base, secret, session.account_id.as_str(), Some(back.as_str()), None, expires);
+    let expires = session.expires_at.timestamp();
+    let account = session.account_id.as_str();
+    let ticket = xero_sync_domain::signing::page_connect_ticket(secret, account, expires);
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("account", account)
+        .append_pair("expires", &expires.to_string())
+        .append_pair("ticket", &ticket)
+        .finish();
     format!(
-        "<a class=\"button xero connect\" href=\"{}\" target=\"_top\">{}<span class=\"sr-only\"> {}</span></a>",
-        esc(link.as_str()),
+        "<a class=\"button xero connect\" href=\"/integration/connect?{}\" target=\"_top\">{}<span class=\"sr-only\"> {}</span></a>",
+        esc(&query),
         esc(label),
-        esc(Text::for_locale(&session.context.locale).opens_in_new_window)
+        esc(t.opens_in_new_window)
     )
 }
 
@@ -148,12 +154,12 @@ async fn card(
         out.push_str(&format!("<p>{}</p>", esc(t.needs_reconnect_help)));
     }
     out.push_str("<dl class=\"facts\">");
-    let last_sync = c.last_sync_at.map(when).unwrap_or_else(|| t.never.to_owned());
+    let last_sync = c.last_sync_at.map(|at| t.when(at)).unwrap_or_else(|| t.never.to_owned());
     out.push_str(&format!("<dt>{}</dt><dd>{}</dd>", esc(t.last_sync), esc(&last_sync)));
     if c.status.is_live() {
-        out.push_str(&format!("<dt>{}</dt><dd>{}</dd>", esc(t.connected_since), esc(&when(c.connected_at))));
+        out.push_str(&format!("<dt>{}</dt><dd>{}</dd>", esc(t.connected_since), esc(&t.when(c.connected_at))));
     } else {
-        out.push_str(&format!("<dt>{}</dt><dd>{}</dd>", esc(t.status(c.status)), esc(&when(c.status_changed_at))));
+        out.push_str(&format!("<dt>{}</dt><dd>{}</dd>", esc(t.status(c.status)), esc(&t.when(c.status_changed_at))));
     }
     if let Some(error) = &c.last_error {
         out.push_str(&format!("<dt>{}</dt><dd>{}</dd>", esc(t.last_error), esc(error)));
@@ -186,10 +192,10 @@ async fn card(
 
     out.push_str("<div class=\"actions\">");
     if c.status != ConnectionStatus::Connected {
-        out.push_str(&connect_button(page, session, t.reconnect));
+        out.push_str(&connect_button(page, session, t, t.reconnect));
     } else if !missing.is_empty() {
         let names: Vec<&str> = missing.iter().map(|f| t.feature(*f)).collect();
-        out.push_str(&connect_button(page, session, &format!("{}: {}", t.reconnect_for_features, names.join(", "))));
+        out.push_str(&connect_button(page, session, t, &format!("{}: {}", t.reconnect_for_features, names.join(", "))));
     }
     if c.status == ConnectionStatus::Connected {
         out.push_str(&post_button(session, tenant, "test", t.test));
@@ -203,7 +209,7 @@ async fn card(
     }
     out.push_str("</div>");
 
-    let mut problems: HashMap<String, Vec<String>> = HashMap::new();
+    let mut problems = Problems::new();
     let mut refused: Option<(&ConnectionSettings, u64)> = None;
     out.push_str("<div role=\"status\">");
     match result {
@@ -226,8 +232,8 @@ async fn card(
         Some(CardResult::SettingsRefused { problems: list, submitted, version }) => {
             out.push_str(&format!("<p class=\"notice problem\">{}</p>", esc(t.not_saved)));
             for p in list {
-                let field = settings_form::field_of(p, submitted).unwrap_or_default();
-                problems.entry(field).or_default().push(p.message.clone());
+                let field = settings_read::field_of(p, submitted).unwrap_or_default();
+                problems.entry(field).or_default().push(p.clone());
             }
             refused = Some((submitted, *version));
         }
@@ -253,21 +259,30 @@ async fn settings(
     t: &'static Text,
     c: &Connection,
     refused: Option<(&ConnectionSettings, u64)>,
-    problems: &HashMap<String, Vec<String>>,
+    problems: &Problems,
 ) -> Result<String, PageError> {
     let connect = &page.connect;
-    let (data, _) = connect::reference_data(connect, c, true).await?;
+    // Xero unreachable, its limits reached, the grant refused: the card keeps its status, log
+    // and buttons, and says why the settings are missing.
+    let data = match connect::reference_data(connect, c, true).await {
+        Ok((data, _)) => data,
+        Err(e) if !matches!(e, xero_sync_http::ApiError::Internal(_)) => {
+            return Ok(format!(
+                "<h3>{}</h3><p class=\"notice problem\">{}: {}</p>",
+                esc(t.settings),
+                esc(t.settings_unavailable),
+                esc(&e.to_string())
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let saved = connect.app.services.store.get_settings(&c.key()).await?;
     let (settings, version) = refused.unwrap_or((&saved.settings, saved.version));
-    let groups = if connect::contacts_allowed(c) {
-        Some(
-            xero_sync_runtime::contact_groups::listed(&connect.app, c)
-                .await
-                .map_err(|e| PageError::Unavailable(e.to_string()))?
-                .groups,
-        )
-    } else {
-        None
+    // Without the groups (Xero could not list them) the contacts choice is not drawn, and a save
+    // keeps it as it is.
+    let groups = match connect::contacts_allowed(c) {
+        true => xero_sync_runtime::contact_groups::listed(&connect.app, c).await.ok().map(|g| g.groups),
+        false => None,
     };
     Ok(settings_form::render(&FormInput {
         text: t,

@@ -1,7 +1,9 @@
 //! Every word the page shows, in one place so that it can be translated: a translation is
 //! another `Text` value, picked by the session's locale.
 
+use chrono::{DateTime, Utc};
 use xero_sync_domain::model::ConnectionStatus;
+use xero_sync_domain::payment::PaymentMethod;
 use xero_sync_domain::scopes::Feature;
 
 pub struct Text {
@@ -34,6 +36,7 @@ pub struct Text {
     pub sales_account: &'static str,
     pub tax_rate: &'static str,
     pub none_chosen: &'static str,
+    pub not_in_xero: &'static str,
     pub new_invoices: &'static str,
     pub draft: &'static str,
     pub approved: &'static str,
@@ -103,6 +106,14 @@ pub struct Text {
     pub form_refused: &'static str,
     pub form_refused_help: &'static str,
     pub unavailable: &'static str,
+    pub refused: &'static str,
+    pub settings_unavailable: &'static str,
+    pub button_expired: &'static str,
+    pub button_expired_help: &'static str,
+    pub account: &'static str,
+    pub not_sent_by_platform: &'static str,
+    pub does_not_match: &'static str,
+    pub values_hint: &'static str,
     pub unavailable_help: &'static str,
     pub connected_title: &'static str,
     pub connected_body: &'static str,
@@ -140,6 +151,7 @@ pub const EN: Text = Text {
     sales_account: "Default sales account",
     tax_rate: "Default tax rate",
     none_chosen: "None chosen",
+    not_in_xero: "not available in Xero",
     new_invoices: "New invoices are sent to Xero as",
     draft: "Draft",
     approved: "Approved (awaiting payment)",
@@ -209,6 +221,14 @@ pub const EN: Text = Text {
     form_refused: "This form could not be accepted",
     form_refused_help: "It did not come from this page as it was opened. Reload the page and try again.",
     unavailable: "Something went wrong on our side",
+    refused: "This could not be done",
+    settings_unavailable: "The settings cannot be shown now, because Xero could not be read",
+    button_expired: "This button has expired",
+    button_expired_help: "Open the Xero integration from the platform again, then connect.",
+    account: "platform account",
+    not_sent_by_platform: "not listed by the platform",
+    does_not_match: "does not match",
+    values_hint: "Separate several values with commas.",
     unavailable_help: "Please try again in a minute.",
     connected_title: "Connected to Xero",
     connected_body: "The organisation is connected. You can close this window and go back to the integration page.",
@@ -229,6 +249,22 @@ impl Text {
             ConnectionStatus::NeedsReconnect => self.status_needs_reconnect,
             ConnectionStatus::Disconnected => self.status_disconnected,
             ConnectionStatus::DisconnectedInactive => self.status_disconnected_inactive,
+        }
+    }
+
+    /// A time as the page shows it (always UTC, as stored).
+    pub fn when(&self, at: DateTime<Utc>) -> String {
+        at.format("%-d %b %Y, %H:%M UTC").to_string()
+    }
+
+    pub fn payment_method(&self, method: PaymentMethod) -> &'static str {
+        match method {
+            PaymentMethod::Card => "Card",
+            PaymentMethod::Cash => "Cash",
+            PaymentMethod::BankTransfer => "Bank transfer",
+            PaymentMethod::Cheque => "Cheque",
+            PaymentMethod::Online => "Online",
+            PaymentMethod::Other => "Other",
         }
     }
 

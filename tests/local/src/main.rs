@@ -192,6 +192,11 @@ async fn main() -> anyhow::Result<()> {
         "\nConnect the demo account to Xero: open this link in a browser (it works once), tick Demo Company (NZ), approve."
     );
     println!("  {link}");
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    // Chromium keeps a Secure cookie on plain http for localhost only.
+    let page = page_session_url(&http, &base, &secret).await?.replace("127.0.0.1", "localhost");
+    println!("\nThe hosted integration page, as the platform opens it for its user (works once, within 5 minutes):");
+    println!("  {page}");
     println!("\nPress Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;
     Ok(())
@@ -417,28 +422,7 @@ async fn attached_file(
 /// The platform opens the hosted integration page for its user: a signed call gives a
 /// single-use URL, which the browser opens once for a session cookie and the page.
 async fn integration_page_opened(http: &reqwest::Client, base: &str, secret: &SigningSecret) -> anyhow::Result<()> {
-    let path = format!("/accounts/{ACCOUNT}/integration-sessions");
-    let body = serde_json::json!({
-        "tax_rates": [{ "id": "gst", "name": "GST", "rate": "15" }],
-        "job_attributes": ["Region"],
-        "payment_methods": ["card"],
-        "user_display_name": "Demo bookkeeper",
-        "locale": "en-NZ",
-    })
-    .to_string();
-    let header = sign(
-        secret,
-        xero_sync_domain::time::now(),
-        &Signed::Api { method: "POST", path_and_query: &path, body: body.as_bytes() },
-    );
-    let offered = http.post(format!("{base}{path}")).header("x-xerosync-signature", header).body(body).send().await?;
-    if offered.status().as_u16() != 201 {
-        bail!("the integration session was refused ({}): {}", offered.status(), offered.text().await?);
-    }
-    let url = serde_json::from_str::<serde_json::Value>(&offered.text().await?)?["url"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let url = page_session_url(http, base, secret).await?;
     let opened = http.get(&url).send().await?;
     let cookie = opened
         .headers()
@@ -458,11 +442,35 @@ async fn integration_page_opened(http: &reqwest::Client, base: &str, secret: &Si
         bail!("the page's URL opened twice ({again})");
     }
     ok(&format!(
-        "integration page: a signed session call -> {base}/integration?session=… opened once -> status card for Demo Company (NZ), its settings and \
-         sync log ({} KB of HTML); the URL refused a second time",
+        "integration page: a signed session call -> {base}/integration?session=… opened once -> status card for Demo \
+         Company (NZ), its settings and sync log ({} KB of HTML); the URL refused a second time",
         html.len() / 1024
     ));
     Ok(())
+}
+
+/// The platform's signed call for an integration page session: its single-use URL.
+async fn page_session_url(http: &reqwest::Client, base: &str, secret: &SigningSecret) -> anyhow::Result<String> {
+    let path = format!("/accounts/{ACCOUNT}/integration-sessions");
+    let body = serde_json::json!({
+        "tax_rates": [{ "id": "gst", "name": "GST", "rate": "15" }],
+        "job_attributes": ["Region"],
+        "payment_methods": ["card"],
+        "user_display_name": "Demo bookkeeper",
+        "locale": "en-NZ",
+    })
+    .to_string();
+    let header = sign(
+        secret,
+        xero_sync_domain::time::now(),
+        &Signed::Api { method: "POST", path_and_query: &path, body: body.as_bytes() },
+    );
+    let offered = http.post(format!("{base}{path}")).header("x-xerosync-signature", header).body(body).send().await?;
+    if offered.status().as_u16() != 201 {
+        bail!("the integration session was refused ({}): {}", offered.status(), offered.text().await?);
+    }
+    let answer: serde_json::Value = serde_json::from_str(&offered.text().await?)?;
+    Ok(answer["url"].as_str().context("the session call answered no url")?.to_owned())
 }
 
 /// A bookkeeper records a payment for the invoice in Xero: Xero's webhook (the emulator

@@ -105,6 +105,13 @@ fn decode(token: &PageToken, partition_key: &str, partition: &str) -> Result<Ite
     if start.get(partition_key).map(String::as_str) != Some(partition) {
         return Err(corrupt("not a page of this log".into()));
     }
+    // Exactly the table's and the index's keys: anything else would reach DynamoDB as a
+    // start key it refuses, a 5xx for what is a bad request.
+    let sort_key = partition_key.replace("pk", "sk");
+    let expected = ["pk", "sk", partition_key, sort_key.as_str()];
+    if start.len() != expected.len() || !expected.iter().all(|k| start.contains_key(*k)) {
+        return Err(corrupt("not a page of this log".into()));
+    }
     Ok(start.into_iter().map(|(k, v)| (k, s(v))).collect())
 }
 
@@ -133,6 +140,12 @@ mod tests {
         assert!(decode(&token, "gsi1pk", &log_partition(&key("acct-2"))).is_err(), "another account's log");
         assert!(decode(&token, "gsi2pk", &failures_partition(&mine)).is_err(), "the failures of the same log");
         assert!(decode(&PageToken("!!".into()), "gsi1pk", &log_partition(&mine)).is_err());
+        let mut extra = last.clone();
+        extra.insert("status".into(), s("FAILED"));
+        assert!(decode(&encode(extra).unwrap(), "gsi1pk", &log_partition(&mine)).is_err(), "not the index's keys");
+        let mut missing = last.clone();
+        missing.remove("sk");
+        assert!(decode(&encode(missing).unwrap(), "gsi1pk", &log_partition(&mine)).is_err(), "a key missing");
     }
 
     #[test]

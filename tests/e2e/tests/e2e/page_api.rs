@@ -193,3 +193,59 @@ async fn a_session_sees_only_its_own_accounts_organisations() {
     let confirm = get(&w, &format!("/integration/connections/{tenant}/disconnect"), Some(&cookie)).await;
     assert_eq!(confirm.status(), 404, "not this session's connection");
 }
+
+/// The `href` of the page's first Connect or Reconnect button.
+fn connect_href(html: &str) -> String {
+    let at = html.find("class=\"button xero connect\" href=\"").expect("a connect button");
+    let rest = &html[at + "class=\"button xero connect\" href=\"".len()..];
+    rest[..rest.find('"').unwrap()].replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn the_pages_connect_button_mints_a_fresh_link_until_the_session_ends_and_cannot_be_forged() {
+    let account = "acct-page-connect";
+    let w = World::new().await;
+    let cookie = opened(&w, &session_url(&w, account).await).await;
+    let html = body(&get(&w, "/integration", Some(&cookie)).await);
+    let href = connect_href(&html);
+    assert!(href.starts_with("/integration/connect?account=acct-page-connect&expires="), "{href}");
+
+    // Without the cookie (a popup from an embedded page): a fresh connect link coming back to the page.
+    let minted = get(&w, &href, None).await;
+    assert_eq!(minted.status(), 303);
+    let link = url::Url::parse(header(&minted, "location")).unwrap();
+    assert_eq!(link.path(), "/connect");
+    let query: std::collections::HashMap<_, _> = link.query_pairs().into_owned().collect();
+    assert_eq!(query["account_id"], account);
+    assert!(query["return_to"].ends_with("/integration/connected"), "{query:?}");
+    // An hour later the button still works: each click makes its own link.
+    w.emu.clock().advance(Duration::from_secs(3600));
+    assert_eq!(get(&w, &href, None).await.status(), 303);
+    let fresh = url::Url::parse(header(&get(&w, &href, None).await, "location")).unwrap();
+    let connected = w.consent(&format!("{}?{}", fresh.path(), fresh.query().unwrap())).await;
+    assert!(connected.starts_with("/oauth/callback?"), "{connected}");
+
+    let forged = href.replace("acct-page-connect", "acct-someone-else");
+    assert_eq!(get(&w, &forged, None).await.status(), 401, "the ticket is for one account");
+    w.emu.clock().advance(Duration::from_secs(3601));
+    let late = get(&w, &href, None).await;
+    assert_eq!(late.status(), 401, "not after the session ends");
+    assert!(body(&late).contains("expired"));
+}
+
+#[tokio::test]
+async fn when_xero_cannot_be_read_the_card_keeps_its_status_log_and_buttons_and_says_why_settings_are_missing() {
+    let account = "acct-page-xero-down";
+    let w = ready(account, NewInvoiceStatus::Authorised).await;
+    let cookie = opened(&w, &session_url(&w, account).await).await;
+    // The snapshot is too old to draw the settings from, and Xero answers every read with a 503.
+    w.emu.clock().advance(Duration::from_secs(2 * 3600 - 60));
+    let down = w.emu.faults().error_rate(Some("GET"), "/api.xro/2.0/*", 503, 1.0);
+    let page = get(&w, "/integration", Some(&cookie)).await;
+    assert!(w.emu.faults().fired(down) > 0, "Xero was asked");
+    assert_eq!(page.status(), 200, "{}", body(&page));
+    let html = body(&page);
+    assert!(html.contains("The settings cannot be shown now, because Xero could not be read"), "{html}");
+    assert!(html.contains("Demo Company (NZ)") && html.contains("Sync log") && html.contains("Disconnect from Xero"));
+    assert!(!html.contains("Save settings"));
+}

@@ -200,6 +200,9 @@ async fn a_failed_invoice_shows_xeros_words_and_once_the_settings_are_fixed_a_re
     assert!(log.contains("999"), "Xero's own words: {log}");
     assert!(log.contains("Choose a sales account"), "what to change: {log}");
     browser.check_state("a failed invoice in the log").await;
+    // The account chosen long ago stays chosen, saying it is gone, rather than showing as none.
+    let chosen = text_of(&browser, "select[name='default_sales_account_code'] option:checked").await;
+    assert_eq!(chosen, "999 (not available in Xero)");
 
     choose(&browser, "default_sales_account_code", "200").await;
     save(&browser).await;
@@ -224,6 +227,19 @@ async fn disconnecting_asks_first_and_the_page_reconnects_through_xero() {
     let (_api, w, base) = page_served(account).await;
     let browser = Browser::start("disconnecting_asks_first_and_the_page_reconnects_through_xero").await;
     open_page(&browser, &w, &base, account).await;
+
+    // Test and Validate answer in the card.
+    let test = browser.find(Locator::XPath("//button[normalize-space()='Test connection']")).await.unwrap();
+    browser.click_and_wait_for_page(test).await;
+    assert_eq!(
+        text_of(&browser, "[role=status] .notice").await,
+        "Xero answered: the connection works. Demo Company (NZ)"
+    );
+    browser.check_state("a test's answer").await;
+    let validate = browser.find(Locator::XPath("//button[normalize-space()='Validate accounts']")).await.unwrap();
+    browser.click_and_wait_for_page(validate).await;
+    assert!(text_of(&browser, "[role=status] .notice").await.starts_with("Every account and tax rate"));
+    browser.check_state("validated").await;
 
     let disconnect = browser.find(Locator::Css("a.disconnect")).await.unwrap();
     browser.click_and_wait_for_page(disconnect).await;
@@ -251,6 +267,15 @@ async fn disconnecting_asks_first_and_the_page_reconnects_through_xero() {
     assert_eq!(text_of(&browser, ".badge").await, "Connected");
     assert_eq!(w.connections(account).await[0].status, ConnectionStatus::Connected);
     browser.check_state("reconnected").await;
+
+    // A session URL used already: refused with a page that says what to do.
+    let url = session_url(&w, account).await;
+    browser.goto(&format!("{base}{url}")).await.unwrap();
+    browser.wait_for(Locator::Css("h1")).await;
+    browser.goto(&format!("{base}{url}")).await.unwrap();
+    browser.wait_for_url("the used link", |u| u.query().is_some_and(|q| q.starts_with("session="))).await;
+    assert_eq!(text_of(&browser, "h1").await, "This link has already been used");
+    browser.check_state("a used link refused").await;
     browser.close().await;
 }
 
