@@ -43,6 +43,9 @@ pub struct Options {
     pub redirect_uri: Option<String>,
     /// The scopes consents ask for (`XERO_SCOPES`), when not the default.
     pub scopes: Option<&'static str>,
+    /// Origins that may embed the integration page (`PAGE_FRAME_ANCESTORS`), when not the
+    /// default (the origins of `RETURN_TO_ALLOWLIST`).
+    pub page_frame_ancestors: Option<String>,
 }
 
 /// Xero (the emulator), AWS (moto, a fresh stack) and the two HTTP functions wired to both.
@@ -123,7 +126,11 @@ impl World {
         let connect = connect::Connect::new(as_role("ConnectFunction").await, &env).expect("connect config");
         let callback =
             oauth_callback::Callback::new(as_role("OAuthCallbackFunction").await, &env).expect("callback config");
-        let page_env = Self::env_with(&options, &redirect_uri, &[("PUSH_QUEUE_URL", aws.stack.reference("PushQueue"))]);
+        let mut page_vars = vec![("PUSH_QUEUE_URL", aws.stack.reference("PushQueue"))];
+        if let Some(origins) = &options.page_frame_ancestors {
+            page_vars.push(("PAGE_FRAME_ANCESTORS", origins.as_str()));
+        }
+        let page_env = Self::env_with(&options, &redirect_uri, &page_vars);
         let page = integration_page::IntegrationPage::new(as_role("IntegrationPageFunction").await, &page_env)
             .expect("integration page config");
         let webhook_env = Self::push_env(&aws);

@@ -19,11 +19,13 @@ use crate::page_api::session_url;
 /// them, for a connected account without settings. `localhost`, not 127.0.0.1: Chromium keeps
 /// Secure cookies on plain http only for localhost.
 async fn page_served(account: &str) -> (LocalApi, Arc<World>, String) {
+    page_served_with(account, Options::default()).await
+}
+
+async fn page_served_with(account: &str, options: Options) -> (LocalApi, Arc<World>, String) {
     let mut api = LocalApi::bind().await.unwrap();
     let base = api.base_url().replace("127.0.0.1", "localhost");
-    let w = Arc::new(
-        World::with(Options { redirect_uri: Some(format!("{base}/oauth/callback")), ..Options::default() }).await,
-    );
+    let w = Arc::new(World::with(Options { redirect_uri: Some(format!("{base}/oauth/callback")), ..options }).await);
     w.connect_account(account).await;
     w.work_push_queue().await;
     w.inbox.drain().await.unwrap();
@@ -324,4 +326,81 @@ async fn the_page_is_refused_inside_a_frame_from_an_origin_not_allowed() {
     )
     .await;
     assert_eq!(replay.status(), 401, "the frame spent the URL: its answer was made, then refused by the browser");
+}
+
+/// A page of another site that embeds `src` in an iframe.
+fn embedding(api: &mut LocalApi, src: String) {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><title>The platform</title></head><body><h1>The platform</h1>\
+         <iframe title=\"Xero integration\" src=\"{src}\" width=\"1000\" height=\"700\"></iframe></body></html>"
+    );
+    api.serve(Arc::new(move |_request| {
+        let html = html.clone();
+        Box::pin(async move {
+            lambda_http::Response::builder()
+                .header("content-type", "text/html; charset=utf-8")
+                .body(lambda_http::Body::Text(html))
+                .unwrap()
+        })
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_by_an_allowed_site_the_page_keeps_its_session_and_reconnects_through_a_popup() {
+    let account = "acct-page-embedded";
+    // The platform's site: 127.0.0.1, another site than the page's localhost, so the page's
+    // cookie is a third-party (partitioned) one.
+    let mut platform = LocalApi::bind().await.unwrap();
+    let options = Options { page_frame_ancestors: Some(platform.base_url()), ..Options::default() };
+    let (_api, w, base) = page_served_with(account, options).await;
+    connect::disconnect_now(&w.connect, &key(account)).await.unwrap();
+    embedding(&mut platform, format!("{base}{}", session_url(&w, account).await));
+
+    let browser =
+        Browser::start("embedded_by_an_allowed_site_the_page_keeps_its_session_and_reconnects_through_a_popup").await;
+    browser.goto(&platform.base_url()).await.unwrap();
+    let frame = browser.wait_for(Locator::Css("iframe")).await;
+    frame.enter_frame().await.unwrap();
+    // Opened in the frame: the session cookie was set there and the page shows in it.
+    assert_eq!(text_of(&browser, ".badge").await, "Disconnected");
+    browser.assert_accessible("the page in the platform's frame").await;
+    browser.enter_parent_frame().await.unwrap();
+    browser.screenshot("the page in the platform's frame").await;
+
+    // Reconnect opens Xero in a popup (Xero's sign-in never loads in a frame).
+    frame.enter_frame().await.unwrap();
+    let page_window = browser.window().await.unwrap();
+    browser.find(Locator::Css("a.connect")).await.unwrap().click().await.unwrap();
+    let deadline = std::time::Instant::now() + crate::chromium::WAIT;
+    while browser.windows().await.unwrap().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no popup opened");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The emulator approves at once; the popup ends on the page's own "connected" address,
+    // tells the frame, and closes; the frame reloads.
+    while browser.windows().await.unwrap().len() > 1 {
+        assert!(std::time::Instant::now() < deadline, "the popup did not close");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    browser.switch_to_window(page_window).await.unwrap();
+    let frame = browser.wait_for(Locator::Css("iframe")).await;
+    frame.enter_frame().await.unwrap();
+    let deadline = std::time::Instant::now() + crate::chromium::WAIT;
+    loop {
+        let badge = browser.find(Locator::Css(".badge")).await.ok();
+        let text = match badge {
+            Some(b) => b.text().await.unwrap_or_default(),
+            None => String::new(),
+        };
+        if text == "Connected" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the frame never showed the connection again: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    browser.assert_accessible("reconnected in the platform's frame").await;
+    browser.enter_parent_frame().await.unwrap();
+    browser.screenshot("reconnected in the platform's frame").await;
+    browser.close().await;
+    assert_eq!(w.connections(account).await[0].status, ConnectionStatus::Connected);
 }
