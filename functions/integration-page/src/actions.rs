@@ -71,10 +71,9 @@ pub async fn save_settings(
 ) -> Result<Outcome, PageError> {
     let connect = &page.connect;
     let connection = connect::connection(connect, key).await?;
-    let version: u64 = fields
-        .one("version")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| PageError::refused(StatusCode::BAD_REQUEST, "The form has no settings version."))?;
+    let version: u64 = fields.one("version").and_then(|v| v.parse().ok()).ok_or_else(|| {
+        PageError::refused(StatusCode::BAD_REQUEST, Text::for_locale(&session.context.locale).no_version)
+    })?;
     let current = connect.app.services.store.get_settings(key).await?;
     let (submitted, problems) = settings_read::parse(fields, &current.settings, &session.context);
     if !problems.is_empty() {

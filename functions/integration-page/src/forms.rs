@@ -11,6 +11,7 @@ use xero_sync_http::request_body;
 
 use crate::actions::{self, Outcome};
 use crate::status::{self, View};
+use crate::text::Text;
 use crate::{IntegrationPage, PageError, html, sessions};
 
 /// A form's fields as the browser sent them (`application/x-www-form-urlencoded`), indexed
@@ -67,6 +68,7 @@ async fn route(
     rest: &[&str],
 ) -> Result<Response<Body>, PageError> {
     let session = sessions::current(page, request).await?;
+    let t = Text::for_locale(&session.context.locale);
     let query = request.query_string_parameters();
     match (method, rest) {
         ("GET", []) => {
@@ -80,10 +82,7 @@ async fn route(
         ("POST", ["connections", tenant, action @ ..]) => {
             let body = request_body(request);
             if body.len() > MAX_FORM {
-                return Err(PageError::refused(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "The form is larger than any this page sends.",
-                ));
+                return Err(PageError::refused(StatusCode::PAYLOAD_TOO_LARGE, t.form_too_large));
             }
             let fields = Fields::parse(body);
             sessions::check_csrf(&session, fields.one("csrf"))?;
@@ -95,22 +94,14 @@ async fn route(
                 ["disconnect"] => actions::disconnect(page, &key).await?,
                 ["invoices", invoice, "retry"] => {
                     let invoice = PlatformInvoiceId::parse(*invoice)
-                        .map_err(|e| PageError::refused(StatusCode::BAD_REQUEST, format!("invoice: {e}")))?;
+                        .map_err(|_| PageError::refused(StatusCode::BAD_REQUEST, t.not_an_invoice))?;
                     actions::retry(page, &key, &invoice).await?
                 }
-                _ => {
-                    return Err(PageError::refused(
-                        StatusCode::NOT_FOUND,
-                        format!("There is no form {}.", action.join("/")),
-                    ));
-                }
+                _ => return Err(PageError::refused(StatusCode::NOT_FOUND, t.no_such_page)),
             };
             respond(page, &session, key.tenant_id, outcome).await
         }
-        _ => Err(PageError::refused(
-            StatusCode::NOT_FOUND,
-            format!("There is no page {method} /integration/{}.", rest.join("/")),
-        )),
+        _ => Err(PageError::refused(StatusCode::NOT_FOUND, t.no_such_page)),
     }
 }
 
@@ -135,7 +126,8 @@ async fn respond(
 
 /// A connection of the session's account: the account comes from the session, never the form.
 fn key(session: &PageSession, tenant: &str) -> Result<ConnectionKey, PageError> {
-    let tenant_id = TenantId::parse(tenant)
-        .map_err(|_| PageError::refused(StatusCode::BAD_REQUEST, "That is not a Xero organisation id."))?;
+    let tenant_id = TenantId::parse(tenant).map_err(|_| {
+        PageError::refused(StatusCode::BAD_REQUEST, Text::for_locale(&session.context.locale).not_an_organisation)
+    })?;
     Ok(ConnectionKey { account_id: session.account_id.clone(), tenant_id })
 }

@@ -104,10 +104,9 @@ pub async fn render(
     let store = &page.connect.app.services.store;
     let listed = store.sync_log(&c.key(), filter, PAGE_SIZE, from.as_ref()).await.map_err(|e| match e {
         // The token came back from the browser's address bar.
-        xero_sync_domain::Error::Corrupt { what: "page token", .. } => PageError::refused(
-            lambda_http::http::StatusCode::BAD_REQUEST,
-            "That page of the sync log is not one this page offered.",
-        ),
+        xero_sync_domain::Error::Corrupt { what: "page token", .. } => {
+            PageError::refused(lambda_http::http::StatusCode::BAD_REQUEST, t.not_a_log_page)
+        }
         other => PageError::from(other),
     })?;
     let mut out = format!(

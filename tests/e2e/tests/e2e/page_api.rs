@@ -249,3 +249,32 @@ async fn when_xero_cannot_be_read_the_card_keeps_its_status_log_and_buttons_and_
     assert!(html.contains("Demo Company (NZ)") && html.contains("Sync log") && html.contains("Disconnect from Xero"));
     assert!(!html.contains("Save settings"));
 }
+
+/// The page's CSRF token, as its forms carry it.
+fn csrf(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a form");
+    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn a_save_based_on_settings_someone_else_changed_since_says_so_and_saves_nothing() {
+    let account = "acct-page-stale";
+    let w = ready(account, NewInvoiceStatus::Authorised).await;
+    let cookie = opened(&w, &session_url(&w, account).await).await;
+    let html = body(&get(&w, "/integration", Some(&cookie)).await);
+    assert!(html.contains("name=\"version\" value=\"1\""), "the form is based on version 1");
+    // Meanwhile, through the API (or another browser):
+    let current = w.aws.store().get_settings(&key(account)).await.unwrap();
+    let changed = w.aws.store().put_settings(&key(account), 1, &current.settings).await.unwrap();
+    assert_eq!(changed.version, 2);
+
+    let tenant = demo::NZ_TENANT_ID;
+    let form = format!("csrf={}&version=1&default_sales_account_code=260&new_invoice_status=DRAFT", csrf(&html));
+    let stale = post_form(&w, &format!("/integration/connections/{tenant}/settings"), &cookie, &form).await;
+    assert_eq!(stale.status(), 409);
+    let page = body(&stale);
+    assert!(page.contains("Someone else changed these settings"), "{page}");
+    assert!(page.contains("name=\"version\" value=\"2\""), "shown again as they are now");
+    assert_eq!(w.aws.store().get_settings(&key(account)).await.unwrap(), changed, "nothing saved");
+}
