@@ -288,22 +288,10 @@ async fn the_page_is_refused_inside_a_frame_from_an_origin_not_allowed() {
     // Another site (another port is another origin) that embeds the page without being allowed.
     let mut elsewhere = LocalApi::bind().await.unwrap();
     let frame_src = format!("{base}{}", session_url(&w, account).await);
-    let framing = format!(
-        "<!doctype html><html lang=\"en\"><head><title>Another site</title></head><body><h1>Another site</h1>\
-         <iframe title=\"Xero integration\" src=\"{frame_src}\" width=\"800\" height=\"600\"></iframe></body></html>"
-    );
-    elsewhere.serve(Arc::new(move |_request| {
-        let framing = framing.clone();
-        Box::pin(async move {
-            lambda_http::Response::builder()
-                .header("content-type", "text/html; charset=utf-8")
-                .body(lambda_http::Body::Text(framing))
-                .unwrap()
-        })
-    }));
+    embedding(&mut elsewhere, frame_src.clone());
     let browser = Browser::start("the_page_is_refused_inside_a_frame_from_an_origin_not_allowed").await;
     browser.goto(&elsewhere.base_url()).await.unwrap();
-    assert_eq!(text_of(&browser, "h1").await, "Another site");
+    assert_eq!(text_of(&browser, "h1").await, "The platform");
     browser.screenshot("framed by an origin not allowed").await;
 
     let frame = browser.wait_for(Locator::Css("iframe")).await;
@@ -328,7 +316,7 @@ async fn the_page_is_refused_inside_a_frame_from_an_origin_not_allowed() {
     assert_eq!(replay.status(), 401, "the frame spent the URL: its answer was made, then refused by the browser");
 }
 
-/// A page of another site that embeds `src` in an iframe.
+/// A page of another site (another port is another origin) that embeds `src` in an iframe.
 fn embedding(api: &mut LocalApi, src: String) {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><title>The platform</title></head><body><h1>The platform</h1>\
