@@ -278,3 +278,28 @@ async fn a_save_based_on_settings_someone_else_changed_since_says_so_and_saves_n
     assert!(page.contains("name=\"version\" value=\"2\""), "shown again as they are now");
     assert_eq!(w.aws.store().get_settings(&key(account)).await.unwrap(), changed, "nothing saved");
 }
+
+#[tokio::test]
+async fn each_organisation_of_the_account_has_its_own_card_and_its_own_settings() {
+    let account = "acct-page-two";
+    let w = World::with(Options { multi_org: true, ..Options::default() }).await;
+    w.emu.set_auto_approve(true, Some(vec![demo::NZ_TENANT_ID, demo::AU_TENANT_ID]));
+    w.connect_account(account).await;
+    let cookie = opened(&w, &session_url(&w, account).await).await;
+    let html = body(&get(&w, "/integration", Some(&cookie)).await);
+    for (tenant, name) in [(demo::NZ_TENANT_ID, "Demo Company (NZ)"), (demo::AU_TENANT_ID, "Demo Company (AU)")] {
+        assert!(html.contains(&format!("id=\"org-{tenant}-name\">{name}</h2>")), "a card for {name}");
+        assert!(html.contains(&format!("action=\"/integration/connections/{tenant}/settings\"")), "{name}'s settings");
+    }
+    assert!(html.contains("Connect another organisation"), "several organisations are allowed");
+
+    // Saving one organisation's settings leaves the other's alone.
+    let au = demo::AU_TENANT_ID;
+    let form = format!("csrf={}&version=0&new_invoice_status=AUTHORISED", csrf(&html));
+    let saved = post_form(&w, &format!("/integration/connections/{au}/settings"), &cookie, &form).await;
+    assert_eq!(saved.status(), 303, "{}", body(&saved));
+    let au_key =
+        xero_sync_domain::model::ConnectionKey { tenant_id: xero_sync_domain::model::TenantId(au), ..key(account) };
+    assert_eq!(w.aws.store().get_settings(&au_key).await.unwrap().version, 1);
+    assert_eq!(w.aws.store().get_settings(&key(account)).await.unwrap().version, 0, "the NZ settings untouched");
+}
