@@ -37,11 +37,12 @@ pub async fn create(page: &IntegrationPage, request: &Request, account: &str) ->
     if body.len() > MAX_BODY {
         return Err(ApiError::PayloadTooLarge { limit: MAX_BODY });
     }
-    let context: PageContext = xero_sync_http::parse_json(body).map_err(|p| ApiError::BadRequest(vec![p]))?;
+    let mut context: PageContext = xero_sync_http::parse_json(body).map_err(|p| ApiError::BadRequest(vec![p]))?;
     let mut problems = context.problems();
     if let Some(raw) = &context.return_url {
         match Url::parse(raw) {
-            Ok(url) if connect.oauth.return_to_allowed(&url) => {}
+            // Kept as parsed: what the page links to is exactly what was checked.
+            Ok(url) if connect.oauth.return_to_allowed(&url) => context.return_url = Some(url.to_string()),
             _ => problems.push(Problem::new("return_url", "is not an address under RETURN_TO_ALLOWLIST")),
         }
     }
