@@ -484,6 +484,9 @@ async fn no_token_ever_reaches_the_logs() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let w = World::new().await;
+    // Another test's thread may have registered a callsite (found no subscriber: never
+    // interested) just as this one's subscriber was set; ask every callsite again now.
+    tracing::callsite::rebuild_interest_cache();
     w.connect_account("acct-logs").await;
     let connection = w.connections("acct-logs").await.remove(0);
     let first = w.connect.app.services.vault.load(&connection.grant_id).await.unwrap().unwrap();
