@@ -11,7 +11,7 @@ use xero_sync_http::{ApiError, no_route};
 use xero_sync_runtime::config::{OAuthConfig, platform_signing_secrets};
 use xero_sync_runtime::{App, ConfigError, Env};
 
-pub use api::{ConnectionView, connection, disconnect_now, granted_scopes, test_now};
+pub use api::{connection, disconnect_now, granted_scopes, test_now};
 pub use link::connect_link;
 pub use settings::{contacts_allowed, reference_data, save as save_settings, validate_now};
 

@@ -50,14 +50,20 @@ fn is_local(host: &str) -> bool {
 /// The platform's page for the invoice: `template` with the id in place, percent-encoded
 /// beyond the characters a path segment takes as they are.
 pub fn platform_page(template: &str, invoice_id: &str) -> String {
-    let mut id = String::with_capacity(invoice_id.len());
-    for b in invoice_id.bytes() {
+    template.replace(INVOICE_ID, &path_segment(invoice_id))
+}
+
+/// A platform id as one path segment: percent-encoded beyond the characters a segment takes as
+/// they are.
+pub fn path_segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => id.push(b as char),
-            other => id.push_str(&format!("%{other:02X}")),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+            other => out.push_str(&format!("%{other:02X}")),
         }
     }
-    template.replace(INVOICE_ID, &id)
+    out
 }
 
 /// A document a deep link opens.

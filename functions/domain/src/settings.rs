@@ -164,9 +164,13 @@ pub struct VersionedSettings {
 /// Xero rate: the same effective rate, and component by component the same rates when either
 /// side has several. What the integration page offers, and what a settings write must pass.
 pub fn tax_rate_matches(rate: Decimal, components: &[Decimal], xero: &crate::xero::TaxRate) -> bool {
+    same_rate(rate, xero.effective()) && same_components(components, xero)
+}
+
+/// Component by component, when either side has several (a single rate has nothing to compare).
+fn same_components(components: &[Decimal], xero: &crate::xero::TaxRate) -> bool {
     let multi = !components.is_empty() || xero.tax_components.len() > 1;
-    same_rate(rate, xero.effective())
-        && (!multi || sorted(components.to_vec()) == sorted(xero.tax_components.iter().map(|c| c.rate).collect()))
+    !multi || sorted(components.to_vec()) == sorted(xero.tax_components.iter().map(|c| c.rate).collect())
 }
 
 fn same_rate(a: Decimal, b: Decimal) -> bool {
@@ -261,9 +265,8 @@ pub fn check(settings: &ConnectionSettings, data: &ReferenceData) -> Vec<Problem
                 ),
             ));
         }
-        let multi = !mapping.components.is_empty() || xero.tax_components.len() > 1;
-        let theirs = sorted(xero.tax_components.iter().map(|c| c.rate).collect());
-        if multi && sorted(mapping.components.clone()) != theirs {
+        if !same_components(&mapping.components, xero) {
+            let theirs = sorted(xero.tax_components.iter().map(|c| c.rate).collect());
             let list = |r: &[Decimal]| r.iter().map(|d| format!("{d}%")).collect::<Vec<_>>().join(" + ");
             problems.push(Problem::new(
                 format!("{field}.components"),

@@ -50,6 +50,12 @@ impl Notice {
     }
 }
 
+/// The callback's code for why a connect failed (`reason`): a short word, shown as a code and
+/// passed on in a URL, so nothing else is taken from the query string.
+pub fn is_reason_code(r: &str) -> bool {
+    r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 pub enum Outcome {
     Notice(Notice),
     /// The page drawn again with this result in the connection's card.
@@ -167,10 +173,7 @@ pub async fn connected(page: &IntegrationPage, request: &Request) -> Response<Bo
     let ok = query.first("xero") == Some("connected");
     let notice = if ok { Notice::Connected } else { Notice::NotConnected };
     // The callback's own code for what went wrong (`reason`): shown as a code, never as markup.
-    let reason = query
-        .first("reason")
-        .filter(|r| r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
-        .map(str::to_owned);
+    let reason = query.first("reason").filter(|r| is_reason_code(r)).map(str::to_owned);
     if sessions::current(page, request).await.is_ok() {
         let mut location = format!("/integration?notice={}", notice.as_str());
         if let Some(reason) = &reason {

@@ -170,7 +170,7 @@ fn row(session: &PageSession, t: &Text, c: &Connection, e: &LogEntry) -> String 
             "<form method=\"post\" action=\"/integration/connections/{}/invoices/{}/retry\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <button type=\"submit\">{}<span class=\"sr-only\"> {}</span></button></form>",
             c.tenant_id,
-            esc(&url_segment(&e.platform_id)),
+            esc(&xero_sync_domain::links::path_segment(&e.platform_id)),
             esc(&session.csrf),
             esc(t.retry),
             esc(&name)
@@ -189,16 +189,6 @@ fn row(session: &PageSession, t: &Text, c: &Connection, e: &LogEntry) -> String 
         "<tr><td>{document}</td><td>{state_cell}</td><td>{in_xero}</td><td>{}</td></tr>",
         esc(&t.when(e.updated_at))
     )
-}
-
-/// A platform id as one path segment.
-fn url_segment(id: &str) -> String {
-    id.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

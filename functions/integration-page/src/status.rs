@@ -47,10 +47,9 @@ pub struct View {
 
 impl View {
     pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Self {
-        let code = |r: &String| r.len() <= 64 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         Self {
             notice: get("notice").and_then(|n| Notice::parse(&n)),
-            reason: get("reason").filter(code),
+            reason: get("reason").filter(|r| crate::actions::is_reason_code(r)),
             result: None,
             log: LogQuery::from_query(&get),
         }
