@@ -303,3 +303,36 @@ async fn each_organisation_of_the_account_has_its_own_card_and_its_own_settings(
     assert_eq!(w.aws.store().get_settings(&au_key).await.unwrap().version, 1);
     assert_eq!(w.aws.store().get_settings(&key(account)).await.unwrap().version, 0, "the NZ settings untouched");
 }
+
+#[tokio::test]
+async fn a_log_page_or_a_form_address_that_was_tampered_with_gets_a_400_page_naming_it_and_changes_nothing() {
+    use base64::Engine;
+    let account = "acct-page-tampered";
+    let w = ready(account, NewInvoiceStatus::Authorised).await;
+    let cookie = opened(&w, &session_url(&w, account).await).await;
+    let tenant = demo::NZ_TENANT_ID;
+    let html = body(&get(&w, "/integration", Some(&cookie)).await);
+    let before = w.aws.store().get_settings(&key(account)).await.unwrap();
+
+    // A page token of another connection's log, well formed otherwise, and one that is not a token.
+    let foreign = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        json!({ "pk": "x", "sk": "y", "gsi1pk": "LOG#acct-other#00000000-0000-0000-0000-000000000000", "gsi1sk": "z" })
+            .to_string(),
+    );
+    for from in [foreign.as_str(), "not-a-token!"] {
+        let page = get(&w, &format!("/integration?log={tenant}&from={from}"), Some(&cookie)).await;
+        assert_eq!(page.status(), 400, "{from}");
+        assert!(body(&page).contains("not one this page offered"), "{}", body(&page));
+    }
+
+    let form = format!("csrf={}&version=1&default_sales_account_code=260&new_invoice_status=DRAFT", csrf(&html));
+    let not_a_tenant = post_form(&w, "/integration/connections/not-a-uuid/settings", &cookie, &form).await;
+    assert_eq!(not_a_tenant.status(), 400);
+    assert!(body(&not_a_tenant).contains("not a Xero organisation id"), "{}", body(&not_a_tenant));
+    let retry = format!("/integration/connections/{tenant}/invoices/{}/retry", "i".repeat(129));
+    let not_an_invoice = post_form(&w, &retry, &cookie, &format!("csrf={}", csrf(&html))).await;
+    assert_eq!(not_an_invoice.status(), 400);
+    assert!(body(&not_an_invoice).contains("not an invoice id"), "{}", body(&not_an_invoice));
+
+    assert_eq!(w.aws.store().get_settings(&key(account)).await.unwrap(), before, "nothing saved");
+}
