@@ -76,6 +76,7 @@ pub(crate) async fn calls_per_record(report: &mut Report) -> anyhow::Result<()> 
     eprintln!("calls per customer, item and attachment ...");
     let mut w = ready(ACCOUNT, NewInvoiceStatus::Authorised).await;
     let proxy = AwsProxy::start(w.moto().endpoint()).await?;
+    proxy.measure_write_units();
     w.reach_aws_through(&proxy);
     w.inbox.set_collecting(false).await?;
     report.section(

@@ -123,13 +123,13 @@ fn describe(calls: &[AwsCall], per: f64) -> String {
     tally(calls).into_iter().map(|(k, n)| format!("{k} {:.2}", n as f64 / per)).collect::<Vec<_>>().join(", ")
 }
 
-/// DynamoDB write units: one per started KiB of the item. A put's item is sized by DynamoDB's
-/// rules; an update's is not in the request, so its request's length (an upper bound) stands in.
+/// DynamoDB write units as billed: each write's larger image, one unit per started KiB, and
+/// again for every index entry it puts, rewrites or deletes (measured by the proxy).
 fn write_units(calls: &[AwsCall]) -> u64 {
     calls
         .iter()
         .filter(|c| c.service == "dynamodb" && ["PutItem", "UpdateItem", "DeleteItem"].contains(&c.operation.as_str()))
-        .map(|c| (c.item_bytes.unwrap_or(c.request_bytes) as u64).div_ceil(1024).max(1))
+        .map(|c| c.write_units.unwrap_or_else(|| panic!("{} was not measured", c.operation)).total())
         .sum()
 }
 
@@ -142,6 +142,7 @@ async fn calls_per_invoice(report: &mut Report) -> anyhow::Result<()> {
     eprintln!("calls per invoice ...");
     let mut w = ready("bench-calls", NewInvoiceStatus::Draft).await;
     let proxy = AwsProxy::start(w.moto().endpoint()).await?;
+    proxy.measure_write_units();
     w.reach_aws_through(&proxy);
     w.inbox.set_collecting(false).await?;
     report.section(

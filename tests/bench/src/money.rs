@@ -107,6 +107,7 @@ pub(crate) async fn calls_per_document(report: &mut Report) -> anyhow::Result<()
     w.aws.store().put_settings(&key("bench-money"), 1, &s).await?;
     invoices(&w, 0..160).await;
     let proxy = AwsProxy::start(w.moto().endpoint()).await?;
+    proxy.measure_write_units();
     w.reach_aws_through(&proxy);
     w.inbox.set_collecting(false).await?;
     report.section(

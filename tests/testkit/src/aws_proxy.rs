@@ -5,7 +5,7 @@
 //! The bench counts calls per invoice with it; the resilience tests cut AWS off mid-run with it.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_config::SdkConfig;
@@ -15,6 +15,8 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
+use crate::write_units::{Meter, WriteUnits};
+
 /// One call that reached the proxy.
 #[derive(Debug, Clone)]
 pub struct AwsCall {
@@ -22,14 +24,15 @@ pub struct AwsCall {
     pub service: String,
     /// The operation: `GetItem`, `SendMessage`, ...; for REST APIs (SES v2) the method and path.
     pub operation: String,
-    /// The request body's length, from which DynamoDB's write units are estimated.
+    /// The request body's length.
     pub request_bytes: usize,
-    /// The size of the item a DynamoDB `PutItem` writes, as DynamoDB counts it for write units.
-    pub item_bytes: Option<usize>,
     /// The JSON body of SQS calls, to read what a function asked of the queue.
     pub sqs_body: Option<Value>,
     /// Whether the proxy dropped it (AWS unreachable).
     pub dropped: bool,
+    /// A DynamoDB write's units as DynamoDB bills them, indexes included, once
+    /// [`AwsProxy::measure_write_units`] is on.
+    pub write_units: Option<WriteUnits>,
 }
 
 #[derive(Default)]
@@ -105,6 +108,8 @@ struct Shared {
     held: Mutex<Vec<Held>>,
     /// IAM actions allowed (`dynamodb:GetItem`); everything when `None`.
     allowed: Mutex<Option<Vec<String>>>,
+    measuring: AtomicBool,
+    meter: Meter,
 }
 
 pub struct AwsProxy {
@@ -129,12 +134,16 @@ impl AwsProxy {
     pub async fn start(upstream: &str) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let upstream = upstream.trim_end_matches('/').to_owned();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(std::io::Error::other)?;
         let shared = Arc::new(Shared {
-            upstream: upstream.trim_end_matches('/').to_owned(),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(std::io::Error::other)?,
+            meter: Meter::new(upstream.clone(), client.clone()),
+            measuring: AtomicBool::new(false),
+            upstream,
+            client,
             calls: Mutex::new(Vec::new()),
             seen: AtomicU64::new(0),
             outage: Mutex::new(Outage::default()),
@@ -195,6 +204,12 @@ impl AwsProxy {
     /// function's role.
     pub fn allow_only(&self, actions: Vec<String>) {
         *lock(&self.shared.allowed) = Some(actions);
+    }
+
+    /// From now on, measures each DynamoDB write's units (table and indexes) by reading its
+    /// item before and after it: two reads the calls do not show, for the bench only.
+    pub fn measure_write_units(&self) {
+        self.shared.measuring.store(true, Ordering::SeqCst);
     }
 
     /// Stops failing what [`AwsProxy::fail`] was told to fail.
@@ -265,7 +280,19 @@ async fn forward(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Resp
         (outage.from..outage.until).contains(&number) || failing
     };
     call.dropped = dropped;
-    shared.calls.lock().unwrap_or_else(|e| e.into_inner()).push(call);
+    let measured = !dropped
+        && shared.measuring.load(Ordering::SeqCst)
+        && call.service == "dynamodb"
+        && ["PutItem", "UpdateItem", "DeleteItem"].contains(&call.operation.as_str());
+    let pending = if measured { shared.meter.before(&parts.headers, &body).await } else { None };
+    // A measured call is recorded with its units, once it is done.
+    let mut unrecorded = match pending {
+        Some(_) => Some(call),
+        None => {
+            lock(&shared.calls).push(call);
+            None
+        }
+    };
     if dropped {
         return Err(Dropped);
     }
@@ -278,7 +305,10 @@ async fn forward(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Resp
     }
     let answer = match upstream.body(body).send().await {
         Ok(answer) => answer,
-        Err(_) => return Err(Dropped),
+        Err(_) => {
+            lock(&shared.calls).extend(unrecorded);
+            return Err(Dropped);
+        }
     };
     let mut response = Response::builder().status(answer.status());
     for (name, value) in answer.headers() {
@@ -286,8 +316,12 @@ async fn forward(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Resp
             response = response.header(name, value);
         }
     }
-    let bytes = answer.bytes().await.map_err(|_| Dropped)?;
-    response.body(Full::new(bytes)).map_err(|_| Dropped)
+    let bytes = answer.bytes().await;
+    if let (Some(mut call), Some(pending)) = (unrecorded.take(), pending) {
+        call.write_units = shared.meter.after(&parts.headers, pending).await;
+        lock(&shared.calls).push(call);
+    }
+    response.body(Full::new(bytes.map_err(|_| Dropped)?)).map_err(|_| Dropped)
 }
 
 /// The IAM action a call needs: the signing name and the operation, named as IAM names them
@@ -329,11 +363,7 @@ fn classify(parts: &hyper::http::request::Parts, body: &Bytes) -> AwsCall {
         _ => format!("{} {}", parts.method, parts.uri.path()),
     };
     let sqs_body = (service == "sqs").then(|| serde_json::from_slice(body).ok()).flatten();
-    let item_bytes = (service == "dynamodb" && operation == "PutItem")
-        .then(|| serde_json::from_slice::<Value>(body).ok())
-        .flatten()
-        .and_then(|request| request.get("Item").and_then(Value::as_object).map(item_size));
-    AwsCall { service, operation, request_bytes: body.len(), item_bytes, sqs_body, dropped: false }
+    AwsCall { service, operation, request_bytes: body.len(), sqs_body, dropped: false, write_units: None }
 }
 
 /// An item's size by DynamoDB's rules: each attribute's name plus its value (a string's UTF-8

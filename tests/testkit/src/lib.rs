@@ -12,6 +12,7 @@ mod local_aws;
 mod moto;
 pub mod openapi;
 mod template;
+mod write_units;
 
 use std::path::PathBuf;
 
@@ -21,6 +22,7 @@ pub use local_api::{Handler, LocalApi};
 pub use local_aws::LocalAws;
 pub use moto::Moto;
 pub use template::{Stack, Template};
+pub use write_units::WriteUnits;
 
 /// The repository root (this crate lives in `tests/testkit`).
 pub fn workspace_root() -> PathBuf {
