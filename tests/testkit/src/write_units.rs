@@ -5,7 +5,9 @@
 //! after the write, outside the recorded calls, and applies DynamoDB's rules to the two images:
 //! https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.ThroughputConsiderations
 //!
-//! The two reads are not atomic with the write; the bench's writes to one item do not overlap.
+//! The two reads are not atomic with the write: two overlapping writes to one item may each see
+//! the other's change. The bench's writes that can overlap are the governor's buckets, which are
+//! small and in no index: one unit each however the images fall.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
