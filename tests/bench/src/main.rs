@@ -128,7 +128,7 @@ fn describe(calls: &[AwsCall], per: f64) -> String {
 fn write_units(calls: &[AwsCall]) -> u64 {
     calls
         .iter()
-        .filter(|c| c.service == "dynamodb" && ["PutItem", "UpdateItem", "DeleteItem"].contains(&c.operation.as_str()))
+        .filter(|c| c.is_dynamodb_write())
         .map(|c| c.write_units.unwrap_or_else(|| panic!("{} was not measured", c.operation)).total())
         .sum()
 }

@@ -24,8 +24,6 @@ pub struct AwsCall {
     pub service: String,
     /// The operation: `GetItem`, `SendMessage`, ...; for REST APIs (SES v2) the method and path.
     pub operation: String,
-    /// The request body's length.
-    pub request_bytes: usize,
     /// The JSON body of SQS calls, to read what a function asked of the queue.
     pub sqs_body: Option<Value>,
     /// Whether the proxy dropped it (AWS unreachable).
@@ -33,6 +31,13 @@ pub struct AwsCall {
     /// A DynamoDB write's units as DynamoDB bills them, indexes included, once
     /// [`AwsProxy::measure_write_units`] is on.
     pub write_units: Option<WriteUnits>,
+}
+
+impl AwsCall {
+    /// A DynamoDB call that writes an item (and is billed write units).
+    pub fn is_dynamodb_write(&self) -> bool {
+        self.service == "dynamodb" && ["PutItem", "UpdateItem", "DeleteItem"].contains(&self.operation.as_str())
+    }
 }
 
 #[derive(Default)]
@@ -280,10 +285,7 @@ async fn forward(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Resp
         (outage.from..outage.until).contains(&number) || failing
     };
     call.dropped = dropped;
-    let measured = !dropped
-        && shared.measuring.load(Ordering::SeqCst)
-        && call.service == "dynamodb"
-        && ["PutItem", "UpdateItem", "DeleteItem"].contains(&call.operation.as_str());
+    let measured = !dropped && shared.measuring.load(Ordering::SeqCst) && call.is_dynamodb_write();
     let pending = if measured { shared.meter.before(&parts.headers, &body).await } else { None };
     // A measured call is recorded with its units, once it is done.
     let mut unrecorded = match pending {
@@ -363,7 +365,7 @@ fn classify(parts: &hyper::http::request::Parts, body: &Bytes) -> AwsCall {
         _ => format!("{} {}", parts.method, parts.uri.path()),
     };
     let sqs_body = (service == "sqs").then(|| serde_json::from_slice(body).ok()).flatten();
-    AwsCall { service, operation, request_bytes: body.len(), sqs_body, dropped: false, write_units: None }
+    AwsCall { service, operation, sqs_body, dropped: false, write_units: None }
 }
 
 /// An item's size by DynamoDB's rules: each attribute's name plus its value (a string's UTF-8
